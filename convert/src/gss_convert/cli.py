@@ -1,0 +1,163 @@
+"""`gss-convert`: the offline tool's command line (data, train, eval, macs)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from . import __version__
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size {text!r}: expected HxW, e.g. 256x512") from None
+    if h <= 0 or w <= 0:
+        raise argparse.ArgumentTypeError(f"size {text!r}: both sides must be positive")
+    return h, w
+
+
+def _splits(text: str) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for part in text.split(","):
+        try:
+            name, count = part.split("=")
+            out[name.strip()] = int(count)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"split {part!r}: expected NAME=COUNT, e.g. train=1600,val=100,test=200") from None
+    return out
+
+
+def _add_device(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                   help="CUDA with mixed precision when available (auto), else the CPU")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch (default: all cores)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gss-convert", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"gss-convert {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="dataset tools").add_subparsers(dest="data_command", required=True)
+    synth = data.add_parser("synth", help="generate the street8 synthetic dataset")
+    synth.add_argument("--out", type=Path, required=True)
+    synth.add_argument("--size", type=_size, default=(256, 512), help="HxW (default 256x512)")
+    synth.add_argument("--split", type=_splits, default={"train": 1600, "val": 100, "test": 200})
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--sequence", type=int, default=None,
+                       help="write N consecutive frames of a forward-moving camera instead")
+    synth.add_argument("--format", choices=["png", "jpg"], default="png", help="image file format")
+    synth.add_argument("--workers", type=int, default=2)
+    check = data.add_parser("check", help="load every sample of a split and report problems")
+    check.add_argument("root", type=Path)
+    check.add_argument("--split", default="train")
+    check.add_argument("--layout", default="auto", choices=["auto", "folder", "cityscapes", "ade20k"])
+
+    train = sub.add_parser("train", help="train GSS-edge stages and the baseline")
+    train.add_argument("stage", choices=["stage1", "stage2", "baseline", "all"],
+                       help="stage1 = VQ-VAE posterior, stage2 = prior, baseline = discriminative")
+    train.add_argument("--config", default="default", help="YAML file or bundled name (default, tiny)")
+    train.add_argument("--data", type=Path, required=True, help="dataset root (shared folder format)")
+    train.add_argument("--out", type=Path, required=True, help="run directory for checkpoints and logs")
+    train.add_argument("--resume", action="store_true", help="continue from *_last.pt checkpoints")
+    train.add_argument("--max-train", type=int, default=None, help="use only the first N training images")
+    _add_device(train)
+
+    ev = sub.add_parser("eval", help="mIoU of the posterior upper bound, GSS prior and baseline")
+    ev.add_argument("--run", type=Path, required=True, help="run directory written by `train`")
+    ev.add_argument("--data", type=Path, required=True)
+    ev.add_argument("--split", default="test")
+    ev.add_argument("--layout", default="auto", choices=["auto", "folder", "cityscapes", "ade20k"])
+    ev.add_argument("--out", type=Path, default=None, help="default: RUN/eval-SPLIT")
+    ev.add_argument("--panels", type=int, default=6, help="PNG panels to write")
+    ev.add_argument("--max-images", type=int, default=None)
+    ev.add_argument("--batch-size", type=int, default=8)
+    _add_device(ev)
+
+    macs = sub.add_parser("macs", help="MACs and parameters per part for a config")
+    macs.add_argument("--config", default="default")
+    macs.add_argument("--json", action="store_true")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from .utils import setup_logging
+    try:
+        return _run(args)
+    except (FileNotFoundError, ValueError, RuntimeError) as e:
+        setup_logging(None)
+        print(f"gss-convert: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("gss-convert: interrupted (use --resume to continue training)", file=sys.stderr)
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .utils import log, resolve_device, set_threads, setup_logging
+
+    if args.command == "data" and args.data_command == "synth":
+        from .data.synth import generate_dataset
+        setup_logging(None, args.verbose)
+        t0 = time.perf_counter()
+        splits = {"seq": args.sequence} if args.sequence else args.split
+        generate_dataset(args.out, args.size, splits, args.seed, sequence=args.sequence,
+                         workers=args.workers, image_format=args.format)
+        log.info("wrote %s (%s) in %.1f s", args.out, ", ".join(f"{k}={v}" for k, v in splits.items()),
+                 time.perf_counter() - t0)
+        return 0
+    if args.command == "data" and args.data_command == "check":
+        from tqdm import tqdm
+        from .data.datasets import open_dataset
+        ds = open_dataset(args.root, args.split, args.layout)
+        for i in tqdm(range(len(ds)), desc=f"check {args.split}"):
+            ds[i]
+        print(f"{args.root} [{args.split}]: {len(ds)} samples ok, {ds.num_classes} classes "
+              f"({', '.join(c.name for c in ds.classes[:10])}{', ...' if ds.num_classes > 10 else ''})")
+        return 0
+    if args.command == "macs":
+        from .config import load_config
+        from .flops import format_budget, inference_budget
+        cfg = load_config(args.config)
+        rows = inference_budget(cfg)
+        print(json.dumps(rows, indent=1) if args.json else format_budget(rows, cfg.input_size))
+        return 0
+    if args.command == "train":
+        from .config import load_config, save_config
+        from .train import STAGES, Trainer
+        cfg = load_config(args.config)
+        args.out.mkdir(parents=True, exist_ok=True)
+        setup_logging(args.out / "train.log", args.verbose)
+        set_threads(args.threads)
+        device = resolve_device(args.device)
+        save_config(cfg, args.out / "config.yaml")
+        log.info("gss-convert %s: training %s of %s on %s, data %s", __version__, args.stage, cfg.name,
+                 device, args.data)
+        trainer = Trainer(cfg, args.data, args.out, device, resume=args.resume, max_train=args.max_train)
+        for stage in (STAGES if args.stage == "all" else (args.stage,)):
+            trainer.run(stage)
+        return 0
+    if args.command == "eval":
+        from .evaluate import evaluate
+        out = args.out or args.run / f"eval-{args.split}"
+        setup_logging(out / "eval.log", args.verbose)
+        set_threads(args.threads)
+        evaluate(args.run, args.data, args.split, out, resolve_device(args.device),
+                          batch_size=args.batch_size, panels=args.panels, max_images=args.max_images,
+                          layout=args.layout)
+        print((out / "metrics.md").read_text())
+        print(f"wrote {out / 'metrics.json'}, {out / 'metrics.md'} and panels in {out / 'panels'}")
+        return 0
+    raise AssertionError(f"unhandled command {args.command}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,168 @@
+"""Stage 1, the posterior q(z|c): a small VQ-VAE that turns maskiges into a grid of discrete tokens.
+
+The decoder is shaped for the edge runtime (see shared/TRACT-NOTES.md): channels are spent at the
+token resolution, and every upsampling step is a conv at low resolution followed by pixel shuffle,
+including the RGB head (12 channels at half resolution, then DepthToSpace).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+@dataclass
+class VQVAEConfig:
+    codebook_size: int = 512
+    embed_dim: int = 64
+    downsample: int = 8            # token grid = maskige size / downsample; power of two
+    enc_channels: list[int] = field(default_factory=lambda: [16, 32, 64])
+    dec_channels: int = 64         # at the token resolution
+    dec_res_blocks: int = 1
+    dec_up_channels: list[int] = field(default_factory=lambda: [32, 16])  # after each ×2 but the last
+    ema_decay: float = 0.99
+    commitment: float = 0.25
+    dead_code_threshold: float = 0.03  # a code used less than this (EMA count) is restarted
+
+
+class ResBlock(nn.Module):
+    def __init__(self, ch: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(ch, ch, 3, padding=1)
+        self.conv2 = nn.Conv2d(ch, ch, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(F.relu(self.conv1(F.relu(x))))
+
+
+class VectorQuantizerEMA(nn.Module):
+    """Codebook with EMA updates and restarts of dead codes from current encoder outputs."""
+
+    def __init__(self, num_codes: int, dim: int, decay: float, dead_threshold: float):
+        super().__init__()
+        self.num_codes, self.dim, self.decay, self.dead_threshold = num_codes, dim, decay, dead_threshold
+        embed = torch.randn(num_codes, dim) * 0.1
+        self.register_buffer("embed", embed)
+        self.register_buffer("cluster_size", torch.ones(num_codes))
+        self.register_buffer("embed_sum", embed.clone())
+        self.register_buffer("usage", torch.zeros(num_codes))  # EMA of per-batch code use, for reports
+
+    def codes(self, z: torch.Tensor) -> torch.Tensor:
+        """Nearest code index per cell: z [N, D, h, w] → long [N, h, w]."""
+        flat = z.permute(0, 2, 3, 1).reshape(-1, self.dim)
+        d = (flat.pow(2).sum(1, keepdim=True) - 2 * flat @ self.embed.t()
+             + self.embed.pow(2).sum(1)[None])
+        return d.argmin(1).view(z.shape[0], z.shape[2], z.shape[3])
+
+    def lookup(self, idx: torch.Tensor) -> torch.Tensor:
+        """Token grid long [N, h, w] → embeddings [N, D, h, w]."""
+        return F.embedding(idx, self.embed).permute(0, 3, 1, 2)
+
+    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        idx = self.codes(z)
+        zq = self.lookup(idx)
+        if self.training:
+            self._ema_update(z.detach(), idx)
+        commit = F.mse_loss(z, zq.detach())
+        zq = z + (zq - z).detach()  # straight-through
+        return zq, idx, commit
+
+    @torch.no_grad()
+    def _ema_update(self, z: torch.Tensor, idx: torch.Tensor) -> None:
+        flat = z.permute(0, 2, 3, 1).reshape(-1, self.dim).float()
+        onehot = F.one_hot(idx.reshape(-1), self.num_codes).float()
+        counts = onehot.sum(0)
+        self.usage.mul_(self.decay).add_(counts / max(1, flat.shape[0]) * self.num_codes, alpha=1 - self.decay)
+        self.cluster_size.mul_(self.decay).add_(counts, alpha=1 - self.decay)
+        self.embed_sum.mul_(self.decay).add_(onehot.t() @ flat, alpha=1 - self.decay)
+        n = self.cluster_size.sum()
+        size = (self.cluster_size + 1e-5) / (n + self.num_codes * 1e-5) * n
+        self.embed.copy_(self.embed_sum / size[:, None])
+        # Restart codes nobody picks: move them onto random encoder outputs so the whole codebook works.
+        dead = self.usage < self.dead_threshold
+        n_dead = int(dead.sum())
+        if n_dead:
+            pick = flat[torch.randint(0, flat.shape[0], (n_dead,), device=flat.device)]
+            pick = pick + torch.randn_like(pick) * 1e-3
+            self.embed[dead] = pick
+            self.embed_sum[dead] = pick
+            self.cluster_size[dead] = 1.0
+            self.usage[dead] = 1.0
+
+
+class Encoder(nn.Module):
+    def __init__(self, cfg: VQVAEConfig):
+        super().__init__()
+        steps = int(math.log2(cfg.downsample))
+        chans = (cfg.enc_channels + [cfg.enc_channels[-1]] * steps)[:steps]
+        layers: list[nn.Module] = []
+        cin = 3
+        for c in chans:
+            layers += [nn.Conv2d(cin, c, 4, stride=2, padding=1), nn.ReLU(inplace=True)]
+            cin = c
+        layers += [nn.Conv2d(cin, cin, 3, padding=1), ResBlock(cin), nn.ReLU(inplace=True),
+                   nn.Conv2d(cin, cfg.embed_dim, 1)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class Decoder(nn.Module):
+    """Token embeddings [N, D, h, w] → maskige [N, 3, h·s, w·s] in [0, 1]."""
+
+    def __init__(self, cfg: VQVAEConfig):
+        super().__init__()
+        steps = int(math.log2(cfg.downsample))
+        layers: list[nn.Module] = [nn.Conv2d(cfg.embed_dim, cfg.dec_channels, 3, padding=1)]
+        layers += [ResBlock(cfg.dec_channels) for _ in range(cfg.dec_res_blocks)]
+        layers += [nn.ReLU(inplace=True)]
+        cin = cfg.dec_channels
+        ups = (cfg.dec_up_channels + [cfg.dec_up_channels[-1]] * steps)[: steps - 1]
+        for c in ups:
+            layers += [nn.Conv2d(cin, c * 4, 3, padding=1), nn.PixelShuffle(2), nn.ReLU(inplace=True)]
+            cin = c
+        layers += [nn.Conv2d(cin, 3 * 4, 3, padding=1), nn.PixelShuffle(2)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        # clamp, not sigmoid: the palette sits on the RGB cube's corners and centre, which clamp reaches
+        return self.net(z).clamp(0.0, 1.0)
+
+
+class VQVAE(nn.Module):
+    def __init__(self, cfg: VQVAEConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = Encoder(cfg)
+        self.quantizer = VectorQuantizerEMA(cfg.codebook_size, cfg.embed_dim, cfg.ema_decay,
+                                            cfg.dead_code_threshold)
+        self.decoder = Decoder(cfg)
+
+    def forward(self, maskige: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        z = self.encoder(maskige * 2 - 1)
+        zq, idx, commit = self.quantizer(z)
+        return self.decoder(zq), idx, commit
+
+    @torch.no_grad()
+    def encode(self, maskige: torch.Tensor) -> torch.Tensor:
+        return self.quantizer.codes(self.encoder(maskige * 2 - 1))
+
+    def decode(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.quantizer.lookup(tokens))
+
+
+class TokenDecoder(nn.Module):
+    """What the runtime runs: tokens in, maskige out, the codebook as an embedding gather."""
+
+    def __init__(self, vqvae: VQVAE):
+        super().__init__()
+        self.embed = nn.Parameter(vqvae.quantizer.embed.clone(), requires_grad=False)
+        self.decoder = vqvae.decoder
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.decoder(F.embedding(tokens, self.embed).permute(0, 3, 1, 2))

@@ -1,0 +1,289 @@
+"""Two-stage GSS-edge training and the discriminative baseline.
+
+Stage 1 fits the maskige VQ-VAE (posterior). Stage 2 fits the prior to predict the posterior's
+tokens from the image, with targets encoded on the fly from maskiges whose unlabeled pixels are
+filled by the prior's own auxiliary head. The baseline trains the same backbone and head as a
+per-pixel classifier on the same data and schedule.
+
+Every checkpoint carries the full config, the palette and the class list, so evaluation and export
+need nothing else; `*_last.pt` files carry optimizer and RNG state for `--resume`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from .augment import RandomBatcher
+from .config import Config, StageConfig, config_from_dict
+from .data.classes import IGNORE_INDEX, ClassInfo
+from .data.datasets import load_all, open_dataset
+from .maskige import Palette, fill_ignore_nearest, labels_to_maskige_tensor, max_distance_palette
+from .models import VQVAE, PixelBaseline, Prior
+from .utils import autocast, log, set_seed
+
+STAGES = ("stage1", "stage2", "baseline")
+CKPT_NAMES = {"stage1": "vqvae.pt", "stage2": "prior.pt", "baseline": "baseline.pt"}
+
+
+@dataclass
+class RunPaths:
+    root: Path
+
+    def final(self, stage: str) -> Path:
+        return self.root / CKPT_NAMES[stage]
+
+    def last(self, stage: str) -> Path:
+        return self.root / CKPT_NAMES[stage].replace(".pt", "_last.pt")
+
+
+def lr_factor(it: int, cfg: StageConfig) -> float:
+    """Linear warmup, then polynomial decay to zero at `iters`."""
+    if it < cfg.warmup_iters:
+        return (it + 1) / cfg.warmup_iters
+    progress = (it - cfg.warmup_iters) / max(1, cfg.iters - cfg.warmup_iters)
+    return max(0.0, 1.0 - progress) ** cfg.poly_power
+
+
+def class_weights(labels: list[np.ndarray], num_classes: int) -> torch.Tensor:
+    """1/sqrt(frequency), normalised to mean 1: thin classes (poles, people) are not drowned out."""
+    counts = np.zeros(num_classes, np.float64)
+    for lab in labels:
+        counts += np.bincount(lab.ravel(), minlength=256)[:num_classes]
+    freq = counts / max(1.0, counts.sum())
+    w = 1.0 / np.sqrt(np.maximum(freq, 1e-4))
+    return torch.tensor(w / w.mean(), dtype=torch.float32)
+
+
+def _save(path: Path, payload: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(path)  # never leave a half-written checkpoint behind
+
+
+def load_checkpoint(path: Path) -> dict:
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path}: checkpoint not found; train it first (gss-convert train)")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # a truncated or foreign file
+        raise ValueError(f"{path}: not a readable gss_convert checkpoint ({e})") from None
+    if not isinstance(ckpt, dict) or "stage" not in ckpt or "config" not in ckpt:
+        raise ValueError(f"{path}: not a gss_convert checkpoint (no stage/config)")
+    return ckpt
+
+
+def build_vqvae(ckpt: dict) -> VQVAE:
+    cfg = config_from_dict(ckpt["config"])
+    model = VQVAE(cfg.vqvae)
+    model.load_state_dict(ckpt["vqvae"] if "vqvae" in ckpt else ckpt["model"])
+    return model.eval()
+
+
+def build_prior(ckpt: dict) -> Prior:
+    cfg = config_from_dict(ckpt["config"])
+    cfg.prior.pretrained = False  # the checkpoint carries the weights
+    model = Prior(cfg.prior, cfg.vqvae.codebook_size, len(ckpt["classes"]))
+    model.load_state_dict(ckpt["model"])
+    return model.eval()
+
+
+def build_baseline(ckpt: dict) -> PixelBaseline:
+    cfg = config_from_dict(ckpt["config"])
+    cfg.prior.pretrained = False
+    model = PixelBaseline(cfg.prior, len(ckpt["classes"]))
+    model.load_state_dict(ckpt["model"])
+    return model.eval()
+
+
+class Trainer:
+    """Runs one stage: data, model, optimiser, schedule, checkpoints and resume."""
+
+    def __init__(self, cfg: Config, data_root: Path, out: Path, device: torch.device,
+                 resume: bool = False, max_train: int | None = None):
+        self.cfg, self.data_root, self.device, self.resume = cfg, Path(data_root), device, resume
+        self.paths = RunPaths(Path(out))
+        self.paths.root.mkdir(parents=True, exist_ok=True)
+        self.max_train = max_train
+        self._train = None
+
+    def train_samples(self):
+        if self._train is None:
+            ds = open_dataset(self.data_root, "train")
+            self.classes: list[ClassInfo] = ds.classes
+            log.info("loading %s train split (%d images)", self.data_root, len(ds))
+            self._train = load_all(ds, self.max_train)
+        return self._train
+
+    # ---------------------------------------------------------------- shared loop
+
+    def _loop(self, stage: str, model: nn.Module, batcher: RandomBatcher, step_fn, extra: dict) -> dict:
+        scfg: StageConfig = getattr(self.cfg, stage)
+        params = [p for p in model.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=scfg.lr, weight_decay=scfg.weight_decay)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda it: lr_factor(it, scfg))
+        start, elapsed = 0, 0.0
+        last = self.paths.last(stage)
+        if self.resume and last.is_file():
+            ck = load_checkpoint(last)
+            model.load_state_dict(ck["model"])
+            opt.load_state_dict(ck["optimizer"])
+            sched.load_state_dict(ck["scheduler"])
+            batcher.set_state(ck["batcher_rng"])
+            torch.set_rng_state(ck["torch_rng"])
+            start, elapsed = ck["iter"], ck["train_seconds"]
+            log.info("%s: resuming from %s at iteration %d", stage, last, start)
+        model.to(self.device).train()
+        t0 = time.perf_counter() - elapsed
+        running: dict[str, float] = {}
+        bar = tqdm(range(start, scfg.iters), desc=stage, initial=start, total=scfg.iters, dynamic_ncols=True,
+                   disable=None)  # no bar when logging to a file: the log lines carry progress
+
+        def payload(it: int) -> dict:
+            return {"stage": stage, "config": self.cfg.to_dict(), "model": model.state_dict(),
+                    "classes": [c.__dict__ for c in self.classes], "iter": it,
+                    "train_seconds": time.perf_counter() - t0, **extra}
+
+        for it in bar:
+            images, labels = batcher.next()
+            with autocast(self.device):
+                losses = step_fn(images, labels)
+            total = sum(losses.values())
+            if not torch.isfinite(total):
+                raise FloatingPointError(f"{stage}: loss became {total.item()} at iteration {it}; "
+                                         "lower the learning rate")
+            opt.zero_grad(set_to_none=True)
+            total.backward()
+            opt.step()
+            sched.step()
+            for k, v in losses.items():
+                v = v.item()
+                running[k] = running.get(k, v) * 0.9 + v * 0.1
+            if (it + 1) % scfg.log_every == 0 or it + 1 == scfg.iters:
+                msg = " ".join(f"{k}={v:.4f}" for k, v in running.items())
+                bar.set_postfix_str(msg)
+                log.info("%s it %d/%d lr %.2e %s", stage, it + 1, scfg.iters, sched.get_last_lr()[0], msg)
+            if (it + 1) % scfg.ckpt_every == 0 and it + 1 < scfg.iters:
+                p = payload(it + 1)
+                p.update(optimizer=opt.state_dict(), scheduler=sched.state_dict(),
+                         batcher_rng=batcher.state(), torch_rng=torch.get_rng_state())
+                _save(last, p)
+        bar.close()
+        model.eval()
+        final = payload(scfg.iters)
+        final["model"] = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        final["final_loss"] = running
+        _save(self.paths.final(stage), final)
+        last.unlink(missing_ok=True)
+        log.info("%s: done in %.1f min -> %s", stage, final["train_seconds"] / 60, self.paths.final(stage))
+        return final
+
+    # ---------------------------------------------------------------- stages
+
+    def stage1(self) -> dict:
+        samples = self.train_samples()
+        set_seed(self.cfg.seed)
+        palette = max_distance_palette(len(self.classes))
+        log.info("maskige palette (min pairwise RGB distance %.1f): %s", palette.min_distance(),
+                 palette.colors.tolist())
+        # Unlabeled pixels take the nearest labelled class: the posterior learns complete masks,
+        # which is what the prior's filled targets and its predictions look like.
+        filled = [fill_ignore_nearest(s.label) for s in tqdm(samples, desc="fill ignore", leave=False)]
+        weights = class_weights(filled, len(self.classes)).to(self.device)
+        model = VQVAE(self.cfg.vqvae)
+        batcher = RandomBatcher(None, filled, self.cfg.stage1, self.cfg.seed + 1)
+        commitment = self.cfg.vqvae.commitment
+
+        def step(_images, labels):
+            labels = labels.to(self.device)
+            if (labels == IGNORE_INDEX).any():  # only padding can be unlabeled here
+                labels = labels.clone()
+                labels[labels == IGNORE_INDEX] = 0
+            x = labels_to_maskige_tensor(labels, palette)
+            recon, _, commit = model(x)
+            w = weights[labels][:, None]
+            mse = ((recon.float() - x) ** 2 * w).mean()
+            return {"recon": mse, "commit": commitment * commit.float()}
+
+        out = self._loop("stage1", model, batcher, step, {"palette": palette.to_dict()})
+        usage = codebook_usage(model, filled[: min(200, len(filled))], palette, self.device)
+        log.info("codebook usage on %d train masks: %d of %d codes (%.1f %%), perplexity %.1f",
+                 usage["masks"], usage["used"], usage["size"], 100 * usage["used"] / usage["size"],
+                 usage["perplexity"])
+        out["codebook_usage"] = usage
+        _save(self.paths.final("stage1"), out)
+        return out
+
+    def stage2(self) -> dict:
+        vq_ckpt = load_checkpoint(self.paths.final("stage1"))
+        palette = Palette.from_dict(vq_ckpt["palette"])
+        vqvae = build_vqvae(vq_ckpt).to(self.device)
+        for p in vqvae.parameters():
+            p.requires_grad_(False)
+        samples = self.train_samples()
+        set_seed(self.cfg.seed)
+        model = Prior(self.cfg.prior, self.cfg.vqvae.codebook_size, len(self.classes))
+        batcher = RandomBatcher([s.image for s in samples], [s.label for s in samples],
+                                self.cfg.stage2, self.cfg.seed + 2)
+        stride = self.cfg.vqvae.downsample
+
+        def step(images, labels):
+            images, labels = images.to(self.device), labels.to(self.device)
+            token_logits, aux = model(images)
+            aux_full = F.interpolate(aux.float(), size=labels.shape[-2:], mode="bilinear", align_corners=False)
+            aux_loss = F.cross_entropy(aux_full, labels, ignore_index=IGNORE_INDEX)
+            with torch.no_grad():
+                unlabeled = labels == IGNORE_INDEX
+                filled = torch.where(unlabeled, aux_full.argmax(1), labels)
+                targets = vqvae.encode(labels_to_maskige_tensor(filled, palette))
+                # a cell with no labelled pixel has no ground truth to learn from
+                labelled_share = F.avg_pool2d((~unlabeled).float()[:, None], stride)[:, 0]
+                targets[labelled_share == 0] = -1
+            tok_loss = F.cross_entropy(token_logits.float(), targets, ignore_index=-1)
+            return {"token_ce": tok_loss, "aux_ce": self.cfg.aux_weight * aux_loss}
+
+        return self._loop("stage2", model, batcher, step,
+                          {"palette": palette.to_dict(), "vqvae": vqvae.state_dict()})
+
+    def baseline(self) -> dict:
+        samples = self.train_samples()
+        set_seed(self.cfg.seed)
+        model = PixelBaseline(self.cfg.prior, len(self.classes))
+        batcher = RandomBatcher([s.image for s in samples], [s.label for s in samples],
+                                self.cfg.baseline, self.cfg.seed + 3)
+
+        def step(images, labels):
+            logits = model(images.to(self.device))
+            return {"ce": F.cross_entropy(logits.float(), labels.to(self.device), ignore_index=IGNORE_INDEX)}
+
+        return self._loop("baseline", model, batcher, step, {})
+
+    def run(self, stage: str) -> dict:
+        if stage not in STAGES:
+            raise ValueError(f"unknown stage {stage}; expected one of {STAGES}")
+        return getattr(self, stage)()
+
+
+@torch.no_grad()
+def codebook_usage(model: VQVAE, labels: list[np.ndarray], palette: Palette, device: torch.device) -> dict:
+    counts = torch.zeros(model.cfg.codebook_size, dtype=torch.long)
+    model.eval()
+    for lab in labels:
+        x = labels_to_maskige_tensor(torch.from_numpy(lab).long()[None].to(device), palette)
+        idx = model.encode(x).cpu()
+        counts += torch.bincount(idx.ravel(), minlength=model.cfg.codebook_size)
+    p = counts.float() / counts.sum()
+    nz = p[p > 0]
+    return {"masks": len(labels), "used": int((counts > 0).sum()), "size": model.cfg.codebook_size,
+            "perplexity": float(torch.exp(-(nz * nz.log()).sum()))}
+
+
+__all__ = ["Trainer", "STAGES", "load_checkpoint", "build_vqvae", "build_prior", "build_baseline",
+           "lr_factor", "codebook_usage"]

@@ -1,0 +1,73 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from gss_convert.cli import main
+from gss_convert.config import load_config
+from gss_convert.train import Trainer, lr_factor
+
+
+def test_lr_schedule_warms_up_then_decays():
+    s = load_config("default").stage2
+    f = [lr_factor(i, s) for i in range(s.iters)]
+    assert f[0] < f[s.warmup_iters - 1] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(f[s.warmup_iters:], f[s.warmup_iters + 1:]))
+    assert f[-1] < 0.01
+
+
+@pytest.mark.parametrize("stage", ["stage1", "stage2", "baseline"])
+def test_a_few_steps_lower_the_loss(tiny_street8, tmp_path, stage):
+    cfg = load_config("tiny")
+    for s in ("stage1", "stage2", "baseline"):
+        getattr(cfg, s).iters = 40
+        getattr(cfg, s).scale = (1.0, 1.0)
+        getattr(cfg, s).log_every = 1
+    torch.manual_seed(0)
+    trainer = Trainer(cfg, tiny_street8, tmp_path, torch.device("cpu"))
+    if stage == "stage2":
+        trainer.run("stage1")
+    losses = []
+    orig = trainer._loop
+
+    def spy(name, model, batcher, step_fn, extra):
+        def recording(images, labels):
+            out = step_fn(images, labels)
+            losses.append(float(sum(v.item() for v in out.values())))
+            return out
+        return orig(name, model, batcher, recording, extra)
+
+    trainer._loop = spy
+    trainer.run(stage)
+    first, last = np.mean(losses[:5]), np.mean(losses[-5:])
+    assert last < first, f"{stage}: loss {first:.4f} -> {last:.4f}"
+
+
+def test_cli_trains_and_evaluates_end_to_end(tiny_street8, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "all", "--config", "tiny", "--data", str(tiny_street8), "--out", str(run),
+                 "--device", "cpu"]) == 0
+    for name in ("vqvae.pt", "prior.pt", "baseline.pt", "train.log", "config.yaml"):
+        assert (run / name).is_file(), name
+    assert main(["eval", "--run", str(run), "--data", str(tiny_street8), "--split", "test",
+                 "--device", "cpu", "--panels", "2"]) == 0
+    report = json.loads((run / "eval-test" / "metrics.json").read_text())
+    assert set(report["methods"]) == {"reconstruction", "GSS prior", "discriminative"}
+    for m in report["methods"].values():
+        assert 0 <= m["mIoU"] <= 100
+    assert len(list((run / "eval-test" / "panels").glob("*.png"))) >= 1
+    assert "mIoU" in capsys.readouterr().out
+
+
+def test_cli_reports_missing_checkpoint_clearly(tmp_path, tiny_street8, capsys):
+    assert main(["eval", "--run", str(tmp_path / "nothing"), "--data", str(tiny_street8)]) == 2
+    assert "train" in capsys.readouterr().err
+
+
+def test_bad_config_key_is_named(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("stage1: {iterz: 3}\n")
+    assert main(["train", "stage1", "--config", str(bad), "--data", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "iterz" in err and str(bad) in err
