@@ -19,7 +19,8 @@ def test_vqvae_shapes(tiny):
     assert recon.shape == x.shape and idx.shape == (2, 8, 16)
     assert recon.min() >= 0 and recon.max() <= 1
     assert idx.max() < tiny.vqvae.codebook_size and commit.ndim == 0
-    vq.eval()
+    vq.eval()  # training-mode forward moves the codebook (EMA); compare without updates
+    _, idx, _ = vq(x)
     assert torch.equal(vq.encode(x), idx)
 
 
