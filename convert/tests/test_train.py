@@ -71,3 +71,23 @@ def test_bad_config_key_is_named(tmp_path, capsys):
     assert main(["train", "stage1", "--config", str(bad), "--data", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert "iterz" in err and str(bad) in err
+
+
+def test_cli_synth_and_check(tmp_path, capsys):
+    root = tmp_path / "s8"
+    assert main(["data", "synth", "--out", str(root), "--size", "32x64", "--split", "train=2,test=1",
+                 "--seed", "3", "--workers", "1"]) == 0
+    assert len(list((root / "images" / "train").iterdir())) == 2
+    assert main(["data", "check", str(root), "--split", "test"]) == 0
+    assert "1 samples ok" in capsys.readouterr().out
+
+
+def test_cli_rejects_bad_size():
+    with pytest.raises(SystemExit):
+        main(["data", "synth", "--out", "x", "--size", "256by512"])
+
+
+def test_cli_macs_json(capsys):
+    assert main(["macs", "--config", "tiny", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {r["part"] for r in rows} >= {"prior", "decoder"} and all(r["macs"] > 0 for r in rows)

@@ -42,6 +42,7 @@ class Config:
     stage2: StageConfig = field(default_factory=StageConfig)
     baseline: StageConfig = field(default_factory=StageConfig)
     aux_weight: float = 0.4                    # weight of the prior's auxiliary per-pixel loss
+    class_weight_power: float = 0.5            # stage-1 pixel weight = frequency^-power (0: unweighted)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

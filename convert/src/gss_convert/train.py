@@ -52,13 +52,13 @@ def lr_factor(it: int, cfg: StageConfig) -> float:
     return max(0.0, 1.0 - progress) ** cfg.poly_power
 
 
-def class_weights(labels: list[np.ndarray], num_classes: int) -> torch.Tensor:
-    """1/sqrt(frequency), normalised to mean 1: thin classes (poles, people) are not drowned out."""
+def class_weights(labels: list[np.ndarray], num_classes: int, power: float) -> torch.Tensor:
+    """frequency^-power, normalised to mean 1: thin classes (poles, people) are not drowned out."""
     counts = np.zeros(num_classes, np.float64)
     for lab in labels:
         counts += np.bincount(lab.ravel(), minlength=256)[:num_classes]
     freq = counts / max(1.0, counts.sum())
-    w = 1.0 / np.sqrt(np.maximum(freq, 1e-4))
+    w = np.maximum(freq, 1e-4) ** -power
     return torch.tensor(w / w.mean(), dtype=torch.float32)
 
 
@@ -196,7 +196,7 @@ class Trainer:
         # Unlabeled pixels take the nearest labelled class: the posterior learns complete masks,
         # which is what the prior's filled targets and its predictions look like.
         filled = [fill_ignore_nearest(s.label) for s in tqdm(samples, desc="fill ignore", leave=False)]
-        weights = class_weights(filled, len(self.classes)).to(self.device)
+        weights = class_weights(filled, len(self.classes), self.cfg.class_weight_power).to(self.device)
         model = VQVAE(self.cfg.vqvae)
         batcher = RandomBatcher(None, filled, self.cfg.stage1, self.cfg.seed + 1)
         commitment = self.cfg.vqvae.commitment
