@@ -1,4 +1,4 @@
-"""`gss-convert`: the offline tool's command line (data, train, eval, macs)."""
+"""`gss-convert`: the offline tool's command line (data, train, eval, export, quantize, verify, macs)."""
 
 from __future__ import annotations
 
@@ -81,6 +81,30 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--batch-size", type=int, default=8)
     _add_device(ev)
 
+    exp = sub.add_parser("export", help="write a model package (prior.onnx, decoder.onnx, model.json)")
+    exp.add_argument("run", type=Path, help="run directory with prior.pt (stage 2)")
+    exp.add_argument("--out", type=Path, required=True, help="package directory, e.g. models/NAME")
+    exp.add_argument("--name", default=None, help="model name (default: the directory name)")
+    exp.add_argument("--metrics", type=Path, default=None, help="metrics.json from `gss-convert eval` to record")
+
+    ver = sub.add_parser("verify", help="onnxruntime vs PyTorch agreement and mIoU of a package")
+    ver.add_argument("package", type=Path)
+    ver.add_argument("--run", type=Path, required=True, help="the run the package was exported from")
+    ver.add_argument("--data", type=Path, required=True)
+    ver.add_argument("--split", default="test")
+    ver.add_argument("--max-images", type=int, default=None)
+    ver.add_argument("--variant", default=None, help="a variant listed in model.json, e.g. int8")
+    ver.add_argument("--fixtures", type=Path, default=None,
+                     help="also write Rust reference outputs for the first few images here")
+    ver.add_argument("--fixture-images", type=int, default=4)
+
+    qu = sub.add_parser("quantize", help="add int8 variants calibrated on real frames")
+    qu.add_argument("package", type=Path)
+    qu.add_argument("--calib", type=Path, required=True, help="dataset root with calibration frames")
+    qu.add_argument("--split", default="train")
+    qu.add_argument("--images", type=int, default=64)
+    qu.add_argument("--format", choices=["qdq", "qoperator"], default="qdq")
+
     macs = sub.add_parser("macs", help="MACs and parameters per part for a config")
     macs.add_argument("--config", default="default")
     macs.add_argument("--json", action="store_true")
@@ -129,6 +153,39 @@ def _run(args: argparse.Namespace) -> int:
         cfg = load_config(args.config)
         rows = inference_budget(cfg)
         print(json.dumps(rows, indent=1) if args.json else format_budget(rows, cfg.input_size))
+        return 0
+    if args.command == "export":
+        from .export import export_run
+        setup_logging(None, args.verbose)
+        manifest = export_run(args.run, args.out, args.name, args.metrics)
+        for name, info in manifest["files"].items():
+            print(f"{args.out / name}: {info['bytes'] / 1e6:.2f} MB sha256 {info['sha256'][:16]}…")
+        print(f"wrote {args.out / 'model.json'}")
+        return 0
+    if args.command == "quantize":
+        from .quantize import quantize_package
+        setup_logging(None, args.verbose)
+        manifest = quantize_package(args.package, args.calib, args.format, args.split, args.images)
+        variant = "int8" if args.format == "qdq" else "int8-qoperator"
+        for part in ("prior", "decoder"):
+            f = manifest["variants"][variant][part]
+            print(f"{args.package / f}: {manifest['files'][f]['bytes'] / 1e6:.2f} MB "
+                  f"(fp32 {manifest['files'][manifest[part]['file']]['bytes'] / 1e6:.2f} MB)")
+        print(f"variant {variant} listed in {args.package / 'model.json'}")
+        return 0
+    if args.command == "verify":
+        from .verify import verify, write_fixtures
+        setup_logging(None, args.verbose)
+        r = verify(args.package, args.run, args.data, args.split, args.max_images, args.variant)
+        print(f"{args.package} [{r['variant']}] on {r['images']} {args.split} images: "
+              f"token agreement {r['token_agreement']:.3f} %, class-map agreement {r['class_agreement']:.3f} %, "
+              f"mIoU PyTorch {r['mIoU_pytorch']:.2f} / onnxruntime {r['mIoU_onnxruntime']:.2f}")
+        if args.fixtures:
+            from .data.datasets import open_dataset
+            ds = open_dataset(args.data, args.split)
+            images = [p for p, _ in ds.pairs[: args.fixture_images]]
+            write_fixtures(args.package, images, args.fixtures)
+            print(f"wrote reference outputs for {len(images)} images to {args.fixtures}")
         return 0
     if args.command == "train":
         from .config import load_config, save_config

@@ -27,7 +27,7 @@ from .data.classes import IGNORE_INDEX, ClassInfo
 from .data.datasets import load_all, open_dataset
 from .maskige import Palette, fill_ignore_nearest, labels_to_maskige_tensor, max_distance_palette
 from .models import VQVAE, PixelBaseline, Prior
-from .utils import autocast, log, set_seed
+from .utils import autocast, grad_scaler, log, set_seed
 
 STAGES = ("stage1", "stage2", "baseline")
 CKPT_NAMES = {"stage1": "vqvae.pt", "stage2": "prior.pt", "baseline": "baseline.pt"}
@@ -129,6 +129,7 @@ class Trainer:
         params = [p for p in model.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=scfg.lr, weight_decay=scfg.weight_decay)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda it: lr_factor(it, scfg))
+        scaler = grad_scaler(self.device)
         start, elapsed = 0, 0.0
         last = self.paths.last(stage)
         if self.resume and last.is_file():
@@ -160,8 +161,9 @@ class Trainer:
                 raise FloatingPointError(f"{stage}: loss became {total.item()} at iteration {it}; "
                                          "lower the learning rate")
             opt.zero_grad(set_to_none=True)
-            total.backward()
-            opt.step()
+            scaler.scale(total).backward()
+            scaler.step(opt)
+            scaler.update()
             sched.step()
             for k, v in losses.items():
                 v = v.item()

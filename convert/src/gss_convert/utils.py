@@ -38,6 +38,12 @@ def autocast(device: torch.device):
     return torch.autocast("cuda", dtype=dtype)
 
 
+def grad_scaler(device: torch.device) -> torch.amp.GradScaler:
+    """Loss scaling for fp16 autocast; disabled (a pass-through) for bf16 and on the CPU."""
+    fp16 = device.type == "cuda" and not torch.cuda.is_bf16_supported()
+    return torch.amp.GradScaler("cuda", enabled=fp16)
+
+
 def setup_logging(log_file: Path | None = None, verbose: bool = False) -> None:
     """Logs to stderr and, when given, to a file (appending, so a resumed run keeps its history)."""
     root = logging.getLogger("gss_convert")

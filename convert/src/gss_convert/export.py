@@ -1,0 +1,114 @@
+"""Export of a trained run to the model package the Rust runtime loads (`models/<name>/`).
+
+`prior.onnx`: float image [1, 3, H, W] (RGB, 0..255, normalised by the runtime with the manifest's
+mean/std) → int64 tokens [1, H/8, W/8], the argmax inside the graph. `decoder.onnx`: tokens →
+maskige [1, 3, H, W] in [0, 1], the codebook as an embedding gather. Static shapes throughout,
+because tract plans concrete shapes far better than symbolic ones (shared/TRACT-NOTES.md).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import onnx
+import torch
+import torch.nn as nn
+
+from . import __version__
+from .evaluate import Predictors
+from .manifest import FORMAT, file_entry, validate_manifest
+from .models.prior import IMAGENET_MEAN, IMAGENET_STD
+from .models.vqvae import TokenDecoder
+
+OPSET = 17
+
+
+class PriorTokens(nn.Module):
+    """Normalised image → token ids; ImageNet normalisation is the runtime's preprocessing step."""
+
+    def __init__(self, prior: nn.Module):
+        super().__init__()
+        self.backbone, self.head, self.token_logits = prior.backbone, prior.head, prior.token_logits
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.token_logits(self.head(self.backbone(image))).argmax(1)
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).parent)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _export(module: nn.Module, example: torch.Tensor, path: Path, input_name: str, output_name: str) -> None:
+    module.eval()
+    with torch.no_grad():
+        # The TorchScript exporter gives plain, static graphs (Conv, Gather, DepthToSpace, ArgMax)
+        # that both tract 0.23 and onnxruntime load; dynamo's graphs add ops tract lacks.
+        torch.onnx.export(module, (example,), str(path), input_names=[input_name], output_names=[output_name],
+                          opset_version=OPSET, do_constant_folding=True, dynamo=False)
+    model = onnx.load(str(path))
+    # Shape inference output is not needed by either runtime and symbolic entries trip tract.
+    del model.graph.value_info[:]
+    model.producer_name, model.producer_version = "gss_convert", __version__
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+
+
+def export_run(run: Path, out: Path, name: str | None = None, metrics: Path | None = None,
+               dataset: str = "street8") -> dict:
+    """Writes prior.onnx, decoder.onnx and model.json for a trained run; returns the manifest."""
+    pred = Predictors.from_run(run, torch.device("cpu"))
+    if pred.prior is None or pred.vqvae is None:
+        raise FileNotFoundError(f"{run}: export needs prior.pt (stage 2, which carries its VQ-VAE)")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    h, w = pred.input_size
+    s = pred.vqvae.cfg.downsample
+    _export(PriorTokens(pred.prior), torch.zeros(1, 3, h, w), out / "prior.onnx", "image", "tokens")
+    _export(TokenDecoder(pred.vqvae), torch.zeros(1, h // s, w // s, dtype=torch.long), out / "decoder.onnx",
+            "tokens", "maskige")
+    manifest = {
+        "format": FORMAT,
+        "name": name or out.name,
+        "producer": {"name": "gss_convert", "version": __version__, "git_commit": _git_commit()},
+        "dataset": {"name": dataset},
+        "metrics": _metrics_summary(metrics) if metrics else {},
+        "classes": [{"id": c.id, "name": c.name, "color": list(c.color)} for c in pred.classes],
+        "maskige": {**{k: v for k, v in pred.palette.to_dict().items() if k != "colors"},
+                    "palette": pred.palette.colors.tolist(), "inverse": {"kind": "nearest"}},
+        "input": {"height": h, "width": w, "channel_order": "RGB", "layout": "NCHW", "value_range": [0, 255],
+                  "mean": [round(m * 255, 4) for m in IMAGENET_MEAN],
+                  "std": [round(v * 255, 4) for v in IMAGENET_STD], "resize": "stretch-bilinear"},
+        "prior": {"file": "prior.onnx", "input": "image", "output": "tokens", "output_dtype": "int64",
+                  "grid": [h // s, w // s], "codebook_size": pred.vqvae.cfg.codebook_size, "argmax_in_graph": True},
+        "decoder": {"file": "decoder.onnx", "input": "tokens", "output": "maskige", "upsample": s,
+                    "output_range": [0.0, 1.0]},
+        "variants": {},
+        "files": {f: file_entry(out / f) for f in ("prior.onnx", "decoder.onnx")},
+    }
+    validate_manifest(manifest)
+    (out / "model.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    return manifest
+
+
+def _metrics_summary(path: Path) -> dict:
+    report = json.loads(Path(path).read_text())
+    methods = report["methods"]
+    names = {"GSS prior": "mIoU", "reconstruction": "reconstruction_mIoU", "discriminative": "discriminative_mIoU"}
+    out = {"split": report.get("split"), "images": report.get("images")}
+    for method, key in names.items():
+        if method in methods:
+            out[key] = round(methods[method]["mIoU"], 2)
+    if "GSS prior" in methods:
+        out["per_class_IoU"] = {k: (None if v["IoU"] is None else round(v["IoU"], 2))
+                                for k, v in methods["GSS prior"]["per_class"].items()}
+    return out
+
+
+__all__ = ["export_run", "PriorTokens"]

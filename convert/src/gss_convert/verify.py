@@ -1,0 +1,119 @@
+"""Parity of an exported package with PyTorch: the same images through both, agreement and mIoU.
+
+Also writes the reference outputs the Rust tests check against (`--fixtures`): for a few images,
+the token grid and class map onnxruntime computes, so `cargo test` checks parity without Python.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from .data.datasets import open_dataset
+from .maskige import Palette, maskige_to_mask
+from .manifest import check_package
+from .metrics import ConfusionMatrix
+
+
+@dataclass
+class OnnxSegmenter:
+    """The runtime's pipeline in Python: preprocess → prior.onnx → decoder.onnx → nearest colour."""
+    manifest: dict
+    prior: ort.InferenceSession
+    decoder: ort.InferenceSession
+    palette: Palette
+
+    @staticmethod
+    def load(package: Path, variant: str | None = None, threads: int = 0) -> "OnnxSegmenter":
+        manifest = check_package(package)
+        files = manifest["variants"][variant] if variant else manifest
+        prior_file = files["prior"] if variant else manifest["prior"]["file"]
+        decoder_file = files["decoder"] if variant else manifest["decoder"]["file"]
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        prov = ["CPUExecutionProvider"]
+        return OnnxSegmenter(manifest,
+                             ort.InferenceSession(str(Path(package) / prior_file), opts, providers=prov),
+                             ort.InferenceSession(str(Path(package) / decoder_file), opts, providers=prov),
+                             Palette(np.array(manifest["maskige"]["palette"], np.uint8),
+                                     tuple(manifest["maskige"]["ignore_color"])))
+
+    def preprocess(self, image: np.ndarray) -> np.ndarray:
+        inp = self.manifest["input"]
+        h, w = inp["height"], inp["width"]
+        if image.shape[:2] != (h, w):
+            image = np.asarray(Image.fromarray(image).resize((w, h), Image.BILINEAR))
+        x = (image.astype(np.float32) - np.array(inp["mean"], np.float32)) / np.array(inp["std"], np.float32)
+        return x.transpose(2, 0, 1)[None].copy()
+
+    def tokens(self, image: np.ndarray) -> np.ndarray:
+        return self.prior.run(None, {self.manifest["prior"]["input"]: self.preprocess(image)})[0]
+
+    def decode(self, tokens: np.ndarray) -> np.ndarray:
+        maskige = self.decoder.run(None, {self.manifest["decoder"]["input"]: tokens})[0]
+        return maskige_to_mask(maskige[0].transpose(1, 2, 0) * 255.0, self.palette)
+
+    def segment(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(tokens [h, w], class map at the image's own size, nearest-neighbour resized)."""
+        tok = self.tokens(image)
+        classes = self.decode(tok)
+        if classes.shape != image.shape[:2]:
+            classes = np.asarray(Image.fromarray(classes).resize(image.shape[1::-1], Image.NEAREST))
+        return tok[0], classes
+
+
+def verify(package: Path, run: Path, data: Path, split: str = "test", max_images: int | None = None,
+           variant: str | None = None) -> dict:
+    """Token and class-map agreement of onnxruntime with PyTorch, and the mIoU of each."""
+    from .evaluate import Predictors
+
+    seg = OnnxSegmenter.load(package, variant)
+    pred = Predictors.from_run(run, torch.device("cpu"))
+    ds = open_dataset(data, split)
+    n = len(ds) if max_images is None else min(max_images, len(ds))
+    k = len(seg.manifest["classes"])
+    cm_torch, cm_onnx = ConfusionMatrix(k), ConfusionMatrix(k)
+    tok_same = tok_all = cls_same = cls_all = 0
+    for i in tqdm(range(n), desc=f"verify {split}"):
+        s = ds[i]
+        tok_o, cls_o = seg.segment(s.image)
+        img = torch.from_numpy(s.image).permute(2, 0, 1)[None].float()
+        with torch.no_grad():
+            tok_t = pred.prior(pred._to_input(img), with_aux=False).argmax(1)[0].numpy()
+            cls_t = pred.gss(img)[0].numpy().astype(np.uint8)
+        tok_same += int((tok_o == tok_t).sum())
+        tok_all += tok_t.size
+        cls_same += int((cls_o == cls_t).sum())
+        cls_all += cls_t.size
+        cm_torch.update(cls_t, s.label)
+        cm_onnx.update(cls_o, s.label)
+    return {"images": n, "variant": variant or "fp32",
+            "token_agreement": 100.0 * tok_same / max(1, tok_all),
+            "class_agreement": 100.0 * cls_same / max(1, cls_all),
+            "mIoU_pytorch": cm_torch.miou(), "mIoU_onnxruntime": cm_onnx.miou()}
+
+
+def write_fixtures(package: Path, images: list[Path], out: Path) -> list[dict]:
+    """Reference outputs for the Rust tests: tokens (.npy-free raw little-endian) and class-map PNGs."""
+    seg = OnnxSegmenter.load(package, threads=1)
+    out.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for path in images:
+        image = np.asarray(Image.open(path).convert("RGB"))
+        tok, classes = seg.segment(image)
+        stem = Path(path).stem
+        Image.fromarray(image).save(out / f"{stem}.png")
+        tokens_file = out / f"{stem}.tokens.u16"
+        tok.astype("<u2").tofile(tokens_file)
+        Image.fromarray(classes).save(out / f"{stem}.classes.png")
+        entries.append({"image": f"{stem}.png", "tokens": tokens_file.name, "grid": list(tok.shape),
+                        "classes": f"{stem}.classes.png"})
+    (out / "reference.json").write_text(json.dumps({"package": str(package), "cases": entries}, indent=1) + "\n")
+    return entries
