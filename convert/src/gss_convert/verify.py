@@ -84,7 +84,7 @@ def verify(package: Path, run: Path, data: Path, split: str = "test", max_images
     for i in tqdm(range(n), desc=f"verify {split}"):
         s = ds[i]
         tok_o, cls_o = seg.segment(s.image)
-        img = torch.from_numpy(s.image).permute(2, 0, 1)[None].float()
+        img = torch.tensor(s.image).permute(2, 0, 1)[None].float()
         with torch.no_grad():
             tok_t = pred.prior(pred._to_input(img), with_aux=False).argmax(1)[0].numpy()
             cls_t = pred.gss(img)[0].numpy().astype(np.uint8)

@@ -1,0 +1,105 @@
+import json
+import shutil
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from gss_convert.cli import main
+from gss_convert.evaluate import Predictors
+from gss_convert.manifest import ManifestError, check_package, validate_manifest
+from gss_convert.quantize import quantize_package
+from gss_convert.verify import OnnxSegmenter, verify, write_fixtures
+
+
+def test_export_writes_static_graphs_with_argmax_and_gather(tiny_package):
+    prior = onnx.load(str(tiny_package / "prior.onnx"))
+    decoder = onnx.load(str(tiny_package / "decoder.onnx"))
+    assert "ArgMax" in {n.op_type for n in prior.graph.node}
+    assert "Gather" in {n.op_type for n in decoder.graph.node}
+    for model in (prior, decoder):
+        for value in list(model.graph.input) + list(model.graph.output):
+            dims = value.type.tensor_type.shape.dim
+            assert all(d.HasField("dim_value") for d in dims), f"{value.name} has a symbolic dim"
+    assert prior.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.INT64
+
+
+def test_onnx_matches_pytorch(tiny_package, tiny_run, tiny_street8):
+    r = verify(tiny_package, tiny_run, tiny_street8, "test")
+    assert r["token_agreement"] >= 99.9 and r["class_agreement"] >= 99.9
+    assert abs(r["mIoU_pytorch"] - r["mIoU_onnxruntime"]) < 0.5
+
+
+def test_onnx_segmenter_matches_predictors_on_one_image(tiny_package, tiny_run):
+    seg = OnnxSegmenter.load(tiny_package)
+    pred = Predictors.from_run(tiny_run, torch.device("cpu"))
+    img = (np.random.default_rng(0).random((64, 128, 3)) * 255).astype(np.uint8)
+    tok, classes = seg.segment(img)
+    with torch.no_grad():
+        ref = pred.gss(torch.from_numpy(img).permute(2, 0, 1)[None].float())[0].numpy()
+    assert tok.shape == (8, 16)
+    assert (classes == ref).mean() > 0.999
+
+
+def test_manifest_validates_and_rejects_bad_fields(tiny_package):
+    manifest = check_package(tiny_package)
+    assert manifest["format"] == "gss-model/1"
+    assert manifest["prior"]["argmax_in_graph"] is True
+    bad = json.loads(json.dumps(manifest))
+    bad["format"] = "gss-model/2"
+    with pytest.raises(ManifestError, match="format"):
+        validate_manifest(bad)
+    bad = json.loads(json.dumps(manifest))
+    del bad["prior"]["grid"]
+    with pytest.raises(ManifestError, match="grid"):
+        validate_manifest(bad)
+    bad = json.loads(json.dumps(manifest))
+    bad["maskige"]["palette"] = bad["maskige"]["palette"][:-1]
+    with pytest.raises(ManifestError, match="palette"):
+        validate_manifest(bad)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "delete"])
+def test_damaged_onnx_is_caught_naming_the_file(tiny_package, tmp_path, damage):
+    pkg = tmp_path / "pkg"
+    shutil.copytree(tiny_package, pkg)
+    target = pkg / "decoder.onnx"
+    data = target.read_bytes()
+    if damage == "truncate":
+        target.write_bytes(data[: len(data) // 2])
+    elif damage == "flip":
+        target.write_bytes(data[:100] + bytes([data[100] ^ 0xFF]) + data[101:])
+    else:
+        target.unlink()
+    with pytest.raises(ManifestError) as err:
+        check_package(pkg)
+    assert str(target) in str(err.value)
+
+
+def test_quantize_produces_loadable_variants(tiny_package, tiny_street8, tmp_path):
+    pkg = tmp_path / "pkg"
+    shutil.copytree(tiny_package, pkg)
+    for fmt, variant in (("qdq", "int8"), ("qoperator", "int8-qoperator")):
+        manifest = quantize_package(pkg, tiny_street8, fmt, images=4)
+        assert variant in manifest["variants"]
+        seg = OnnxSegmenter.load(pkg, variant)
+        tok, classes = seg.segment(np.zeros((64, 128, 3), np.uint8))
+        assert tok.shape == (8, 16) and classes.shape == (64, 128)
+    check_package(pkg)  # hashes of the new files were recorded
+
+
+def test_fixtures_are_written(tiny_package, tiny_street8, tmp_path):
+    from gss_convert.data.datasets import open_dataset
+
+    images = [p for p, _ in open_dataset(tiny_street8, "test").pairs[:2]]
+    entries = write_fixtures(tiny_package, images, tmp_path / "fx")
+    assert len(entries) == 2
+    tok = np.fromfile(tmp_path / "fx" / entries[0]["tokens"], "<u2")
+    assert tok.size == 8 * 16
+    assert json.loads((tmp_path / "fx" / "reference.json").read_text())["cases"]
+
+
+def test_cli_export_needs_a_prior(tmp_path, capsys):
+    assert main(["export", str(tmp_path), "--out", str(tmp_path / "pkg")]) == 2
+    assert "train" in capsys.readouterr().err
