@@ -1,4 +1,4 @@
-"""`gss-convert`: the offline tool's command line (data, train, eval, export, quantize, verify, macs)."""
+"""`gss-convert`: the offline tool's command line (data, train, eval, export, quantize, verify, bench, macs)."""
 
 from __future__ import annotations
 
@@ -105,6 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
     qu.add_argument("--images", type=int, default=64)
     qu.add_argument("--format", choices=["qdq", "qoperator"], default="qdq")
 
+    be = sub.add_parser("bench", help="onnxruntime speed of every variant of a package (median ms)")
+    be.add_argument("package", type=Path)
+    be.add_argument("--threads", type=int, default=1)
+    be.add_argument("--runs", type=int, default=20)
+
     macs = sub.add_parser("macs", help="MACs and parameters per part for a config")
     macs.add_argument("--config", default="default")
     macs.add_argument("--json", action="store_true")
@@ -172,6 +177,13 @@ def _run(args: argparse.Namespace) -> int:
             print(f"{args.package / f}: {manifest['files'][f]['bytes'] / 1e6:.2f} MB "
                   f"(fp32 {manifest['files'][manifest[part]['file']]['bytes'] / 1e6:.2f} MB)")
         print(f"variant {variant} listed in {args.package / 'model.json'}")
+        return 0
+    if args.command == "bench":
+        from .bench import bench_package, format_rows
+        import onnxruntime
+        rows = bench_package(args.package, args.threads, args.runs)
+        print(f"onnxruntime {onnxruntime.__version__}, {args.package}, median of {args.runs} runs")
+        print(format_rows(rows))
         return 0
     if args.command == "verify":
         from .verify import verify, write_fixtures
