@@ -1,8 +1,8 @@
 """int8 variants of a package, calibrated on real frames, listed under `variants` in model.json.
 
 QDQ (QuantizeLinear/DequantizeLinear pairs around float ops) or QOperator (QLinearConv etc.).
-Weights per channel, activations per tensor; the prior's input convolution and the decoder's
-codebook gather stay as onnxruntime places them (the gather has no arithmetic to quantize).
+Weights per channel, activations per tensor; `float_nodes` lists what stays in float and why.
+The decoder's codebook gather has no arithmetic to quantize and stays float.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import onnx
 from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType, quantize_static)
 from onnxruntime.quantization.shape_inference import quant_pre_process
 from tqdm import tqdm
@@ -37,14 +38,39 @@ class _Feed(CalibrationDataReader):
         self.i = 0
 
 
-def _quantize(src: Path, dst: Path, feed: _Feed, fmt: str) -> None:
+def float_nodes(model: onnx.ModelProto) -> list[str]:
+    """Nodes to keep in float.
+
+    - A Relu whose input also feeds another node (a pre-activation residual block: x + f(relu(x))):
+      onnxruntime folds the Relu into its producer's output range, which clips the negative values
+      the other consumer needs. Its producer stays float.
+    - The last node before the graph's outputs (the token logits before ArgMax, the decoder's RGB
+      head): their small differences decide the argmax and the nearest colour.
+    """
+    consumers: dict[str, int] = {}
+    for n in model.graph.node:
+        for i in n.input:
+            consumers[i] = consumers.get(i, 0) + 1
+    producer = {o: n for n in model.graph.node for o in n.output}
+    keep: list[str] = []
+    for n in model.graph.node:
+        if n.op_type == "Relu" and consumers.get(n.input[0], 0) > 1 and n.input[0] in producer:
+            keep.append(producer[n.input[0]].name)
+    last_conv = [n for n in model.graph.node if n.op_type in ("Conv", "Gemm", "MatMul")][-1:]
+    keep += [n.name for n in last_conv]
+    return sorted(set(keep))
+
+
+def _quantize(src: Path, dst: Path, feed: _Feed, fmt: str) -> list[str]:
     with tempfile.TemporaryDirectory() as tmp:
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+        keep = float_nodes(onnx.load(str(pre)))
         quantize_static(str(pre), str(dst), feed, quant_format=FORMATS[fmt], per_channel=True,
-                        activation_type=QuantType.QUInt8 if fmt == "qoperator" else QuantType.QInt8,
-                        weight_type=QuantType.QInt8,
-                        extra_options={"ActivationSymmetric": fmt == "qdq"})
+                        activation_type=QuantType.QUInt8,
+                        weight_type=QuantType.QInt8, nodes_to_exclude=keep,
+                        extra_options={"ActivationSymmetric": False})
+    return keep
 
 
 def quantize_package(package: Path, calib: Path, fmt: str = "qdq", split: str = "train",
@@ -65,15 +91,15 @@ def quantize_package(package: Path, calib: Path, fmt: str = "qdq", split: str = 
         tokens.append(seg.prior.run(None, {manifest["prior"]["input"]: x})[0])
     variant = "int8" if fmt == "qdq" else "int8-qoperator"
     suffix = ".int8.onnx" if fmt == "qdq" else ".int8-qop.onnx"
-    files = {}
+    files, kept = {}, {}
     for part, feed in (("prior", _Feed(manifest["prior"]["input"], inputs)),
                        ("decoder", _Feed(manifest["decoder"]["input"], tokens))):
         src = package / manifest[part]["file"]
         dst = package / (Path(manifest[part]["file"]).stem + suffix)
-        _quantize(src, dst, feed, fmt)
+        kept[part] = _quantize(src, dst, feed, fmt)
         files[part] = dst.name
         manifest["files"][dst.name] = file_entry(dst)
-    manifest.setdefault("variants", {})[variant] = {**files, "format": fmt,
+    manifest.setdefault("variants", {})[variant] = {**files, "format": fmt, "float_nodes": kept,
                                                     "calibration": {"data": str(calib), "split": split,
                                                                     "images": len(pick)}}
     validate_manifest(manifest, str(package / "model.json"))
