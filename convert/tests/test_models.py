@@ -57,3 +57,14 @@ def test_default_config_fits_the_edge_budget():
     rows = {r["part"]: r for r in inference_budget(cfg)}
     runtime = rows["prior"]["macs"] + rows["decoder"]["macs"]
     assert runtime <= 1.5e9, f"prior + decoder cost {runtime / 1e9:.3f} GMAC, over the 1.5 GMAC budget"
+
+
+def test_wrong_weights_file_is_refused_with_its_path(tmp_path, monkeypatch):
+    from gss_convert.weights import ENV_OVERRIDE, WeightsError, mobilenet_v2_path
+
+    bogus = tmp_path / "mobilenet_v2-b0353104.pth"
+    bogus.write_bytes(b"not the weights")
+    monkeypatch.setenv(ENV_OVERRIDE, str(bogus))
+    with pytest.raises(WeightsError) as err:
+        mobilenet_v2_path()
+    assert str(bogus) in str(err.value) and "sha256" in str(err.value)

