@@ -91,3 +91,38 @@ def test_cli_macs_json(capsys):
     assert main(["macs", "--config", "tiny", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert {r["part"] for r in rows} >= {"prior", "decoder"} and all(r["macs"] > 0 for r in rows)
+
+
+def test_resume_skips_finished_stages(tiny_run, tiny_street8):
+    before = (tiny_run / "vqvae.pt").stat().st_mtime_ns
+    trainer = Trainer(load_config("tiny"), tiny_street8, tiny_run, torch.device("cpu"), resume=True)
+    assert trainer.run("stage1")["stage"] == "stage1"
+    assert (tiny_run / "vqvae.pt").stat().st_mtime_ns == before
+
+
+def test_resume_after_interruption_matches_an_uninterrupted_run(tiny_street8, tmp_path, monkeypatch):
+    import gss_convert.train as train_mod
+
+    cfg = load_config("tiny")
+    cfg.stage1.iters, cfg.stage1.ckpt_every = 20, 10
+    torch.manual_seed(0)
+    whole = Trainer(cfg, tiny_street8, tmp_path / "a", torch.device("cpu")).run("stage1")
+
+    class Interrupted(Exception):
+        pass
+
+    real_save = train_mod._save
+
+    def save_then_die(path, payload):
+        real_save(path, payload)
+        if path.name.endswith("_last.pt"):
+            raise Interrupted
+
+    monkeypatch.setattr(train_mod, "_save", save_then_die)
+    torch.manual_seed(0)
+    with pytest.raises(Interrupted):
+        Trainer(cfg, tiny_street8, tmp_path / "b", torch.device("cpu")).run("stage1")
+    monkeypatch.setattr(train_mod, "_save", real_save)
+    resumed = Trainer(cfg, tiny_street8, tmp_path / "b", torch.device("cpu"), resume=True).run("stage1")
+    for k, v in whole["model"].items():
+        assert torch.equal(v, resumed["model"][k]), k

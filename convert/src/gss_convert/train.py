@@ -270,6 +270,10 @@ class Trainer:
     def run(self, stage: str) -> dict:
         if stage not in STAGES:
             raise ValueError(f"unknown stage {stage}; expected one of {STAGES}")
+        final = self.paths.final(stage)
+        if self.resume and final.is_file():
+            log.info("%s: %s exists, nothing to resume (delete it to retrain)", stage, final)
+            return load_checkpoint(final)
         return getattr(self, stage)()
 
 
