@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import warnings
 from pathlib import Path
 
 import onnx
@@ -47,7 +48,8 @@ def _git_commit() -> str | None:
 
 def _export(module: nn.Module, example: torch.Tensor, path: Path, input_name: str, output_name: str) -> None:
     module.eval()
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
         # The TorchScript exporter gives plain, static graphs (Conv, Gather, DepthToSpace, ArgMax)
         # that both tract 0.23 and onnxruntime load; dynamo's graphs add ops tract lacks.
         torch.onnx.export(module, (example,), str(path), input_names=[input_name], output_names=[output_name],

@@ -71,7 +71,7 @@ def _quantize(src: Path, dst: Path, feed: _Feed, fmt: str) -> list[str]:
                         weight_type=QuantType.QInt8, nodes_to_exclude=keep,
                         # tract 0.23 has no QLinearAdd/QLinearConcat (onnxruntime contrib ops):
                         # in QOperator form only the standard QLinearConv/QLinearMatMul are emitted
-                        op_types_to_quantize=["Conv", "MatMul", "Gemm"] if fmt == "qoperator" else None,
+                        op_types_to_quantize=["Conv", "MatMul", "Gemm", "Relu", "Clip"] if fmt == "qoperator" else None,
                         extra_options={"ActivationSymmetric": False})
     return keep
 

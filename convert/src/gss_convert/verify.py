@@ -38,6 +38,8 @@ class OnnxSegmenter:
         decoder_file = files["decoder"] if variant else manifest["decoder"]["file"]
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
+        # Spinning pool threads would steal the cores from the numpy pre/post-processing between runs.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         prov = ["CPUExecutionProvider"]
         return OnnxSegmenter(manifest,
                              ort.InferenceSession(str(Path(package) / prior_file), opts, providers=prov),
