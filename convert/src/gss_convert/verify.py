@@ -103,7 +103,7 @@ def verify(package: Path, run: Path, data: Path, split: str = "test", max_images
 
 
 def write_fixtures(package: Path, images: list[Path], out: Path) -> list[dict]:
-    """Reference outputs for the Rust tests: tokens (.npy-free raw little-endian) and class-map PNGs."""
+    """Reference outputs for the Rust tests: tokens as raw little-endian u16 (row-major h×w), class maps as PNG."""
     seg = OnnxSegmenter.load(package, threads=1)
     out.mkdir(parents=True, exist_ok=True)
     entries = []
