@@ -1,0 +1,28 @@
+//! gss: run Generative Semantic Segmentation (GSS) models on small machines.
+//!
+//! A model package (`model.json` + `prior.onnx` + `decoder.onnx`) is validated by
+//! [`model::ModelPackage::open`], then [`Segmenter`] turns an RGB image into a class map:
+//! preprocess → prior (tokens) → decoder (maskige) → nearest palette colour → resize.
+
+pub mod engine;
+pub mod error;
+pub mod maskige;
+pub mod model;
+pub mod segmenter;
+
+pub use error::{Error, Result};
+pub use model::ModelPackage;
+pub use segmenter::{Segmenter, StageTimings};
+
+use std::path::Path;
+
+/// Decodes an image file to RGB; a missing, corrupt or empty file is an error naming it.
+pub fn load_rgb(path: &Path) -> Result<image::RgbImage> {
+    let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+    if bytes.is_empty() {
+        return Err(Error::Image { path: path.to_path_buf(), msg: "the file is empty".into() });
+    }
+    image::load_from_memory(&bytes)
+        .map(|img| img.to_rgb8())
+        .map_err(|e| Error::Image { path: path.to_path_buf(), msg: e.to_string() })
+}

@@ -1,0 +1,133 @@
+//! Parity with onnxruntime's reference outputs for the fixture model (written by
+//! `scripts/make-fixtures.sh`), and the model package's failure modes.
+
+use std::path::{Path, PathBuf};
+
+use gss::{load_rgb, Error, ModelPackage, Segmenter};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+#[derive(serde::Deserialize)]
+struct Case {
+    image: String,
+    tokens: String,
+    classes: String,
+}
+
+#[derive(serde::Deserialize)]
+struct Reference {
+    cases: Vec<Case>,
+}
+
+#[test]
+fn tokens_and_class_maps_match_onnxruntime() {
+    let dir = fixtures().join("reference");
+    let reference: Reference = serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap()).unwrap();
+    assert!(!reference.cases.is_empty());
+    let package = ModelPackage::open(fixtures().join("gss-tiny")).expect("fixture package loads");
+    let mut seg = Segmenter::new(package, None).expect("tract plans the fixture graphs");
+    let (mut same_tok, mut all_tok, mut same_cls, mut all_cls) = (0usize, 0usize, 0usize, 0usize);
+    for case in &reference.cases {
+        let image = load_rgb(&dir.join(&case.image)).unwrap();
+        let classes = seg.segment(&image).unwrap();
+        let bytes = std::fs::read(dir.join(&case.tokens)).unwrap();
+        let expected: Vec<i64> = bytes.chunks_exact(2).map(|b| u16::from_le_bytes([b[0], b[1]]) as i64).collect();
+        assert_eq!(seg.tokens().len(), expected.len(), "{}", case.tokens);
+        same_tok += seg.tokens().iter().zip(&expected).filter(|(a, b)| a == b).count();
+        all_tok += expected.len();
+        let expected_cls = image::open(dir.join(&case.classes)).unwrap().to_luma8();
+        assert_eq!(classes.dimensions(), expected_cls.dimensions());
+        same_cls += classes.as_raw().iter().zip(expected_cls.as_raw()).filter(|(a, b)| a == b).count();
+        all_cls += expected_cls.as_raw().len();
+    }
+    let tok = 100.0 * same_tok as f64 / all_tok as f64;
+    let cls = 100.0 * same_cls as f64 / all_cls as f64;
+    assert!(tok >= 99.9, "token agreement {tok:.3} %");
+    assert!(cls >= 99.9, "class-map agreement {cls:.3} %");
+}
+
+#[test]
+fn int8_variant_loads_and_runs() {
+    let package = ModelPackage::open(fixtures().join("gss-tiny")).unwrap();
+    let mut seg = Segmenter::new(package, Some("int8")).expect("tract loads the QDQ variant");
+    let image = image::RgbImage::new(100, 50);
+    assert_eq!(seg.segment(&image).unwrap().dimensions(), (100, 50));
+}
+
+fn copy_package(tag: &str) -> PathBuf {
+    let dst = std::env::temp_dir().join(format!("gss-test-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dst);
+    std::fs::create_dir_all(&dst).unwrap();
+    for e in std::fs::read_dir(fixtures().join("gss-tiny")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), dst.join(e.file_name())).unwrap();
+    }
+    dst
+}
+
+#[test]
+fn damaged_files_are_named() {
+    let dir = copy_package("truncate");
+    let f = dir.join("decoder.onnx");
+    let data = std::fs::read(&f).unwrap();
+    std::fs::write(&f, &data[..data.len() / 2]).unwrap();
+    let err = ModelPackage::open(&dir).unwrap_err();
+    assert!(matches!(err, Error::SizeMismatch { .. }), "{err}");
+    assert!(err.to_string().contains("decoder.onnx"));
+
+    let dir = copy_package("flip");
+    let f = dir.join("prior.onnx");
+    let mut data = std::fs::read(&f).unwrap();
+    data[100] ^= 0xff;
+    std::fs::write(&f, &data).unwrap();
+    let err = ModelPackage::open(&dir).unwrap_err();
+    assert!(matches!(err, Error::HashMismatch { .. }), "{err}");
+
+    let dir = copy_package("missing");
+    std::fs::remove_file(dir.join("prior.onnx")).unwrap();
+    assert!(matches!(ModelPackage::open(&dir).unwrap_err(), Error::MissingFile { .. }));
+}
+
+#[test]
+fn manifest_failures_are_distinct_errors() {
+    let dir = copy_package("manifest");
+    let path = dir.join("model.json");
+    let original = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, original.replace("gss-model/1", "gss-model/2")).unwrap();
+    assert!(matches!(ModelPackage::open(&dir).unwrap_err(), Error::UnsupportedFormat { .. }));
+    std::fs::write(&path, "{ not json").unwrap();
+    assert!(matches!(ModelPackage::open(&dir).unwrap_err(), Error::ManifestParse { .. }));
+    let mut v: serde_json::Value = serde_json::from_str(&original).unwrap();
+    v["prior"]["grid"] = serde_json::json!([3, 3]);
+    std::fs::write(&path, v.to_string()).unwrap();
+    assert!(matches!(ModelPackage::open(&dir).unwrap_err(), Error::ManifestInvalid { .. }));
+    let err = ModelPackage::open(std::env::temp_dir().join("gss-no-such-model")).unwrap_err();
+    assert!(matches!(err, Error::Io { .. }) && err.to_string().contains("model.json"));
+}
+
+#[test]
+fn unknown_variant_lists_the_available_ones() {
+    let package = ModelPackage::open(fixtures().join("gss-tiny")).unwrap();
+    let err = Segmenter::new(package, Some("fp16")).err().unwrap();
+    assert!(err.to_string().contains("int8"), "{err}");
+}
+
+#[test]
+fn corrupt_truncated_and_empty_images_are_errors() {
+    let dir = std::env::temp_dir().join(format!("gss-img-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let empty = dir.join("empty.png");
+    std::fs::write(&empty, b"").unwrap();
+    assert!(matches!(load_rgb(&empty), Err(Error::Image { .. })));
+    let garbage = dir.join("garbage.jpg");
+    std::fs::write(&garbage, b"\xff\xd8\xff\xe0 not really a jpeg").unwrap();
+    assert!(matches!(load_rgb(&garbage), Err(Error::Image { .. })));
+    let good = std::fs::read(fixtures().join("reference").join("street8_test_000000.png")).unwrap();
+    let truncated = dir.join("truncated.png");
+    std::fs::write(&truncated, &good[..good.len() / 3]).unwrap();
+    let err = load_rgb(&truncated).unwrap_err();
+    assert!(err.to_string().contains("truncated.png"), "{err}");
+    assert!(matches!(load_rgb(&dir.join("missing.png")), Err(Error::Io { .. })));
+}
