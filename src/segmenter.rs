@@ -67,8 +67,16 @@ impl Segmenter {
         &self.tokens
     }
 
-    /// Class map (u8 ids) at the image's own size.
+    /// Class map (u8 ids) at the image's own size, in a new image.
     pub fn segment(&mut self, image: &RgbImage) -> Result<GrayImage> {
+        let mut out = GrayImage::new(image.width(), image.height());
+        self.segment_into(image, &mut out)?;
+        Ok(out)
+    }
+
+    /// Class map at the image's own size, written into the caller's buffer (reallocated only when
+    /// the frame size changes), so a stream allocates no output per frame.
+    pub fn segment_into(&mut self, image: &RgbImage, out: &mut GrayImage) -> Result<()> {
         let m = &self.package.manifest;
         let (h, w) = (m.input.height, m.input.width);
         let t0 = Instant::now();
@@ -87,11 +95,14 @@ impl Segmenter {
         let t3 = Instant::now();
         self.palette.nearest_into(&self.maskige, &mut self.classes);
         let t4 = Instant::now();
-        let out = if image.dimensions() == self.classes.dimensions() {
-            self.classes.clone()
+        if out.dimensions() != image.dimensions() {
+            *out = GrayImage::new(image.width(), image.height());
+        }
+        if image.dimensions() == self.classes.dimensions() {
+            out.copy_from_slice(&self.classes);
         } else {
-            imageops::resize(&self.classes, image.width(), image.height(), imageops::FilterType::Nearest)
-        };
+            resize_nearest_into(&self.classes, out);
+        }
         self.timings = StageTimings {
             preprocess: t1 - t0,
             prior: t2 - t1,
@@ -99,7 +110,22 @@ impl Segmenter {
             inverse: t4 - t3,
             resize: t4.elapsed(),
         };
-        Ok(out)
+        Ok(())
+    }
+}
+
+/// Nearest-neighbour resize of a class map (pixel centres), into the caller's buffer.
+pub fn resize_nearest_into(src: &GrayImage, dst: &mut GrayImage) {
+    let (sw, sh) = (src.width() as u64, src.height() as u64);
+    let (dw, dh) = (dst.width() as u64, dst.height() as u64);
+    let src_raw = src.as_raw();
+    for y in 0..dh {
+        let sy = ((2 * y + 1) * sh / (2 * dh)).min(sh - 1);
+        let row = &src_raw[(sy * sw) as usize..((sy + 1) * sw) as usize];
+        for x in 0..dw {
+            let sx = ((2 * x + 1) * sw / (2 * dw)).min(sw - 1);
+            dst.as_mut()[(y * dw + x) as usize] = row[sx as usize];
+        }
     }
 }
 
@@ -111,5 +137,21 @@ pub fn normalize_into(image: &RgbImage, mean: [f32; 3], std: [f32; 3], out: &mut
         for c in 0..3 {
             out[c * plane + i] = (px[c] as f32 - mean[c]) * inv[c];
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_resize_samples_pixel_centres() {
+        let src = GrayImage::from_raw(2, 2, vec![0, 1, 2, 3]).unwrap();
+        let mut dst = GrayImage::new(4, 2);
+        resize_nearest_into(&src, &mut dst);
+        assert_eq!(dst.as_raw(), &[0, 0, 1, 1, 2, 2, 3, 3]);
+        let mut small = GrayImage::new(1, 1);
+        resize_nearest_into(&src, &mut small);
+        assert_eq!(small.as_raw(), &[3]);
     }
 }

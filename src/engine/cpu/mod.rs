@@ -50,11 +50,22 @@ impl CpuBackend {
     }
 }
 
-fn first_output<T: Datum + Copy>(out: TVec<TValue>, path: &Path, into: &mut Vec<T>) -> Result<()> {
-    let value = out.into_iter().next().ok_or_else(|| graph_err(path, "graph produced no output"))?;
-    let view = value.to_plain_array_view::<T>().map_err(|e| graph_err(path, e))?;
-    into.clear();
-    into.extend(view.iter().copied());
+/// Runs one planned graph on one input and copies its first output into the caller's buffer.
+fn run_into<I: Datum + Copy, O: Datum + Copy>(
+    state: &mut State,
+    shape: &[usize],
+    input: &[I],
+    stage: &'static str,
+    path: &Path,
+    out: &mut Vec<O>,
+) -> Result<()> {
+    let inference = |e: TractError| Error::Inference { stage, msg: format!("{e:#}") };
+    let tensor = Tensor::from_shape(shape, input).map_err(inference)?;
+    let outputs = state.run(tvec!(tensor.into())).map_err(inference)?;
+    let value = outputs.into_iter().next().ok_or_else(|| graph_err(path, "graph produced no output"))?;
+    let view = value.to_plain_array_view::<O>().map_err(|e| graph_err(path, e))?;
+    out.clear();
+    out.extend(view.iter().copied());
     Ok(())
 }
 
@@ -64,22 +75,11 @@ impl Backend for CpuBackend {
     }
 
     fn run_prior(&mut self, image: &[f32], tokens: &mut Vec<i64>) -> Result<()> {
-        let input = Tensor::from_shape(&self.image_shape, image)
-            .map_err(|e| Error::Inference { stage: "prior", msg: e.to_string() })?;
-        let out = self
-            .prior
-            .run(tvec!(input.into()))
-            .map_err(|e| Error::Inference { stage: "prior", msg: format!("{e:#}") })?;
-        first_output(out, &self.prior_path, tokens)
+        run_into(&mut self.prior, &self.image_shape, image, "prior", &self.prior_path, tokens)
     }
 
     fn run_decoder(&mut self, tokens: &[i64], maskige: &mut Vec<f32>) -> Result<()> {
-        let input = Tensor::from_shape(&[1, self.grid[0], self.grid[1]], tokens)
-            .map_err(|e| Error::Inference { stage: "decoder", msg: e.to_string() })?;
-        let out = self
-            .decoder
-            .run(tvec!(input.into()))
-            .map_err(|e| Error::Inference { stage: "decoder", msg: format!("{e:#}") })?;
-        first_output(out, &self.decoder_path, maskige)
+        let shape = [1, self.grid[0], self.grid[1]];
+        run_into(&mut self.decoder, &shape, tokens, "decoder", &self.decoder_path, maskige)
     }
 }
