@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Runs every test of the project on a fresh machine: installs what is missing, then the Python tests.
-# (The Rust crate's tests join here once it lands: see README.md.)
+# Runs every test of the project on a fresh machine: installs what is missing (Debian packages the
+# optional features need, the Python venv), then the Rust tests with every feature (examples
+# included) and the Python tests.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
+bash scripts/setup-system.sh
 bash scripts/setup-python.sh
 
 if [[ -f Cargo.toml ]]; then
