@@ -38,4 +38,35 @@ pub enum Error {
 
     #[error("inference failed in the {stage}: {msg}")]
     Inference { stage: &'static str, msg: String },
+
+    #[error("{path}: the graph disagrees with model.json: {msg}; re-export the package so both match")]
+    GraphMismatch { path: PathBuf, msg: String },
+
+    #[error("the {backend} backend cannot run op {op} (node {node:?}); use --backend cpu, or re-export without it")]
+    UnsupportedOp { backend: &'static str, op: String, node: String },
+
+    #[error("GPU: {msg}")]
+    Gpu { msg: String },
+
+    #[error("{source_name}: cannot open: {msg}")]
+    SourceOpen { source_name: String, msg: String },
+
+    #[error("{source_name}: the device offers no format we can use: {msg}")]
+    SourceFormat { source_name: String, msg: String },
+
+    #[error("{source_name}: corrupt frame skipped: {msg}")]
+    CorruptFrame { source_name: String, msg: String },
+
+    #[error("{source_name}: lost ({msg}); retrying")]
+    SourceLost { source_name: String, msg: String },
+
+    #[error("pipeline: {msg}")]
+    Pipeline { msg: String },
+}
+
+impl Error {
+    /// A frame-level failure a stream logs, counts and moves past (the next frame may be fine).
+    pub fn is_recoverable(&self) -> bool {
+        matches!(self, Error::CorruptFrame { .. } | Error::SourceLost { .. } | Error::Image { .. })
+    }
 }
