@@ -6,9 +6,11 @@
 
 pub mod engine;
 pub mod error;
+pub mod eval;
 pub mod maskige;
 pub mod model;
 pub mod segmenter;
+pub mod sink;
 
 pub use error::{Error, Result};
 pub use model::ModelPackage;

@@ -41,3 +41,52 @@ fn a_missing_model_is_a_clear_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("/nonexistent/model") && err.contains("model.json"), "{err}");
 }
+
+#[test]
+fn segment_accepts_globs_and_reports_unmatched_ones() {
+    let clip = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/street8-clip/images/seq");
+    let out_dir = std::env::temp_dir().join(format!("gss-cli-glob-{}", std::process::id()));
+    let pattern = format!("{}/frame_00000[0-2].jpg", clip.display());
+    let out = gss().args(["segment", &pattern, "--out"]).arg(&out_dir).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("segmented 3 of 3"));
+    let out = gss().args(["segment", "/nonexistent/*.jpg", "--out"]).arg(&out_dir).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("matches no file"));
+}
+
+#[test]
+fn eval_reports_metrics_as_json() {
+    let clip = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/street8-clip");
+    let out = gss().args(["eval", "--split", "seq", "--limit", "3", "--json", "--threads", "1", "--data"]).arg(&clip).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["images"], 3);
+    let miou = report["mIoU"].as_f64().unwrap();
+    assert!((0.0..=100.0).contains(&miou), "{report}");
+    assert_eq!(report["per_class"].as_object().unwrap().len(), 8);
+    // the confusion matrix counts every labelled pixel once
+    let total: u64 = report["confusion"].as_array().unwrap().iter().flat_map(|r| r.as_array().unwrap()).map(|v| v.as_u64().unwrap()).sum();
+    assert!(total > 0 && total <= 3 * 256 * 512);
+}
+
+#[test]
+fn eval_on_a_missing_split_names_the_folder() {
+    let out = gss().args(["eval", "--data", "/nonexistent/ds", "--split", "test"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/ds/images/test"));
+}
+
+#[test]
+fn bench_reports_every_stage_as_json() {
+    let out = gss().args(["bench", "--frames", "3", "--warmup", "1", "--json", "--threads", "1"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for stage in ["preprocess", "prior", "decoder", "inverse", "resize", "frame"] {
+        let p50 = report["stages"][stage]["p50_ms"].as_f64().unwrap();
+        let p95 = report["stages"][stage]["p95_ms"].as_f64().unwrap();
+        assert!(p50 >= 0.0 && p95 >= p50, "{stage}: {report}");
+    }
+    assert_eq!(report["threads"], 1);
+    assert!(report["fps"].as_f64().unwrap() > 0.0);
+}

@@ -108,6 +108,32 @@ fn manifest_failures_are_distinct_errors() {
 }
 
 #[test]
+fn graphs_that_disagree_with_the_manifest_are_refused() {
+    let dir = copy_package("contract");
+    let path = dir.join("model.json");
+    let original: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let cases: [(&str, &str, serde_json::Value, &str); 3] = [
+        ("prior", "input", serde_json::json!("pixels"), "input is named"),
+        ("decoder", "output", serde_json::json!("rgb"), "output is named"),
+        ("prior", "grid", serde_json::json!([4, 4]), "prior.onnx"),
+    ];
+    for (graph, key, value, expect) in cases {
+        let mut v = original.clone();
+        v[graph][key] = value.clone();
+        if key == "grid" {
+            // keep the manifest self-consistent so only the graph check can catch it
+            v["decoder"]["upsample"] = serde_json::json!(v["input"]["height"].as_u64().unwrap() / 4);
+            v["input"]["width"] = v["input"]["height"].clone();
+        }
+        std::fs::write(&path, v.to_string()).unwrap();
+        let package = ModelPackage::open(&dir).unwrap();
+        let err = Segmenter::new(package, None).err().unwrap();
+        assert!(matches!(err, Error::GraphMismatch { .. }), "{graph}.{key}: {err}");
+        assert!(err.to_string().contains(expect), "{err}");
+    }
+}
+
+#[test]
 fn unknown_variant_lists_the_available_ones() {
     let package = ModelPackage::open(fixtures().join("gss-tiny")).unwrap();
     let err = Segmenter::new(package, Some("fp16")).err().unwrap();

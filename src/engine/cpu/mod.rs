@@ -1,4 +1,5 @@
-//! The CPU backend on tract: concrete input shapes, optimised plans built once, states reused.
+//! The CPU backend on tract: concrete input shapes, optimised plans built once, states reused,
+//! and the process-wide tract settings (thread pool, allocator) that decide its speed.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,6 +14,33 @@ use crate::model::ModelPackage;
 type Plan = Arc<TypedRunnableModel>;
 type State = SimpleState<TypedFact, Box<dyn TypedOp>>;
 
+/// Cores the OS lets this process use; the default thread count.
+pub fn available_threads() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+/// Sets the number of threads tract's matrix products use, process-wide (tract keeps one default
+/// executor). `0` means all available cores. Returns the count in effect.
+pub fn set_threads(threads: usize) -> usize {
+    use tract_linalg::multithread::{set_default_executor, Executor};
+    let n = if threads == 0 { available_threads() } else { threads };
+    set_default_executor(if n > 1 { Executor::multithread(n) } else { Executor::SingleThread });
+    n
+}
+
+/// Keeps glibc from returning large buffers to the OS between frames. tract's intermediate
+/// tensors are megabytes; above the default mmap threshold each one is a fresh mmap that
+/// page-faults on every run, which made timings bimodal across processes (up to 2.5x apart).
+/// Call once at start-up, before loading a model; a no-op off glibc.
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator thresholds; it is safe to call at any time.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 512 << 20);
+    }
+}
+
 pub struct CpuBackend {
     prior_path: PathBuf,
     decoder_path: PathBuf,
@@ -26,24 +54,77 @@ fn graph_err(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::Graph { path: path.to_path_buf(), msg: format!("{e:#}") }
 }
 
-fn plan(path: &Path, fact: TypedFact) -> Result<Plan> {
-    tract_onnx::onnx()
-        .model_for_path(path)
-        .and_then(|m| m.with_input_fact(0, fact.into()))
+fn mismatch(path: &Path, msg: String) -> Error {
+    Error::GraphMismatch { path: path.to_path_buf(), msg }
+}
+
+/// What model.json promises about one graph, checked against the ONNX file.
+struct GraphContract<'a> {
+    input_name: &'a str,
+    output_name: &'a str,
+    input: TypedFact,
+    /// Trailing dimensions the single output must end with.
+    output_tail: Vec<usize>,
+    output_type: DatumType,
+}
+
+fn plan(path: &Path, contract: GraphContract) -> Result<Plan> {
+    let model = tract_onnx::onnx().model_for_path(path).map_err(|e| graph_err(path, e))?;
+    let inputs = model.input_outlets().map_err(|e| graph_err(path, e))?;
+    let outputs = model.output_outlets().map_err(|e| graph_err(path, e))?;
+    if inputs.len() != 1 || outputs.len() != 1 {
+        return Err(mismatch(path, format!("expected 1 input and 1 output, the graph has {} and {}", inputs.len(), outputs.len())));
+    }
+    let input_name = &model.node(inputs[0].node).name;
+    if input_name != contract.input_name {
+        return Err(mismatch(path, format!("input is named {input_name:?}, model.json says {:?}", contract.input_name)));
+    }
+    let output_name = model.outlet_label(outputs[0]).unwrap_or(&model.node(outputs[0].node).name);
+    if output_name != contract.output_name {
+        return Err(mismatch(path, format!("output is named {output_name:?}, model.json says {:?}", contract.output_name)));
+    }
+    let expected_input = format!("{:?}", contract.input);
+    let typed = model
+        .with_input_fact(0, contract.input.into())
         .and_then(|m| m.into_optimized())
-        .and_then(|m| m.into_runnable())
-        .map_err(|e| graph_err(path, e))
+        .map_err(|e| mismatch(path, format!("does not accept the input model.json describes ({expected_input}): {e:#}")))?;
+    let out = typed.output_fact(0).map_err(|e| graph_err(path, e))?;
+    let shape: Option<Vec<usize>> = out.shape.as_concrete().map(|s| s.to_vec());
+    let tail_ok = shape.as_ref().is_some_and(|s| s.ends_with(&contract.output_tail) && s.iter().product::<usize>() == contract.output_tail.iter().product::<usize>());
+    if !tail_ok || out.datum_type != contract.output_type {
+        return Err(mismatch(path, format!("output is {:?} {:?}, model.json implies {:?} {:?}", out.datum_type, shape, contract.output_type, contract.output_tail)));
+    }
+    typed.into_runnable().map_err(|e| graph_err(path, e))
 }
 
 impl CpuBackend {
-    /// Loads and optimises the package's graphs (fp32, or the named variant).
+    /// Loads and optimises the package's graphs (fp32, or the named variant), checking that their
+    /// inputs and outputs are the ones model.json describes.
     pub fn new(package: &ModelPackage, variant: Option<&str>) -> Result<Self> {
         let m = &package.manifest;
         let (prior_path, decoder_path) = package.graph_files(variant)?;
         let image_shape = [1, 3, m.input.height, m.input.width];
         let grid = m.prior.grid;
-        let prior = plan(&prior_path, f32::fact(image_shape))?;
-        let decoder = plan(&decoder_path, i64::fact([1, grid[0], grid[1]]))?;
+        let prior = plan(
+            &prior_path,
+            GraphContract {
+                input_name: &m.prior.input,
+                output_name: &m.prior.output,
+                input: f32::fact(image_shape),
+                output_tail: grid.to_vec(),
+                output_type: i64::datum_type(),
+            },
+        )?;
+        let decoder = plan(
+            &decoder_path,
+            GraphContract {
+                input_name: &m.decoder.input,
+                output_name: &m.decoder.output,
+                input: i64::fact([1, grid[0], grid[1]]),
+                output_tail: vec![3, m.input.height, m.input.width],
+                output_type: f32::datum_type(),
+            },
+        )?;
         let prior = prior.spawn().map_err(|e| graph_err(&prior_path, e))?;
         let decoder = decoder.spawn().map_err(|e| graph_err(&decoder_path, e))?;
         Ok(Self { prior_path, decoder_path, prior, decoder, image_shape, grid })

@@ -1,0 +1,209 @@
+//! Evaluation: the shared dataset layout (`images/<split>`, `labels/<split>`, `classes.json`) and
+//! an accumulating confusion matrix with per-class IoU / accuracy, mIoU, mAcc and pixel accuracy,
+//! defined exactly as `gss-convert eval` defines them so the two report the same numbers.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// Label value of unlabeled pixels.
+pub const IGNORE: u8 = 255;
+
+/// Accumulates a K×K ground-truth × prediction pixel count over many images.
+#[derive(Debug, Clone)]
+pub struct ConfusionMatrix {
+    classes: usize,
+    /// Row-major, `counts[gt * K + pred]`.
+    counts: Vec<u64>,
+    /// Predictions outside 0..K have no column, but they are still pixels of their gt class
+    /// that were got wrong, so they count against that class.
+    pred_out_of_range: Vec<u64>,
+}
+
+impl ConfusionMatrix {
+    pub fn new(classes: usize) -> Self {
+        Self { classes, counts: vec![0; classes * classes], pred_out_of_range: vec![0; classes] }
+    }
+
+    pub fn num_classes(&self) -> usize {
+        self.classes
+    }
+
+    pub fn count(&self, gt: usize, pred: usize) -> u64 {
+        self.counts[gt * self.classes + pred]
+    }
+
+    /// Adds one image's prediction against its label (same length, class ids; 255 in the label
+    /// is ignored). A label id outside the class list is an error: skipping it would hide a wrong
+    /// class list or label mapping.
+    pub fn update(&mut self, pred: &[u8], gt: &[u8]) -> Result<()> {
+        if pred.len() != gt.len() {
+            return Err(Error::Pipeline { msg: format!("prediction has {} pixels, label has {}", pred.len(), gt.len()) });
+        }
+        let k = self.classes;
+        for (&p, &g) in pred.iter().zip(gt) {
+            if g == IGNORE {
+                continue;
+            }
+            let g = g as usize;
+            if g >= k {
+                return Err(Error::Pipeline { msg: format!("label holds class id {g}, outside 0..{} (255 = unlabeled)", k - 1) });
+            }
+            if (p as usize) < k {
+                self.counts[g * k + p as usize] += 1;
+            } else {
+                self.pred_out_of_range[g] += 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn gt_total(&self, class: usize) -> u64 {
+        self.counts[class * self.classes..(class + 1) * self.classes].iter().sum::<u64>() + self.pred_out_of_range[class]
+    }
+
+    fn pred_total(&self, class: usize) -> u64 {
+        (0..self.classes).map(|g| self.count(g, class)).sum()
+    }
+
+    /// Per-class IoU as a fraction; NaN where the class is in neither label nor prediction.
+    pub fn iou(&self) -> Vec<f64> {
+        (0..self.classes)
+            .map(|c| {
+                let tp = self.count(c, c);
+                let union = self.gt_total(c) + self.pred_total(c) - tp;
+                if union > 0 { tp as f64 / union as f64 } else { f64::NAN }
+            })
+            .collect()
+    }
+
+    /// Per-class recall as a fraction; NaN where the class is absent from the labels.
+    pub fn acc(&self) -> Vec<f64> {
+        (0..self.classes)
+            .map(|c| {
+                let total = self.gt_total(c);
+                if total > 0 { self.count(c, c) as f64 / total as f64 } else { f64::NAN }
+            })
+            .collect()
+    }
+
+    /// Mean IoU in percent over classes where it is defined.
+    pub fn miou(&self) -> f64 {
+        100.0 * nan_mean(&self.iou())
+    }
+
+    /// Mean per-class accuracy in percent over classes present in the labels.
+    pub fn macc(&self) -> f64 {
+        100.0 * nan_mean(&self.acc())
+    }
+
+    /// Share of labelled pixels predicted right, in percent.
+    pub fn pixel_acc(&self) -> f64 {
+        let total: u64 = (0..self.classes).map(|c| self.gt_total(c)).sum();
+        let hit: u64 = (0..self.classes).map(|c| self.count(c, c)).sum();
+        if total > 0 { 100.0 * hit as f64 / total as f64 } else { f64::NAN }
+    }
+}
+
+fn nan_mean(values: &[f64]) -> f64 {
+    let valid: Vec<f64> = values.iter().copied().filter(|v| !v.is_nan()).collect();
+    if valid.is_empty() { f64::NAN } else { valid.iter().sum::<f64>() / valid.len() as f64 }
+}
+
+/// One labelled image of a dataset split.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub image: PathBuf,
+    pub label: PathBuf,
+}
+
+/// `<root>/images/<split>/<stem>.png|jpg` paired with `<root>/labels/<split>/<stem>.png`, sorted.
+/// An image without a label is an error naming it (evaluating on a subset would be silent).
+pub fn dataset_split(root: &Path, split: &str) -> Result<Vec<Sample>> {
+    let images_dir = root.join("images").join(split);
+    let labels_dir = root.join("labels").join(split);
+    let entries = std::fs::read_dir(&images_dir).map_err(|source| Error::Io { path: images_dir.clone(), source })?;
+    let mut samples = Vec::new();
+    for entry in entries {
+        let path = entry.map_err(|source| Error::Io { path: images_dir.clone(), source })?.path();
+        let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+        if !matches!(ext.as_deref(), Some("png" | "jpg" | "jpeg")) {
+            continue;
+        }
+        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+        let label = labels_dir.join(format!("{stem}.png"));
+        if !label.is_file() {
+            return Err(Error::MissingFile { path: label });
+        }
+        samples.push(Sample { image: path, label });
+    }
+    if samples.is_empty() {
+        return Err(Error::SourceOpen {
+            source_name: images_dir.display().to_string(),
+            msg: "no .png/.jpg images; expected <root>/images/<split>/*.png|jpg with labels in <root>/labels/<split>/".into(),
+        });
+    }
+    samples.sort_by(|a, b| a.image.cmp(&b.image));
+    Ok(samples)
+}
+
+/// Reads an 8-bit label PNG (pixel = class id, 255 = unlabeled).
+pub fn load_label(path: &Path) -> Result<image::GrayImage> {
+    let img = image::open(path).map_err(|e| Error::Image { path: path.to_path_buf(), msg: e.to_string() })?;
+    match img {
+        image::DynamicImage::ImageLuma8(gray) => Ok(gray),
+        other => Err(Error::Image {
+            path: path.to_path_buf(),
+            msg: format!("labels must be 8-bit single-channel PNGs (pixel = class id), this one is {:?}", other.color()),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() < 1e-9
+    }
+
+    #[test]
+    fn perfect_prediction_is_100() {
+        let mut cm = ConfusionMatrix::new(3);
+        cm.update(&[0, 1, 2, 2], &[0, 1, 2, 2]).unwrap();
+        assert!(close(cm.miou(), 100.0) && close(cm.macc(), 100.0) && close(cm.pixel_acc(), 100.0));
+    }
+
+    #[test]
+    fn hand_computed_case() {
+        // gt:   0 0 0 1 1 255
+        // pred: 0 0 1 1 2 0
+        let mut cm = ConfusionMatrix::new(3);
+        cm.update(&[0, 0, 1, 1, 2, 0], &[0, 0, 0, 1, 1, 255]).unwrap();
+        let iou = cm.iou();
+        // class 0: tp 2, gt 3, pred 2 -> 2/3; class 1: tp 1, gt 2, pred 2 -> 1/3; class 2: tp 0, pred 1 -> 0
+        assert!(close(iou[0], 2.0 / 3.0) && close(iou[1], 1.0 / 3.0) && close(iou[2], 0.0), "{iou:?}");
+        let acc = cm.acc();
+        assert!(close(acc[0], 2.0 / 3.0) && close(acc[1], 0.5) && acc[2].is_nan(), "{acc:?}");
+        assert!(close(cm.miou(), 100.0 / 3.0));
+        assert!(close(cm.macc(), 100.0 * (2.0 / 3.0 + 0.5) / 2.0));
+        assert!(close(cm.pixel_acc(), 60.0));
+    }
+
+    #[test]
+    fn absent_classes_are_left_out_of_the_mean_and_out_of_range_predictions_count_as_misses() {
+        let mut cm = ConfusionMatrix::new(4);
+        cm.update(&[0, 9], &[0, 0]).unwrap();
+        let iou = cm.iou();
+        assert!(close(iou[0], 0.5) && iou[1].is_nan() && iou[3].is_nan());
+        assert!(close(cm.miou(), 50.0));
+    }
+
+    #[test]
+    fn bad_labels_are_errors() {
+        let mut cm = ConfusionMatrix::new(2);
+        assert!(cm.update(&[0], &[7]).is_err());
+        assert!(cm.update(&[0, 1], &[0]).is_err());
+        assert!(ConfusionMatrix::new(2).miou().is_nan());
+    }
+}
