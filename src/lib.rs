@@ -9,10 +9,12 @@ pub mod error;
 pub mod maskige;
 pub mod model;
 pub mod segmenter;
+pub mod source;
 
 pub use error::{Error, Result};
 pub use model::ModelPackage;
 pub use segmenter::{Segmenter, StageTimings};
+pub use source::{Frame, FrameSource};
 
 use std::path::Path;
 
