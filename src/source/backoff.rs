@@ -70,10 +70,7 @@ mod tests {
     fn doubles_from_the_initial_delay_up_to_the_cap() {
         let mut b = Backoff::default();
         let delays: Vec<_> = (0..9).map(|_| b.next_delay()).collect();
-        assert_eq!(
-            delays,
-            vec![ms(100), ms(200), ms(400), ms(800), ms(1600), ms(3200), ms(5000), ms(5000), ms(5000)]
-        );
+        assert_eq!(delays, vec![ms(100), ms(200), ms(400), ms(800), ms(1600), ms(3200), ms(5000), ms(5000), ms(5000)]);
         assert_eq!(b.failures(), 9);
     }
 

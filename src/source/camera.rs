@@ -1,7 +1,9 @@
 //! V4L2 cameras (the `v4l` feature): negotiation, mmap streaming, decoding, and reopening a
 //! camera that disappears.
 
-use super::pixfmt::{choose_format, ChosenFormat, FormatOffer, FrameDecoder, FrameLayout, FourCc, Interval, PixelFormat, SizeOffer};
+use super::pixfmt::{
+    choose_format, ChosenFormat, FormatOffer, FourCc, FrameDecoder, FrameLayout, Interval, PixelFormat, SizeOffer,
+};
 use super::{CameraOptions, DeviceInfo, DeviceSpec, Frame, FrameSource, StopSignal, STOP_POLL};
 use crate::{Error, Result};
 use image::RgbImage;
@@ -16,7 +18,7 @@ use v4l::io::traits::{CaptureStream, Stream as _};
 use v4l::prelude::{Device, MmapStream};
 use v4l::video::capture::Parameters;
 use v4l::video::Capture;
-use v4l::{Format, Fraction, FourCC};
+use v4l::{Format, FourCC, Fraction};
 
 // Linux values; v4l does not re-export libc.
 const ENODEV: i32 = 19;
@@ -151,7 +153,10 @@ impl Camera {
         *index += 1;
         let captured_at = Instant::now();
         if meta.flags.contains(BufferFlags::ERROR) {
-            return Err(Error::CorruptFrame { source_name: name.clone(), msg: format!("frame {this_index}: the driver flagged the buffer as damaged") });
+            return Err(Error::CorruptFrame {
+                source_name: name.clone(),
+                msg: format!("frame {this_index}: the driver flagged the buffer as damaged"),
+            });
         }
         // Some drivers leave bytesused at 0 for fixed-size formats.
         let used = match meta.bytesused as usize {
@@ -160,7 +165,9 @@ impl Camera {
         };
         let mut image = RgbImage::new(live.layout.width, live.layout.height);
         decoder.decode(name, live.format, &buf[..used], live.layout, &mut image).map_err(|e| match e {
-            Error::CorruptFrame { source_name, msg } => Error::CorruptFrame { source_name, msg: format!("frame {this_index}: {msg}") },
+            Error::CorruptFrame { source_name, msg } => {
+                Error::CorruptFrame { source_name, msg: format!("frame {this_index}: {msg}") }
+            }
             other => other,
         })?;
         Ok(Some(Frame { index: this_index, captured_at, image, origin: None }))
@@ -268,12 +275,24 @@ fn open_live(path: &Path, label: &str, options: &CameraOptions) -> Result<(Live,
     let chosen = choose_format(label, &offers, &options.request)?;
     let format_err = |msg: String| Error::SourceFormat { source_name: label.to_string(), msg };
     let wanted = Format::new(chosen.width, chosen.height, FourCC::new(&chosen.format.fourcc().0));
-    let actual = device.set_format(&wanted).map_err(|e| format_err(format!("setting {} {}x{}: {e}", chosen.format, chosen.width, chosen.height)))?;
+    let actual = device
+        .set_format(&wanted)
+        .map_err(|e| format_err(format!("setting {} {}x{}: {e}", chosen.format, chosen.width, chosen.height)))?;
     let Some(format) = PixelFormat::from_fourcc(FourCc(actual.fourcc.repr)) else {
-        return Err(format_err(format!("asked for {}, the driver switched to {}", chosen.format, FourCc(actual.fourcc.repr))));
+        return Err(format_err(format!(
+            "asked for {}, the driver switched to {}",
+            chosen.format,
+            FourCc(actual.fourcc.repr)
+        )));
     };
     if (actual.width, actual.height) != (chosen.width, chosen.height) {
-        log::warn!("{label}: asked for {}x{}, the driver gives {}x{}", chosen.width, chosen.height, actual.width, actual.height);
+        log::warn!(
+            "{label}: asked for {}x{}, the driver gives {}x{}",
+            chosen.width,
+            chosen.height,
+            actual.width,
+            actual.height
+        );
     }
     if let Some(Interval { numerator, denominator }) = chosen.interval {
         // Not every driver can set the rate; the stream still works at the device's own rate.

@@ -98,10 +98,7 @@ mod tests {
         assert_eq!(DeviceSpec::parse("0").path(), PathBuf::from("/dev/video0"));
         assert_eq!(DeviceSpec::parse(" 12 ").path(), PathBuf::from("/dev/video12"));
         assert_eq!(DeviceSpec::parse("/dev/video2").path(), PathBuf::from("/dev/video2"));
-        assert_eq!(
-            DeviceSpec::parse("/dev/v4l/by-id/usb-cam").path(),
-            PathBuf::from("/dev/v4l/by-id/usb-cam")
-        );
+        assert_eq!(DeviceSpec::parse("/dev/v4l/by-id/usb-cam").path(), PathBuf::from("/dev/v4l/by-id/usb-cam"));
         assert!(matches!(DeviceSpec::parse("-1"), DeviceSpec::Path(_)));
     }
 

@@ -226,9 +226,7 @@ pub fn label_path_for(image_path: &Path) -> Option<PathBuf> {
 }
 
 fn has_image_extension(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)))
+    path.extension().and_then(|e| e.to_str()).is_some_and(|e| EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)))
 }
 
 /// Compares names with digit runs taken as numbers, because exported frames are often not

@@ -124,7 +124,10 @@ fn check_packed(source_name: &str, format: PixelFormat, layout: FrameLayout, len
     let row = if format == PixelFormat::Yuyv { w.div_ceil(2) * 4 } else { w * bpp };
     let stride = if layout.stride == 0 { row } else { layout.stride as usize };
     if stride < row {
-        return Err(corrupt(source_name, format!("{format} row stride {stride} is shorter than a {w}-pixel row ({row} bytes)")));
+        return Err(corrupt(
+            source_name,
+            format!("{format} row stride {stride} is shorter than a {w}-pixel row ({row} bytes)"),
+        ));
     }
     let needed = stride.checked_mul(h - 1).and_then(|v| v.checked_add(row));
     match needed {
@@ -233,7 +236,10 @@ impl FrameDecoder {
         // picture; a frame that does not end in EOI (drivers may pad with zeros) was cut off.
         let end = data.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
         if end < 2 || data[end - 2..end] != [0xFF, EOI] {
-            return Err(corrupt(source_name, format!("MJPG: no end-of-image marker in {} bytes (truncated frame)", data.len())));
+            return Err(corrupt(
+                source_name,
+                format!("MJPG: no end-of-image marker in {} bytes (truncated frame)", data.len()),
+            ));
         }
         let bytes: &[u8] = match find_dht_insertion_point(data) {
             Ok(None) => data,
@@ -469,10 +475,8 @@ fn format_rank(format: PixelFormat, large: bool) -> u8 {
 /// [`Error::SourceFormat`] listing what the device offers.
 pub fn choose_format(source_name: &str, offers: &[FormatOffer], request: &FormatRequest) -> Result<ChosenFormat> {
     let format_err = |msg: String| Error::SourceFormat { source_name: source_name.to_string(), msg };
-    let decodable: Vec<(PixelFormat, &FormatOffer)> = offers
-        .iter()
-        .filter_map(|o| PixelFormat::from_fourcc(o.fourcc).map(|f| (f, o)))
-        .collect();
+    let decodable: Vec<(PixelFormat, &FormatOffer)> =
+        offers.iter().filter_map(|o| PixelFormat::from_fourcc(o.fourcc).map(|f| (f, o))).collect();
     let supported = PixelFormat::ALL.map(|f| f.to_string()).join(", ");
     let mut candidates = decodable.clone();
     if let Some(wanted) = request.fourcc {
@@ -489,10 +493,7 @@ pub fn choose_format(source_name: &str, offers: &[FormatOffer], request: &Format
         }
     }
     if candidates.is_empty() {
-        return Err(format_err(format!(
-            "gss decodes {supported}; the device offers {}",
-            describe_offers(offers)
-        )));
+        return Err(format_err(format!("gss decodes {supported}; the device offers {}", describe_offers(offers))));
     }
 
     let (rw, rh) = (i64::from(request.width), i64::from(request.height));
@@ -545,7 +546,8 @@ pub fn describe_offers(offers: &[FormatOffer]) -> String {
             let mut s = format!("{} ({})", o.fourcc, o.description);
             for size in &o.sizes {
                 s.push_str(&format!(" {}x{}", size.width, size.height));
-                let rates: Vec<String> = size.intervals.iter().map(|i| format!("{:.4}", i.fps())).map(trim_rate).collect();
+                let rates: Vec<String> =
+                    size.intervals.iter().map(|i| format!("{:.4}", i.fps())).map(trim_rate).collect();
                 if !rates.is_empty() {
                     s.push('@');
                     s.push_str(&rates.join("/"));
@@ -693,9 +695,7 @@ mod tests {
 
     fn encode_jpeg(img: &RgbImage) -> Vec<u8> {
         let mut bytes = Vec::new();
-        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 90)
-            .encode_image(img)
-            .unwrap();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 90).encode_image(img).unwrap();
         bytes
     }
 
