@@ -11,10 +11,12 @@ pub mod maskige;
 pub mod model;
 pub mod segmenter;
 pub mod sink;
+pub mod source;
 
 pub use error::{Error, Result};
 pub use model::ModelPackage;
 pub use segmenter::{Segmenter, StageTimings};
+pub use source::{Frame, FrameSource};
 
 use std::path::Path;
 
