@@ -9,12 +9,14 @@ pub mod error;
 pub mod eval;
 pub mod maskige;
 pub mod model;
+pub mod pipeline;
 pub mod segmenter;
 pub mod sink;
 pub mod source;
 
 pub use error::{Error, Result};
 pub use model::ModelPackage;
+pub use pipeline::{MaskFrame, Pipeline};
 pub use segmenter::{Segmenter, StageTimings};
 pub use source::{Frame, FrameSource};
 

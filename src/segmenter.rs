@@ -7,7 +7,7 @@ use image::{imageops, GrayImage, RgbImage};
 use crate::engine::{cpu::CpuBackend, Backend};
 use crate::error::Result;
 use crate::maskige::Palette;
-use crate::model::ModelPackage;
+use crate::model::{Manifest, ModelPackage};
 
 /// Time spent in each stage of the last frame.
 #[derive(Debug, Clone, Copy, Default)]
@@ -19,15 +19,79 @@ pub struct StageTimings {
     pub resize: Duration,
 }
 
+impl StageTimings {
+    /// Time in the model and its pre/post-processing, queues excluded.
+    pub fn total(&self) -> Duration {
+        self.preprocess + self.prior + self.decoder + self.inverse + self.resize
+    }
+}
+
+/// Image → the prior's input: resize to the model's size (when the frame differs), then
+/// `(x - mean) / std` into NCHW f32, in a buffer reused from frame to frame.
+pub struct Preprocess {
+    size: (u32, u32),
+    mean: [f32; 3],
+    std: [f32; 3],
+    input: Vec<f32>,
+}
+
+impl Preprocess {
+    pub fn new(manifest: &Manifest) -> Self {
+        let (h, w) = (manifest.input.height, manifest.input.width);
+        Self { size: (w as u32, h as u32), mean: manifest.input.mean, std: manifest.input.std, input: vec![0.0; 3 * h * w] }
+    }
+
+    pub fn run(&mut self, image: &RgbImage) -> &[f32] {
+        let (w, h) = self.size;
+        if image.dimensions() == self.size {
+            normalize_into(image, self.mean, self.std, &mut self.input);
+        } else {
+            let resized = imageops::resize(image, w, h, imageops::FilterType::Triangle);
+            normalize_into(&resized, self.mean, self.std, &mut self.input);
+        }
+        &self.input
+    }
+}
+
+/// Maskige → class map at the frame's size: nearest palette colour at the model's size, then a
+/// nearest-neighbour resize when the frame differs. Buffers are reused from frame to frame.
+pub struct Postprocess {
+    palette: Palette,
+    classes: GrayImage,
+}
+
+impl Postprocess {
+    pub fn new(manifest: &Manifest) -> Self {
+        let palette = Palette::new(&manifest.maskige.palette, manifest.decoder.output_range);
+        Self { palette, classes: GrayImage::new(manifest.input.width as u32, manifest.input.height as u32) }
+    }
+
+    /// Writes the class map for a `frame_size` (width, height) frame into `out`; returns the time
+    /// spent in X⁻¹ and in the resize.
+    pub fn run(&mut self, maskige: &[f32], frame_size: (u32, u32), out: &mut GrayImage) -> (Duration, Duration) {
+        let t0 = Instant::now();
+        self.palette.nearest_into(maskige, &mut self.classes);
+        let t1 = Instant::now();
+        if out.dimensions() != frame_size {
+            *out = GrayImage::new(frame_size.0, frame_size.1);
+        }
+        if frame_size == self.classes.dimensions() {
+            out.copy_from_slice(&self.classes);
+        } else {
+            resize_nearest_into(&self.classes, out);
+        }
+        (t1 - t0, t1.elapsed())
+    }
+}
+
 /// Segments frames with one model; every buffer is reused from frame to frame.
 pub struct Segmenter {
     package: ModelPackage,
     backend: Box<dyn Backend>,
-    palette: Palette,
-    input: Vec<f32>,
+    pre: Preprocess,
+    post: Postprocess,
     tokens: Vec<i64>,
     maskige: Vec<f32>,
-    classes: GrayImage,
     pub timings: StageTimings,
 }
 
@@ -39,16 +103,12 @@ impl Segmenter {
     }
 
     pub fn with_backend(package: ModelPackage, backend: Box<dyn Backend>) -> Self {
-        let m = &package.manifest;
-        let palette = Palette::new(&m.maskige.palette, m.decoder.output_range);
-        let (h, w) = (m.input.height, m.input.width);
         Self {
-            palette,
+            pre: Preprocess::new(&package.manifest),
+            post: Postprocess::new(&package.manifest),
             backend,
-            input: vec![0.0; 3 * h * w],
             tokens: Vec::new(),
             maskige: Vec::new(),
-            classes: GrayImage::new(w as u32, h as u32),
             timings: StageTimings::default(),
             package,
         }
@@ -77,39 +137,15 @@ impl Segmenter {
     /// Class map at the image's own size, written into the caller's buffer (reallocated only when
     /// the frame size changes), so a stream allocates no output per frame.
     pub fn segment_into(&mut self, image: &RgbImage, out: &mut GrayImage) -> Result<()> {
-        let m = &self.package.manifest;
-        let (h, w) = (m.input.height, m.input.width);
         let t0 = Instant::now();
-        let resized;
-        let src = if image.dimensions() == (w as u32, h as u32) {
-            image
-        } else {
-            resized = imageops::resize(image, w as u32, h as u32, imageops::FilterType::Triangle);
-            &resized
-        };
-        normalize_into(src, m.input.mean, m.input.std, &mut self.input);
+        let input = self.pre.run(image);
         let t1 = Instant::now();
-        self.backend.run_prior(&self.input, &mut self.tokens)?;
+        self.backend.run_prior(input, &mut self.tokens)?;
         let t2 = Instant::now();
         self.backend.run_decoder(&self.tokens, &mut self.maskige)?;
         let t3 = Instant::now();
-        self.palette.nearest_into(&self.maskige, &mut self.classes);
-        let t4 = Instant::now();
-        if out.dimensions() != image.dimensions() {
-            *out = GrayImage::new(image.width(), image.height());
-        }
-        if image.dimensions() == self.classes.dimensions() {
-            out.copy_from_slice(&self.classes);
-        } else {
-            resize_nearest_into(&self.classes, out);
-        }
-        self.timings = StageTimings {
-            preprocess: t1 - t0,
-            prior: t2 - t1,
-            decoder: t3 - t2,
-            inverse: t4 - t3,
-            resize: t4.elapsed(),
-        };
+        let (inverse, resize) = self.post.run(&self.maskige, image.dimensions(), out);
+        self.timings = StageTimings { preprocess: t1 - t0, prior: t2 - t1, decoder: t3 - t2, inverse, resize };
         Ok(())
     }
 }
