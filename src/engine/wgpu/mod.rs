@@ -140,6 +140,30 @@ pub fn plan_summary(package: &ModelPackage, variant: Option<&str>) -> Result<(us
     Ok((l.prior.steps.len(), l.decoder.steps.len(), fused(&l.prior) + fused(&l.decoder)))
 }
 
+/// The default adapter's device, with storage limits raised to what the adapter allows.
+fn open_device() -> Result<(wgpu::AdapterInfo, wgpu::Device, wgpu::Queue)> {
+    let instance = instance();
+    let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
+        power_preference: wgpu::PowerPreference::HighPerformance,
+        ..Default::default()
+    }))
+    .map_err(|e| gpu_err(format!("no GPU adapter ({e}); install a Vulkan driver (Mesa's lavapipe for a software one) or use --backend cpu")))?;
+    let info = adapter.get_info();
+    let limits = adapter.limits();
+    let required_limits = wgpu::Limits {
+        max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size,
+        max_buffer_size: limits.max_buffer_size,
+        ..wgpu::Limits::default()
+    };
+    let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+        label: Some("gss"),
+        required_limits,
+        ..Default::default()
+    }))
+    .map_err(|e| gpu_err(format!("{}: cannot open the device: {e}", info.name)))?;
+    Ok((info, device, queue))
+}
+
 pub struct WgpuBackend {
     name: String,
     device: wgpu::Device,
@@ -165,25 +189,7 @@ impl WgpuBackend {
     /// [`Error::Gpu`] when there is no adapter or the device rejects something.
     pub fn new(package: &ModelPackage, variant: Option<&str>) -> Result<Self> {
         let lowered = lower_package(package, variant)?;
-        let instance = instance();
-        let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
-            power_preference: wgpu::PowerPreference::HighPerformance,
-            ..Default::default()
-        }))
-        .map_err(|e| gpu_err(format!("no GPU adapter ({e}); install a Vulkan driver (Mesa's lavapipe for a software one) or use --backend cpu")))?;
-        let info = adapter.get_info();
-        let limits = adapter.limits();
-        let required_limits = wgpu::Limits {
-            max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size,
-            max_buffer_size: limits.max_buffer_size,
-            ..wgpu::Limits::downlevel_defaults()
-        };
-        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
-            label: Some("gss"),
-            required_limits,
-            ..Default::default()
-        }))
-        .map_err(|e| gpu_err(format!("{}: cannot open the device: {e}", info.name)))?;
+        let (info, device, queue) = open_device()?;
 
         let biggest = [&lowered.prior, &lowered.decoder]
             .iter()
@@ -349,3 +355,6 @@ impl Backend for WgpuBackend {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;
