@@ -224,14 +224,13 @@ pub fn compile(step: &Step) -> Compiled {
 const GEMM_BN: usize = 64;
 const GEMM_BK: usize = 16;
 
+/// Rows of output channels per workgroup: the largest tile (most reuse per shared-memory load)
+/// that wastes at most an eighth of its rows on padding, else the least wasteful one.
 fn gemm_bm(m: usize) -> usize {
-    if m <= 16 {
-        16
-    } else if m <= 32 {
-        32
-    } else {
-        64
-    }
+    let padded = |bm: usize| m.div_ceil(bm) * bm;
+    [64, 32, 16].into_iter().find(|&bm| padded(bm) * 8 <= m * 9).unwrap_or_else(|| {
+        [64, 32, 16].into_iter().min_by_key(|&bm| padded(bm)).unwrap_or(16)
+    })
 }
 
 fn gemm(g: &ConvGeo, post: &[Post]) -> (String, [u32; 3]) {
@@ -269,6 +268,37 @@ fn gemm(g: &ConvGeo, post: &[Post]) -> (String, [u32; 3]) {
             hw = g.h * g.w,
         )
     };
+    // The register block is unrolled into scalars (acc_r_c): a private array indexed in a loop
+    // may live in memory on some drivers (and does on lavapipe), scalars stay in registers.
+    let mut acc_decl = String::new();
+    let mut inner = String::new();
+    let mut store = String::new();
+    for r in 0..tm {
+        for c in 0..tn {
+            let _ = writeln!(acc_decl, "    var acc_{r}_{c} = 0.0;");
+        }
+    }
+    for r in 0..tm {
+        let _ = writeln!(inner, "            let a{r} = As[kk * {bm}u + lid.y + {}u];", r * 16);
+    }
+    for c in 0..tn {
+        let _ = writeln!(inner, "            let b{c} = Bs[kk * {bn}u + lid.x + {}u];", c * 16);
+        for r in 0..tm {
+            let _ = writeln!(inner, "            acc_{r}_{c} = fma(a{r}, b{c}, acc_{r}_{c});");
+        }
+    }
+    for r in 0..tm {
+        let _ = writeln!(store, "    {{\n        let mm_g = m0 + lid.y + {}u;\n        if (mm_g < {m}u) {{\n            let co = grp * {m}u + mm_g;", r * 16);
+        for c in 0..tn {
+            let _ = writeln!(
+                store,
+                "            {{\n            let nn_g = n0 + lid.x + {}u;\n            if (nn_g < {n}u) {{\n            let idx = co * {n}u + nn_g;\n            var v = acc_{r}_{c} + bias[co];\n{epi}            y[idx] = v;\n            }}\n            }}",
+                c * 16
+            );
+        }
+        let _ = writeln!(store, "        }}\n    }}");
+    }
+    store.push_str("}\n");
     let source = format!(
         "@group(0) @binding(0) var<storage, read> x: array<f32>;\n\
          @group(0) @binding(1) var<storage, read> wt: array<f32>;\n\
@@ -282,7 +312,7 @@ fn gemm(g: &ConvGeo, post: &[Post]) -> (String, [u32; 3]) {
          \x20   let m0 = wid.y * {bm}u; let n0 = wid.x * {bn}u;\n\
          \x20   let tid = lid.y * 16u + lid.x;\n\
          \x20   let wbase = grp * {mk}u; let xbase = grp * {cghw}u;\n\
-         \x20   var acc: array<f32, {tmn}>;\n\
+{acc_decl}\
          \x20   for (var k0 = 0u; k0 < {k}u; k0 += {bk}u) {{\n\
          \x20       for (var t = tid; t < {asz}u; t += 256u) {{\n\
          \x20           let kk = t % {bk}u; let mm = t / {bk}u;\n\
@@ -302,33 +332,15 @@ fn gemm(g: &ConvGeo, post: &[Post]) -> (String, [u32; 3]) {
          \x20       }}\n\
          \x20       workgroupBarrier();\n\
          \x20       for (var kk = 0u; kk < {bk}u; kk++) {{\n\
-         \x20           var a: array<f32, {tm}>;\n\
-         \x20           for (var r = 0u; r < {tm}u; r++) {{ a[r] = As[kk * {bm}u + lid.y + r * 16u]; }}\n\
-         \x20           for (var c = 0u; c < {tn}u; c++) {{\n\
-         \x20               let b = Bs[kk * {bn}u + lid.x + c * 16u];\n\
-         \x20               for (var r = 0u; r < {tm}u; r++) {{ acc[r * {tn}u + c] = fma(a[r], b, acc[r * {tn}u + c]); }}\n\
-         \x20           }}\n\
+{inner}\
          \x20       }}\n\
          \x20       workgroupBarrier();\n\
          \x20   }}\n\
-         \x20   for (var r = 0u; r < {tm}u; r++) {{\n\
-         \x20       let mm_g = m0 + lid.y + r * 16u;\n\
-         \x20       if (mm_g >= {m}u) {{ continue; }}\n\
-         \x20       let co = grp * {m}u + mm_g;\n\
-         \x20       for (var c = 0u; c < {tn}u; c++) {{\n\
-         \x20           let nn_g = n0 + lid.x + c * 16u;\n\
-         \x20           if (nn_g >= {n}u) {{ continue; }}\n\
-         \x20           let idx = co * {n}u + nn_g;\n\
-         \x20           var v = acc[r * {tn}u + c] + bias[co];\n{epi}\
-         \x20           y[idx] = v;\n\
-         \x20       }}\n\
-         \x20   }}\n\
-         }}\n",
+{store}",
         asz = bk * bm,
         bsz = bk * bn,
         mk = m * k,
         cghw = cg * g.h * g.w,
-        tmn = tm * tn,
     );
     (source, groups)
 }

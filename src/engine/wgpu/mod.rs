@@ -8,6 +8,16 @@
 //! only the maskige comes back. [`Backend::run_prior`] and [`Backend::run_decoder`] also work on
 //! their own (one submission each, reading back tokens) so benchmarks can time each stage.
 //!
+//! Fusion: a convolution carries its bias and every single-use elementwise tail after it
+//! (Clip/Relu6/Relu as max/min, residual Add, e.g. conv+bias+add+relu in one dispatch); tract's
+//! DepthToSpace (reshape, two axis moves, reshape) becomes one transpose dispatch that also
+//! carries the Relu/Clip after it. The bundled model runs as 60 + 12 dispatches.
+//!
+//! Kernels are written for a real GPU: dense and grouped convolutions are an implicit GEMM with
+//! 16×16 workgroups, shared-memory tiles and a register block per thread; depthwise convolutions
+//! stage their input patch in shared memory. On lavapipe (software Vulkan) this is far slower
+//! than tract on the same cores, which is why `auto` ignores software adapters.
+//!
 //! Coverage: fp32 graphs made of Conv (any kernel/stride/padding/dilation/groups; depthwise has
 //! its own kernel), Clip/Relu/Max/Min/Add/Sub/Mul by scalars, same-shape Add, bilinear Resize,
 //! ArgMax, Gather from a constant table, Transpose/DepthToSpace (as tract's axis moves) and
