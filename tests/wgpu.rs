@@ -1,0 +1,129 @@
+//! The wgpu backend against the tract CPU backend on the fixture and the bundled model.
+//! Without an adapter these tests fail: the test script installs lavapipe (software Vulkan).
+#![cfg(feature = "wgpu")]
+
+use std::path::{Path, PathBuf};
+
+use gss::engine::cpu::CpuBackend;
+use gss::engine::wgpu::{adapters, check_coverage, plan_summary, WgpuBackend};
+use gss::engine::{create_backend, Backend, BackendKind};
+use gss::{load_rgb, Error, ModelPackage, Segmenter};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
+}
+
+fn reference_images() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(root().join("tests/fixtures/reference"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "png"))
+        .filter(|p| !p.to_string_lossy().contains(".classes."))
+        .collect();
+    v.sort();
+    v
+}
+
+fn gpu(package: &ModelPackage) -> WgpuBackend {
+    assert!(
+        !adapters().is_empty(),
+        "no wgpu adapter: install a Vulkan driver (scripts/setup-system.sh installs Mesa's lavapipe)"
+    );
+    WgpuBackend::new(package, None).unwrap_or_else(|e| panic!("wgpu backend: {e}"))
+}
+
+/// Token and class-map agreement (%) of wgpu vs CPU over `images`.
+fn agreement(dir: &str, images: &[PathBuf]) -> (f64, f64) {
+    let package = ModelPackage::open(root().join(dir)).unwrap();
+    let mut cpu = Segmenter::with_backend(package.clone(), Box::new(CpuBackend::new(&package, None).unwrap()));
+    let mut wgpu = Segmenter::with_backend(package.clone(), Box::new(gpu(&package)));
+    let (mut st, mut at, mut sc, mut ac) = (0, 0, 0, 0);
+    for path in images {
+        let image = load_rgb(path).unwrap();
+        let a = cpu.segment(&image).unwrap();
+        let b = wgpu.segment(&image).unwrap();
+        assert_eq!(cpu.tokens().len(), wgpu.tokens().len());
+        st += cpu.tokens().iter().zip(wgpu.tokens()).filter(|(x, y)| x == y).count();
+        at += cpu.tokens().len();
+        sc += a.as_raw().iter().zip(b.as_raw()).filter(|(x, y)| x == y).count();
+        ac += a.as_raw().len();
+    }
+    let pct = |s: usize, a: usize| 100.0 * s as f64 / a as f64;
+    (pct(st, at), pct(sc, ac))
+}
+
+#[test]
+fn fixture_model_agrees_with_cpu() {
+    let (tok, cls) = agreement("tests/fixtures/gss-tiny", &reference_images());
+    eprintln!("gss-tiny: tokens {tok:.3} %, class map {cls:.3} %");
+    assert!(tok >= 99.5, "token agreement {tok:.3} %");
+    assert!(cls >= 99.5, "class-map agreement {cls:.3} %");
+}
+
+#[test]
+fn bundled_model_agrees_with_cpu() {
+    let images = reference_images();
+    let (tok, cls) = agreement("models/gss-edge-street8", &images[..3.min(images.len())]);
+    eprintln!("gss-edge-street8: tokens {tok:.3} %, class map {cls:.3} %");
+    assert!(tok >= 99.5, "token agreement {tok:.3} %");
+    assert!(cls >= 99.5, "class-map agreement {cls:.3} %");
+}
+
+#[test]
+fn one_submission_run_matches_the_two_stages() {
+    let package = ModelPackage::open(root().join("tests/fixtures/gss-tiny")).unwrap();
+    let mut b = gpu(&package);
+    let m = &package.manifest;
+    let image: Vec<f32> = (0..3 * m.input.height * m.input.width).map(|i| ((i * 7919) % 255) as f32 / 64.0 - 2.0).collect();
+    let (mut tokens, mut staged, mut fused) = (Vec::new(), Vec::new(), Vec::new());
+    b.run_prior(&image, &mut tokens).unwrap();
+    b.run_decoder(&tokens, &mut staged).unwrap();
+    let mut untouched = Vec::new();
+    b.run(&image, &mut untouched, &mut fused).unwrap();
+    assert_eq!(staged, fused, "run keeps tokens on the device and must give the same maskige");
+    // Frames reuse every buffer: a second run gives the same result.
+    let mut again = Vec::new();
+    b.run(&image, &mut untouched, &mut again).unwrap();
+    assert_eq!(fused, again);
+}
+
+#[test]
+fn bad_inputs_are_errors_not_panics() {
+    let package = ModelPackage::open(root().join("tests/fixtures/gss-tiny")).unwrap();
+    let mut b = gpu(&package);
+    let mut tokens = Vec::new();
+    assert!(matches!(b.run_prior(&[0.0; 5], &mut tokens), Err(Error::Inference { .. })));
+    let grid = package.manifest.prior.grid;
+    let mut bad = vec![0i64; grid[0] * grid[1]];
+    bad[3] = package.manifest.prior.codebook_size as i64;
+    let mut maskige = Vec::new();
+    let err = b.run_decoder(&bad, &mut maskige).unwrap_err();
+    assert!(err.to_string().contains("codebook"), "{err}");
+    bad[3] = -1;
+    assert!(b.run_decoder(&bad, &mut maskige).is_err());
+}
+
+#[test]
+fn int8_variant_is_reported_unsupported_and_auto_falls_back() {
+    let package = ModelPackage::open(root().join("tests/fixtures/gss-tiny")).unwrap();
+    let err = check_coverage(&package, Some("int8")).unwrap_err();
+    assert!(matches!(err, Error::UnsupportedOp { backend: "wgpu", .. }), "{err}");
+    let err = WgpuBackend::new(&package, Some("int8")).err().unwrap();
+    assert!(matches!(err, Error::UnsupportedOp { .. }), "{err}");
+    assert!(check_coverage(&package, None).is_ok());
+    let auto = create_backend(BackendKind::Auto, &package, Some("int8")).unwrap();
+    assert!(auto.name().starts_with("cpu"), "{}", auto.name());
+    let forced = create_backend(BackendKind::Wgpu, &package, None).unwrap();
+    assert!(forced.name().starts_with("wgpu"), "{}", forced.name());
+}
+
+#[test]
+fn bundled_graphs_are_fused() {
+    let package = ModelPackage::open(root().join("models/gss-edge-street8")).unwrap();
+    let (prior, decoder, fused) = plan_summary(&package, None).unwrap();
+    eprintln!("gss-edge-street8: prior {prior} dispatches, decoder {decoder}, {fused} nodes fused away");
+    // 57 convs + resize×2 + argmax in the prior; 6 convs, gather, transposes in the decoder:
+    // every Clip/Relu/Add must have been folded into a producer.
+    assert!(prior <= 62, "prior has {prior} dispatches");
+    assert!(decoder <= 12, "decoder has {decoder} dispatches");
+}
