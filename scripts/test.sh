@@ -9,6 +9,12 @@ cd "$root"
 bash scripts/setup-system.sh
 bash scripts/setup-python.sh
 
+# Mesa's Vulkan loader (the wgpu tests run on lavapipe) wants a runtime directory.
+if [[ -z "${XDG_RUNTIME_DIR:-}" ]]; then
+    export XDG_RUNTIME_DIR="${TMPDIR:-/tmp}/gss-xdg-$(id -u)"
+    mkdir -p -m 700 "$XDG_RUNTIME_DIR"
+fi
+
 if [[ -f Cargo.toml ]]; then
     cargo test --all-features
 fi

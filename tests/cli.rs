@@ -90,3 +90,38 @@ fn bench_reports_every_stage_as_json() {
     assert_eq!(report["threads"], 1);
     assert!(report["fps"].as_f64().unwrap() > 0.0);
 }
+
+#[test]
+fn stream_over_a_glob_saves_masks_and_scores_the_labels() {
+    let clip = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/street8-clip/images/seq");
+    let out_dir = std::env::temp_dir().join(format!("gss-cli-stream-{}", std::process::id()));
+    let pattern = format!("{}/frame_00000[0-5].jpg", clip.display());
+    let out = gss()
+        .args(["stream", "--dir", &pattern, "--lossless", "--fps", "0", "--save", "masks", "--json", "--threads", "1", "--out"])
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["captured"], 6);
+    assert_eq!(report["published"], 6);
+    assert_eq!(report["dropped"], 0);
+    assert_eq!(report["labelled_frames"], 6);
+    assert!(report["mIoU"].as_f64().is_some_and(|m| (0.0..=100.0).contains(&m)), "{report}");
+    assert!(out_dir.join("frame_000005.png").is_file());
+}
+
+#[test]
+fn stream_from_a_missing_camera_is_a_clear_error() {
+    let out = gss().args(["stream", "--camera", "/dev/video-none", "--save", "none"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/dev/video-none"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn devices_lists_cameras_and_adapters_without_failing() {
+    let out = gss().arg("devices").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("cameras") && text.contains("GPU adapters"), "{text}");
+}

@@ -1,16 +1,17 @@
-//! The `gss` command line: info, segment, eval, bench. Library errors become one-line messages and
-//! a non-zero exit code.
+//! The `gss` command line: stream (the default), segment, eval, bench, info, devices. Library
+//! errors become one-line messages and a non-zero exit code.
 
 mod bench;
 mod eval;
 mod segment;
+mod stream;
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
-use gss::engine::cpu;
+use gss::engine::{cpu, create_backend, Backend, BackendKind};
 use gss::{ModelPackage, Segmenter};
 
 #[derive(Parser)]
@@ -22,11 +23,22 @@ struct Cli {
     /// fp32 (default) or a variant listed in model.json, e.g. int8
     #[arg(long, global = true)]
     variant: Option<String>,
-    /// Inference threads (0 = all cores)
-    #[arg(long, global = true, default_value_t = 0, env = "GSS_THREADS")]
-    threads: usize,
+    /// Inference threads (default: all cores; a stream splits them between its two stages)
+    #[arg(long, global = true, env = "GSS_THREADS")]
+    threads: Option<usize>,
+    /// auto: wgpu when built in, a hardware GPU is there and it covers every op; else the CPU
+    #[arg(long, global = true, value_enum, default_value_t = BackendKind::Auto, env = "GSS_BACKEND")]
+    backend: BackendKind,
+    /// Without a command: `stream` with its defaults (the bundled clip through the bundled model)
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+}
+
+/// `stream`'s defaults, for `gss` run without a command.
+#[derive(Parser)]
+struct DefaultStream {
+    #[command(flatten)]
+    args: stream::Args,
 }
 
 #[derive(Subcommand)]
@@ -39,6 +51,10 @@ enum Command {
     Eval(eval::Args),
     /// Per-stage latency (p50/p95), fps, peak RSS and cold start of the model on this machine
     Bench(bench::Args),
+    /// Stream a camera, an image directory or the bundled clip through the model (the main job)
+    Stream(stream::Args),
+    /// Cameras (V4L2) and GPU adapters this machine offers
+    Devices,
 }
 
 pub fn default_model() -> PathBuf {
@@ -57,7 +73,10 @@ fn main() {
 pub struct RunConfig {
     pub model_dir: PathBuf,
     pub variant: Option<String>,
+    /// Threads in effect (all cores unless given).
     pub threads: usize,
+    pub threads_given: bool,
+    pub backend: BackendKind,
 }
 
 impl RunConfig {
@@ -65,22 +84,63 @@ impl RunConfig {
         ModelPackage::open(&self.model_dir).with_context(|| format!("loading model {}", self.model_dir.display()))
     }
 
+    pub fn backend(&self, package: &ModelPackage) -> gss::Result<Box<dyn Backend>> {
+        create_backend(self.backend, package, self.variant.as_deref())
+    }
+
     pub fn segmenter(&self, package: ModelPackage) -> Result<Segmenter> {
-        Segmenter::new(package, self.variant.as_deref())
-            .with_context(|| format!("preparing model {} for the CPU", self.model_dir.display()))
+        let backend = self.backend(&package).with_context(|| format!("preparing model {}", self.model_dir.display()))?;
+        Ok(Segmenter::with_backend(package, backend))
     }
 }
 
 fn run(cli: Cli) -> Result<()> {
     cpu::tune_allocator();
-    let threads = cpu::set_threads(cli.threads);
-    let config = RunConfig { model_dir: cli.model.unwrap_or_else(default_model), variant: cli.variant, threads };
-    match cli.command {
+    let threads = cpu::set_threads(cli.threads.unwrap_or(0));
+    let config = RunConfig {
+        model_dir: cli.model.unwrap_or_else(default_model),
+        variant: cli.variant,
+        threads,
+        threads_given: cli.threads.is_some(),
+        backend: cli.backend,
+    };
+    let command = cli.command.unwrap_or_else(|| Command::Stream(DefaultStream::parse_from(["gss"]).args));
+    match command {
         Command::Info => info(&config.open_package()?),
         Command::Segment(args) => segment::run(&config, args),
         Command::Eval(args) => eval::run(&config, args),
         Command::Bench(args) => bench::run(&config, args),
+        Command::Stream(args) => stream::run(&config, args),
+        Command::Devices => devices(),
     }
+}
+
+fn devices() -> Result<()> {
+    match gss::source::list_devices() {
+        Ok(cams) if cams.is_empty() => println!("cameras: none found (no /dev/video* node)"),
+        Ok(cams) => {
+            println!("cameras:");
+            for cam in cams {
+                println!("{cam}");
+            }
+        }
+        Err(e) => println!("cameras: {e}"),
+    }
+    #[cfg(feature = "wgpu")]
+    {
+        let adapters = gss::engine::wgpu::adapters();
+        if adapters.is_empty() {
+            println!("GPU adapters: none (install a Vulkan driver, e.g. mesa-vulkan-drivers)");
+        } else {
+            println!("GPU adapters:");
+            for a in adapters {
+                println!("  {} ({}, {}{})", a.name, a.backend, a.device_type, if a.is_software { ", software" } else { "" });
+            }
+        }
+    }
+    #[cfg(not(feature = "wgpu"))]
+    println!("GPU adapters: this gss was built without the `wgpu` feature (rebuild with --features wgpu)");
+    Ok(())
 }
 
 fn info(p: &ModelPackage) -> Result<()> {

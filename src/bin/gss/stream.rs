@@ -1,0 +1,215 @@
+//! `gss stream`: a source (camera, files, the bundled clip) through the pipeline, with overlays
+//! or masks saved, live statistics, and at the end a summary (and the mIoU when the frames have
+//! labels, as the sample clip does).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use image::RgbImage;
+
+use gss::eval::{load_label, ConfusionMatrix};
+use gss::pipeline::{Mode, Pipeline, PipelineOptions, Policy};
+use gss::source::{label_path_for, Camera, CameraOptions, FrameSource, ImageFiles};
+
+use crate::RunConfig;
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Save {
+    None,
+    Masks,
+    Overlays,
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// V4L2 camera: /dev/videoN or an index (needs the `v4l` feature)
+    #[arg(long, conflicts_with = "dir")]
+    camera: Option<String>,
+    /// Image directory or glob pattern ("frames/*.jpg"), played in name order
+    #[arg(long)]
+    dir: Option<String>,
+    /// Replay rate for file sources, frames per second (0: as fast as they decode)
+    #[arg(long, default_value_t = 15.0)]
+    fps: f64,
+    /// Play file sources again from the start when they end
+    #[arg(long = "loop")]
+    looping: bool,
+    /// Camera capture size
+    #[arg(long, default_value = "640x480", value_parser = parse_size)]
+    size: (u32, u32),
+    /// Never drop a frame (stages wait for each other); default: drop the oldest, never block
+    #[arg(long)]
+    lossless: bool,
+    /// Both graphs on one thread instead of overlapping the prior and decoder of consecutive frames
+    #[arg(long)]
+    sequential: bool,
+    #[arg(long, value_enum, default_value_t = Save::Overlays)]
+    save: Save,
+    #[arg(long, default_value = "out")]
+    out: PathBuf,
+    /// Stop after this many published frames
+    #[arg(long)]
+    max_frames: Option<u64>,
+    /// Print the summary as JSON
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_size(s: &str) -> std::result::Result<(u32, u32), String> {
+    let (w, h) = s.split_once('x').ok_or("expected WIDTHxHEIGHT, e.g. 640x480")?;
+    Ok((w.parse().map_err(|_| "bad width")?, h.parse().map_err(|_| "bad height")?))
+}
+
+fn open_source(args: &Args) -> Result<Box<dyn FrameSource>> {
+    if let Some(cam) = &args.camera {
+        let mut options = CameraOptions::default();
+        options.request.width = args.size.0;
+        options.request.height = args.size.1;
+        return Ok(Box::new(Camera::open(cam, options)?));
+    }
+    let files = match &args.dir {
+        Some(d) if Path::new(d).is_dir() => ImageFiles::from_dir(d)?,
+        Some(pattern) => ImageFiles::from_glob(pattern)?,
+        None => ImageFiles::sample_clip()?,
+    };
+    let files = files.looping(args.looping);
+    Ok(Box::new(if args.fps > 0.0 { files.with_fps(args.fps)? } else { files }))
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil().max(1.0) as usize;
+    sorted[rank.min(sorted.len()) - 1]
+}
+
+pub fn run(config: &RunConfig, args: Args) -> Result<()> {
+    let package = config.open_package()?;
+    let colors: Vec<[u8; 3]> = package.manifest.classes.iter().map(|c| c.color).collect();
+    let num_classes = colors.len();
+    let source = open_source(&args)?;
+    let source_name = source.name().to_string();
+    let policy = if args.lossless { Policy::Lossless } else { Policy::RealTime };
+    let options = PipelineOptions {
+        policy,
+        mode: if args.sequential { Mode::Sequential } else { Mode::Pipelined },
+        queue_depth: 1,
+        threads: if config.threads_given { config.threads } else { 0 },
+        keep_frames: args.save == Save::Overlays,
+    };
+    let started = Instant::now();
+    let mut pipeline = Pipeline::new(package, options, |p| config.backend(p))?;
+    let cold_start = started.elapsed();
+    // The saver/scorer below is this stream's consumer: in real time it may fall behind and lose
+    // frames of its own (counted), without slowing the stages.
+    let masks = pipeline.subscribe(4, policy);
+    let stop = pipeline.stop_handle();
+    {
+        let stop = stop.clone();
+        ctrlc::set_handler(move || stop.stop()).context("installing the Ctrl-C handler")?;
+    }
+    if args.save != Save::None {
+        std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    }
+    log::info!("streaming {source_name} ({}, {}); Ctrl-C stops", if args.lossless { "lossless" } else { "real-time" },
+        if args.sequential { "sequential" } else { "pipelined" });
+    pipeline.run(source)?;
+
+    let mut cm = ConfusionMatrix::new(num_classes);
+    let mut labelled = 0u64;
+    let mut latencies: Vec<f64> = Vec::new();
+    let mut window: Vec<f64> = Vec::new();
+    let mut overlay = RgbImage::new(0, 0);
+    let mut received = 0u64;
+    let mut last_report = Instant::now();
+    let mut window_frames = 0u64;
+    let mut first_frame_at = None;
+    for mask in masks.iter() {
+        received += 1;
+        window_frames += 1;
+        first_frame_at.get_or_insert_with(Instant::now);
+        latencies.push(ms(mask.latency));
+        window.push(ms(mask.latency));
+        let stem = mask.origin.as_ref().and_then(|p| p.file_stem()).and_then(|s| s.to_str())
+            .map_or_else(|| format!("frame_{:06}", mask.source_index), str::to_string);
+        match args.save {
+            Save::None => {}
+            Save::Masks => {
+                let dst = args.out.join(format!("{stem}.png"));
+                mask.classes.save(&dst).with_context(|| format!("writing {}", dst.display()))?;
+            }
+            Save::Overlays => {
+                if let Some(frame) = &mask.frame {
+                    gss::sink::blend_into(frame, &mask.classes, &colors, &mut overlay);
+                    let dst = args.out.join(format!("{stem}.overlay.png"));
+                    overlay.save(&dst).with_context(|| format!("writing {}", dst.display()))?;
+                }
+            }
+        }
+        if let Some(label_path) = mask.origin.as_deref().and_then(label_path_for) {
+            match load_label(&label_path) {
+                Ok(label) if label.dimensions() == mask.classes.dimensions() => {
+                    cm.update(mask.classes.as_raw(), label.as_raw())?;
+                    labelled += 1;
+                }
+                Ok(_) => log::warn!("{}: label size differs from its frame; not scored", label_path.display()),
+                Err(e) => log::warn!("{e}; not scored"),
+            }
+        }
+        if last_report.elapsed() >= Duration::from_secs(1) && !args.json {
+            window.sort_by(f64::total_cmp);
+            let s = pipeline.stats();
+            eprintln!("fps {:5.1} | latency p50 {:6.1} ms p95 {:6.1} ms | published {} dropped {} corrupt {}",
+                window_frames as f64 / last_report.elapsed().as_secs_f64(), percentile(&window, 50.0), percentile(&window, 95.0),
+                s.published, s.dropped() + s.subscribers.first().map_or(0, |x| x.dropped), s.corrupt);
+            window.clear();
+            window_frames = 0;
+            last_report = Instant::now();
+        }
+        if args.max_frames.is_some_and(|n| received >= n) {
+            stop.stop();
+        }
+    }
+    let stats = pipeline.join()?;
+    let elapsed = first_frame_at.map_or(Duration::ZERO, |t| t.elapsed());
+    latencies.sort_by(f64::total_cmp);
+    let fps = if elapsed > Duration::ZERO && received > 1 { (received - 1) as f64 / elapsed.as_secs_f64() } else { f64::NAN };
+    let rss = crate::bench::peak_rss_mb();
+    let consumer_dropped = stats.subscribers.first().map_or(0, |s| s.dropped);
+    let miou = (labelled > 0).then(|| cm.miou());
+    if args.json {
+        let report = serde_json::json!({
+            "source": source_name, "policy": if args.lossless { "lossless" } else { "real-time" },
+            "mode": if args.sequential { "sequential" } else { "pipelined" },
+            "captured": stats.captured, "published": stats.published, "dropped": stats.dropped(),
+            "dropped_before_prior": stats.dropped_before_prior, "dropped_before_decoder": stats.dropped_before_decoder,
+            "dropped_before_publish": stats.dropped_before_publish, "failed": stats.failed, "corrupt": stats.corrupt,
+            "consumer_received": received, "consumer_dropped": consumer_dropped,
+            "fps": fps, "latency_p50_ms": percentile(&latencies, 50.0), "latency_p95_ms": percentile(&latencies, 95.0),
+            "cold_start_ms": ms(cold_start), "peak_rss_mb": rss, "labelled_frames": labelled, "mIoU": miou,
+        });
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("{source_name}: captured {}, published {}, dropped {} (before prior {}, decoder {}, publish {}), failed {}, corrupt {}",
+            stats.captured, stats.published, stats.dropped(), stats.dropped_before_prior, stats.dropped_before_decoder,
+            stats.dropped_before_publish, stats.failed, stats.corrupt);
+        println!("fps {fps:.1}, latency p50 {:.1} ms p95 {:.1} ms, model load {:.0} ms, peak RSS {}",
+            percentile(&latencies, 50.0), percentile(&latencies, 95.0), ms(cold_start), rss.map_or("n/a".into(), |r| format!("{r:.0} MB")));
+        if consumer_dropped > 0 {
+            println!("the saver fell behind and skipped {consumer_dropped} frames");
+        }
+        if let Some(m) = miou {
+            println!("mIoU {m:.2} over {labelled} labelled frames (mAcc {:.2})", cm.macc());
+        }
+        if args.save != Save::None && received > 0 {
+            println!("{} written to {}", if args.save == Save::Masks { "masks" } else { "overlays" }, args.out.display());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,121 @@
+//! The streaming pipeline on the fixture model: ordering, drop accounting, corrupt frames,
+//! shutdown.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use gss::engine::cpu::CpuBackend;
+use gss::pipeline::{Mode, Pipeline, PipelineOptions, Policy};
+use gss::source::ImageFiles;
+use gss::ModelPackage;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
+}
+
+fn pipeline(options: PipelineOptions) -> Pipeline {
+    let package = ModelPackage::open(root().join("tests/fixtures/gss-tiny")).unwrap();
+    Pipeline::new(package, options, |p| Ok(Box::new(CpuBackend::new(p, None)?))).unwrap()
+}
+
+fn clip_frames(n: usize) -> ImageFiles {
+    let pattern = format!("{}/assets/street8-clip/images/seq/frame_0000[0-9][0-9].jpg", root().display());
+    let files = ImageFiles::from_glob(&pattern).unwrap();
+    assert!(files.paths().len() >= n);
+    let dir = std::env::temp_dir().join(format!("gss-pipe-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for p in &files.paths()[..n] {
+        std::fs::copy(p, dir.join(p.file_name().unwrap())).unwrap();
+    }
+    ImageFiles::from_dir(&dir).unwrap()
+}
+
+fn lossless(mode: Mode) -> PipelineOptions {
+    PipelineOptions { policy: Policy::Lossless, mode, threads: 1, ..PipelineOptions::default() }
+}
+
+#[test]
+fn lossless_directory_delivers_every_frame_in_order_in_both_modes() {
+    for mode in [Mode::Pipelined, Mode::Sequential] {
+        let mut p = pipeline(lossless(mode));
+        let rx = p.subscribe(2, Policy::Lossless);
+        p.run(clip_frames(12)).unwrap();
+        let frames: Vec<_> = rx.iter().collect();
+        let stats = p.join().unwrap();
+        assert_eq!(frames.iter().map(|m| m.seq).collect::<Vec<_>>(), (0..12).collect::<Vec<_>>(), "{mode:?}");
+        assert!(frames.iter().all(|m| m.classes.dimensions() == (512, 256) && m.frame.is_none()));
+        assert_eq!((stats.captured, stats.published, stats.dropped(), stats.failed), (12, 12, 0, 0), "{mode:?}");
+        assert_eq!(stats.subscribers[0].delivered, 12);
+    }
+}
+
+#[test]
+fn a_slow_subscriber_loses_only_its_own_frames_and_the_counts_balance() {
+    let mut p = pipeline(lossless(Mode::Pipelined));
+    let fast = p.subscribe(1, Policy::Lossless);
+    let slow = p.subscribe(1, Policy::RealTime);
+    p.run(clip_frames(20)).unwrap();
+    let slow_reader = std::thread::spawn(move || {
+        let mut got = Vec::new();
+        for m in slow.iter() {
+            got.push(m.seq);
+            std::thread::sleep(Duration::from_millis(150));
+        }
+        got
+    });
+    let fast_got: Vec<u64> = fast.iter().map(|m| m.seq).collect();
+    let slow_got = slow_reader.join().unwrap();
+    let stats = p.join().unwrap();
+    assert_eq!(fast_got, (0..20).collect::<Vec<_>>());
+    assert_eq!(stats.published, 20);
+    let s = &stats.subscribers[1];
+    assert!(s.dropped > 0, "the slow subscriber should have lost frames: {stats:?}");
+    assert_eq!(s.delivered + s.dropped, stats.published);
+    assert_eq!(s.delivered, slow_got.len() as u64);
+    assert!(slow_got.windows(2).all(|w| w[0] < w[1]), "{slow_got:?}");
+    assert_eq!(stats.subscribers[0], gss::pipeline::SubscriberStats { delivered: 20, dropped: 0 });
+}
+
+#[test]
+fn real_time_stages_drop_the_oldest_and_account_for_every_frame() {
+    let mut p = pipeline(PipelineOptions { policy: Policy::RealTime, threads: 1, ..PipelineOptions::default() });
+    let rx = p.subscribe(1, Policy::RealTime);
+    p.run(clip_frames(40)).unwrap();
+    let got: Vec<u64> = rx.iter().map(|m| m.seq).collect();
+    let stats = p.join().unwrap();
+    assert_eq!(stats.captured, 40);
+    assert_eq!(stats.captured, stats.published + stats.dropped() + stats.failed, "{stats:?}");
+    assert!(got.windows(2).all(|w| w[0] < w[1]));
+    // the newest frame always survives a drop-oldest queue
+    assert_eq!(got.last(), Some(&39));
+}
+
+#[test]
+fn a_corrupt_jpeg_in_the_middle_is_skipped_and_counted() {
+    let files = clip_frames(4);
+    let dir = files.paths()[0].parent().unwrap().to_path_buf();
+    let bad = dir.join("frame_000001.jpg");
+    let bytes = std::fs::read(&bad).unwrap();
+    std::fs::write(&bad, &bytes[..bytes.len() / 3]).unwrap();
+    let mut p = pipeline(lossless(Mode::Pipelined));
+    let rx = p.subscribe(4, Policy::Lossless);
+    p.run(ImageFiles::from_dir(&dir).unwrap()).unwrap();
+    let indices: Vec<u64> = rx.iter().map(|m| m.source_index).collect();
+    let stats = p.join().unwrap();
+    assert_eq!(indices, vec![0, 2, 3]);
+    assert_eq!((stats.captured, stats.corrupt, stats.published), (3, 1, 3));
+}
+
+#[test]
+fn stop_ends_an_endless_source_and_joins_every_thread() {
+    let mut p = pipeline(PipelineOptions { threads: 1, ..PipelineOptions::default() });
+    let rx = p.subscribe(1, Policy::RealTime);
+    p.run(clip_frames(3).looping(true).with_fps(200.0).unwrap()).unwrap();
+    let first = rx.recv_timeout(Duration::from_secs(30)).expect("frames flow");
+    assert_eq!(first.seq, 0);
+    p.stop();
+    // the channel closes once the stages have drained
+    while rx.recv_timeout(Duration::from_secs(30)).is_ok() {}
+    let stats = p.join().unwrap();
+    assert_eq!(stats.captured, stats.published + stats.dropped() + stats.failed, "{stats:?}");
+}
