@@ -1,0 +1,65 @@
+//! Long-run streaming benchmark: the bundled model over the sample clip, looped, for thousands of
+//! frames, pipelined and sequential. Reports fps, latency percentiles and resident memory early
+//! and at the end (it must stay flat: buffers are reused, channels are bounded).
+//! `cargo bench --bench stream -- [FRAMES]` (default 2000 per mode).
+
+use std::time::Instant;
+
+use gss::engine::cpu::{self, CpuBackend};
+use gss::pipeline::{Mode, Pipeline, PipelineOptions, Policy};
+use gss::source::ImageFiles;
+use gss::ModelPackage;
+
+fn rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil().max(1.0) as usize;
+    sorted[rank.min(sorted.len()) - 1]
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let frames: u64 = std::env::args().skip(1).find(|a| !a.starts_with('-')).map_or(Ok(2000), |a| a.parse())?;
+    cpu::tune_allocator();
+    let model = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/gss-edge-street8");
+    println!("| mode | threads/stage | frames | fps | latency p50 ms | p95 ms | RSS after 100 frames MB | RSS at end MB |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    for mode in [Mode::Sequential, Mode::Pipelined] {
+        let package = ModelPackage::open(&model)?;
+        let options = PipelineOptions { policy: Policy::Lossless, mode, ..PipelineOptions::default() };
+        let threads = if mode == Mode::Sequential { cpu::available_threads() } else { (cpu::available_threads() / 2).max(1) };
+        let mut pipeline = Pipeline::new(package, options, |p| Ok(Box::new(CpuBackend::new(p, None)?)))?;
+        let masks = pipeline.subscribe(2, Policy::Lossless);
+        let stop = pipeline.stop_handle();
+        pipeline.run(ImageFiles::sample_clip()?.looping(true))?;
+        let (mut latencies, mut received) = (Vec::new(), 0u64);
+        let (mut rss_early, mut start) = (f64::NAN, Instant::now());
+        for mask in masks.iter() {
+            received += 1;
+            if received == 100 {
+                rss_early = rss_mb();
+                start = Instant::now();
+                latencies.clear();
+            }
+            latencies.push(mask.latency.as_secs_f64() * 1e3);
+            if received == frames {
+                stop.stop();
+            }
+        }
+        let timed = received.saturating_sub(100) as f64;
+        let fps = timed / start.elapsed().as_secs_f64();
+        let rss_end = rss_mb();
+        pipeline.join()?;
+        latencies.sort_by(f64::total_cmp);
+        println!("| {mode:?} | {threads} | {received} | {fps:.1} | {:.1} | {:.1} | {rss_early:.0} | {rss_end:.0} |",
+            percentile(&latencies, 50.0), percentile(&latencies, 95.0));
+    }
+    Ok(())
+}
