@@ -17,6 +17,8 @@ rm -rf tests/fixtures/gss-tiny tests/fixtures/reference
 "$gss" quantize tests/fixtures/gss-tiny --calib "$work/data" --split train --images 16 --format qdq
 "$gss" verify tests/fixtures/gss-tiny --run "$work/run" --data "$work/data" --split test \
     --fixtures tests/fixtures/reference --fixture-images 6
+mkdir -p tests/fixtures/inverse
+"$gss" inverse tests/fixtures/gss-tiny --out tests/fixtures/inverse/inverse.onnx
 mkdir -p tests/fixtures/street8-tiny
 rm -rf tests/fixtures/street8-tiny/*
 cp -r "$work/data/classes.json" "$work/data/images" "$work/data/labels" tests/fixtures/street8-tiny/

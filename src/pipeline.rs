@@ -345,7 +345,7 @@ impl Pipeline {
                         }
                     })
                 })?;
-                let mut post = Postprocess::new(&self.package.manifest);
+                let mut post = Postprocess::new(&self.package)?;
                 let counters = self.counters.clone();
                 let (tx, rx_evict) = (tx_masks, rx_masks.clone());
                 self.spawn("gss-decoder", move || {
@@ -359,7 +359,14 @@ impl Pipeline {
                                 continue;
                             }
                             item.timings.decoder = t0.elapsed();
-                            let mask = finish(item.seq, item.frame, &maskige, item.timings, &mut post, keep);
+                            let mask = match finish(item.seq, item.frame, &maskige, item.timings, &mut post, keep) {
+                                Ok(mask) => mask,
+                                Err(e) => {
+                                    counters.failed.fetch_add(1, Ordering::Relaxed);
+                                    log::error!("{e}");
+                                    continue;
+                                }
+                            };
                             match push(&tx, Some(&rx_evict), mask, policy) {
                                 Some(n) => counters.dropped_before_publish.fetch_add(n, Ordering::Relaxed),
                                 None => break,
@@ -370,7 +377,7 @@ impl Pipeline {
             }
             Engines::Fused(mut backend) => {
                 let mut pre = Preprocess::new(&self.package.manifest);
-                let mut post = Postprocess::new(&self.package.manifest);
+                let mut post = Postprocess::new(&self.package)?;
                 let counters = self.counters.clone();
                 let (tx, rx_evict) = (tx_masks, rx_masks.clone());
                 self.spawn("gss-infer", move || {
@@ -392,7 +399,14 @@ impl Pipeline {
                                 continue;
                             }
                             let timings = StageTimings { preprocess: t1 - t0, prior: t2 - t1, decoder: t2.elapsed(), ..Default::default() };
-                            let mask = finish(seq, frame, &maskige, timings, &mut post, keep);
+                            let mask = match finish(seq, frame, &maskige, timings, &mut post, keep) {
+                                Ok(mask) => mask,
+                                Err(e) => {
+                                    counters.failed.fetch_add(1, Ordering::Relaxed);
+                                    log::error!("{e}");
+                                    continue;
+                                }
+                            };
                             match push(&tx, Some(&rx_evict), mask, policy) {
                                 Some(n) => counters.dropped_before_publish.fetch_add(n, Ordering::Relaxed),
                                 None => break,
@@ -516,13 +530,13 @@ impl StopHandle {
     }
 }
 
-fn finish(seq: u64, frame: Frame, maskige: &[f32], mut timings: StageTimings, post: &mut Postprocess, keep: bool) -> MaskFrame {
+fn finish(seq: u64, frame: Frame, maskige: &[f32], mut timings: StageTimings, post: &mut Postprocess, keep: bool) -> Result<MaskFrame> {
     // A fresh map per frame: subscribers hold on to it for as long as they like.
     let mut classes = GrayImage::new(0, 0);
-    let (inverse, resize) = post.run(maskige, frame.image.dimensions(), &mut classes);
+    let (inverse, resize) = post.run(maskige, frame.image.dimensions(), &mut classes)?;
     timings.inverse = inverse;
     timings.resize = resize;
-    MaskFrame {
+    Ok(MaskFrame {
         seq,
         source_index: frame.index,
         captured_at: frame.captured_at,
@@ -532,7 +546,7 @@ fn finish(seq: u64, frame: Frame, maskige: &[f32], mut timings: StageTimings, po
         origin: frame.origin,
         timings,
         dropped_so_far: 0,
-    }
+    })
 }
 
 #[cfg(test)]

@@ -4,7 +4,8 @@ use std::time::{Duration, Instant};
 
 use image::{imageops, GrayImage, RgbImage};
 
-use crate::engine::{cpu::CpuBackend, Backend};
+use crate::engine::cpu::{CpuBackend, OnnxInverse};
+use crate::engine::Backend;
 use crate::error::Result;
 use crate::maskige::Palette;
 use crate::model::{Manifest, ModelPackage};
@@ -53,24 +54,31 @@ impl Preprocess {
     }
 }
 
-/// Maskige → class map at the frame's size: nearest palette colour at the model's size, then a
-/// nearest-neighbour resize when the frame differs. Buffers are reused from frame to frame.
+/// Maskige → class map at the frame's size: X⁻¹ at the model's size (nearest palette colour, or
+/// the package's ONNX inverse), then a nearest-neighbour resize when the frame differs. Buffers
+/// are reused from frame to frame.
 pub struct Postprocess {
     palette: Palette,
+    onnx: Option<OnnxInverse>,
     classes: GrayImage,
 }
 
 impl Postprocess {
-    pub fn new(manifest: &Manifest) -> Self {
-        let palette = Palette::new(&manifest.maskige.palette, manifest.decoder.output_range);
-        Self { palette, classes: GrayImage::new(manifest.input.width as u32, manifest.input.height as u32) }
+    pub fn new(package: &ModelPackage) -> Result<Self> {
+        let m = &package.manifest;
+        let palette = Palette::new(&m.maskige.palette, m.decoder.output_range);
+        let onnx = OnnxInverse::new(package)?;
+        Ok(Self { palette, onnx, classes: GrayImage::new(m.input.width as u32, m.input.height as u32) })
     }
 
     /// Writes the class map for a `frame_size` (width, height) frame into `out`; returns the time
     /// spent in X⁻¹ and in the resize.
-    pub fn run(&mut self, maskige: &[f32], frame_size: (u32, u32), out: &mut GrayImage) -> (Duration, Duration) {
+    pub fn run(&mut self, maskige: &[f32], frame_size: (u32, u32), out: &mut GrayImage) -> Result<(Duration, Duration)> {
         let t0 = Instant::now();
-        self.palette.nearest_into(maskige, &mut self.classes);
+        match &mut self.onnx {
+            Some(graph) => graph.run(maskige, &mut self.classes)?,
+            None => self.palette.nearest_into(maskige, &mut self.classes),
+        }
         let t1 = Instant::now();
         if out.dimensions() != frame_size {
             *out = GrayImage::new(frame_size.0, frame_size.1);
@@ -80,7 +88,7 @@ impl Postprocess {
         } else {
             resize_nearest_into(&self.classes, out);
         }
-        (t1 - t0, t1.elapsed())
+        Ok((t1 - t0, t1.elapsed()))
     }
 }
 
@@ -99,19 +107,19 @@ impl Segmenter {
     /// The package's fp32 graphs (or `variant`) on the tract CPU backend.
     pub fn new(package: ModelPackage, variant: Option<&str>) -> Result<Self> {
         let backend = Box::new(CpuBackend::new(&package, variant)?);
-        Ok(Self::with_backend(package, backend))
+        Self::with_backend(package, backend)
     }
 
-    pub fn with_backend(package: ModelPackage, backend: Box<dyn Backend>) -> Self {
-        Self {
+    pub fn with_backend(package: ModelPackage, backend: Box<dyn Backend>) -> Result<Self> {
+        Ok(Self {
             pre: Preprocess::new(&package.manifest),
-            post: Postprocess::new(&package.manifest),
+            post: Postprocess::new(&package)?,
             backend,
             tokens: Vec::new(),
             maskige: Vec::new(),
             timings: StageTimings::default(),
             package,
-        }
+        })
     }
 
     pub fn package(&self) -> &ModelPackage {
@@ -144,7 +152,7 @@ impl Segmenter {
         let t2 = Instant::now();
         self.backend.run_decoder(&self.tokens, &mut self.maskige)?;
         let t3 = Instant::now();
-        let (inverse, resize) = self.post.run(&self.maskige, image.dimensions(), out);
+        let (inverse, resize) = self.post.run(&self.maskige, image.dimensions(), out)?;
         self.timings = StageTimings { preprocess: t1 - t0, prior: t2 - t1, decoder: t3 - t2, inverse, resize };
         Ok(())
     }

@@ -157,3 +157,50 @@ fn corrupt_truncated_and_empty_images_are_errors() {
     assert!(err.to_string().contains("truncated.png"), "{err}");
     assert!(matches!(load_rgb(&dir.join("missing.png")), Err(Error::Io { .. })));
 }
+
+/// Installs the fixture's ONNX inverse (written by `gss-convert inverse`) into a copy of the
+/// package, with `output` as the graph output name model.json promises.
+fn package_with_onnx_inverse(tag: &str, output: &str) -> PathBuf {
+    let dir = copy_package(tag);
+    let file = dir.join("inverse.onnx");
+    std::fs::copy(fixtures().join("inverse/inverse.onnx"), &file).unwrap();
+    let path = dir.join("model.json");
+    let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    v["maskige"]["inverse"] = serde_json::json!({"kind": "onnx", "file": "inverse.onnx", "input": "maskige", "output": output});
+    v["files"]["inverse.onnx"] = serde_json::json!({
+        "sha256": gss::model::sha256_file(&file).unwrap(),
+        "bytes": std::fs::metadata(&file).unwrap().len(),
+    });
+    std::fs::write(&path, v.to_string()).unwrap();
+    dir
+}
+
+#[test]
+fn onnx_inverse_gives_the_nearest_colour_classes() {
+    let dir = fixtures().join("reference");
+    let reference: Reference = serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap()).unwrap();
+    let mut nearest = Segmenter::new(ModelPackage::open(fixtures().join("gss-tiny")).unwrap(), None).unwrap();
+    let mut graph = Segmenter::new(ModelPackage::open(package_with_onnx_inverse("inverse", "classes")).unwrap(), None).unwrap();
+    let (mut same, mut all) = (0usize, 0usize);
+    for case in &reference.cases {
+        let image = load_rgb(&dir.join(&case.image)).unwrap();
+        let a = nearest.segment(&image).unwrap();
+        let b = graph.segment(&image).unwrap();
+        same += a.as_raw().iter().zip(b.as_raw()).filter(|(x, y)| x == y).count();
+        all += a.len();
+    }
+    assert!(same as f64 / all as f64 >= 0.999, "{same} of {all} pixels agree");
+}
+
+#[test]
+fn onnx_inverse_that_disagrees_with_the_manifest_is_refused() {
+    let package = ModelPackage::open(package_with_onnx_inverse("inverse-bad", "ids")).unwrap();
+    let err = Segmenter::new(package, None).err().unwrap();
+    assert!(matches!(err, Error::GraphMismatch { .. }) && err.to_string().contains("inverse.onnx"), "{err}");
+    let dir = copy_package("inverse-incomplete");
+    let path = dir.join("model.json");
+    let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    v["maskige"]["inverse"] = serde_json::json!({"kind": "onnx", "file": "inverse.onnx"});
+    std::fs::write(&path, v.to_string()).unwrap();
+    assert!(matches!(ModelPackage::open(&dir).unwrap_err(), Error::ManifestInvalid { .. }));
+}

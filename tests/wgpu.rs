@@ -35,8 +35,8 @@ fn gpu(package: &ModelPackage) -> WgpuBackend {
 /// Token and class-map agreement (%) of wgpu vs CPU over `images`.
 fn agreement(dir: &str, images: &[PathBuf]) -> (f64, f64) {
     let package = ModelPackage::open(root().join(dir)).unwrap();
-    let mut cpu = Segmenter::with_backend(package.clone(), Box::new(CpuBackend::new(&package, None).unwrap()));
-    let mut wgpu = Segmenter::with_backend(package.clone(), Box::new(gpu(&package)));
+    let mut cpu = Segmenter::with_backend(package.clone(), Box::new(CpuBackend::new(&package, None).unwrap())).unwrap();
+    let mut wgpu = Segmenter::with_backend(package.clone(), Box::new(gpu(&package))).unwrap();
     let (mut st, mut at, mut sc, mut ac) = (0, 0, 0, 0);
     for path in images {
         let image = load_rgb(path).unwrap();

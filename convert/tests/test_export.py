@@ -103,3 +103,28 @@ def test_fixtures_are_written(tiny_package, tiny_street8, tmp_path):
 def test_cli_export_needs_a_prior(tmp_path, capsys):
     assert main(["export", str(tmp_path), "--out", str(tmp_path / "pkg")]) == 2
     assert "train" in capsys.readouterr().err
+
+
+def test_palette_inverse_graph_equals_nearest_colour(tiny_package, tmp_path):
+    import onnxruntime as ort
+
+    from gss_convert.export import export_palette_inverse
+
+    package = tmp_path / "pkg"
+    shutil.copytree(tiny_package, package)
+    entry = export_palette_inverse(package, install=True)
+    manifest = check_package(package)
+    assert manifest["maskige"]["inverse"] == entry and "inverse.onnx" in manifest["files"]
+    h, w = manifest["input"]["height"], manifest["input"]["width"]
+    palette = np.asarray(manifest["maskige"]["palette"], dtype=np.float32) / 255.0
+    rng = np.random.default_rng(0)
+    # palette colours plus noise, and pure noise: both must land on the nearest colour
+    ids = rng.integers(0, len(palette), size=(h, w))
+    maskige = palette[ids].transpose(2, 0, 1)[None] + rng.normal(0, 0.1, (1, 3, h, w)).astype(np.float32)
+    maskige[..., : h // 2, :] = rng.random((1, 3, h // 2, w), dtype=np.float32)
+    session = ort.InferenceSession(str(package / "inverse.onnx"), providers=["CPUExecutionProvider"])
+    classes = session.run(None, {"maskige": maskige.astype(np.float32)})[0]
+    d = ((maskige[0].transpose(1, 2, 0)[:, :, None, :] - palette[None, None]) ** 2).sum(-1)
+    expected = d.argmin(-1)
+    assert classes.shape == (1, h, w)
+    assert (classes[0] == expected).mean() >= 0.999

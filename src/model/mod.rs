@@ -20,9 +20,14 @@ pub struct ClassInfo {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Inverse {
+    /// "nearest" (palette colour, GSS-FF) or "onnx" (a graph: maskige in, class ids out).
     pub kind: String,
     #[serde(default)]
     pub file: Option<String>,
+    #[serde(default)]
+    pub input: Option<String>,
+    #[serde(default)]
+    pub output: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -148,8 +153,12 @@ fn validate(m: &Manifest, path: &Path) -> Result<()> {
     if m.maskige.palette.len() != m.classes.len() {
         return Err(invalid(format!("maskige.palette has {} colours for {} classes", m.maskige.palette.len(), m.classes.len())));
     }
-    if m.maskige.inverse.kind != "nearest" {
-        return Err(invalid(format!("maskige.inverse.kind {:?} is not supported by this runtime (nearest)", m.maskige.inverse.kind)));
+    let inverse = &m.maskige.inverse;
+    match inverse.kind.as_str() {
+        "nearest" => {}
+        "onnx" if inverse.file.is_some() && inverse.input.is_some() && inverse.output.is_some() => {}
+        "onnx" => return Err(invalid("maskige.inverse of kind onnx needs file, input and output".into())),
+        other => return Err(invalid(format!("maskige.inverse.kind {other:?} is not supported by this runtime (nearest, onnx)"))),
     }
     if m.input.layout != "NCHW" || m.input.channel_order != "RGB" {
         return Err(invalid(format!("input {} {} is not supported (NCHW RGB)", m.input.layout, m.input.channel_order)));
@@ -168,6 +177,7 @@ fn validate(m: &Manifest, path: &Path) -> Result<()> {
         return Err(invalid("this runtime needs the prior's argmax inside the graph with int64 tokens".into()));
     }
     let mut referenced = vec![&m.prior.file, &m.decoder.file];
+    referenced.extend(inverse.file.as_ref().filter(|_| inverse.kind == "onnx"));
     for v in m.variants.values() {
         referenced.push(&v.prior);
         referenced.push(&v.decoder);

@@ -1,4 +1,4 @@
-"""`gss-convert`: the offline tool's command line (data, train, eval, export, quantize, verify, bench, macs)."""
+"""`gss-convert`: the offline tool's command line (data, train, eval, export, inverse, quantize, verify, bench, macs)."""
 
 from __future__ import annotations
 
@@ -87,6 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--name", default=None, help="model name (default: the directory name)")
     exp.add_argument("--metrics", type=Path, default=None, help="metrics.json from `gss-convert eval` to record")
 
+    inv = sub.add_parser("inverse", help="write the package's nearest-colour X⁻¹ as an ONNX graph")
+    inv.add_argument("package", type=Path)
+    inv.add_argument("--out", type=Path, default=None, help="default: PACKAGE/inverse.onnx")
+    inv.add_argument("--install", action="store_true", help="switch the package's model.json to the ONNX inverse")
+
     ver = sub.add_parser("verify", help="onnxruntime vs PyTorch agreement and mIoU of a package")
     ver.add_argument("package", type=Path)
     ver.add_argument("--run", type=Path, required=True, help="the run the package was exported from")
@@ -166,6 +171,11 @@ def _run(args: argparse.Namespace) -> int:
         for name, info in manifest["files"].items():
             print(f"{args.out / name}: {info['bytes'] / 1e6:.2f} MB sha256 {info['sha256'][:16]}…")
         print(f"wrote {args.out / 'model.json'}")
+        return 0
+    if args.command == "inverse":
+        from .export import export_palette_inverse
+        entry = export_palette_inverse(args.package, args.out, args.install)
+        print(f"wrote {args.out or args.package / entry['file']}" + (" and switched model.json to it" if args.install else ""))
         return 0
     if args.command == "quantize":
         from .quantize import quantize_package

@@ -99,6 +99,46 @@ def export_run(run: Path, out: Path, name: str | None = None, metrics: Path | No
     return manifest
 
 
+class PaletteInverse(nn.Module):
+    """X⁻¹ as a graph: the nearest palette colour is argmax_k (2 p_k·x − |p_k|²), a 1×1 conv plus
+    ArgMax, so it gives exactly the runtime's nearest-colour classes. A trained inverse (GSS-FT)
+    would be exported the same way, maskige in and int64 class ids out."""
+
+    def __init__(self, palette: torch.Tensor) -> None:
+        super().__init__()
+        k = palette.shape[0]
+        self.scores = nn.Conv2d(3, k, 1)
+        with torch.no_grad():
+            self.scores.weight.copy_(2 * palette[:, :, None, None])
+            self.scores.bias.copy_(-(palette ** 2).sum(1))
+
+    def forward(self, maskige: torch.Tensor) -> torch.Tensor:
+        return torch.argmax(self.scores(maskige), dim=1)
+
+
+def export_palette_inverse(package: Path, out: Path | None = None, install: bool = False) -> dict:
+    """Writes the package's nearest-colour inverse as ONNX (maskige [1,3,H,W] → classes [1,H,W]).
+
+    `out` defaults to `package/inverse.onnx`; with `install` the package's model.json switches to
+    it (`"inverse": {"kind": "onnx", ...}`) and records its hash. Returns the inverse entry."""
+    package = Path(package)
+    manifest = json.loads((package / "model.json").read_text())
+    lo, hi = manifest["decoder"]["output_range"]
+    palette = torch.tensor(manifest["maskige"]["palette"], dtype=torch.float32) * ((hi - lo) / 255.0) + lo
+    h, w = manifest["input"]["height"], manifest["input"]["width"]
+    out = Path(out) if out else package / "inverse.onnx"
+    _export(PaletteInverse(palette), torch.zeros(1, 3, h, w), out, "maskige", "classes")
+    entry = {"kind": "onnx", "file": out.name, "input": "maskige", "output": "classes"}
+    if install:
+        if out.parent.resolve() != package.resolve():
+            raise ValueError(f"{out}: an installed inverse must live in the package ({package})")
+        manifest["maskige"]["inverse"] = entry
+        manifest["files"][out.name] = file_entry(out)
+        validate_manifest(manifest)
+        (package / "model.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    return entry
+
+
 def _metrics_summary(path: Path) -> dict:
     report = json.loads(Path(path).read_text())
     methods = report["methods"]

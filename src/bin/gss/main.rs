@@ -90,7 +90,7 @@ impl RunConfig {
 
     pub fn segmenter(&self, package: ModelPackage) -> Result<Segmenter> {
         let backend = self.backend(&package).with_context(|| format!("preparing model {}", self.model_dir.display()))?;
-        Ok(Segmenter::with_backend(package, backend))
+        Segmenter::with_backend(package, backend).with_context(|| format!("preparing model {}", self.model_dir.display()))
     }
 }
 

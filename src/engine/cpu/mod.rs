@@ -172,3 +172,49 @@ impl Backend for CpuBackend {
         run_into(&mut self.decoder, &shape, tokens, "decoder", &self.decoder_path, maskige)
     }
 }
+
+/// X⁻¹ as an ONNX graph on tract (`"inverse": {"kind": "onnx"}`): maskige 1×3×H×W in, int64
+/// class ids (H×W) out. The other backends hand it the maskige they read back.
+pub struct OnnxInverse {
+    path: PathBuf,
+    state: State,
+    shape: [usize; 4],
+    ids: Vec<i64>,
+    classes: usize,
+}
+
+impl OnnxInverse {
+    /// The package's ONNX inverse, or None when it uses the nearest palette colour.
+    pub fn new(package: &ModelPackage) -> Result<Option<Self>> {
+        let m = &package.manifest;
+        let inv = &m.maskige.inverse;
+        let (Some(file), Some(input), Some(output)) = (&inv.file, &inv.input, &inv.output) else { return Ok(None) };
+        if inv.kind != "onnx" {
+            return Ok(None);
+        }
+        let path = package.dir.join(file);
+        let shape = [1, 3, m.input.height, m.input.width];
+        let contract = GraphContract {
+            input_name: input,
+            output_name: output,
+            input: f32::fact(shape),
+            output_tail: vec![m.input.height, m.input.width],
+            output_type: i64::datum_type(),
+            knobs: &[],
+        };
+        let state = plan(&path, contract)?.spawn().map_err(|e| graph_err(&path, e))?;
+        Ok(Some(Self { path, state, shape, ids: Vec::new(), classes: m.classes.len() }))
+    }
+
+    /// Class ids into the caller's buffer (H×W).
+    pub fn run(&mut self, maskige: &[f32], classes: &mut [u8]) -> Result<()> {
+        run_into(&mut self.state, &self.shape, maskige, "inverse", &self.path, &mut self.ids)?;
+        for (dst, &id) in classes.iter_mut().zip(&self.ids) {
+            if id < 0 || id as usize >= self.classes {
+                return Err(Error::Inference { stage: "inverse", msg: format!("class id {id} outside 0..{}", self.classes) });
+            }
+            *dst = id as u8;
+        }
+        Ok(())
+    }
+}
