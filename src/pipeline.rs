@@ -105,6 +105,8 @@ pub struct Stats {
     pub dropped_before_publish: u64,
     /// Frames whose inference failed (logged, skipped).
     pub failed: u64,
+    /// Frames through both graphs and X⁻¹ (published, or dropped before publishing).
+    pub processed: u64,
     /// Frames handed to subscribers.
     pub published: u64,
     pub subscribers: Vec<SubscriberStats>,
@@ -133,6 +135,7 @@ struct Counters {
     dropped_before_decoder: AtomicU64,
     dropped_before_publish: AtomicU64,
     failed: AtomicU64,
+    processed: AtomicU64,
     published: AtomicU64,
 }
 
@@ -360,7 +363,10 @@ impl Pipeline {
                             }
                             item.timings.decoder = t0.elapsed();
                             let mask = match finish(item.seq, item.frame, &maskige, item.timings, &mut post, keep) {
-                                Ok(mask) => mask,
+                                Ok(mask) => {
+                                    counters.processed.fetch_add(1, Ordering::Relaxed);
+                                    mask
+                                }
                                 Err(e) => {
                                     counters.failed.fetch_add(1, Ordering::Relaxed);
                                     log::error!("{e}");
@@ -400,7 +406,10 @@ impl Pipeline {
                             }
                             let timings = StageTimings { preprocess: t1 - t0, prior: t2 - t1, decoder: t2.elapsed(), ..Default::default() };
                             let mask = match finish(seq, frame, &maskige, timings, &mut post, keep) {
-                                Ok(mask) => mask,
+                                Ok(mask) => {
+                                    counters.processed.fetch_add(1, Ordering::Relaxed);
+                                    mask
+                                }
                                 Err(e) => {
                                     counters.failed.fetch_add(1, Ordering::Relaxed);
                                     log::error!("{e}");
@@ -479,6 +488,7 @@ impl Pipeline {
             dropped_before_decoder: load(&c.dropped_before_decoder),
             dropped_before_publish: load(&c.dropped_before_publish),
             failed: load(&c.failed),
+            processed: load(&c.processed),
             published: load(&c.published),
             subscribers: self
                 .subscriber_stats

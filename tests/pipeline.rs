@@ -44,7 +44,7 @@ fn lossless_directory_delivers_every_frame_in_order_in_both_modes() {
         let stats = p.join().unwrap();
         assert_eq!(frames.iter().map(|m| m.seq).collect::<Vec<_>>(), (0..12).collect::<Vec<_>>(), "{mode:?}");
         assert!(frames.iter().all(|m| m.classes.dimensions() == (512, 256) && m.frame.is_none()));
-        assert_eq!((stats.captured, stats.published, stats.dropped(), stats.failed), (12, 12, 0, 0), "{mode:?}");
+        assert_eq!((stats.captured, stats.processed, stats.published, stats.dropped(), stats.failed), (12, 12, 12, 0, 0), "{mode:?}");
         assert_eq!(stats.subscribers[0].delivered, 12);
     }
 }

@@ -163,6 +163,9 @@ fn validate(m: &Manifest, path: &Path) -> Result<()> {
     if m.input.layout != "NCHW" || m.input.channel_order != "RGB" {
         return Err(invalid(format!("input {} {} is not supported (NCHW RGB)", m.input.layout, m.input.channel_order)));
     }
+    if m.input.resize != "stretch-bilinear" {
+        return Err(invalid(format!("input.resize {:?} is not supported (stretch-bilinear)", m.input.resize)));
+    }
     if m.input.std.iter().any(|s| *s <= 0.0) {
         return Err(invalid("input.std must be positive".into()));
     }

@@ -202,7 +202,7 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
         let report = serde_json::json!({
             "source": source_name, "policy": if args.lossless { "lossless" } else { "real-time" },
             "mode": mode_name,
-            "captured": stats.captured, "published": stats.published, "dropped": stats.dropped(),
+            "captured": stats.captured, "processed": stats.processed, "published": stats.published, "dropped": stats.dropped(),
             "dropped_before_prior": stats.dropped_before_prior, "dropped_before_decoder": stats.dropped_before_decoder,
             "dropped_before_publish": stats.dropped_before_publish, "failed": stats.failed, "corrupt": stats.corrupt,
             "consumer_received": received, "consumer_dropped": consumer_dropped,
