@@ -369,7 +369,7 @@ impl<'a> Lowering<'a> {
             groups: conv.group,
         };
         let expect = geo.c_out * (geo.c_in / geo.groups.max(1)) * geo.kh * geo.kw;
-        if geo.groups == 0 || geo.c_in % geo.groups != 0 || geo.c_out % geo.groups != 0 || kernel.len() != expect {
+        if geo.groups == 0 || !geo.c_in.is_multiple_of(geo.groups) || !geo.c_out.is_multiple_of(geo.groups) || kernel.len() != expect {
             return Err(graph_err(self.path, format!("{name}: Conv weights {:?} do not fit {geo:?}", kernel.shape())));
         }
         let mut b = to_f32(&bias, self.path)?;

@@ -206,7 +206,7 @@ impl WgpuBackend {
             .flat_map(|g| g.values.iter().map(|v| (v.len * 4) as u64))
             .max()
             .unwrap_or(0);
-        if biggest > device.limits().max_storage_buffer_binding_size as u64 {
+        if biggest > device.limits().max_storage_buffer_binding_size {
             return Err(gpu_err(format!("{}: a {biggest}-byte tensor exceeds the device's storage binding limit", info.name)));
         }
 
