@@ -24,22 +24,31 @@ impl Palette {
 
     /// Planar maskige (3×H×W) → class ids (H×W) written into the caller's buffer.
     pub fn nearest_into(&self, maskige: &[f32], classes: &mut [u8]) {
+        // Pixels go in blocks, colour by colour, so the inner loop is a straight run over
+        // contiguous lanes the compiler vectorises; this runs on every pixel of every frame.
+        const BLOCK: usize = 64;
         let plane = classes.len();
         debug_assert_eq!(maskige.len(), 3 * plane);
         let (r, rest) = maskige.split_at(plane);
         let (g, b) = rest.split_at(plane);
-        for (i, out) in classes.iter_mut().enumerate() {
-            let (pr, pg, pb) = (r[i], g[i], b[i]);
-            let mut best = 0u8;
-            let mut best_d = f32::INFINITY;
+        let mut best_d = [0f32; BLOCK];
+        let mut best = [0u8; BLOCK];
+        for (start, out) in (0..plane).step_by(BLOCK).zip(classes.chunks_mut(BLOCK)) {
+            let n = out.len();
+            let (r, g, b) = (&r[start..start + n], &g[start..start + n], &b[start..start + n]);
+            best_d[..n].fill(f32::INFINITY);
+            best[..n].fill(0);
             for (k, c) in self.colors.iter().enumerate() {
-                let d = (pr - c[0]) * (pr - c[0]) + (pg - c[1]) * (pg - c[1]) + (pb - c[2]) * (pb - c[2]);
-                if d < best_d {
-                    best_d = d;
-                    best = k as u8;
+                for i in 0..n {
+                    let (dr, dg, db) = (r[i] - c[0], g[i] - c[1], b[i] - c[2]);
+                    let d = dr * dr + dg * dg + db * db;
+                    // strict `<` keeps the lowest class id on a tie, as before
+                    let closer = d < best_d[i];
+                    best_d[i] = if closer { d } else { best_d[i] };
+                    best[i] = if closer { k as u8 } else { best[i] };
                 }
             }
-            *out = best;
+            out.copy_from_slice(&best[..n]);
         }
     }
 }
@@ -64,5 +73,32 @@ mod tests {
         let mut out = vec![0u8; n];
         p.nearest_into(&maskige, &mut out);
         assert_eq!(out, ids);
+    }
+
+    #[test]
+    fn blocked_search_matches_a_pixel_by_pixel_search_across_block_edges_and_ties() {
+        let colors = [[255, 255, 0], [200, 10, 10], [10, 200, 10], [10, 10, 200], [250, 250, 250]];
+        let p = Palette::new(&colors, [0.0, 1.0]);
+        let n = 64 * 3 + 7;
+        let mut state = 12345u32;
+        let mut maskige: Vec<f32> = (0..3 * n)
+            .map(|_| {
+                state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (state >> 8) as f32 / (1u32 << 24) as f32
+            })
+            .collect();
+        // an exact tie between colours 1 and 2 must go to the lower id
+        for (ch, v) in [105.0 / 255.0, 105.0 / 255.0, 10.0 / 255.0].iter().enumerate() {
+            maskige[ch * n + 70] = *v;
+        }
+        let mut out = vec![0u8; n];
+        p.nearest_into(&maskige, &mut out);
+        for (i, &got) in out.iter().enumerate() {
+            let px = [maskige[i], maskige[n + i], maskige[2 * n + i]];
+            let d = |c: &[f32; 3]| (0..3).map(|k| (px[k] - c[k]) * (px[k] - c[k])).sum::<f32>();
+            let want = (0..p.colors.len()).fold(0, |best, k| if d(&p.colors[k]) < d(&p.colors[best]) { k } else { best });
+            assert_eq!(got as usize, want, "pixel {i}");
+        }
+        assert_eq!(out[70], 1);
     }
 }
