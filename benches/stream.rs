@@ -35,7 +35,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let package = ModelPackage::open(&model)?;
         let options = PipelineOptions { policy: Policy::Lossless, mode, ..PipelineOptions::default() };
         let threads = if mode == Mode::Sequential { cpu::available_threads() } else { (cpu::available_threads() / 2).max(1) };
-        let mut pipeline = Pipeline::new(package, options, |p| Ok(Box::new(CpuBackend::new(p, None)?)))?;
+        let mut pipeline = Pipeline::new(package, options, |p, graphs| Ok(Box::new(CpuBackend::with_graphs(p, None, graphs)?)))?;
         let masks = pipeline.subscribe(2, Policy::Lossless);
         let stop = pipeline.stop_handle();
         pipeline.run(ImageFiles::sample_clip()?.looping(true))?;

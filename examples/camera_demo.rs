@@ -31,7 +31,7 @@ fn main() -> Result<()> {
     println!("camera: {}", gss::source::FrameSource::name(&camera));
 
     let pipeline_options = PipelineOptions { keep_frames: true, ..PipelineOptions::default() };
-    let mut pipeline = Pipeline::new(package, pipeline_options, |p| Ok(Box::new(gss::engine::cpu::CpuBackend::new(p, None)?)))?;
+    let mut pipeline = Pipeline::new(package, pipeline_options, |p, graphs| Ok(Box::new(gss::engine::cpu::CpuBackend::with_graphs(p, None, graphs)?)))?;
     let masks = pipeline.subscribe(2, Policy::RealTime);
     let stop = pipeline.stop_handle();
     ctrlc::set_handler(move || stop.stop()).context("installing the Ctrl-C handler")?;

@@ -74,7 +74,7 @@ fn main() -> Result<()> {
     }
     .with_fps(15.0)?;
 
-    let mut pipeline = Pipeline::new(package, PipelineOptions::default(), |p| Ok(Box::new(gss::engine::cpu::CpuBackend::new(p, None)?)))?;
+    let mut pipeline = Pipeline::new(package, PipelineOptions::default(), |p, graphs| Ok(Box::new(gss::engine::cpu::CpuBackend::with_graphs(p, None, graphs)?)))?;
     // A robot wants the newest mask, not a backlog: one slot, oldest dropped.
     let masks = pipeline.subscribe(1, Policy::RealTime);
     pipeline.run(source)?;

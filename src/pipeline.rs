@@ -26,7 +26,7 @@ use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 use image::{GrayImage, RgbImage};
 use tract_linalg::multithread::{multithread_tract_scope, Executor};
 
-use crate::engine::Backend;
+use crate::engine::{Backend, Graphs};
 use crate::error::{Error, Result};
 use crate::model::ModelPackage;
 use crate::segmenter::{Postprocess, Preprocess, StageTimings};
@@ -219,21 +219,25 @@ fn executor(threads: usize) -> Executor {
 }
 
 impl Pipeline {
-    /// Prepares the stages with backends from `make_backend` (called once per inference
-    /// stage: twice when pipelined, so each thread owns its plans). Frames flow after [`run`].
+    /// Prepares the stages with backends from `make_backend`, called once per inference stage
+    /// with the graphs that stage runs (prior, decoder, or both when sequential), so each thread
+    /// owns its plans and none is held twice. Frames flow after [`run`].
     ///
     /// [`run`]: Pipeline::run
     pub fn new(
         package: ModelPackage,
         options: PipelineOptions,
-        make_backend: impl Fn(&ModelPackage) -> Result<Box<dyn Backend>>,
+        make_backend: impl Fn(&ModelPackage, Graphs) -> Result<Box<dyn Backend>>,
     ) -> Result<Self> {
         if options.queue_depth == 0 {
             return Err(Error::Pipeline { msg: "queue depth must be at least 1".into() });
         }
         let engines = match options.mode {
-            Mode::Pipelined => Engines::Split { prior: make_backend(&package)?, decoder: make_backend(&package)? },
-            Mode::Sequential => Engines::Fused(make_backend(&package)?),
+            Mode::Pipelined => Engines::Split {
+                prior: make_backend(&package, Graphs::Prior)?,
+                decoder: make_backend(&package, Graphs::Decoder)?,
+            },
+            Mode::Sequential => Engines::Fused(make_backend(&package, Graphs::Both)?),
         };
         Ok(Self {
             package,

@@ -204,3 +204,14 @@ fn onnx_inverse_that_disagrees_with_the_manifest_is_refused() {
     std::fs::write(&path, v.to_string()).unwrap();
     assert!(matches!(ModelPackage::open(&dir).unwrap_err(), Error::ManifestInvalid { .. }));
 }
+
+#[test]
+fn a_backend_planned_for_one_stage_refuses_the_other() {
+    use gss::engine::{cpu::CpuBackend, Backend, Graphs};
+    let package = ModelPackage::open(fixtures().join("gss-tiny")).unwrap();
+    let mut prior_only = CpuBackend::with_graphs(&package, None, Graphs::Prior).unwrap();
+    let err = prior_only.run_decoder(&[0], &mut Vec::new()).unwrap_err();
+    assert!(err.to_string().contains("without the decoder graph"), "{err}");
+    let mut decoder_only = CpuBackend::with_graphs(&package, None, Graphs::Decoder).unwrap();
+    assert!(decoder_only.run_prior(&[0.0], &mut Vec::new()).unwrap_err().to_string().contains("without the prior graph"));
+}

@@ -15,7 +15,7 @@ fn root() -> PathBuf {
 
 fn pipeline(options: PipelineOptions) -> Pipeline {
     let package = ModelPackage::open(root().join("tests/fixtures/gss-tiny")).unwrap();
-    Pipeline::new(package, options, |p| Ok(Box::new(CpuBackend::new(p, None)?))).unwrap()
+    Pipeline::new(package, options, |p, graphs| Ok(Box::new(CpuBackend::with_graphs(p, None, graphs)?))).unwrap()
 }
 
 fn clip_frames(n: usize) -> ImageFiles {

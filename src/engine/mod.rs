@@ -26,6 +26,15 @@ pub trait Backend: Send {
 }
 
 /// Which backend to run a package on (`--backend auto|cpu|wgpu`).
+/// Which of the package's graphs a backend must be able to run: a pipelined stream gives each
+/// inference stage a backend with its own graph only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Graphs {
+    Both,
+    Prior,
+    Decoder,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum BackendKind {
     /// wgpu when compiled in, a hardware adapter exists and it covers every op; else the CPU.
@@ -37,13 +46,20 @@ pub enum BackendKind {
 
 /// Builds the backend `kind` names. `Auto` logs (info) which backend it picked and why.
 pub fn create_backend(kind: BackendKind, package: &ModelPackage, variant: Option<&str>) -> Result<Box<dyn Backend>> {
+    create_backend_for(kind, package, variant, Graphs::Both)
+}
+
+/// [`create_backend`] for one pipeline stage: the CPU backend plans only `graphs` (the GPU
+/// backend keeps both; its plans live in GPU memory).
+pub fn create_backend_for(kind: BackendKind, package: &ModelPackage, variant: Option<&str>, graphs: Graphs) -> Result<Box<dyn Backend>> {
+    let cpu = || -> Result<Box<dyn Backend>> { Ok(Box::new(cpu::CpuBackend::with_graphs(package, variant, graphs)?)) };
     match kind {
-        BackendKind::Cpu => Ok(Box::new(cpu::CpuBackend::new(package, variant)?)),
+        BackendKind::Cpu => cpu(),
         BackendKind::Wgpu => wgpu_backend(package, variant),
         BackendKind::Auto => {
             if let Some(why) = auto_rejects_gpu(package, variant) {
                 log::info!("backend auto: cpu ({why})");
-                return Ok(Box::new(cpu::CpuBackend::new(package, variant)?));
+                return cpu();
             }
             match wgpu_backend(package, variant) {
                 Ok(b) => {
@@ -52,7 +68,7 @@ pub fn create_backend(kind: BackendKind, package: &ModelPackage, variant: Option
                 }
                 Err(e) => {
                     log::info!("backend auto: cpu (wgpu failed to start: {e})");
-                    Ok(Box::new(cpu::CpuBackend::new(package, variant)?))
+                    cpu()
                 }
             }
         }

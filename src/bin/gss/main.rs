@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
-use gss::engine::{cpu, create_backend, Backend, BackendKind};
+use gss::engine::{cpu, create_backend, create_backend_for, Backend, BackendKind, Graphs};
 use gss::{ModelPackage, Segmenter};
 
 #[derive(Parser)]
@@ -86,6 +86,10 @@ impl RunConfig {
 
     pub fn backend(&self, package: &ModelPackage) -> gss::Result<Box<dyn Backend>> {
         create_backend(self.backend, package, self.variant.as_deref())
+    }
+
+    pub fn backend_for(&self, package: &ModelPackage, graphs: Graphs) -> gss::Result<Box<dyn Backend>> {
+        create_backend_for(self.backend, package, self.variant.as_deref(), graphs)
     }
 
     pub fn segmenter(&self, package: ModelPackage) -> Result<Segmenter> {

@@ -120,7 +120,7 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
         keep_frames: args.save == Save::Overlays,
     };
     let started = Instant::now();
-    let mut pipeline = Pipeline::new(package, options, |p| config.backend(p))?;
+    let mut pipeline = Pipeline::new(package, options, |p, graphs| config.backend_for(p, graphs))?;
     let cold_start = started.elapsed();
     // The saver/scorer below is this stream's consumer: in real time it may fall behind and lose
     // frames of its own (counted), without slowing the stages.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::plan::SimpleState;
 
-use crate::engine::Backend;
+use crate::engine::{Backend, Graphs};
 use crate::error::{Error, Result};
 use crate::model::ModelPackage;
 
@@ -44,8 +44,10 @@ pub fn tune_allocator() {
 pub struct CpuBackend {
     prior_path: PathBuf,
     decoder_path: PathBuf,
-    prior: State,
-    decoder: State,
+    /// None when this backend was built for the decoder stage alone (and vice versa), so a
+    /// pipelined stream holds each plan once.
+    prior: Option<State>,
+    decoder: Option<State>,
     image_shape: [usize; 4],
     grid: [usize; 2],
 }
@@ -103,11 +105,18 @@ impl CpuBackend {
     /// Loads and optimises the package's graphs (fp32, or the named variant), checking that their
     /// inputs and outputs are the ones model.json describes.
     pub fn new(package: &ModelPackage, variant: Option<&str>) -> Result<Self> {
+        Self::with_graphs(package, variant, Graphs::Both)
+    }
+
+    /// Like [`new`](CpuBackend::new), planning only the graphs one pipeline stage runs.
+    pub fn with_graphs(package: &ModelPackage, variant: Option<&str>, graphs: Graphs) -> Result<Self> {
         let m = &package.manifest;
         let (prior_path, decoder_path) = package.graph_files(variant)?;
         let image_shape = [1, 3, m.input.height, m.input.width];
         let grid = m.prior.grid;
-        let prior = plan(
+        let want_prior = graphs != Graphs::Decoder;
+        let want_decoder = graphs != Graphs::Prior;
+        let prior = want_prior.then(|| plan(
             &prior_path,
             GraphContract {
                 input_name: &m.prior.input,
@@ -117,8 +126,8 @@ impl CpuBackend {
                 output_type: i64::datum_type(),
                 knobs: &[],
             },
-        )?;
-        let decoder = plan(
+        )).transpose()?;
+        let decoder = want_decoder.then(|| plan(
             &decoder_path,
             GraphContract {
                 input_name: &m.decoder.input,
@@ -132,11 +141,15 @@ impl CpuBackend {
                 // so it is turned off for the decoder alone.
                 knobs: &[("TRACT_DISABLE_DIRECT_SPATIAL", "true")],
             },
-        )?;
-        let prior = prior.spawn().map_err(|e| graph_err(&prior_path, e))?;
-        let decoder = decoder.spawn().map_err(|e| graph_err(&decoder_path, e))?;
+        )).transpose()?;
+        let prior = prior.map(|p| p.spawn().map_err(|e| graph_err(&prior_path, e))).transpose()?;
+        let decoder = decoder.map(|d| d.spawn().map_err(|e| graph_err(&decoder_path, e))).transpose()?;
         Ok(Self { prior_path, decoder_path, prior, decoder, image_shape, grid })
     }
+}
+
+fn not_planned(stage: &'static str) -> Error {
+    Error::Inference { stage, msg: format!("this backend was built without the {stage} graph (CpuBackend::with_graphs)") }
 }
 
 /// Runs one planned graph on one input and copies its first output into the caller's buffer.
@@ -164,12 +177,14 @@ impl Backend for CpuBackend {
     }
 
     fn run_prior(&mut self, image: &[f32], tokens: &mut Vec<i64>) -> Result<()> {
-        run_into(&mut self.prior, &self.image_shape, image, "prior", &self.prior_path, tokens)
+        let state = self.prior.as_mut().ok_or_else(|| not_planned("prior"))?;
+        run_into(state, &self.image_shape, image, "prior", &self.prior_path, tokens)
     }
 
     fn run_decoder(&mut self, tokens: &[i64], maskige: &mut Vec<f32>) -> Result<()> {
         let shape = [1, self.grid[0], self.grid[1]];
-        run_into(&mut self.decoder, &shape, tokens, "decoder", &self.decoder_path, maskige)
+        let state = self.decoder.as_mut().ok_or_else(|| not_planned("decoder"))?;
+        run_into(state, &shape, tokens, "decoder", &self.decoder_path, maskige)
     }
 }
 
