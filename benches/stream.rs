@@ -7,23 +7,9 @@ use std::time::Instant;
 
 use gss::engine::cpu::{self, CpuBackend};
 use gss::pipeline::{Mode, Pipeline, PipelineOptions, Policy};
+use gss::sink::stats::{percentile, process_memory_mb};
 use gss::source::ImageFiles;
 use gss::ModelPackage;
-
-fn rss_mb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil().max(1.0) as usize;
-    sorted[rank.min(sorted.len()) - 1]
-}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let frames: u64 = std::env::args().skip(1).find(|a| !a.starts_with('-')).map_or(Ok(2000), |a| a.parse())?;
@@ -44,7 +30,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         for mask in masks.iter() {
             received += 1;
             if received == 100 {
-                rss_early = rss_mb();
+                rss_early = process_memory_mb("VmRSS").unwrap_or(f64::NAN);
                 start = Instant::now();
                 latencies.clear();
             }
@@ -55,7 +41,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         let timed = received.saturating_sub(100) as f64;
         let fps = timed / start.elapsed().as_secs_f64();
-        let rss_end = rss_mb();
+        let rss_end = process_memory_mb("VmRSS").unwrap_or(f64::NAN);
         pipeline.join()?;
         latencies.sort_by(f64::total_cmp);
         println!("| {mode:?} | {threads} | {received} | {fps:.1} | {:.1} | {:.1} | {rss_early:.0} | {rss_end:.0} |",

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::source::ImageFiles;
 
 /// Label value of unlabeled pixels.
 pub const IGNORE: u8 = 255;
@@ -117,34 +118,24 @@ pub struct Sample {
     pub label: PathBuf,
 }
 
-/// `<root>/images/<split>/<stem>.png|jpg` paired with `<root>/labels/<split>/<stem>.png`, sorted.
-/// An image without a label is an error naming it (evaluating on a subset would be silent).
+/// `<root>/images/<split>/<stem>.png|jpg` paired with `<root>/labels/<split>/<stem>.png`, in
+/// the order the file source plays them. An image without a label is an error naming it
+/// (evaluating on a subset would be silent).
 pub fn dataset_split(root: &Path, split: &str) -> Result<Vec<Sample>> {
-    let images_dir = root.join("images").join(split);
     let labels_dir = root.join("labels").join(split);
-    let entries = std::fs::read_dir(&images_dir).map_err(|source| Error::Io { path: images_dir.clone(), source })?;
-    let mut samples = Vec::new();
-    for entry in entries {
-        let path = entry.map_err(|source| Error::Io { path: images_dir.clone(), source })?.path();
-        let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
-        if !matches!(ext.as_deref(), Some("png" | "jpg" | "jpeg")) {
-            continue;
-        }
-        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
-        let label = labels_dir.join(format!("{stem}.png"));
-        if !label.is_file() {
-            return Err(Error::MissingFile { path: label });
-        }
-        samples.push(Sample { image: path, label });
-    }
-    if samples.is_empty() {
-        return Err(Error::SourceOpen {
-            source_name: images_dir.display().to_string(),
-            msg: "no .png/.jpg images; expected <root>/images/<split>/*.png|jpg with labels in <root>/labels/<split>/".into(),
-        });
-    }
-    samples.sort_by(|a, b| a.image.cmp(&b.image));
-    Ok(samples)
+    ImageFiles::from_dir(root.join("images").join(split))?
+        .paths()
+        .iter()
+        .map(|image| {
+            let stem = image.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+            let label = labels_dir.join(format!("{stem}.png"));
+            if label.is_file() {
+                Ok(Sample { image: image.clone(), label })
+            } else {
+                Err(Error::MissingFile { path: label })
+            }
+        })
+        .collect()
 }
 
 /// Reads an 8-bit label PNG (pixel = class id, 255 = unlabeled).

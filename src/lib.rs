@@ -28,9 +28,7 @@ pub fn load_rgb(path: &Path) -> Result<image::RgbImage> {
     if bytes.is_empty() {
         return Err(Error::Image { path: path.to_path_buf(), msg: "the file is empty".into() });
     }
-    // The JPEG decoder fills a cut-off file with grey and reports success; a file without the
-    // end-of-image marker near its end (some writers append a few bytes after it) is truncated.
-    if bytes.starts_with(&[0xFF, 0xD8]) && !bytes[bytes.len().saturating_sub(1024)..].windows(2).any(|w| w == [0xFF, 0xD9]) {
+    if bytes.starts_with(&[0xFF, 0xD8]) && !source::pixfmt::jpeg_is_complete(&bytes) {
         return Err(Error::Image { path: path.to_path_buf(), msg: "truncated JPEG (no end-of-image marker)".into() });
     }
     image::load_from_memory(&bytes)

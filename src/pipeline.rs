@@ -85,6 +85,8 @@ pub struct MaskFrame {
     pub frame: Option<Arc<RgbImage>>,
     /// The file the frame came from, for file sources.
     pub origin: Option<PathBuf>,
+    /// Per-stage times. In [`Mode::Sequential`] both graphs run as one backend call, so
+    /// `prior` holds prior and decoder together and `decoder` is zero.
     pub timings: StageTimings,
     /// Frames dropped by the pipeline's stages so far (not by subscribers).
     pub dropped_so_far: u64,
@@ -137,6 +139,14 @@ struct Counters {
     failed: AtomicU64,
     processed: AtomicU64,
     published: AtomicU64,
+}
+
+impl Counters {
+    /// A frame whose inference failed: logged, counted, skipped.
+    fn fail(&self, frame_index: u64, e: &Error) {
+        self.failed.fetch_add(1, Ordering::Relaxed);
+        log::error!("frame {frame_index}: {e}");
+    }
 }
 
 struct Subscriber {
@@ -324,7 +334,7 @@ impl Pipeline {
         }
 
         let threads = self.stage_threads();
-        let keep = self.options.keep_frames;
+        let mut emit = Emitter::new(&self.package, self.options.keep_frames, tx_masks, rx_masks.clone(), policy, self.counters.clone())?;
         match engines {
             Engines::Split { prior, decoder } => {
                 let (tx_tok, rx_tok) = bounded::<Tokenized>(depth);
@@ -340,8 +350,7 @@ impl Pipeline {
                             let t1 = Instant::now();
                             let mut tokens = Vec::new();
                             if let Err(e) = prior.run_prior(input, &mut tokens) {
-                                counters.failed.fetch_add(1, Ordering::Relaxed);
-                                log::error!("frame {}: {e}", frame.index);
+                                counters.fail(frame.index, &e);
                                 continue;
                             }
                             let timings = StageTimings { preprocess: t1 - t0, prior: t1.elapsed(), ..Default::default() };
@@ -352,44 +361,25 @@ impl Pipeline {
                         }
                     })
                 })?;
-                let mut post = Postprocess::new(&self.package)?;
-                let counters = self.counters.clone();
-                let (tx, rx_evict) = (tx_masks, rx_masks.clone());
                 self.spawn("gss-decoder", move || {
                     let mut maskige = Vec::new();
                     multithread_tract_scope(executor(threads), || {
                         for mut item in rx_tok.iter() {
                             let t0 = Instant::now();
                             if let Err(e) = decoder.run_decoder(&item.tokens, &mut maskige) {
-                                counters.failed.fetch_add(1, Ordering::Relaxed);
-                                log::error!("frame {}: {e}", item.frame.index);
+                                emit.counters.fail(item.frame.index, &e);
                                 continue;
                             }
                             item.timings.decoder = t0.elapsed();
-                            let mask = match finish(item.seq, item.frame, &maskige, item.timings, &mut post, keep) {
-                                Ok(mask) => {
-                                    counters.processed.fetch_add(1, Ordering::Relaxed);
-                                    mask
-                                }
-                                Err(e) => {
-                                    counters.failed.fetch_add(1, Ordering::Relaxed);
-                                    log::error!("{e}");
-                                    continue;
-                                }
-                            };
-                            match push(&tx, Some(&rx_evict), mask, policy) {
-                                Some(n) => counters.dropped_before_publish.fetch_add(n, Ordering::Relaxed),
-                                None => break,
-                            };
+                            if !emit.emit(item.seq, item.frame, &maskige, item.timings) {
+                                break;
+                            }
                         }
                     })
                 })?;
             }
             Engines::Fused(mut backend) => {
                 let mut pre = Preprocess::new(&self.package.manifest);
-                let mut post = Postprocess::new(&self.package)?;
-                let counters = self.counters.clone();
-                let (tx, rx_evict) = (tx_masks, rx_masks.clone());
                 self.spawn("gss-infer", move || {
                     let (mut tokens, mut maskige) = (Vec::new(), Vec::new());
                     multithread_tract_scope(executor(threads), || {
@@ -397,33 +387,15 @@ impl Pipeline {
                             let t0 = Instant::now();
                             let input = pre.run(&frame.image);
                             let t1 = Instant::now();
-                            if let Err(e) = backend.run_prior(input, &mut tokens) {
-                                counters.failed.fetch_add(1, Ordering::Relaxed);
-                                log::error!("frame {}: {e}", frame.index);
+                            // One call, so that a GPU backend keeps the tokens on the device.
+                            if let Err(e) = backend.run(input, &mut tokens, &mut maskige) {
+                                emit.counters.fail(frame.index, &e);
                                 continue;
                             }
-                            let t2 = Instant::now();
-                            if let Err(e) = backend.run_decoder(&tokens, &mut maskige) {
-                                counters.failed.fetch_add(1, Ordering::Relaxed);
-                                log::error!("frame {}: {e}", frame.index);
-                                continue;
+                            let timings = StageTimings { preprocess: t1 - t0, prior: t1.elapsed(), ..Default::default() };
+                            if !emit.emit(seq, frame, &maskige, timings) {
+                                break;
                             }
-                            let timings = StageTimings { preprocess: t1 - t0, prior: t2 - t1, decoder: t2.elapsed(), ..Default::default() };
-                            let mask = match finish(seq, frame, &maskige, timings, &mut post, keep) {
-                                Ok(mask) => {
-                                    counters.processed.fetch_add(1, Ordering::Relaxed);
-                                    mask
-                                }
-                                Err(e) => {
-                                    counters.failed.fetch_add(1, Ordering::Relaxed);
-                                    log::error!("{e}");
-                                    continue;
-                                }
-                            };
-                            match push(&tx, Some(&rx_evict), mask, policy) {
-                                Some(n) => counters.dropped_before_publish.fetch_add(n, Ordering::Relaxed),
-                                None => break,
-                            };
                         }
                     })
                 })?;
@@ -544,23 +516,60 @@ impl StopHandle {
     }
 }
 
-fn finish(seq: u64, frame: Frame, maskige: &[f32], mut timings: StageTimings, post: &mut Postprocess, keep: bool) -> Result<MaskFrame> {
-    // A fresh map per frame: subscribers hold on to it for as long as they like.
-    let mut classes = GrayImage::new(0, 0);
-    let (inverse, resize) = post.run(maskige, frame.image.dimensions(), &mut classes)?;
-    timings.inverse = inverse;
-    timings.resize = resize;
-    Ok(MaskFrame {
-        seq,
-        source_index: frame.index,
-        captured_at: frame.captured_at,
-        latency: Duration::ZERO,
-        classes: Arc::new(classes),
-        frame: keep.then(|| Arc::new(frame.image)),
-        origin: frame.origin,
-        timings,
-        dropped_so_far: 0,
-    })
+/// The end of the inference stages: X⁻¹ and resize into a fresh [`MaskFrame`], then the queue
+/// to the publisher.
+struct Emitter {
+    post: Postprocess,
+    keep_frames: bool,
+    tx: Sender<MaskFrame>,
+    evict: Receiver<MaskFrame>,
+    policy: Policy,
+    counters: Arc<Counters>,
+}
+
+impl Emitter {
+    fn new(
+        package: &ModelPackage,
+        keep_frames: bool,
+        tx: Sender<MaskFrame>,
+        evict: Receiver<MaskFrame>,
+        policy: Policy,
+        counters: Arc<Counters>,
+    ) -> Result<Self> {
+        Ok(Self { post: Postprocess::new(package)?, keep_frames, tx, evict, policy, counters })
+    }
+
+    /// False once the publisher has gone (the stage should stop).
+    fn emit(&mut self, seq: u64, frame: Frame, maskige: &[f32], mut timings: StageTimings) -> bool {
+        // A fresh map per frame: subscribers hold on to it for as long as they like.
+        let mut classes = GrayImage::new(0, 0);
+        match self.post.run(maskige, frame.image.dimensions(), &mut classes) {
+            Ok((inverse, resize)) => (timings.inverse, timings.resize) = (inverse, resize),
+            Err(e) => {
+                self.counters.fail(frame.index, &e);
+                return true;
+            }
+        }
+        self.counters.processed.fetch_add(1, Ordering::Relaxed);
+        let mask = MaskFrame {
+            seq,
+            source_index: frame.index,
+            captured_at: frame.captured_at,
+            latency: Duration::ZERO,
+            classes: Arc::new(classes),
+            frame: self.keep_frames.then(|| Arc::new(frame.image)),
+            origin: frame.origin,
+            timings,
+            dropped_so_far: 0,
+        };
+        match push(&self.tx, Some(&self.evict), mask, self.policy) {
+            Some(n) => {
+                self.counters.dropped_before_publish.fetch_add(n, Ordering::Relaxed);
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -2,5 +2,6 @@
 //! writers and stream statistics.
 
 pub mod overlay;
+pub mod stats;
 
 pub use overlay::blend_into;

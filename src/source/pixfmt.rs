@@ -232,10 +232,7 @@ impl FrameDecoder {
 
     /// MJPG into `out`, adding the standard Huffman tables when the frame has none.
     pub fn mjpg_into(&mut self, source_name: &str, data: &[u8], layout: FrameLayout, out: &mut RgbImage) -> Result<()> {
-        // The decoder pads a cut-off scan with grey, which would reach the model as a real
-        // picture; a frame that does not end in EOI (drivers may pad with zeros) was cut off.
-        let end = data.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
-        if end < 2 || data[end - 2..end] != [0xFF, EOI] {
+        if !jpeg_is_complete(data) {
             return Err(corrupt(
                 source_name,
                 format!("MJPG: no end-of-image marker in {} bytes (truncated frame)", data.len()),
@@ -289,6 +286,16 @@ impl FrameDecoder {
 }
 
 const SOI: u8 = 0xD8;
+/// Whether a JPEG stream still has its end-of-image marker. The decoder pads a cut-off scan with
+/// grey and reports success, which would reach the model as a real picture. Drivers pad frames
+/// with zeros and some writers append a few bytes after the marker, so it is looked for in the
+/// last KiB before any zero padding (inside the entropy-coded data 0xFF is always stuffed, so
+/// FF D9 there is the marker).
+pub fn jpeg_is_complete(data: &[u8]) -> bool {
+    let end = data.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    data[end.saturating_sub(1024)..end].windows(2).any(|w| w == [0xFF, EOI])
+}
+
 const EOI: u8 = 0xD9;
 const SOS: u8 = 0xDA;
 const DHT: u8 = 0xC4;

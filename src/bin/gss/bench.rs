@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use image::{GrayImage, RgbImage};
 use serde_json::json;
 
+use gss::sink::stats::{peak_rss_mb, percentile};
 use gss::{load_rgb, StageTimings};
 
 use crate::RunConfig;
@@ -46,21 +47,10 @@ fn sample_image(path: Option<&PathBuf>, width: u32, height: u32) -> Result<RgbIm
     }))
 }
 
-/// Peak resident set size of this process (VmHWM), in MB; None off Linux.
-pub fn peak_rss_mb() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
-}
-
 /// p-th percentile (0..=100) by nearest rank, in milliseconds.
 fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil().max(1.0) as usize;
-    sorted[rank.min(sorted.len()) - 1].as_secs_f64() * 1e3
+    let ms: Vec<f64> = sorted.iter().map(|d| d.as_secs_f64() * 1e3).collect();
+    percentile(&ms, p)
 }
 
 struct Stage {

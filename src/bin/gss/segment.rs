@@ -1,11 +1,12 @@
 //! `gss segment`: images (files, directories, globs) → class-id PNGs and colour overlays.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use image::{GrayImage, RgbImage};
 
 use gss::load_rgb;
+use gss::source::ImageFiles;
 
 use crate::RunConfig;
 
@@ -21,35 +22,17 @@ pub struct Args {
     overlay: bool,
 }
 
-fn is_image(path: &Path) -> bool {
-    let ext = path.extension().and_then(|x| x.to_str()).map(str::to_ascii_lowercase);
-    matches!(ext.as_deref(), Some("png" | "jpg" | "jpeg"))
-}
-
-/// Expands directories (their images, sorted) and glob patterns; plain paths pass through so a
-/// missing file is reported by name when it is read.
+/// Expands directories (their images) and glob patterns through the same listing the stream's
+/// file source uses; plain paths pass through so a missing file is reported by name when read.
 fn collect_images(args: &[String]) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for arg in args {
         let p = PathBuf::from(arg);
         if p.is_dir() {
-            let mut entries: Vec<PathBuf> = std::fs::read_dir(&p)
-                .with_context(|| format!("reading directory {}", p.display()))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|e| is_image(e))
-                .collect();
-            entries.sort();
-            anyhow::ensure!(!entries.is_empty(), "{}: no .png/.jpg images in this directory", p.display());
-            out.extend(entries);
+            out.extend_from_slice(ImageFiles::from_dir(&p)?.paths());
         } else if !p.exists() && arg.contains(['*', '?', '[']) {
-            let mut matches: Vec<PathBuf> = glob::glob(arg)
-                .with_context(|| format!("bad glob pattern {arg:?}"))?
-                .filter_map(|m| m.ok())
-                .filter(|m| m.is_file())
-                .collect();
-            matches.sort();
-            anyhow::ensure!(!matches.is_empty(), "{arg:?}: the pattern matches no file");
-            out.extend(matches);
+            let files = ImageFiles::from_glob(arg).with_context(|| format!("{arg:?}: the pattern matches no file"))?;
+            out.extend_from_slice(files.paths());
         } else {
             out.push(p);
         }

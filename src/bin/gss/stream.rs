@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use image::RgbImage;
 
 use gss::eval::{load_label, ConfusionMatrix};
+use gss::sink::stats::{peak_rss_mb, percentile};
 use gss::pipeline::{Mode, Pipeline, PipelineOptions, Policy};
 use gss::source::{label_path_for, Camera, CameraOptions, FrameSource, ImageFiles};
 
@@ -88,14 +89,6 @@ fn open_source(args: &Args) -> Result<Box<dyn FrameSource>> {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil().max(1.0) as usize;
-    sorted[rank.min(sorted.len()) - 1]
 }
 
 pub fn run(config: &RunConfig, args: Args) -> Result<()> {
@@ -195,7 +188,7 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
     let elapsed = first_frame_at.map_or(Duration::ZERO, |t| t.elapsed());
     latencies.sort_by(f64::total_cmp);
     let fps = if elapsed > Duration::ZERO && received > 1 { (received - 1) as f64 / elapsed.as_secs_f64() } else { f64::NAN };
-    let rss = crate::bench::peak_rss_mb();
+    let rss = peak_rss_mb();
     let consumer_dropped = stats.subscribers.first().map_or(0, |s| s.dropped);
     let miou = (labelled > 0).then(|| cm.miou());
     if args.json {
