@@ -11,6 +11,7 @@ pub mod maskige;
 pub mod model;
 pub mod pipeline;
 pub mod segmenter;
+pub mod simd;
 pub mod sink;
 pub mod source;
 

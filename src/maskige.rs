@@ -24,6 +24,13 @@ impl Palette {
 
     /// Planar maskige (3×H×W) → class ids (H×W) written into the caller's buffer.
     pub fn nearest_into(&self, maskige: &[f32], classes: &mut [u8]) {
+        // The default x86-64 target has SSE2 only; the same loop compiled for AVX2 or AVX-512,
+        // picked at run time, is what makes it cheap on the CPUs we run on.
+        crate::simd::dispatch!(self.nearest_portable(maskige, classes))
+    }
+
+    #[inline(always)]
+    fn nearest_portable(&self, maskige: &[f32], classes: &mut [u8]) {
         // Pixels go in blocks, colour by colour, so the inner loop is a straight run over
         // contiguous lanes the compiler vectorises; this runs on every pixel of every frame.
         const BLOCK: usize = 64;
@@ -32,23 +39,27 @@ impl Palette {
         let (r, rest) = maskige.split_at(plane);
         let (g, b) = rest.split_at(plane);
         let mut best_d = [0f32; BLOCK];
-        let mut best = [0u8; BLOCK];
+        // f32 lanes beside the f32 distances: a u8 lane kept the loop from vectorising fully
+        let mut best = [0f32; BLOCK];
         for (start, out) in (0..plane).step_by(BLOCK).zip(classes.chunks_mut(BLOCK)) {
             let n = out.len();
             let (r, g, b) = (&r[start..start + n], &g[start..start + n], &b[start..start + n]);
             best_d[..n].fill(f32::INFINITY);
-            best[..n].fill(0);
+            best[..n].fill(0.0);
             for (k, c) in self.colors.iter().enumerate() {
+                let id = k as f32;
                 for i in 0..n {
                     let (dr, dg, db) = (r[i] - c[0], g[i] - c[1], b[i] - c[2]);
                     let d = dr * dr + dg * dg + db * db;
                     // strict `<` keeps the lowest class id on a tie, as before
                     let closer = d < best_d[i];
                     best_d[i] = if closer { d } else { best_d[i] };
-                    best[i] = if closer { k as u8 } else { best[i] };
+                    best[i] = if closer { id } else { best[i] };
                 }
             }
-            out.copy_from_slice(&best[..n]);
+            for (o, &id) in out.iter_mut().zip(&best[..n]) {
+                *o = id as u8;
+            }
         }
     }
 }

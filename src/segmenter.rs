@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use image::{imageops, GrayImage, RgbImage};
+use image::{GrayImage, RgbImage};
 
 use crate::engine::cpu::{CpuBackend, OnnxInverse};
 use crate::engine::Backend;
@@ -27,19 +27,21 @@ impl StageTimings {
     }
 }
 
-/// Image → the prior's input: resize to the model's size (when the frame differs), then
-/// `(x - mean) / std` into NCHW f32, in a buffer reused from frame to frame.
+/// Image → the prior's input: a bilinear resize to the model's size (when the frame differs) and
+/// `(x - mean) / std`, in one pass into NCHW f32, in a buffer reused from frame to frame.
 pub struct Preprocess {
     size: (u32, u32),
     mean: [f32; 3],
     std: [f32; 3],
     input: Vec<f32>,
+    /// Sampling tables for the last frame size seen; rebuilt only when it changes.
+    maps: Option<((u32, u32), AxisMap, AxisMap)>,
 }
 
 impl Preprocess {
     pub fn new(manifest: &Manifest) -> Self {
         let (h, w) = (manifest.input.height, manifest.input.width);
-        Self { size: (w as u32, h as u32), mean: manifest.input.mean, std: manifest.input.std, input: vec![0.0; 3 * h * w] }
+        Self { size: (w as u32, h as u32), mean: manifest.input.mean, std: manifest.input.std, input: vec![0.0; 3 * h * w], maps: None }
     }
 
     pub fn run(&mut self, image: &RgbImage) -> &[f32] {
@@ -47,10 +49,69 @@ impl Preprocess {
         if image.dimensions() == self.size {
             normalize_into(image, self.mean, self.std, &mut self.input);
         } else {
-            let resized = imageops::resize(image, w, h, imageops::FilterType::Triangle);
-            normalize_into(&resized, self.mean, self.std, &mut self.input);
+            if self.maps.as_ref().is_none_or(|(dims, _, _)| *dims != image.dimensions()) {
+                let (iw, ih) = image.dimensions();
+                self.maps = Some(((iw, ih), AxisMap::new(iw as usize, w as usize), AxisMap::new(ih as usize, h as usize)));
+            }
+            if let Some((_, xs, ys)) = &self.maps {
+                resize_normalize_into(image, xs, ys, self.mean, self.std, &mut self.input);
+            }
         }
         &self.input
+    }
+}
+
+/// Where each output index samples one axis of the source: two neighbours and the weight of the
+/// second, as PyTorch's bilinear `interpolate(align_corners=False)` (no antialiasing), which is
+/// what `gss_convert` trains and evaluates with.
+#[derive(Debug, Clone)]
+pub struct AxisMap {
+    first: Vec<u32>,
+    second: Vec<u32>,
+    weight: Vec<f32>,
+}
+
+impl AxisMap {
+    pub fn new(src_len: usize, dst_len: usize) -> Self {
+        let scale = src_len as f64 / dst_len as f64;
+        let (mut first, mut second, mut weight) = (Vec::with_capacity(dst_len), Vec::with_capacity(dst_len), Vec::with_capacity(dst_len));
+        for i in 0..dst_len {
+            let src = ((i as f64 + 0.5) * scale - 0.5).max(0.0);
+            let i0 = (src.floor() as usize).min(src_len - 1);
+            let i1 = (i0 + 1).min(src_len - 1);
+            first.push(i0 as u32);
+            second.push(i1 as u32);
+            weight.push((src - i0 as f64) as f32);
+        }
+        Self { first, second, weight }
+    }
+}
+
+/// Bilinear resize of an HWC u8 image (`xs`, `ys` map the output's columns and rows) fused with
+/// `(x - mean) / std` into NCHW f32, into the caller's buffer: no intermediate image.
+pub fn resize_normalize_into(image: &RgbImage, xs: &AxisMap, ys: &AxisMap, mean: [f32; 3], std: [f32; 3], out: &mut [f32]) {
+    crate::simd::dispatch!(resize_normalize_portable(image, xs, ys, mean, std, out))
+}
+
+#[inline(always)]
+fn resize_normalize_portable(image: &RgbImage, xs: &AxisMap, ys: &AxisMap, mean: [f32; 3], std: [f32; 3], out: &mut [f32]) {
+    let (ow, oh) = (xs.first.len(), ys.first.len());
+    let plane = ow * oh;
+    debug_assert_eq!(out.len(), 3 * plane);
+    let src = image.as_raw();
+    let stride = image.width() as usize * 3;
+    let inv = std.map(|s| 1.0 / s);
+    for (y, ((&y0, &y1), &wy)) in ys.first.iter().zip(&ys.second).zip(&ys.weight).enumerate() {
+        let top = &src[y0 as usize * stride..][..stride];
+        let bottom = &src[y1 as usize * stride..][..stride];
+        for (x, ((&x0, &x1), &wx)) in xs.first.iter().zip(&xs.second).zip(&xs.weight).enumerate() {
+            let (a, b) = (x0 as usize * 3, x1 as usize * 3);
+            for c in 0..3 {
+                let t = top[a + c] as f32 + (top[b + c] as f32 - top[a + c] as f32) * wx;
+                let u = bottom[a + c] as f32 + (bottom[b + c] as f32 - bottom[a + c] as f32) * wx;
+                out[c * plane + y * ow + x] = (t + (u - t) * wy - mean[c]) * inv[c];
+            }
+        }
     }
 }
 
@@ -175,6 +236,11 @@ pub fn resize_nearest_into(src: &GrayImage, dst: &mut GrayImage) {
 
 /// HWC u8 RGB → NCHW f32, `(x - mean) / std` per channel, into the caller's buffer.
 pub fn normalize_into(image: &RgbImage, mean: [f32; 3], std: [f32; 3], out: &mut [f32]) {
+    crate::simd::dispatch!(normalize_portable(image, mean, std, out))
+}
+
+#[inline(always)]
+fn normalize_portable(image: &RgbImage, mean: [f32; 3], std: [f32; 3], out: &mut [f32]) {
     let plane = (image.width() * image.height()) as usize;
     let inv = std.map(|s| 1.0 / s);
     for (i, px) in image.as_raw().chunks_exact(3).enumerate() {
@@ -187,6 +253,73 @@ pub fn normalize_into(image: &RgbImage, mean: [f32; 3], std: [f32; 3], out: &mut
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// PyTorch's bilinear (align_corners=False) for one output value, in f64, pixel by pixel.
+    fn reference(image: &RgbImage, ow: usize, oh: usize, x: usize, y: usize, c: usize) -> f64 {
+        let (iw, ih) = (image.width() as usize, image.height() as usize);
+        let src = |i: usize, n: usize, m: usize| ((i as f64 + 0.5) * n as f64 / m as f64 - 0.5).max(0.0);
+        let (sx, sy) = (src(x, iw, ow), src(y, ih, oh));
+        let (x0, y0) = ((sx.floor() as usize).min(iw - 1), (sy.floor() as usize).min(ih - 1));
+        let (x1, y1) = ((x0 + 1).min(iw - 1), (y0 + 1).min(ih - 1));
+        let (wx, wy) = (sx - x0 as f64, sy - y0 as f64);
+        let p = |x: usize, y: usize| image.get_pixel(x as u32, y as u32)[c] as f64;
+        let top = p(x0, y0) * (1.0 - wx) + p(x1, y0) * wx;
+        let bottom = p(x0, y1) * (1.0 - wx) + p(x1, y1) * wx;
+        top * (1.0 - wy) + bottom * wy
+    }
+
+    fn noise_image(w: u32, h: u32) -> RgbImage {
+        let mut state = 99u32;
+        RgbImage::from_fn(w, h, |_, _| {
+            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            image::Rgb([(state >> 24) as u8, (state >> 16) as u8, (state >> 8) as u8])
+        })
+    }
+
+    #[test]
+    fn fused_resize_matches_the_pytorch_formula_up_and_down() {
+        let (mean, std) = ([120.0, 110.0, 100.0], [60.0, 55.0, 50.0]);
+        for (iw, ih, ow, oh) in [(37, 23, 16, 8), (10, 7, 31, 19), (640, 480, 64, 32), (5, 5, 5, 3)] {
+            let image = noise_image(iw, ih);
+            let (xs, ys) = (AxisMap::new(iw as usize, ow), AxisMap::new(ih as usize, oh));
+            let mut out = vec![0f32; 3 * ow * oh];
+            resize_normalize_into(&image, &xs, &ys, mean, std, &mut out);
+            for c in 0..3 {
+                for y in 0..oh {
+                    for x in 0..ow {
+                        let want = (reference(&image, ow, oh, x, y, c) - mean[c] as f64) / std[c] as f64;
+                        let got = out[c * ow * oh + y * ow + x] as f64;
+                        assert!((got - want).abs() < 1e-4, "{iw}x{ih} -> {ow}x{oh} c{c} ({x},{y}): {got} vs {want}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn halving_averages_each_two_by_two_block() {
+        let image = noise_image(8, 4);
+        let (xs, ys) = (AxisMap::new(8, 4), AxisMap::new(4, 2));
+        let mut out = vec![0f32; 3 * 4 * 2];
+        resize_normalize_into(&image, &xs, &ys, [0.0; 3], [1.0; 3], &mut out);
+        let p = |x: u32, y: u32, c: usize| image.get_pixel(x, y)[c] as f32;
+        for (x, y) in [(0u32, 0u32), (3, 1)] {
+            let want = (p(2 * x, 2 * y, 1) + p(2 * x + 1, 2 * y, 1) + p(2 * x, 2 * y + 1, 1) + p(2 * x + 1, 2 * y + 1, 1)) / 4.0;
+            assert!((out[8 + (y * 4 + x) as usize] - want).abs() < 1e-4);
+        }
+    }
+
+    #[test]
+    fn preprocess_reuses_its_buffer_across_frame_sizes() {
+        let manifest_size = (16u32, 8u32);
+        let mut pre = Preprocess { size: manifest_size, mean: [0.0; 3], std: [1.0; 3], input: vec![0.0; 3 * 16 * 8], maps: None };
+        let ptr = pre.input.as_ptr();
+        for (w, h) in [(16, 8), (33, 20), (33, 20), (7, 3)] {
+            let out = pre.run(&noise_image(w, h));
+            assert_eq!(out.len(), 3 * 16 * 8);
+            assert_eq!(out.as_ptr(), ptr, "the input buffer must not be reallocated");
+        }
+    }
 
     #[test]
     fn nearest_resize_samples_pixel_centres() {

@@ -1,8 +1,10 @@
-"""street8 generator: determinism, label contents, dataset layout, worker independence, sequences."""
+"""street8 generator: determinism, label contents, dataset layout, worker independence, sequences,
+and the shifted domains (street8 unchanged, fog / dusk / camera / texture shifts, domain.json, CLI)."""
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +12,8 @@ import pytest
 from PIL import Image
 
 from gss_convert.data.classes import IGNORE_INDEX, STREET8
-from gss_convert.data.synth import generate_dataset, render_scene, render_sequence
+from gss_convert.data.synth import (DOMAINS, Domain, _derive_seed, _draw_shift, _World, generate_dataset,
+                                   render_scene, render_sequence)
 
 SMALL = (64, 128)
 VALID = set(range(8)) | {IGNORE_INDEX}
@@ -119,8 +122,6 @@ def test_jpg_images_and_lossless_labels(tmp_path):
     assert [p.suffix for p in imgs] == [".jpg", ".jpg"]
     assert _load(imgs[0])[0] == "JPEG"
     # the written label equals the rendered one (PNG, lossless)
-    from gss_convert.data.synth import _derive_seed
-
     _, lab = render_scene(_derive_seed(4, "val", 1), SMALL)
     assert np.array_equal(_load(tmp_path / "labels" / "val" / "street8_val_000001.png")[3], lab)
 
@@ -158,3 +159,124 @@ def test_generate_sequence_mode(tmp_path):
     assert not np.array_equal(f0, f1)
     with pytest.raises(ValueError):
         generate_dataset(tmp_path / "v", SMALL, {"a": 1, "b": 1}, seed=2, sequence=3)
+
+
+# ----------------------------------------------------------------------------------------------
+# domains
+# ----------------------------------------------------------------------------------------------
+
+
+def test_street8_domain_is_unchanged(tmp_path):
+    # no domain argument, the street8 preset and any preset that cannot draw a shift: the same bytes
+    idle = Domain("idle")
+    for seed in (0, 11):
+        img, lab = render_scene(seed, SMALL)
+        for dom in ("street8", DOMAINS["street8"], idle):
+            i2, l2 = render_scene(seed, SMALL, dom)
+            assert np.array_equal(img, i2) and np.array_equal(lab, l2)
+    a = list(render_sequence(9, 2, SMALL))
+    b = list(render_sequence(9, 2, SMALL, "street8"))
+    assert all(np.array_equal(x[0], y[0]) and np.array_equal(x[1], y[1]) for x, y in zip(a, b))
+    generate_dataset(tmp_path / "a", SMALL, {"test": 2}, seed=7, workers=1)
+    generate_dataset(tmp_path / "b", SMALL, {"test": 2}, seed=7, workers=1, domain="street8")
+    ta, tb = _read_tree(tmp_path / "a"), _read_tree(tmp_path / "b")
+    assert ta == tb and "domain.json" not in ta
+
+
+@pytest.mark.parametrize("name", ["fog", "dusk", "texture"])
+def test_image_shifts_keep_the_scene_and_its_labels(name):
+    # same seed -> same scene: fog, dusk and the restyle change the image, never the labels
+    for seed in (1, 2, 3):
+        img, lab = render_scene(seed, SMALL)
+        si, sl = render_scene(seed, SMALL, name)
+        assert not np.array_equal(img, si)
+        assert np.array_equal(lab, sl)
+    seq = list(render_sequence(9, 2, SMALL, name))
+    ref = list(render_sequence(9, 2, SMALL))
+    assert all(np.array_equal(a[1], b[1]) and not np.array_equal(a[0], b[0]) for a, b in zip(seq, ref))
+
+
+def test_camera_shift_changes_the_view_with_valid_labels():
+    for seed in (1, 2, 3):
+        img, lab = render_scene(seed, SMALL)
+        si, sl = render_scene(seed, SMALL, "camera")
+        assert not np.array_equal(img, si) and not np.array_equal(lab, sl)
+        assert set(np.unique(sl).tolist()) <= VALID
+        assert len(set(np.unique(sl).tolist()) - {IGNORE_INDEX}) >= 3  # still a street, not one wall
+
+
+def test_shift_mix_draws_every_case_outside_street8_ranges():
+    shift = DOMAINS["shift"]
+    draws = [_draw_shift(shift, _derive_seed(7, "test", i))[0] for i in range(200)]
+    counts = {c: sum(c in d.cases for d in draws) for c in ("fog", "dusk", "camera", "texture")}
+    assert all(40 <= n <= 130 for n in counts.values()), counts
+    assert all(d.cases for d in draws)  # every image is off the training domain
+    assert sum(len(d.cases) > 1 for d in draws) > 40  # and combinations occur
+    for d in draws:
+        if d.fog_distance:
+            assert 15 <= d.fog_distance <= 60  # street8's haze: 120-900 m
+        if d.camera_height is not None:
+            assert not 1.2 <= d.camera_height <= 2.3
+        if d.horizon is not None:
+            assert not 0.35 <= d.horizon <= 0.55
+        if d.hfov is not None:
+            assert d.hfov > 75
+    dusk = next(i for i, d in enumerate(draws) if d.dusk)
+    w = _World(_derive_seed(7, "test", dusk), SMALL, 1, shift)
+    assert math.degrees(math.asin(w.light.sun[1])) < 18 and w.light.glow > 0 and w.light.amb < 0.45
+    # the street8 draws are not consumed: the shifted world has street8's scene
+    w8 = _World(_derive_seed(7, "test", dusk), SMALL, 1)
+    assert len(w.objects) == len(w8.objects) and w.speed == w8.speed and w.cx == w8.cx
+
+
+def test_fog_lowers_contrast_with_depth():
+    fog = Domain("fog25", p_fog=1.0, fog_distance=(25.0, 25.0))
+    for seed in (0, 1, 3):
+        a, la, za = _World(seed, (96, 192), 1).render(0, return_depth=True)
+        b, lb, zb = _World(seed, (96, 192), 1, fog).render(0, return_depth=True)
+        assert np.array_equal(la, lb) and np.array_equal(za, zb)
+        ga, gb = a.mean(-1), b.mean(-1)
+        ratios = []
+        for lo, hi in ((0, 12), (12, 30), (30, np.inf)):  # metres; the sky (inf) is left out
+            m = (za >= lo) & (za < hi)
+            assert m.sum() > 500
+            ratios.append(gb[m].std() / ga[m].std())
+        assert ratios[0] > ratios[1] > ratios[2], ratios  # contrast falls with depth
+        assert ratios[2] < 0.6 and ratios[0] > 0.75, ratios
+
+
+def test_shift_dataset_writes_domain_json(tmp_path):
+    out = tmp_path / "shift"
+    counts = generate_dataset(out, SMALL, {"test": 4}, seed=7, workers=1, domain="shift")
+    meta = json.loads((out / "domain.json").read_text())
+    assert meta["domain"] == "shift" and meta["seed"] == 7 and meta["preset"]["p_fog"] == 0.4
+    assert sorted(meta["images"]) == [f"test/street8_test_{i:06d}" for i in range(4)]
+    assert all(rec["cases"] for rec in meta["images"].values())
+    assert counts == meta["cases"] and sum(counts.values()) >= 4
+    for i in range(4):
+        lab = _load(out / "labels" / "test" / f"street8_test_{i:06d}.png")[3]
+        assert set(np.unique(lab).tolist()) <= VALID
+        img = _load(out / "images" / "test" / f"street8_test_{i:06d}.png")[3]
+        assert not np.array_equal(img, render_scene(_derive_seed(7, "test", i), SMALL)[0])
+    # street8 written over it: the stale domain.json goes
+    generate_dataset(out, SMALL, {"test": 1}, seed=7, workers=1)
+    assert not (out / "domain.json").exists()
+
+
+def test_cli_domain(tmp_path, capsys):
+    from gss_convert.cli import main
+
+    out = tmp_path / "cli"
+    assert main(["data", "synth", "--out", str(out), "--size", "32x64", "--split", "test=2", "--seed", "7",
+                 "--domain", "shift", "--workers", "1"]) == 0
+    assert json.loads((out / "domain.json").read_text())["domain"] == "shift"
+    assert len(list((out / "images" / "test").iterdir())) == 2
+    assert main(["data", "synth", "--out", str(tmp_path / "bad"), "--split", "test=1",
+                 "--domain", "nowhere"]) == 2
+    assert "unknown domain 'nowhere'" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
+    # the help text lists every preset (the parser does not import synth to get them)
+    with pytest.raises(SystemExit):
+        main(["data", "synth", "--help"])
+    synth_help = capsys.readouterr().out
+    assert "--domain" in synth_help and all(name in synth_help for name in DOMAINS)

@@ -1,6 +1,7 @@
 //! Inference backends: one trait for running the prior and the decoder, one folder per backend.
 
 pub mod cpu;
+pub mod tokens;
 #[cfg(feature = "wgpu")]
 pub mod wgpu;
 

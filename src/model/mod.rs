@@ -76,6 +76,13 @@ pub struct Variant {
     pub format: Option<String>,
 }
 
+/// What the graphs cost per frame, as `gss_convert` counted them at export (convolutions only).
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct Cost {
+    pub prior_gmac: f64,
+    pub decoder_gmac: f64,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct FileEntry {
     pub sha256: String,
@@ -91,6 +98,9 @@ pub struct Manifest {
     pub input: Input,
     pub prior: Prior,
     pub decoder: Decoder,
+    /// Absent in packages exported before it was recorded.
+    #[serde(default)]
+    pub cost: Option<Cost>,
     #[serde(default)]
     pub variants: BTreeMap<String, Variant>,
     pub files: BTreeMap<String, FileEntry>,
@@ -176,8 +186,13 @@ fn validate(m: &Manifest, path: &Path) -> Result<()> {
             m.decoder.upsample, m.input.height, m.input.width
         )));
     }
-    if !m.prior.argmax_in_graph || m.prior.output_dtype != "int64" {
-        return Err(invalid("this runtime needs the prior's argmax inside the graph with int64 tokens".into()));
+    match (m.prior.argmax_in_graph, m.prior.output_dtype.as_str()) {
+        (true, "int64") | (false, "float32") => {}
+        (true, other) => return Err(invalid(format!("prior.output_dtype {other:?} with the argmax in the graph; expected \"int64\" token ids"))),
+        (false, other) => return Err(invalid(format!("prior.output_dtype {other:?} without the argmax in the graph; expected \"float32\" token logits"))),
+    }
+    if m.prior.codebook_size == 0 {
+        return Err(invalid("prior.codebook_size must be at least 1".into()));
     }
     let mut referenced = vec![&m.prior.file, &m.decoder.file];
     referenced.extend(inverse.file.as_ref().filter(|_| inverse.kind == "onnx"));

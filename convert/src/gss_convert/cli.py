@@ -55,6 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="write N consecutive frames of a forward-moving camera instead")
     synth.add_argument("--format", choices=["png", "jpg"], default="png", help="image file format")
     synth.add_argument("--workers", type=int, default=2)
+    # names checked when run (gss_convert.data.synth.DOMAINS), so building the parser stays import-free
+    synth.add_argument("--domain", default="street8", metavar="NAME",
+                       help="look of the images: street8 (the training domain, default), shift (per image a "
+                            "mix of fog, dusk, camera height/pitch and held-out textures, for cross-domain "
+                            "tests), or one shift alone: fog, dusk, camera, texture")
     check = data.add_parser("check", help="load every sample of a split and report problems")
     check.add_argument("root", type=Path)
     check.add_argument("--split", default="train")
@@ -68,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", type=Path, required=True, help="run directory for checkpoints and logs")
     train.add_argument("--resume", action="store_true", help="continue from *_last.pt checkpoints")
     train.add_argument("--max-train", type=int, default=None, help="use only the first N training images")
+    train.add_argument("--decoder-from", type=Path, default=None, metavar="PACKAGE",
+                       help="stage1: keep this model package's decoder and codebook frozen and train only "
+                            "the encoder, so a new prior runs with that decoder unchanged")
     _add_device(train)
 
     ev = sub.add_parser("eval", help="mIoU of the posterior upper bound, GSS prior and baseline")
@@ -86,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--out", type=Path, required=True, help="package directory, e.g. models/NAME")
     exp.add_argument("--name", default=None, help="model name (default: the directory name)")
     exp.add_argument("--metrics", type=Path, default=None, help="metrics.json from `gss-convert eval` to record")
+    exp.add_argument("--argmax", choices=["runtime", "graph"], default="runtime",
+                     help="runtime (default): the prior ends with token logits and gss takes the argmax, "
+                          "several times faster than tract's ArgMax node; graph: ArgMax inside prior.onnx")
 
     inv = sub.add_parser("inverse", help="write the package's nearest-colour X⁻¹ as an ONNX graph")
     inv.add_argument("package", type=Path)
@@ -139,14 +150,18 @@ def _run(args: argparse.Namespace) -> int:
     from .utils import log, resolve_device, set_threads, setup_logging
 
     if args.command == "data" and args.data_command == "synth":
-        from .data.synth import generate_dataset
+        from .data.synth import generate_dataset, get_domain
         setup_logging(None, args.verbose)
+        domain = get_domain(args.domain)  # an unknown name fails here, before anything is written
         t0 = time.perf_counter()
         splits = {"seq": args.sequence} if args.sequence else args.split
-        generate_dataset(args.out, args.size, splits, args.seed, sequence=args.sequence,
-                         workers=args.workers, image_format=args.format)
+        cases = generate_dataset(args.out, args.size, splits, args.seed, sequence=args.sequence,
+                                 workers=args.workers, image_format=args.format, domain=domain)
         log.info("wrote %s (%s) in %.1f s", args.out, ", ".join(f"{k}={v}" for k, v in splits.items()),
                  time.perf_counter() - t0)
+        if not domain.is_street8:
+            log.info("domain %s: images per case %s (details in %s)", domain.name,
+                     ", ".join(f"{k}={v}" for k, v in sorted(cases.items())), args.out / "domain.json")
         return 0
     if args.command == "data" and args.data_command == "check":
         from tqdm import tqdm
@@ -167,7 +182,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "export":
         from .export import export_run
         setup_logging(None, args.verbose)
-        manifest = export_run(args.run, args.out, args.name, args.metrics)
+        manifest = export_run(args.run, args.out, args.name, args.metrics, argmax_in_graph=args.argmax == "graph")
         for name, info in manifest["files"].items():
             print(f"{args.out / name}: {info['bytes'] / 1e6:.2f} MB sha256 {info['sha256'][:16]}…")
         print(f"wrote {args.out / 'model.json'}")
@@ -220,7 +235,8 @@ def _run(args: argparse.Namespace) -> int:
         save_config(cfg, args.out / "config.yaml")
         log.info("gss-convert %s: training %s of %s on %s, data %s", __version__, args.stage, cfg.name,
                  device, args.data)
-        trainer = Trainer(cfg, args.data, args.out, device, resume=args.resume, max_train=args.max_train)
+        trainer = Trainer(cfg, args.data, args.out, device, resume=args.resume, max_train=args.max_train,
+                          decoder_from=args.decoder_from)
         for stage in (STAGES if args.stage == "all" else (args.stage,)):
             trainer.run(stage)
         return 0

@@ -53,6 +53,7 @@ def count_params(model: nn.Module) -> int:
 def inference_budget(cfg) -> list[dict]:
     """MACs and parameters per inference part for a config, on a batch of one at its input size."""
     from .models import VQVAE, PixelBaseline, Prior
+    from .models.prior import reparameterize
     from .models.vqvae import TokenDecoder
 
     h, w = cfg.input_size
@@ -60,7 +61,8 @@ def inference_budget(cfg) -> list[dict]:
     prior_cfg = type(cfg.prior)(**{**cfg.prior.__dict__, "pretrained": False})
     num_classes = 8
     vq = VQVAE(cfg.vqvae)
-    prior = Prior(prior_cfg, cfg.vqvae.codebook_size, num_classes)
+    # Counted as exported: RepConv training branches folded into one conv each.
+    prior = reparameterize(Prior(prior_cfg, cfg.vqvae.codebook_size, num_classes).eval())
     decoder = TokenDecoder(vq)
     image = torch.zeros(1, 3, h, w)
     tokens = torch.zeros(1, h // s, w // s, dtype=torch.long)
@@ -79,7 +81,7 @@ def inference_budget(cfg) -> list[dict]:
          count_params(prior) - sum(p.numel() for p in prior.aux_logits.parameters())),
         ("decoder", decoder, (tokens,), count_params(decoder)),
         ("vqvae encoder (training only)", vq.encoder, (torch.zeros(1, 3, h, w),), count_params(vq.encoder)),
-        ("discriminative baseline", PixelBaseline(prior_cfg, num_classes), (image,), None),
+        ("discriminative baseline", reparameterize(PixelBaseline(prior_cfg, num_classes).eval()), (image,), None),
     ]:
         macs = count_macs(model, *args)
         rows.append({"part": name, "macs": macs, "params": params if params is not None else count_params(model)})

@@ -107,8 +107,11 @@ class Trainer:
     """Runs one stage: data, model, optimiser, schedule, checkpoints and resume."""
 
     def __init__(self, cfg: Config, data_root: Path, out: Path, device: torch.device,
-                 resume: bool = False, max_train: int | None = None):
+                 resume: bool = False, max_train: int | None = None, decoder_from: Path | None = None):
         self.cfg, self.data_root, self.device, self.resume = cfg, Path(data_root), device, resume
+        # A package whose decoder and codebook stage 1 keeps frozen, training only a new encoder:
+        # a new prior then runs with that package's decoder unchanged (same tokens, same maskiges).
+        self.decoder_from = Path(decoder_from) if decoder_from else None
         self.paths = RunPaths(Path(out))
         self.paths.root.mkdir(parents=True, exist_ok=True)
         self.max_train = max_train
@@ -200,6 +203,11 @@ class Trainer:
         filled = [fill_ignore_nearest(s.label) for s in tqdm(samples, desc="fill ignore", leave=False)]
         weights = class_weights(filled, len(self.classes), self.cfg.class_weight_power).to(self.device)
         model = VQVAE(self.cfg.vqvae)
+        extra: dict = {"palette": palette.to_dict()}
+        if self.decoder_from is not None:
+            load_package_decoder(model, self.decoder_from, palette)
+            extra["decoder_from"] = str(self.decoder_from)
+            log.info("stage1: decoder and codebook frozen from %s; training the encoder only", self.decoder_from)
         batcher = RandomBatcher(None, filled, self.cfg.stage1, self.cfg.seed + 1)
         commitment = self.cfg.vqvae.commitment
 
@@ -214,7 +222,7 @@ class Trainer:
             mse = ((recon.float() - x) ** 2 * w).mean()
             return {"recon": mse, "commit": commitment * commit.float()}
 
-        out = self._loop("stage1", model, batcher, step, {"palette": palette.to_dict()})
+        out = self._loop("stage1", model, batcher, step, extra)
         usage = codebook_usage(model, filled[: min(200, len(filled))], palette, self.device)
         log.info("codebook usage on %d train masks: %d of %d codes (%.1f %%), perplexity %.1f",
                  usage["masks"], usage["used"], usage["size"], 100 * usage["used"] / usage["size"],
@@ -275,6 +283,39 @@ class Trainer:
             log.info("%s: %s exists, nothing to resume (delete it to retrain)", stage, final)
             return load_checkpoint(final)
         return getattr(self, stage)()
+
+
+def load_package_decoder(model: VQVAE, package: Path, palette: Palette) -> None:
+    """Copies a package's decoder.onnx weights (codebook gather + convs) into `model` and freezes
+    them, after checking that the package's maskige palette and sizes are the ones trained here."""
+    import json
+
+    import onnx
+    from onnx import numpy_helper
+
+    manifest_path = Path(package) / "model.json"
+    if not manifest_path.is_file():
+        raise FileNotFoundError(f"{package}: no model.json; --decoder-from takes a model package folder")
+    manifest = json.loads(manifest_path.read_text())
+    if [list(c) for c in manifest["maskige"]["palette"]] != palette.colors.tolist():
+        raise ValueError(f"{package}: its maskige palette {manifest['maskige']['palette']} differs from this "
+                         f"dataset's {palette.colors.tolist()}; the decoder cannot be reused")
+    graph = onnx.load(str(Path(package) / manifest["decoder"]["file"])).graph
+    weights = {i.name: torch.from_numpy(numpy_helper.to_array(i).copy()) for i in graph.initializer}
+    want = {f"decoder.{k}": v for k, v in model.decoder.state_dict().items()}
+    want["embed"] = model.quantizer.embed
+    missing = sorted(k for k in want if k not in weights)
+    wrong = sorted(k for k in want if k in weights and weights[k].shape != want[k].shape)
+    if missing or wrong:
+        raise ValueError(f"{package}: decoder does not match vqvae config: missing {missing}, "
+                         f"wrong shapes {[(k, tuple(weights[k].shape), tuple(want[k].shape)) for k in wrong]}")
+    model.decoder.load_state_dict({k[len("decoder."):]: weights[k] for k in want if k != "embed"})
+    q = model.quantizer
+    q.embed.copy_(weights["embed"])
+    q.embed_sum.copy_(weights["embed"])
+    q.frozen = True
+    for p in model.decoder.parameters():
+        p.requires_grad_(False)
 
 
 @torch.no_grad()

@@ -22,6 +22,25 @@ from .manifest import check_package
 from .metrics import ConfusionMatrix
 
 
+def with_argmax(path: Path, logits: str) -> bytes:
+    """The prior graph with an ArgMax over its token logits appended (for packages whose runtime
+    takes the argmax out of the graph): onnxruntime's own ArgMax is fast, so this is the fairest
+    way to run such a package on it, and its output is the token grid again."""
+    import onnx
+    from onnx import helper
+
+    model = onnx.load(str(path))
+    g = model.graph
+    out = next((o for o in g.output if o.name == logits), None)
+    if out is None:
+        raise ValueError(f"{path}: no output named {logits!r}")
+    g.node.append(helper.make_node("ArgMax", [logits], ["tokens"], axis=1, keepdims=0))
+    shape = [d.dim_value for d in out.type.tensor_type.shape.dim]
+    g.output.remove(out)
+    g.output.append(helper.make_tensor_value_info("tokens", onnx.TensorProto.INT64, [shape[0]] + shape[2:]))
+    return model.SerializeToString()
+
+
 @dataclass
 class OnnxSegmenter:
     """The runtime's pipeline in Python: preprocess → prior.onnx → decoder.onnx → nearest colour."""
@@ -41,8 +60,11 @@ class OnnxSegmenter:
         # Spinning pool threads would steal the cores from the numpy pre/post-processing between runs.
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         prov = ["CPUExecutionProvider"]
+        prior_model: str | bytes = str(Path(package) / prior_file)
+        if not manifest["prior"].get("argmax_in_graph", True):
+            prior_model = with_argmax(Path(prior_model), manifest["prior"]["output"])
         return OnnxSegmenter(manifest,
-                             ort.InferenceSession(str(Path(package) / prior_file), opts, providers=prov),
+                             ort.InferenceSession(prior_model, opts, providers=prov),
                              ort.InferenceSession(str(Path(package) / decoder_file), opts, providers=prov),
                              Palette(np.array(manifest["maskige"]["palette"], np.uint8),
                                      tuple(manifest["maskige"]["ignore_color"])))

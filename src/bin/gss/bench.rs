@@ -8,7 +8,9 @@ use anyhow::{Context, Result};
 use image::{GrayImage, RgbImage};
 use serde_json::json;
 
+use gss::engine::cpu::{CpuBackend, GraphProfile};
 use gss::sink::stats::{peak_rss_mb, percentile};
+use gss::segmenter::Preprocess;
 use gss::{load_rgb, StageTimings};
 
 use crate::RunConfig;
@@ -27,6 +29,10 @@ pub struct Args {
     /// Print JSON instead of a table
     #[arg(long)]
     json: bool,
+    /// Also time every node of both graphs (tract CPU backend, same knobs and threads) and print
+    /// where the time goes, per op and for the most expensive nodes
+    #[arg(long)]
+    profile: bool,
 }
 
 fn sample_image(path: Option<&PathBuf>, width: u32, height: u32) -> Result<RgbImage> {
@@ -101,6 +107,13 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
         .collect();
     let variant = config.variant.as_deref().unwrap_or("fp32");
     let backend = seg.backend_name().to_string();
+    let profiles = if args.profile {
+        let mut cpu = CpuBackend::new(seg.package(), config.variant.as_deref())?;
+        let mut pre = Preprocess::new(&seg.package().manifest);
+        Some(cpu.profile(pre.run(&image), args.frames.min(20))?)
+    } else {
+        None
+    };
     if args.json {
         let stages: serde_json::Map<String, serde_json::Value> =
             rows.iter().map(|(n, p50, p95, mean)| (n.to_string(), json!({"p50_ms": p50, "p95_ms": p95, "mean_ms": mean}))).collect();
@@ -108,6 +121,7 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
             "model": model_name, "variant": variant, "backend": backend, "threads": config.threads,
             "input": [h, w], "image": [image.height(), image.width()], "frames": args.frames,
             "stages": stages, "fps": fps, "cold_start_ms": cold_start.as_secs_f64() * 1e3, "peak_rss_mb": rss,
+            "profile": profiles.as_ref().map(|(p, d)| json!({"prior": profile_json(p), "decoder": profile_json(d)})),
         });
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -119,8 +133,38 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
         }
         println!("fps {fps:.1}, cold start {:.0} ms, peak RSS {}", cold_start.as_secs_f64() * 1e3,
             rss.map_or("n/a".to_string(), |r| format!("{r:.0} MB")));
+        if let Some((p, d)) = &profiles {
+            print_profile("prior", p);
+            print_profile("decoder", d);
+        }
     }
     Ok(())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn profile_json(p: &GraphProfile) -> serde_json::Value {
+    json!({
+        "runs": p.runs,
+        "total_ms": ms(p.total()),
+        "ops": p.by_op().iter().map(|(op, n, t)| json!({"op": op, "nodes": n, "ms": ms(*t)})).collect::<Vec<_>>(),
+        "nodes": p.nodes.iter().map(|n| json!({"name": n.name, "op": n.op, "ms": ms(n.mean)})).collect::<Vec<_>>(),
+    })
+}
+
+fn print_profile(graph: &str, p: &GraphProfile) {
+    let total = ms(p.total());
+    println!("\n{graph}: {total:.2} ms in nodes (mean of {} runs, tract CPU backend)", p.runs);
+    println!("| op | nodes | ms | share |\n|---|---:|---:|---:|");
+    for (op, n, t) in p.by_op() {
+        println!("| {op} | {n} | {:.2} | {:.0} % |", ms(t), 100.0 * ms(t) / total);
+    }
+    println!("most expensive nodes:");
+    for n in p.top_nodes(6) {
+        println!("  {:>6.2} ms  {:>3.0} %  {} ({})", ms(n.mean), 100.0 * ms(n.mean) / total, n.name, n.op);
+    }
 }
 
 #[cfg(test)]

@@ -152,6 +152,10 @@ fn info(p: &ModelPackage) -> Result<()> {
     println!("{} ({}) at {}", m.name, m.format, p.dir.display());
     println!("input      {}x{} {} {}, resize {}", m.input.height, m.input.width, m.input.channel_order, m.input.layout, m.input.resize);
     println!("tokens     grid {}x{}, codebook {}, decoder upsample x{}", m.prior.grid[0], m.prior.grid[1], m.prior.codebook_size, m.decoder.upsample);
+    println!("argmax     {}", if m.prior.argmax_in_graph { "in the prior graph" } else { "in the runtime (the prior ends with token logits)" });
+    if let Some(c) = m.cost {
+        println!("cost       prior {:.3} + decoder {:.3} = {:.3} GMAC per frame", c.prior_gmac, c.decoder_gmac, c.prior_gmac + c.decoder_gmac);
+    }
     println!("inverse    {}", m.maskige.inverse.kind);
     println!("classes    {}", m.classes.iter().map(|c| format!("{} {}", c.id, c.name)).collect::<Vec<_>>().join(", "));
     println!("variants   fp32{}", m.variants.keys().map(|k| format!(", {k}")).collect::<String>());

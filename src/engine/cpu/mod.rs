@@ -11,6 +11,9 @@ use crate::engine::{Backend, Graphs};
 use crate::error::{Error, Result};
 use crate::model::ModelPackage;
 
+mod profile;
+pub use profile::{GraphProfile, NodeTime, OpTotal};
+
 type Plan = Arc<TypedRunnableModel>;
 type State = SimpleState<TypedFact, Box<dyn TypedOp>>;
 
@@ -50,6 +53,9 @@ pub struct CpuBackend {
     decoder: Option<State>,
     image_shape: [usize; 4],
     grid: [usize; 2],
+    /// Some(codebook size) when the prior ends with token logits and the argmax runs here
+    /// (`engine::tokens`), which is much faster than tract's ArgMax node.
+    argmax_codes: Option<usize>,
 }
 
 fn graph_err(path: &Path, e: impl std::fmt::Display) -> Error {
@@ -116,15 +122,23 @@ impl CpuBackend {
         let grid = m.prior.grid;
         let want_prior = graphs != Graphs::Decoder;
         let want_decoder = graphs != Graphs::Prior;
+        let argmax_codes = (!m.prior.argmax_in_graph).then_some(m.prior.codebook_size);
+        let (output_tail, output_type) = match argmax_codes {
+            None => (grid.to_vec(), i64::datum_type()),
+            Some(codes) => (vec![codes, grid[0], grid[1]], f32::datum_type()),
+        };
         let prior = want_prior.then(|| plan(
             &prior_path,
             GraphContract {
                 input_name: &m.prior.input,
                 output_name: &m.prior.output,
                 input: f32::fact(image_shape),
-                output_tail: grid.to_vec(),
-                output_type: i64::datum_type(),
-                knobs: &[],
+                output_tail,
+                output_type,
+                // Measured with `cargo bench --bench graph --profile` (Zen 5): tract picks its
+                // direct spatial conv for a 4×4/4 patch stem, 4.0 ms against 0.3 ms as im2col +
+                // matmul; no conv of either prior gains from it.
+                knobs: &[("TRACT_DISABLE_DIRECT_SPATIAL", "true")],
             },
         )).transpose()?;
         let decoder = want_decoder.then(|| plan(
@@ -144,12 +158,67 @@ impl CpuBackend {
         )).transpose()?;
         let prior = prior.map(|p| p.spawn().map_err(|e| graph_err(&prior_path, e))).transpose()?;
         let decoder = decoder.map(|d| d.spawn().map_err(|e| graph_err(&decoder_path, e))).transpose()?;
-        Ok(Self { prior_path, decoder_path, prior, decoder, image_shape, grid })
+        Ok(Self { prior_path, decoder_path, prior, decoder, image_shape, grid, argmax_codes })
     }
+}
+
+impl CpuBackend {
+    /// Per-node profiles of the prior (on `image`) and of the decoder (on the tokens the prior
+    /// gives), `runs` runs each, with the plans, knobs and threads this backend runs with.
+    pub fn profile(&mut self, image: &[f32], runs: usize) -> Result<(GraphProfile, GraphProfile)> {
+        let prior = self.prior.as_mut().ok_or_else(|| not_planned("prior"))?;
+        let input = Tensor::from_shape(&self.image_shape, image).map_err(|e| graph_err(&self.prior_path, e))?;
+        let p = profile::profile_state(prior, &input, runs).map_err(|e| graph_err(&self.prior_path, e))?;
+        let mut tokens: Vec<i64> = Vec::new();
+        self.run_prior(image, &mut tokens)?;
+        let decoder = self.decoder.as_mut().ok_or_else(|| not_planned("decoder"))?;
+        let shape = [1, self.grid[0], self.grid[1]];
+        let input = Tensor::from_shape(&shape, &tokens).map_err(|e| graph_err(&self.decoder_path, e))?;
+        let d = profile::profile_state(decoder, &input, runs).map_err(|e| graph_err(&self.decoder_path, e))?;
+        Ok((p, d))
+    }
+}
+
+/// Any ONNX file with static input shapes, optimised as gss plans its graphs (with `knobs` scoped
+/// to it), for design probes (`cargo bench --bench graph`): the plan and its input facts.
+pub fn plan_onnx_file(path: &Path, knobs: &[(&str, &str)]) -> Result<(Plan, Vec<TypedFact>)> {
+    let model = tract_onnx::onnx().model_for_path(path).map_err(|e| graph_err(path, e))?;
+    let scope = tract_onnx::tract_core::knobs::KnobScope::new(knobs.iter().copied()).map_err(|e| graph_err(path, e))?;
+    let typed = scope.enter(|| model.into_optimized()).map_err(|e| graph_err(path, e))?;
+    let facts = (0..typed.inputs.len()).map(|i| typed.input_fact(i).cloned()).collect::<TractResult<Vec<_>>>().map_err(|e| graph_err(path, e))?;
+    let plan = typed.into_runnable().map_err(|e| graph_err(path, e))?;
+    Ok((plan, facts))
+}
+
+/// Profiles one planned graph (see [`plan_onnx_file`]) on `input`.
+pub fn profile_plan(plan: &Plan, input: &Tensor, runs: usize) -> Result<GraphProfile> {
+    let mut state = plan.spawn().map_err(|e| Error::Inference { stage: "probe", msg: format!("{e:#}") })?;
+    profile::profile_state(&mut state, input, runs).map_err(|e| Error::Inference { stage: "probe", msg: format!("{e:#}") })
 }
 
 fn not_planned(stage: &'static str) -> Error {
     Error::Inference { stage, msg: format!("this backend was built without the {stage} graph (CpuBackend::with_graphs)") }
+}
+
+/// Runs one planned graph on one input and hands its first output, as a contiguous slice, to `f`.
+fn with_output<I: Datum + Copy, O: Datum + Copy>(
+    state: &mut State,
+    shape: &[usize],
+    input: &[I],
+    stage: &'static str,
+    path: &Path,
+    f: impl FnOnce(&[O]),
+) -> Result<()> {
+    let inference = |e: TractError| Error::Inference { stage, msg: format!("{e:#}") };
+    let tensor = Tensor::from_shape(shape, input).map_err(inference)?;
+    let outputs = state.run(tvec!(tensor.into())).map_err(inference)?;
+    let value = outputs.into_iter().next().ok_or_else(|| graph_err(path, "graph produced no output"))?;
+    let view = value.to_plain_array_view::<O>().map_err(|e| graph_err(path, e))?;
+    match view.as_slice() {
+        Some(slice) => f(slice),
+        None => f(&view.iter().copied().collect::<Vec<O>>()),
+    }
+    Ok(())
 }
 
 /// Runs one planned graph on one input and copies its first output into the caller's buffer.
@@ -161,14 +230,10 @@ fn run_into<I: Datum + Copy, O: Datum + Copy>(
     path: &Path,
     out: &mut Vec<O>,
 ) -> Result<()> {
-    let inference = |e: TractError| Error::Inference { stage, msg: format!("{e:#}") };
-    let tensor = Tensor::from_shape(shape, input).map_err(inference)?;
-    let outputs = state.run(tvec!(tensor.into())).map_err(inference)?;
-    let value = outputs.into_iter().next().ok_or_else(|| graph_err(path, "graph produced no output"))?;
-    let view = value.to_plain_array_view::<O>().map_err(|e| graph_err(path, e))?;
-    out.clear();
-    out.extend(view.iter().copied());
-    Ok(())
+    with_output(state, shape, input, stage, path, |o: &[O]| {
+        out.clear();
+        out.extend_from_slice(o);
+    })
 }
 
 impl Backend for CpuBackend {
@@ -178,7 +243,15 @@ impl Backend for CpuBackend {
 
     fn run_prior(&mut self, image: &[f32], tokens: &mut Vec<i64>) -> Result<()> {
         let state = self.prior.as_mut().ok_or_else(|| not_planned("prior"))?;
-        run_into(state, &self.image_shape, image, "prior", &self.prior_path, tokens)
+        match self.argmax_codes {
+            None => run_into(state, &self.image_shape, image, "prior", &self.prior_path, tokens),
+            Some(codes) => {
+                let cells = self.grid[0] * self.grid[1];
+                with_output::<f32, _>(state, &self.image_shape, image, "prior", &self.prior_path, |logits| {
+                    crate::engine::tokens::argmax_channels_into(logits, codes, cells, tokens)
+                })
+            }
+        }
     }
 
     fn run_decoder(&mut self, tokens: &[i64], maskige: &mut Vec<f32>) -> Result<()> {

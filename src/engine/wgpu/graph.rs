@@ -141,6 +141,30 @@ pub struct Graph {
     pub output: ValueId,
 }
 
+impl Graph {
+    /// Ends the graph with an ArgMax over the channel axis of its output (`codes` planes, batch
+    /// 1), for priors exported without their ArgMax (`"argmax_in_graph": false`), so the token
+    /// grid still stays on the device.
+    pub fn append_channel_argmax(&mut self, codes: usize) -> std::result::Result<(), String> {
+        let out = self.values[self.output];
+        if out.dtype != DType::F32 || codes == 0 || out.len % codes != 0 {
+            return Err(format!("output of {} {:?} values is not {codes} planes of logits", out.len, out.dtype));
+        }
+        let cells = out.len / codes;
+        self.values.push(ValueInfo { len: cells, dtype: DType::U32 });
+        let tokens = self.values.len() - 1;
+        self.steps.push(Step {
+            nodes: vec!["argmax (runtime)".into()],
+            kernel: Kernel::ArgMax { outer: 1, n: codes, inner: cells, take_last: false },
+            input: self.output,
+            output: tokens,
+            post: vec![],
+        });
+        self.output = tokens;
+        Ok(())
+    }
+}
+
 fn unsupported(op: impl Into<String>, node: &str) -> Error {
     Error::UnsupportedOp { backend: BACKEND, op: op.into(), node: node.to_string() }
 }

@@ -96,9 +96,12 @@ fn lower_package(package: &ModelPackage, variant: Option<&str>) -> Result<Lowere
     let m = &package.manifest;
     let (prior_path, decoder_path) = package.graph_files(variant)?;
     let [gh, gw] = m.prior.grid;
-    let prior = graph::load(&prior_path, f32::fact([1, 3, m.input.height, m.input.width]))?;
+    let mut prior = graph::load(&prior_path, f32::fact([1, 3, m.input.height, m.input.width]))?;
     let decoder = graph::load(&decoder_path, i64::fact([1, gh, gw]))?;
     let mismatch = |path: &std::path::Path, msg: String| Error::GraphMismatch { path: path.to_path_buf(), msg };
+    if !m.prior.argmax_in_graph {
+        prior.append_channel_argmax(m.prior.codebook_size).map_err(|why| mismatch(&prior_path, why))?;
+    }
     let tokens = gh * gw;
     let (pi, po) = (prior.values[prior.input], prior.values[prior.output]);
     if pi.len != 3 * m.input.height * m.input.width || po.len != tokens || po.dtype != DType::U32 {

@@ -10,16 +10,26 @@ of the surface visible there.  Moving the camera along z gives coherent video se
 Textures come from photos that scikit-image ships inside its wheel (gravel, grass, brick, moon,
 ...), loaded without network access, mip-mapped once per process.
 
-Public API: :func:`render_scene`, :func:`render_sequence`, :func:`generate_dataset`.
+A *domain* (:class:`Domain`, presets in :data:`DOMAINS`) says how far a frame departs from the
+street8 look the models are trained on: ``street8`` is the training distribution itself, ``shift``
+draws per image a mix of fog, dusk, out-of-range camera heights / pitch / field of view and held-out
+textures and colours, for evaluation off the training domain.  Every shift is drawn from its own
+random stream, after the street8 draws, so a shifted frame shows the same scene as the street8 frame
+of the same seed, and the street8 output is unchanged by the existence of domains.
+
+Public API: :func:`render_scene`, :func:`render_sequence`, :func:`generate_dataset`, :class:`Domain`,
+:data:`DOMAINS`.
 """
 
 from __future__ import annotations
 
 import colorsys
 import io
+import json
 import math
 import multiprocessing as mp
 import zlib
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -34,7 +44,8 @@ IGN = IGNORE_INDEX
 NEAR = 0.35  # near clipping plane (m)
 ZFAR = 260.0  # objects are placed up to this depth ahead of the camera (m)
 
-__all__ = ["render_scene", "render_sequence", "generate_dataset", "available_textures"]
+__all__ = ["render_scene", "render_sequence", "generate_dataset", "available_textures", "Domain", "DOMAINS",
+           "get_domain"]
 
 # ----------------------------------------------------------------------------------------------
 # textures
@@ -68,6 +79,45 @@ def _fbm(seed: int, s: int, beta: float) -> np.ndarray:
     spec[0, 0] = 0
     n = np.real(np.fft.ifft2(spec))
     return (n - n.mean()) / (n.std() + 1e-9)
+
+
+def _cells(seed: int, s: int, n: int) -> np.ndarray:
+    """Tileable stone-block pattern (jittered-grid Voronoi cells, dark joints, one tone per stone),
+    zero mean, unit std.  Only the shift domain uses it: street8 never shows cobbles or stone blocks,
+    so it is a texture held out from training."""
+    g = np.random.default_rng(seed)
+    jit = g.uniform(0.15, 0.85, (n, n, 2))
+    tone = g.standard_normal((n, n))
+    c = np.arange(s, dtype=np.float64) * (n / s)  # texel -> cell units
+    yy, xx = np.meshgrid(c, c, indexing="ij")
+    iy, ix = np.floor(yy).astype(np.int64), np.floor(xx).astype(np.int64)
+    f1 = np.full((s, s), np.inf)
+    f2 = np.full((s, s), np.inf)
+    t1 = np.zeros((s, s))
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            cy, cx = (iy + dy) % n, (ix + dx) % n  # wrap: the tile repeats seamlessly
+            d = np.hypot(xx - (ix + dx + jit[cy, cx, 0]), yy - (iy + dy + jit[cy, cx, 1]))
+            closer = d < f1
+            f2 = np.where(closer, f1, np.minimum(f2, d))
+            t1 = np.where(closer, tone[cy, cx], t1)
+            f1 = np.where(closer, d, f1)
+    joint = np.clip((f2 - f1) / 0.18, 0, 1)  # 0 on the border between two stones
+    a = 1.6 * joint + 0.45 * t1 + 0.25 * _fbm(seed + 1, s, 1.2)
+    return (a - a.mean()) / (a.std() + 1e-9)
+
+
+def _stripes(seed: int, s: int, period: int) -> np.ndarray:
+    """Tileable horizontal boards (siding, decking): a tone per board, a dark groove between boards and
+    a grain along them.  Held out from street8 like :func:`_cells`."""
+    g = np.random.default_rng(seed)
+    t = np.arange(s)
+    tone = g.standard_normal(s // period)[t // period]
+    groove = np.where(t % period < max(1, period // 8), -2.5, 0.0)
+    grain = _fbm(seed + 1, s, 1.6)
+    grain = 0.5 * (grain + np.roll(grain, 1, 1) + np.roll(grain, 2, 1)) / 1.5  # smear along the boards
+    a = (tone + groove)[:, None] * 0.8 + 0.35 * grain
+    return (a - a.mean()) / (a.std() + 1e-9)
 
 
 def _load_skimage(name: str) -> np.ndarray | None:
@@ -126,6 +176,9 @@ def _textures() -> dict[str, np.ndarray]:
             tex[key] = _mip(tile)
         tex["noise"] = _mip(_fbm(1234, _TEX_S, 2.6))  # smooth, large-scale variation / clouds
         tex["fine"] = _mip(_fbm(4321, _TEX_S, 1.0))
+        # held-out textures of the shift domain (street8 never samples them; see _restyle)
+        tex["cells"] = _mip(_cells(2468, _TEX_S, 16))  # 16 stones per tile side
+        tex["stripes"] = _mip(_stripes(1357, _TEX_S, 16))  # 32 boards per tile
         posters = []
         for name in _POSTER_SOURCES:
             a = _load_skimage(name)
@@ -532,12 +585,164 @@ def _hbar(fr, xa, xb, Zw, y0, y1, col, label, min_px=1.0):
 
 
 # ----------------------------------------------------------------------------------------------
+# domains: how a frame departs from the street8 training look
+# ----------------------------------------------------------------------------------------------
+
+Range = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class Domain:
+    """A look for the generator.  Each ``p_*`` is the chance that one image gets that shift; the ranges
+    lie outside what street8 draws (its ranges are given in the comments), so a model trained on street8
+    never saw them.  The scene itself (layout, objects, their classes) is the street8 scene of the same
+    seed; fog, dusk and the restyle change only the image, the camera changes the view (labels are
+    rendered with it, so they stay exact)."""
+
+    name: str
+    p_fog: float = 0.0
+    p_dusk: float = 0.0
+    p_camera: float = 0.0
+    p_texture: float = 0.0
+    # fog: e-folding distance of a depth-dependent blend towards a fog colour (street8 only has an
+    # aerial haze with 120-900 m); the sky (no depth) takes this share of the fog colour
+    fog_distance: Range = (15.0, 60.0)
+    fog_sky: Range = (0.85, 1.0)
+    # dusk: sun elevation in degrees (street8: 18-60), ambient and diffuse light (street8: 0.45-0.95
+    # and 0.05-0.8), share of lit windows (street8: 7 %), glow of windows and lamps (street8: none)
+    dusk_sun_elevation: Range = (2.0, 12.0)
+    dusk_ambient: Range = (0.2, 0.35)
+    dusk_diffuse: Range = (0.15, 0.35)
+    dusk_lit_windows: Range = (0.25, 0.55)
+    dusk_glow: Range = (1.0, 1.6)
+    dusk_noise: Range = (5.0, 10.0)  # sensor noise std in grey levels (street8: 0.5-6)
+    # camera: height in metres (street8: 1.2-2.3, low or high with even odds), horizon row as a share
+    # of the image height (street8: 0.35-0.55; the renderer's pitch, a shift of the principal point),
+    # horizontal field of view in degrees (street8: 50-75)
+    camera_height_low: Range = (0.45, 0.9)
+    camera_height_high: Range = (3.0, 4.5)
+    p_horizon: float = 0.7
+    # at 256x512 the horizon rows mean a pitch of about 6-15 degrees down / 3-10 up (street8: 7 down to 2 up)
+    horizon_high: Range = (0.15, 0.28)
+    horizon_low: Range = (0.62, 0.72)
+    p_wide: float = 0.3
+    wide_hfov: Range = (80.0, 95.0)
+    # textures / colours: each of the four groups is restyled with this chance (at least one is)
+    p_texture_group: float = 0.6
+
+    def __post_init__(self) -> None:
+        for k, v in asdict(self).items():
+            if k.startswith("p_") and not 0.0 <= v <= 1.0:
+                raise ValueError(f"domain {self.name!r}: {k} = {v} is not a probability")
+            if isinstance(v, tuple) and not v[0] <= v[1]:
+                raise ValueError(f"domain {self.name!r}: {k} = {v} is not a (low, high) range")
+
+    @property
+    def is_street8(self) -> bool:
+        """True when no shift can be drawn: the output is street8's, bit for bit."""
+        return max(self.p_fog, self.p_dusk, self.p_camera, self.p_texture) <= 0.0
+
+
+DOMAINS: dict[str, Domain] = {
+    "street8": Domain("street8"),
+    # the cross-domain test set: a random mix, so it holds each case alone and in combinations
+    "shift": Domain("shift", p_fog=0.4, p_dusk=0.4, p_camera=0.4, p_texture=0.45),
+    # one shift each, every image: to tell which change costs a model how much
+    "fog": Domain("fog", p_fog=1.0),
+    "dusk": Domain("dusk", p_dusk=1.0),
+    "camera": Domain("camera", p_camera=1.0),
+    "texture": Domain("texture", p_texture=1.0),
+}
+
+
+def get_domain(domain: str | Domain | None) -> Domain:
+    if domain is None:
+        return DOMAINS["street8"]
+    if isinstance(domain, Domain):
+        return domain
+    try:
+        return DOMAINS[domain]
+    except KeyError:
+        raise ValueError(f"unknown domain {domain!r}; choose one of {', '.join(DOMAINS)}") from None
+
+
+TEXTURE_GROUPS = ("building", "road", "sidewalk", "vegetation")
+
+
+@dataclass
+class ShiftDraw:
+    """The shifts one world (image or sequence) got; written per image into ``domain.json``."""
+
+    fog_distance: float = 0.0  # 0: no fog
+    dusk: bool = False
+    camera_height: float | None = None  # None: street8's draw kept
+    horizon: float | None = None
+    hfov: float | None = None
+    textures: tuple[str, ...] = ()  # restyled groups, a subset of TEXTURE_GROUPS
+
+    @property
+    def cases(self) -> list[str]:
+        out = []
+        if self.fog_distance > 0:
+            out.append("fog")
+        if self.dusk:
+            out.append("dusk")
+        if self.camera_height is not None:
+            out.append("camera")
+        if self.textures:
+            out.append("texture")
+        return out
+
+    def record(self) -> dict:
+        d = {"cases": self.cases}
+        d.update({k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()
+                  if v not in (None, 0.0, False, ())})
+        return d
+
+
+def _shift_rng(seed: int, part: int) -> np.random.Generator:
+    # its own stream per part, so street8's draws (generator ``g``) are never consumed or reordered
+    return np.random.default_rng([int(seed) & 0xFFFFFFFF, 0x5817F7, part])
+
+
+def _draw_shift(domain: Domain, seed: int) -> tuple[ShiftDraw, np.random.Generator | None]:
+    """Which shifts this world gets, and the generator for their details (None for street8)."""
+    if domain.is_street8:
+        return ShiftDraw(), None
+    g = _shift_rng(seed, 0)
+    ps = np.array([domain.p_fog, domain.p_dusk, domain.p_camera, domain.p_texture])
+    on = g.random(4) < ps
+    if not on.any():  # every image of a shifted domain is off the training domain in some way
+        on[g.choice(4, p=ps / ps.sum())] = True
+    d = ShiftDraw()
+    if on[0]:
+        d.fog_distance = float(g.uniform(*domain.fog_distance))
+    d.dusk = bool(on[1])
+    if on[2]:
+        d.camera_height = float(g.uniform(*(domain.camera_height_low if g.random() < 0.5
+                                              else domain.camera_height_high)))
+        if g.random() < domain.p_horizon:
+            d.horizon = float(g.uniform(*(domain.horizon_high if g.random() < 0.5 else domain.horizon_low)))
+        if g.random() < domain.p_wide:
+            d.hfov = float(g.uniform(*domain.wide_hfov))
+    if on[3]:
+        pick = g.random(len(TEXTURE_GROUPS)) < domain.p_texture_group
+        if not pick.any():
+            pick[g.integers(len(TEXTURE_GROUPS))] = True
+        d.textures = tuple(n for n, k in zip(TEXTURE_GROUPS, pick) if k)
+    return d, _shift_rng(seed, 1)
+
+
+# ----------------------------------------------------------------------------------------------
 # lighting
 # ----------------------------------------------------------------------------------------------
 
 
 class _Light:
     def __init__(self, g):
+        # night-time extras (street8 values: no glow, 7 % of windows lit); the dusk shift raises them
+        self.glow = 0.0
+        self.win_thr = 0.93
         self.sunny = g.random() < 0.6
         el = math.radians(g.uniform(18, 60))
         az = g.uniform(0, 2 * math.pi)
@@ -600,6 +805,7 @@ class _Facade:
         self.lit_x = light.face(nx, 0, 0)
         self.lit_z = light.face(0, 0, -1)
         self.lit_y = light.face(0, 1, 0)
+        self.win_thr, self.glow = light.win_thr, light.glow
 
     def __call__(self, face, X, Y, Zw, Z):
         f_px = _F_HINT[0]
@@ -615,6 +821,7 @@ class _Facade:
         n2 = _tex("noise", s * 6 + self.seed * 50, t * 6, Z / f_px * 6)
         shade = 1 + self.amp * n + 0.06 * n2
         col = self.base[None, :] * shade[:, None]
+        glow = None  # lit windows that shine (dusk): set after the light is applied
         if self.style != "none" and (face == "x" or self.end_windows):
             bi = np.floor(s / self.bw)
             sb = s - bi * self.bw - (self.bw - self.ww) / 2
@@ -638,9 +845,12 @@ class _Facade:
                 hv = _hash(bi[inw], fi[inw], self.seed)
                 refl = np.clip(tb[inw] / self.wh, 0, 1) if self.style != "none" else 0.5
                 wc = self.win[None, :] * (1 + self.win_var * (hv[:, None] * 2 - 1)) * (0.7 + 0.6 * refl)[:, None]
-                lit_w = hv > 0.93
+                lit_w = hv > self.win_thr
                 wc[lit_w] = np.array([0.9, 0.8, 0.55], np.float32)
                 col[inw] = wc
+                if self.glow > 0:
+                    glow = np.zeros(X.size, np.bool_)
+                    glow[np.flatnonzero(inw)[lit_w]] = True
             if shop is not None and self.posters and shop.any():
                 # posters / displays behind some shop windows (skimage colour photos)
                 ph = _hash(sbay[shop], 7.0, self.seed)
@@ -661,8 +871,12 @@ class _Facade:
         if self.cornice > 0:
             cm = t > self.h - self.cornice
             col[cm] = self.cornice_col * (1 + 0.1 * n[cm, None])
+            if glow is not None:
+                glow &= ~cm
         # dirt near the ground
         col *= (lit * (0.85 + 0.15 * np.clip(t * 1.25, 0, 1)))[:, None]
+        if glow is not None and glow.any():  # emitted light: not dimmed by the dusk illumination
+            col[glow] = np.array([1.0, 0.82, 0.5], np.float32) * self.glow * (0.75 + 0.25 * n[glow, None])
         return col, None
 
 
@@ -718,6 +932,7 @@ class _VehicleShader:
         self.part, self.v = part, v
         self.lit = {"x": 0.5 * (light.face(1, 0, 0) + light.face(-1, 0, 0)), "z": light.face(0, 0, -1),
                     "y": light.face(0, 1, 0) * 1.05}
+        self.glow = light.glow
 
     def __call__(self, face, X, Y, Zw, Z):
         v = self.v
@@ -738,6 +953,7 @@ class _VehicleShader:
         if self.part == "body":
             y0, y1 = v.yb0, v.yb1
             ly = (Y - y0) / (y1 - y0)
+            lamps = None
             if face == "z":
                 lx = (X - v.x0) / (v.x1 - v.x0)
                 bumper = ly < 0.22
@@ -765,6 +981,8 @@ class _VehicleShader:
                     win = (ly > 0.55) & (ly < 0.92) & ((s % 1.6) > 0.15)
                     col[win] = v.glass * (0.8 + 0.4 * ly[win, None])
             col *= (self.lit[face] * (1 + 0.04 * n) * (0.9 + 0.2 * np.clip(ly, 0, 1)))[:, None]
+            if self.glow > 0 and lamps is not None:  # head and tail lights are on at dusk
+                col[lamps] = v.lamp * (0.5 + self.glow)
             return col, None
         # cabin: windows
         y0, y1 = v.yc0, v.yc1
@@ -911,6 +1129,7 @@ class _Pole:
         self.x, self.z, self.kind, self.side = x, z, kind, side
         self.col = _col_pole(g)
         self.lit = light.face(0, 0, -1)
+        self.glow = light.glow
         if kind == "lamp":
             self.h = g.uniform(5.0, 10.0)
             self.w = g.uniform(0.08, 0.2)
@@ -953,8 +1172,9 @@ class _Pole:
                 xa = self.x + d * self.arm
                 _hbar(fr, self.x, xa, self.z - 0.02, self.h - 0.08, self.h, col, POLE)
                 sg = d * (1.0 if self.arm >= 0 else -1.0)
-                _hbar(fr, xa - 0.3 * sg, xa + 0.25 * sg, self.z - 0.04, self.h - 0.22, self.h + 0.02,
-                      self.head_col * self.lit, POLE)
+                head = (self.head_col * self.lit if self.glow <= 0  # a lamp that is on at dusk
+                        else np.array([1.0, 0.88, 0.6], np.float32) * self.glow * 1.2)
+                _hbar(fr, xa - 0.3 * sg, xa + 0.25 * sg, self.z - 0.04, self.h - 0.22, self.h + 0.02, head, POLE)
         elif self.kind == "sign":
             for yc, size, shape, fcol, back in self.plates:
                 px = size * s
@@ -1327,12 +1547,18 @@ class _Mat:
 
 
 class _World:
-    def __init__(self, seed: int, size: tuple[int, int], n_frames: int):
+    def __init__(self, seed: int, size: tuple[int, int], n_frames: int, domain: str | Domain | None = None):
         g = np.random.default_rng(seed)
         self.seed = seed
         H, W = int(size[0]), int(size[1])
         self.H, self.W = H, W
         self.light = _Light(g)
+        # the domain's shifts come from their own generator ``gs`` and overwrite street8's draws right
+        # after them (before anything caches them: shaders keep light.face(), materials their colours)
+        self.domain = get_domain(domain)
+        self.shift, gs = _draw_shift(self.domain, seed)
+        if gs is not None:
+            self._shift_light(gs)
         L = self.light
         # camera
         hfov = math.radians(g.uniform(50, 75))
@@ -1340,6 +1566,8 @@ class _World:
         self.vh = H * g.uniform(0.35, 0.55)
         self.u0 = W * (0.5 + g.uniform(-0.12, 0.12))
         self.ch = g.uniform(1.2, 2.3)
+        if self.shift.camera_height is not None:
+            self._shift_camera()
         self.speed = g.uniform(0.35, 1.1)  # m per frame
         self.n = n_frames
         z_end = self.speed * (n_frames - 1) + ZFAR
@@ -1625,17 +1853,119 @@ class _World:
         self.noise = g.uniform(0.5, 6.0)
         self.chroma_noise = g.uniform(0, 0.5)
         self.jpeg = int(g.integers(30, 96)) if g.random() < 0.6 else 0
+        if gs is not None:
+            self._shift_look(gs)
         # unlabeled extras
         self.hood = g.uniform(0.04, 0.1) if g.random() < 0.15 else 0.0
         self.hood_col = _col_vehicle(g) * 0.6
         # share of people / vehicles / poles that get a one-pixel unlabelled band around them
         self.band_p = g.uniform(0.3, 1.0)
+        if self.shift.textures:
+            self._restyle(gs)
+
+    # ------------------------------------------------------------------------------------------
+    # domain shifts (see Domain); each runs only for a shifted domain and only draws from ``gs``
+    def _shift_light(self, gs: np.random.Generator) -> None:
+        L, sh, d = self.light, self.shift, self.domain
+        if sh.dusk:
+            el = math.radians(gs.uniform(*d.dusk_sun_elevation))
+            az = math.atan2(L.sun[0], L.sun[2])  # street8's azimuth, the sun only sinks
+            L.sun = np.array([math.cos(el) * math.sin(az), math.sin(el), math.cos(el) * math.cos(az)])
+            L.amb, L.dif = gs.uniform(*d.dusk_ambient), gs.uniform(*d.dusk_diffuse)
+            L.shadow = gs.uniform(0.15, 0.35) if L.sunny else gs.uniform(0.0, 0.08)
+            L.win_thr = 1.0 - gs.uniform(*d.dusk_lit_windows)
+            L.glow = gs.uniform(*d.dusk_glow)
+        if sh.fog_distance > 0:
+            # fog scatters the sunlight: no direct light, hardly any shadow
+            L.sunny = False
+            L.dif = gs.uniform(0.03, 0.12)
+            L.shadow = gs.uniform(0.0, 0.08)
+            if not sh.dusk:
+                L.amb = gs.uniform(0.8, 0.95)
+
+    def _shift_camera(self) -> None:
+        sh = self.shift
+        self.ch = sh.camera_height
+        if sh.horizon is not None:
+            self.vh = self.H * sh.horizon
+        if sh.hfov is not None:
+            self.f = (self.W / 2) / math.tan(math.radians(sh.hfov) / 2)
+
+    def _shift_look(self, gs: np.random.Generator) -> None:
+        sh, d = self.shift, self.domain
+        if sh.dusk:
+            # deep blue zenith over an orange / pink afterglow, dim clouds (street8's skies are day skies)
+            self.sky_top = _hsv(gs.uniform(0.6, 0.72), gs.uniform(0.45, 0.8), gs.uniform(0.1, 0.28))
+            self.sky_hor = _hsv(gs.uniform(-0.06, 0.09), gs.uniform(0.35, 0.75), gs.uniform(0.45, 0.75))
+            self.cloud_col = _hsv(gs.uniform(0.75, 0.98), gs.uniform(0.1, 0.35), gs.uniform(0.2, 0.4))
+            self.haze_col = (0.5 * self.sky_hor + 0.5 * self.sky_top).astype(np.float32)
+            self.noise = gs.uniform(*d.dusk_noise)  # low light: a noisier sensor
+            # blue evening light or warm sodium lamps, beyond street8's +-12 % colour cast
+            if gs.random() < 0.6:
+                tint = (gs.uniform(0.75, 0.88), gs.uniform(0.88, 0.97), gs.uniform(1.1, 1.25))
+            else:
+                tint = (gs.uniform(1.15, 1.3), gs.uniform(0.95, 1.02), gs.uniform(0.68, 0.8))
+            self.cast = (self.cast * np.array(tint)).astype(np.float32)
+        if sh.fog_distance > 0:
+            if sh.dusk:
+                self.fog_col = _hsv(gs.uniform(0.55, 0.68), gs.uniform(0.1, 0.3), gs.uniform(0.18, 0.32))
+            else:
+                self.fog_col = _grey(gs, gs.uniform(0.62, 0.88), 0.05)
+            self.fog_sky = gs.uniform(*d.fog_sky)
+
+    def _restyle(self, gs: np.random.Generator) -> None:
+        """Held-out textures and colours: per restyled group, hue / saturation ranges that street8 never
+        draws for that class and the procedural textures (cells, stripes) it never uses."""
+        groups = set(self.shift.textures)
+
+        def building() -> np.ndarray:  # vivid (street8: pastel s <= 0.4, or brick hues)
+            return _hsv(gs.uniform(0.15, 0.92), gs.uniform(0.55, 0.9), gs.uniform(0.45, 0.9))
+
+        def veg() -> np.ndarray:  # purple to crimson foliage (street8: hues 0.04-0.45)
+            return _hsv(gs.uniform(0.7, 0.98), gs.uniform(0.35, 0.7), gs.uniform(0.2, 0.55))
+
+        for o in self.objects:
+            if "building" in groups and isinstance(o, _Building):
+                f = o.shader
+                f.base = building()
+                f.tex = "cells" if gs.random() < 0.5 else "stripes"  # stone blocks / siding boards
+                f.k = gs.uniform(55, 105)  # blocks of 0.3-0.6 m, boards of 0.15-0.3 m
+                f.amp = gs.uniform(0.25, 0.4)  # strong enough that joints show at street distances
+                f.frame = f.base * gs.uniform(0.45, 0.75)
+                f.cornice_col = f.base * gs.uniform(0.6, 1.3)
+            elif isinstance(o, _Backdrop):
+                if o.kind == "city" and "building" in groups:
+                    o.col = building() * 0.9
+                elif o.kind == "trees" and "vegetation" in groups:
+                    o.col = veg()
+            elif "vegetation" in groups and isinstance(o, _Hedge):
+                o.shader.col = veg()
+            elif "vegetation" in groups and isinstance(o, _Tree):
+                o.col = veg()
+        for m in self.mats:
+            if m.kind == M_ROAD and "road" in groups:
+                # coloured asphalt (street8: grey, or brownish with s <= 0.35), cobbles half the time
+                m.col = _hsv(gs.uniform(0.2, 0.95), gs.uniform(0.3, 0.6), gs.uniform(0.25, 0.5))
+                if gs.random() < 0.5:
+                    m.tex, m.k, m.amp = "cells", gs.uniform(150, 260), gs.uniform(0.2, 0.35)  # 0.12-0.2 m
+            elif m.kind in (M_WALK, M_PAVED) and "sidewalk" in groups:
+                # blue to pink paving (street8: grey, red / brown, or any hue with s <= 0.25); not green,
+                # which would make it a texture question only against the grass beside it
+                m.col = _hsv(gs.uniform(0.45, 0.92), gs.uniform(0.3, 0.6), gs.uniform(0.35, 0.7))
+                if gs.random() < 0.5:
+                    m.tex, m.k = "cells", gs.uniform(65, 110)  # flagstones of 0.3-0.5 m
+                else:
+                    m.tex, m.k = "stripes", gs.uniform(80, 130)  # decking boards
+                m.amp, m.tile = gs.uniform(0.2, 0.35), 0  # the textures draw their own joints
+            elif m.kind == M_GRASS and "vegetation" in groups:
+                m.col = veg()
 
     # ------------------------------------------------------------------------------------------
     def camera(self, i: int) -> _Cam:
         return _Cam(self.H, self.W, self.f, self.u0, self.vh, self.cx, self.ch, self.speed * i)
 
-    def render(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+    def render(self, i: int, return_depth: bool = False) -> tuple[np.ndarray, ...]:
+        """(image, label) of frame ``i``; with ``return_depth`` also the z-buffer (metres, inf = sky)."""
         cam = self.camera(i)
         _F_HINT[0] = cam.f
         fr = _Frame(cam)
@@ -1679,6 +2009,8 @@ class _World:
                 fr.img[rr, cc] = self.hood_col * 0.7 + 0.3 * fr.img[mirror, cc]
                 lab[hm] = IGN
         img = self._photometric(fr, i)
+        if return_depth:
+            return img, lab, fr.zb
         return img, lab
 
     # ------------------------------------------------------------------------------------------
@@ -1834,6 +2166,11 @@ class _World:
         hz = 1 - np.exp(np.minimum(zb, 1e5) * np.float32(-1.0 / self.haze_d))
         hz[zb == np.inf] = 0
         img += (self.haze_col[None, None, :] - img) * hz[..., None]
+        if self.shift.fog_distance > 0:
+            # fog: the same law, tens of metres instead of hundreds, and it also covers the sky
+            fz = 1 - np.exp(np.minimum(zb, 1e5) * np.float32(-1.0 / self.shift.fog_distance))
+            fz[zb == np.inf] = self.fog_sky
+            img += (self.fog_col[None, None, :] - img) * fz[..., None]
         # saturation, exposure, colour cast, vertical gradient and vignette, gamma (via a LUT)
         grey = ((img[..., 0] + img[..., 1] + img[..., 2]) * np.float32(1 / 3))[..., None]
         img -= grey
@@ -1881,18 +2218,20 @@ def _check_size(size) -> tuple[int, int]:
     return H, W
 
 
-def render_scene(seed: int, size: tuple[int, int] = (256, 512)) -> tuple[np.ndarray, np.ndarray]:
+def render_scene(seed: int, size: tuple[int, int] = (256, 512),
+                 domain: str | Domain = "street8") -> tuple[np.ndarray, np.ndarray]:
     """One random street frame: (image uint8 HxWx3 RGB, label uint8 HxW with values in 0..7 or 255).
-    Deterministic per seed."""
+    Deterministic per (seed, domain); a shifted domain shows the same scene as street8 for that seed."""
     H, W = _check_size(size)
-    return _World(int(seed), (H, W), 1).render(0)
+    return _World(int(seed), (H, W), 1, domain).render(0)
 
 
-def render_sequence(seed: int, n: int, size=(256, 512)) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def render_sequence(seed: int, n: int, size=(256, 512),
+                    domain: str | Domain = "street8") -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """n consecutive frames of a camera moving forward through ONE scene (same layout, objects approach
-    and pass)."""
+    and pass).  With a shifted domain the whole sequence gets the same shifts."""
     H, W = _check_size(size)
-    world = _World(int(seed), (H, W), int(n))
+    world = _World(int(seed), (H, W), int(n), domain)
     for i in range(int(n)):
         yield world.render(i)
 
@@ -1900,13 +2239,13 @@ def render_sequence(seed: int, n: int, size=(256, 512)) -> Iterator[tuple[np.nda
 _SEQ_CACHE: dict[tuple, _World] = {}
 
 
-def _sequence_frame(seed: int, n: int, size: tuple[int, int], i: int):
-    key = (seed, n, size)
+def _sequence_world(seed: int, n: int, size: tuple[int, int], domain: Domain) -> _World:
+    key = (seed, n, size, domain)
     w = _SEQ_CACHE.get(key)
     if w is None:
         _SEQ_CACHE.clear()
-        w = _SEQ_CACHE[key] = _World(seed, size, n)
-    return w.render(i)
+        w = _SEQ_CACHE[key] = _World(seed, size, n, domain)
+    return w
 
 
 def _derive_seed(seed: int, split: str, index: int) -> int:
@@ -1924,20 +2263,23 @@ def _save_pair(out: Path, split: str, stem: str, img: np.ndarray, lab: np.ndarra
     Image.fromarray(lab, mode="L").save(lp, format="PNG", compress_level=6)
 
 
-def _job(args) -> int:
-    out, split, idx, size, image_format, kind, seed, n = args
+def _job(args) -> tuple[str, dict]:
+    """Render and save one image; returns its ``split/stem`` and the shifts it got."""
+    out, split, idx, size, image_format, kind, seed, n, domain = args
     if kind == "seq":
-        img, lab = _sequence_frame(seed, n, size, idx)
+        world = _sequence_world(seed, n, size, domain)
         stem = f"frame_{idx:06d}"
     else:
-        img, lab = render_scene(_derive_seed(seed, split, idx), size)
+        world = _World(_derive_seed(seed, split, idx), size, 1, domain)
         stem = f"street8_{split}_{idx:06d}"
+    img, lab = world.render(idx if kind == "seq" else 0)
     _save_pair(Path(out), split, stem, img, lab, image_format)
-    return idx
+    return f"{split}/{stem}", world.shift.record()
 
 
 def generate_dataset(out: Path, size: tuple[int, int], splits: dict[str, int], seed: int,
-                     sequence: int | None = None, workers: int = 2, image_format: str = "png") -> None:
+                     sequence: int | None = None, workers: int = 2, image_format: str = "png",
+                     domain: str | Domain = "street8") -> dict[str, int]:
     """Write a street8 data set in the folder layout.
 
     ``<out>/images/<split>/<stem>.<png|jpg>``, ``<out>/labels/<split>/<stem>.png`` (8-bit L, pixel = class
@@ -1946,10 +2288,15 @@ def generate_dataset(out: Path, size: tuple[int, int], splits: dict[str, int], s
     ``frame_000000``.. from :func:`render_sequence`.  Every image's seed derives from (seed, split,
     index), so the output does not depend on ``workers``.  Re-running overwrites (files of an earlier
     run that the new one would not write are removed).
+
+    ``domain`` (a name from :data:`DOMAINS` or a :class:`Domain`): anything but street8 also writes
+    ``<out>/domain.json`` (the preset, and per image the shifts it got, e.g. ``"cases": ["fog",
+    "camera"]``); street8 writes exactly what it always did.  Returns how many images got each case.
     """
     from tqdm import tqdm
 
     out = Path(out)
+    dom = get_domain(domain)
     H, W = _check_size(size)
     fmt = image_format.lower().lstrip(".")
     if fmt == "jpeg":
@@ -1966,14 +2313,14 @@ def generate_dataset(out: Path, size: tuple[int, int], splits: dict[str, int], s
             raise ValueError("sequence must be >= 1")
         sseed = _derive_seed(seed, name, 0)
         plan = {name: n}
-        jobs = [(str(out), name, i, (H, W), fmt, "seq", sseed, n) for i in range(n)]
+        jobs = [(str(out), name, i, (H, W), fmt, "seq", sseed, n, dom) for i in range(n)]
         prefix = {name: "frame_"}
     else:
         plan = {k: int(v) for k, v in splits.items()}
         for name, count in plan.items():
             if count < 0:
                 raise ValueError(f"split {name!r}: negative count")
-            jobs += [(str(out), name, i, (H, W), fmt, "img", seed, 0) for i in range(count)]
+            jobs += [(str(out), name, i, (H, W), fmt, "img", seed, 0, dom) for i in range(count)]
         prefix = {name: f"street8_{name}_" for name in plan}
     out.mkdir(parents=True, exist_ok=True)
     for name, count in plan.items():
@@ -1987,19 +2334,34 @@ def generate_dataset(out: Path, size: tuple[int, int], splits: dict[str, int], s
                         p.stem not in keep or (d is idir and p.suffix != "." + fmt)):
                     p.unlink()
     write_classes_json(out / "classes.json", STREET8)
+    meta = out / "domain.json"
+    meta.unlink(missing_ok=True)  # a stale one from a shifted run would mislabel this set
     _textures()  # load once in the parent: forked workers share it
     workers = max(1, int(workers))
-    bar = tqdm(total=len(jobs), desc=f"street8 -> {out}", unit="img", disable=len(jobs) == 0)
+    records: dict[str, dict] = {}
+    desc = f"street8{'' if dom.is_street8 else '/' + dom.name} -> {out}"
+    bar = tqdm(total=len(jobs), desc=desc, unit="img", disable=len(jobs) == 0)
     try:
         if workers == 1 or len(jobs) <= 1:
             for j in jobs:
-                _job(j)
+                key, rec = _job(j)
+                records[key] = rec
                 bar.update()
         else:
             # sequence frames: contiguous chunks so each worker builds the world once per chunk
             chunk = max(1, len(jobs) // (workers * 4)) if sequence is not None else 4
             with mp.get_context().Pool(workers) as pool:
-                for _ in pool.imap_unordered(_job, jobs, chunksize=chunk):
+                for key, rec in pool.imap_unordered(_job, jobs, chunksize=chunk):
+                    records[key] = rec
                     bar.update()
     finally:
         bar.close()
+    counts: dict[str, int] = {}
+    for rec in records.values():
+        for c in rec["cases"]:
+            counts[c] = counts.get(c, 0) + 1
+    if not dom.is_street8:
+        meta.write_text(json.dumps({
+            "domain": dom.name, "seed": int(seed), "size": [H, W], "preset": asdict(dom), "cases": counts,
+            "images": {k: records[k] for k in sorted(records)}}, indent=1) + "\n")
+    return counts

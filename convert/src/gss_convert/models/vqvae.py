@@ -24,6 +24,9 @@ class VQVAEConfig:
     dec_channels: int = 64         # at the token resolution
     dec_res_blocks: int = 1
     dec_up_channels: list[int] = field(default_factory=lambda: [32, 16])  # after each ×2 but the last
+    # Kernel size of the conv before each ×2 pixel shuffle, the RGB head last. 1×1 at the fine
+    # levels keeps the decoder's MACs at the token resolution, where tract's matmuls run near peak.
+    dec_up_kernels: list[int] = field(default_factory=lambda: [3, 3, 3])
     ema_decay: float = 0.99
     commitment: float = 0.25
     dead_code_threshold: float = 0.03  # a code used less than this (EMA count) is restarted
@@ -50,6 +53,7 @@ class VectorQuantizerEMA(nn.Module):
         self.register_buffer("cluster_size", torch.ones(num_codes))
         self.register_buffer("embed_sum", embed.clone())
         self.register_buffer("usage", torch.zeros(num_codes))  # EMA of per-batch code use, for reports
+        self.frozen = False  # a codebook taken from an exported decoder is never updated
 
     def codes(self, z: torch.Tensor) -> torch.Tensor:
         """Nearest code index per cell: z [N, D, h, w] → long [N, h, w]."""
@@ -65,7 +69,7 @@ class VectorQuantizerEMA(nn.Module):
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         idx = self.codes(z)
         zq = self.lookup(idx)
-        if self.training:
+        if self.training and not self.frozen:
             self._ema_update(z.detach(), idx)
         commit = F.mse_loss(z, zq.detach())
         zq = z + (zq - z).detach()  # straight-through
@@ -123,10 +127,13 @@ class Decoder(nn.Module):
         layers += [nn.ReLU(inplace=True)]
         cin = cfg.dec_channels
         ups = (cfg.dec_up_channels + [cfg.dec_up_channels[-1]] * steps)[: steps - 1]
-        for c in ups:
-            layers += [nn.Conv2d(cin, c * 4, 3, padding=1), nn.PixelShuffle(2), nn.ReLU(inplace=True)]
+        kernels = (list(cfg.dec_up_kernels) + [cfg.dec_up_kernels[-1]] * steps)[:steps]
+        if any(k not in (1, 3) for k in kernels):
+            raise ValueError(f"vqvae.dec_up_kernels {cfg.dec_up_kernels}: kernel sizes must be 1 or 3")
+        for c, k in zip(ups, kernels):
+            layers += [nn.Conv2d(cin, c * 4, k, padding=k // 2), nn.PixelShuffle(2), nn.ReLU(inplace=True)]
             cin = c
-        layers += [nn.Conv2d(cin, 3 * 4, 3, padding=1), nn.PixelShuffle(2)]
+        layers += [nn.Conv2d(cin, 3 * 4, kernels[-1], padding=kernels[-1] // 2), nn.PixelShuffle(2)]
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
