@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# gss (tract) vs onnxruntime on the bundled model, same files and threads, in one run.
-# Arguments go to scripts/bench-compare.py (e.g. --threads 1,2 --variants fp32,int8 --rounds 5).
+# gss (tract) vs onnxruntime in one run: the new default package against the reference package
+# (models/gss-edge-street8-mnv2), same frames and thread counts, alternating rounds.
+# Arguments go to scripts/bench-compare.py (e.g. --threads 1,2 --rounds 5 --frames 30).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"

@@ -13,16 +13,41 @@ from gss_convert.quantize import quantize_package
 from gss_convert.verify import OnnxSegmenter, verify, write_fixtures
 
 
-def test_export_writes_static_graphs_with_argmax_and_gather(tiny_package):
+def _static(model: onnx.ModelProto) -> None:
+    for value in list(model.graph.input) + list(model.graph.output):
+        dims = value.type.tensor_type.shape.dim
+        assert all(d.HasField("dim_value") for d in dims), f"{value.name} has a symbolic dim"
+
+
+def test_export_writes_static_graphs_with_logits_and_gather(tiny_package):
     prior = onnx.load(str(tiny_package / "prior.onnx"))
     decoder = onnx.load(str(tiny_package / "decoder.onnx"))
-    assert "ArgMax" in {n.op_type for n in prior.graph.node}
+    manifest = json.loads((tiny_package / "model.json").read_text())
+    # the default leaves the argmax to the runtime: the prior ends with float token logits
+    assert "ArgMax" not in {n.op_type for n in prior.graph.node}
     assert "Gather" in {n.op_type for n in decoder.graph.node}
-    for model in (prior, decoder):
-        for value in list(model.graph.input) + list(model.graph.output):
-            dims = value.type.tensor_type.shape.dim
-            assert all(d.HasField("dim_value") for d in dims), f"{value.name} has a symbolic dim"
+    _static(prior)
+    _static(decoder)
+    out = prior.graph.output[0]
+    assert out.name == manifest["prior"]["output"] == "logits"
+    assert out.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert [d.dim_value for d in out.type.tensor_type.shape.dim][1] == manifest["prior"]["codebook_size"]
+    assert manifest["cost"]["prior_gmac"] > 0 and manifest["cost"]["decoder_gmac"] > 0
+
+
+def test_export_with_argmax_in_graph_gives_the_same_tokens(tiny_run, tiny_package, tmp_path):
+    from gss_convert.export import export_run
+
+    graph_pkg = tmp_path / "graph"
+    manifest = export_run(tiny_run, graph_pkg, argmax_in_graph=True)
+    prior = onnx.load(str(graph_pkg / "prior.onnx"))
+    assert "ArgMax" in {n.op_type for n in prior.graph.node}
     assert prior.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.INT64
+    assert manifest["prior"]["output_dtype"] == "int64"
+    img = (np.random.default_rng(3).random((64, 128, 3)) * 255).astype(np.uint8)
+    tok_graph, cls_graph = OnnxSegmenter.load(graph_pkg).segment(img)
+    tok_logits, cls_logits = OnnxSegmenter.load(tiny_package).segment(img)
+    assert (tok_graph == tok_logits).all() and (cls_graph == cls_logits).all()
 
 
 def test_onnx_matches_pytorch(tiny_package, tiny_run, tiny_street8):
@@ -45,7 +70,11 @@ def test_onnx_segmenter_matches_predictors_on_one_image(tiny_package, tiny_run):
 def test_manifest_validates_and_rejects_bad_fields(tiny_package):
     manifest = check_package(tiny_package)
     assert manifest["format"] == "gss-model/1"
-    assert manifest["prior"]["argmax_in_graph"] is True
+    assert manifest["prior"]["argmax_in_graph"] is False
+    bad = json.loads(json.dumps(manifest))
+    bad["prior"]["output_dtype"] = "int64"  # logits out of the graph must be float32
+    with pytest.raises(ManifestError, match="output_dtype"):
+        validate_manifest(bad)
     bad = json.loads(json.dumps(manifest))
     bad["format"] = "gss-model/2"
     with pytest.raises(ManifestError, match="format"):

@@ -68,3 +68,60 @@ def test_wrong_weights_file_is_refused_with_its_path(tmp_path, monkeypatch):
     with pytest.raises(WeightsError) as err:
         mobilenet_v2_path()
     assert str(bogus) in str(err.value) and "sha256" in str(err.value)
+
+
+def _dense_cfg(tiny, upsample="d2s"):
+    import dataclasses
+
+    return dataclasses.replace(tiny.prior, backbone="dense", pretrained=False, frozen_blocks=0,
+                               dense_channels=(8, 16, 24, 32), dense_blocks=(1, 1, 1, 1), upsample=upsample)
+
+
+@pytest.mark.parametrize("upsample", ["d2s", "bilinear", "nearest"])
+def test_dense_prior_folds_its_branches_into_the_same_function(tiny, upsample):
+    from gss_convert.models.prior import RepConv, reparameterize
+
+    torch.manual_seed(0)
+    prior = Prior(_dense_cfg(tiny, upsample), tiny.vqvae.codebook_size, 8)
+    # train a little so the BN statistics and scales are not the identity
+    prior.train()
+    for _ in range(3):
+        prior(torch.rand(2, 3, 64, 128) * 255)
+    for m in prior.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+    prior.eval()
+    img = torch.rand(1, 3, 64, 128) * 255
+    with torch.no_grad():
+        want = prior(img, with_aux=False)
+        fused = reparameterize(prior)
+        got = fused(img, with_aux=False)
+    assert not any(isinstance(m, RepConv) for m in fused.modules())
+    assert not any(m.groups > 1 for m in fused.modules() if isinstance(m, torch.nn.Conv2d)), "no depthwise convs"
+    assert got.shape == (1, tiny.vqvae.codebook_size, 8, 16)
+    assert torch.allclose(got, want, atol=1e-4, rtol=1e-4)
+
+
+def test_dense_backbone_refuses_pretrained_and_bad_shapes(tiny):
+    import dataclasses
+
+    with pytest.raises(ValueError, match="pretrained"):
+        Prior(dataclasses.replace(_dense_cfg(tiny), pretrained=True), 32, 8)
+    with pytest.raises(ValueError, match="4 entries"):
+        Prior(dataclasses.replace(_dense_cfg(tiny), dense_channels=(8, 16, 32)), 32, 8)
+    with pytest.raises(ValueError, match="backbone"):
+        Prior(dataclasses.replace(_dense_cfg(tiny), backbone="resnet"), 32, 8)
+
+
+def test_decoder_up_kernels_keep_the_maskige_shape(tiny):
+    import dataclasses
+
+    cfg = dataclasses.replace(tiny.vqvae, dec_up_kernels=[3, 1, 1])
+    vq = VQVAE(cfg).eval()
+    convs = [m for m in vq.decoder.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [c.kernel_size[0] for c in convs[-3:]] == [3, 1, 1]
+    tokens = torch.randint(0, cfg.codebook_size, (1, 8, 16))
+    assert vq.decode(tokens).shape == (1, 3, 64, 128)
+    with pytest.raises(ValueError, match="dec_up_kernels"):
+        VQVAE(dataclasses.replace(tiny.vqvae, dec_up_kernels=[5]))

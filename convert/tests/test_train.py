@@ -126,3 +126,34 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(tiny_street8, tm
     resumed = Trainer(cfg, tiny_street8, tmp_path / "b", torch.device("cpu"), resume=True).run("stage1")
     for k, v in whole["model"].items():
         assert torch.equal(v, resumed["model"][k]), k
+
+
+def test_stage1_with_a_frozen_package_decoder_trains_only_the_encoder(tiny_package, tiny_street8, tmp_path):
+    """`--decoder-from`: the package's decoder and codebook are copied and never move."""
+    import onnx
+    from onnx import numpy_helper
+
+    cfg = load_config("tiny")
+    cfg.stage1.iters = 6
+    trainer = Trainer(cfg, tiny_street8, tmp_path, torch.device("cpu"), decoder_from=tiny_package)
+    ckpt = trainer.run("stage1")
+    weights = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(tiny_package / "decoder.onnx")).graph.initializer}
+    assert np.array_equal(ckpt["model"]["quantizer.embed"].numpy(), weights["embed"])
+    for key, value in ckpt["model"].items():
+        if key.startswith("decoder."):
+            assert np.array_equal(value.numpy(), weights[key]), key
+    assert ckpt["decoder_from"] == str(tiny_package)
+
+
+def test_stage1_refuses_a_package_with_another_palette(tiny_package, tiny_street8, tmp_path):
+    import shutil
+
+    pkg = tmp_path / "pkg"
+    shutil.copytree(tiny_package, pkg)
+    manifest = json.loads((pkg / "model.json").read_text())
+    manifest["maskige"]["palette"][0] = [1, 2, 3]
+    (pkg / "model.json").write_text(json.dumps(manifest))
+    cfg = load_config("tiny")
+    cfg.stage1.iters = 2
+    with pytest.raises(ValueError, match="palette"):
+        Trainer(cfg, tiny_street8, tmp_path / "run", torch.device("cpu"), decoder_from=pkg).run("stage1")
