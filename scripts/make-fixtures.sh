@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Regenerates tests/fixtures/: a tiny street8 split, the tiny model package trained on it (fp32 and
-# int8 variants), and onnxruntime's reference tokens and class maps for the Rust parity tests.
+# int8 variants, ArgMax inside the prior), the same weights exported with token logits and the
+# argmax left to the runtime (gss-tiny-logits), and onnxruntime's reference tokens and class maps
+# for the Rust parity tests.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -12,8 +14,9 @@ trap 'rm -rf "$work"' EXIT
 "$gss" data synth --out "$work/data" --size 64x128 --split train=300,test=6 --seed 11
 "$gss" train all --config fixture --data "$work/data" --out "$work/run" --device cpu
 "$gss" eval --run "$work/run" --data "$work/data" --split test --out "$work/eval" --panels 0 > /dev/null
-rm -rf tests/fixtures/gss-tiny tests/fixtures/reference
-"$gss" export "$work/run" --out tests/fixtures/gss-tiny --name gss-tiny --metrics "$work/eval/metrics.json"
+rm -rf tests/fixtures/gss-tiny tests/fixtures/gss-tiny-logits tests/fixtures/reference
+"$gss" export "$work/run" --out tests/fixtures/gss-tiny --name gss-tiny --metrics "$work/eval/metrics.json" --argmax graph
+"$gss" export "$work/run" --out tests/fixtures/gss-tiny-logits --name gss-tiny-logits --metrics "$work/eval/metrics.json" --argmax runtime
 "$gss" quantize tests/fixtures/gss-tiny --calib "$work/data" --split train --images 16 --format qdq
 "$gss" verify tests/fixtures/gss-tiny --run "$work/run" --data "$work/data" --split test \
     --fixtures tests/fixtures/reference --fixture-images 6

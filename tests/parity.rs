@@ -23,10 +23,23 @@ struct Reference {
 
 #[test]
 fn tokens_and_class_maps_match_onnxruntime() {
+    agreement_with_onnxruntime("gss-tiny");
+}
+
+/// The same weights exported with token logits (`--argmax runtime`): gss's own argmax must give
+/// the tokens onnxruntime's ArgMax node gave.
+#[test]
+fn runtime_argmax_over_logits_matches_onnxruntime() {
+    let package = ModelPackage::open(fixtures().join("gss-tiny-logits")).unwrap();
+    assert!(!package.manifest.prior.argmax_in_graph);
+    agreement_with_onnxruntime("gss-tiny-logits");
+}
+
+fn agreement_with_onnxruntime(package: &str) {
     let dir = fixtures().join("reference");
     let reference: Reference = serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap()).unwrap();
     assert!(!reference.cases.is_empty());
-    let package = ModelPackage::open(fixtures().join("gss-tiny")).expect("fixture package loads");
+    let package = ModelPackage::open(fixtures().join(package)).expect("fixture package loads");
     let mut seg = Segmenter::new(package, None).expect("tract plans the fixture graphs");
     let (mut same_tok, mut all_tok, mut same_cls, mut all_cls) = (0usize, 0usize, 0usize, 0usize);
     for case in &reference.cases {
@@ -46,6 +59,28 @@ fn tokens_and_class_maps_match_onnxruntime() {
     let cls = 100.0 * same_cls as f64 / all_cls as f64;
     assert!(tok >= 99.9, "token agreement {tok:.3} %");
     assert!(cls >= 99.9, "class-map agreement {cls:.3} %");
+}
+
+/// A frame whose size differs from the model's goes through the fused bilinear resize, and the
+/// class map comes back at the frame's size.
+#[test]
+fn frames_of_another_size_are_resized_both_ways() {
+    let dir = fixtures().join("reference");
+    let image = load_rgb(&dir.join("street8_test_000000.png")).unwrap();
+    let (w, h) = image.dimensions();
+    let big = image::imageops::resize(&image, w * 5 / 2, h * 5 / 2, image::imageops::FilterType::Nearest);
+    let mut seg = Segmenter::new(ModelPackage::open(fixtures().join("gss-tiny")).unwrap(), None).unwrap();
+    let at_size = seg.segment(&image).unwrap();
+    let classes = seg.segment(&big).unwrap();
+    assert_eq!(classes.dimensions(), big.dimensions());
+    // downscaling a nearest 2.5x upscale by bilinear sampling nearly restores the frame, so
+    // the classes must mostly agree with the model-size frame's, sampled at pixel centres
+    let mut same = 0usize;
+    for (x, y, p) in classes.enumerate_pixels() {
+        same += (p[0] == at_size.get_pixel(x * 2 / 5, y * 2 / 5)[0]) as usize;
+    }
+    let share = same as f64 / (classes.width() * classes.height()) as f64;
+    assert!(share > 0.9, "only {:.1} % of pixels agree", 100.0 * share);
 }
 
 #[test]

@@ -5,6 +5,7 @@ mod bench;
 mod eval;
 mod segment;
 mod stream;
+mod tune;
 
 use std::path::{Path, PathBuf};
 
@@ -55,6 +56,9 @@ enum Command {
     Stream(stream::Args),
     /// Cameras (V4L2) and GPU adapters this machine offers
     Devices,
+    /// Measure which of tract's kernel families (AVX-512 or AVX2) runs the model faster on this
+    /// CPU and record it; later runs on this CPU apply it
+    Tune(tune::Args),
 }
 
 pub fn default_model() -> PathBuf {
@@ -99,6 +103,13 @@ impl RunConfig {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    // Before anything touches tract: it reads its instruction-set setting once per process.
+    match cpu::isa::apply_cached_choice() {
+        cpu::isa::IsaSource::Environment(v) => log::info!("tract kernels: TRACT_CPU_ISA={v:?} from the environment"),
+        cpu::isa::IsaSource::Measured(c) => log::info!("tract kernels: {} (measured by `gss tune` on this CPU)",
+            if c.isa.is_empty() { "tract's default" } else { c.isa.as_str() }),
+        cpu::isa::IsaSource::Default => log::debug!("tract kernels: tract's default (run `gss tune` to measure the alternatives on this CPU)"),
+    }
     cpu::tune_allocator();
     let threads = cpu::set_threads(cli.threads.unwrap_or(0));
     let config = RunConfig {
@@ -116,6 +127,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench(args) => bench::run(&config, args),
         Command::Stream(args) => stream::run(&config, args),
         Command::Devices => devices(),
+        Command::Tune(args) => tune::run(&config, args),
     }
 }
 

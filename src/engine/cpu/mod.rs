@@ -11,6 +11,7 @@ use crate::engine::{Backend, Graphs};
 use crate::error::{Error, Result};
 use crate::model::ModelPackage;
 
+pub mod isa;
 mod profile;
 pub use profile::{GraphProfile, NodeTime, OpTotal};
 
