@@ -3,7 +3,7 @@
 //! they become a package (`gss bench --profile` does the same on a package's own graphs).
 //!
 //! `cargo bench --bench graph -- FILE.onnx... [--threads 1,2] [--runs 30] [--profile]
-//!  [--knob NAME=VALUE]... [--max-token N]`
+//!  [--knob NAME=VALUE]... [--transform NAME]... [--max-token N]`
 //! Inputs get deterministic values: floats in 0..255 (an image), integers in 0..N (token ids).
 
 use std::time::Instant;
@@ -18,11 +18,12 @@ struct Args {
     runs: usize,
     profile: bool,
     knobs: Vec<(String, String)>,
+    transforms: Vec<String>,
     max_token: i64,
 }
 
 fn parse() -> Result<Args, String> {
-    let mut a = Args { files: vec![], threads: vec![1], runs: 30, profile: false, knobs: vec![], max_token: 512 };
+    let mut a = Args { files: vec![], threads: vec![1], runs: 30, profile: false, knobs: vec![], transforms: vec![], max_token: 512 };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
@@ -32,6 +33,7 @@ fn parse() -> Result<Args, String> {
             "--runs" => a.runs = value("--runs")?.parse().map_err(|e| format!("--runs: {e}"))?,
             "--max-token" => a.max_token = value("--max-token")?.parse().map_err(|e| format!("--max-token: {e}"))?,
             "--profile" => a.profile = true,
+            "--transform" => a.transforms.push(value("--transform")?),
             "--knob" => {
                 let kv = value("--knob")?;
                 let (k, v) = kv.split_once('=').ok_or(format!("--knob {kv}: expected NAME=VALUE"))?;
@@ -69,12 +71,13 @@ fn run() -> Result<(), String> {
     let args = parse()?;
     cpu::tune_allocator();
     let knobs: Vec<(&str, &str)> = args.knobs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let transforms: Vec<&str> = args.transforms.iter().map(String::as_str).collect();
     println!("| graph | threads | p50 ms | min ms |\n|---|---:|---:|---:|");
     let mut profiles = Vec::new();
     for &threads in &args.threads {
         cpu::set_threads(threads);
         for file in &args.files {
-            let (plan, facts) = plan_onnx_file(file.as_ref(), &knobs).map_err(|e| e.to_string())?;
+            let (plan, facts) = plan_onnx_file(file.as_ref(), &knobs, &transforms).map_err(|e| e.to_string())?;
             let inputs: TVec<TValue> = facts.iter().map(|f| input_for(f, args.max_token).map(|t| t.into())).collect::<Result<_, _>>()?;
             let mut state = plan.spawn().map_err(|e| e.to_string())?;
             for _ in 0..3 {

@@ -1,4 +1,4 @@
-"""gss (tract) against onnxruntime, on the new default package and on the reference package.
+"""gss (tract) against onnxruntime, on a new package and on the reference (bundled) package.
 
 One run, alternating rounds so that noise from a shared machine lands on every side: gss on the
 new package, onnxruntime on the new package, onnxruntime on the reference package (and gss on the
@@ -103,9 +103,10 @@ def metrics_of(manifest: dict) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", type=Path, default=ROOT / "models/gss-edge-street8", help="the new package")
-    ap.add_argument("--reference", type=Path, default=ROOT / "models/gss-edge-street8-mnv2",
-                    help="the package to beat (today's MobileNetV2 model)")
+    ap.add_argument("--model", type=Path, default=ROOT / "models/gss-edge-street8-dense",
+                    help="the new package (default: the dense, tract-shaped one)")
+    ap.add_argument("--reference", type=Path, default=ROOT / "models/gss-edge-street8",
+                    help="the package to beat (default: the bundled MobileNetV2 model)")
     ap.add_argument("--binary", type=Path, default=ROOT / "target/release/gss")
     ap.add_argument("--threads", default=f"1,{os.cpu_count() or 1}", help="comma-separated thread counts")
     ap.add_argument("--frames", type=int, default=30, help="timed frames per round")

@@ -157,3 +157,27 @@ def test_stage1_refuses_a_package_with_another_palette(tiny_package, tiny_street
     cfg.stage1.iters = 2
     with pytest.raises(ValueError, match="palette"):
         Trainer(cfg, tiny_street8, tmp_path / "run", torch.device("cpu"), decoder_from=pkg).run("stage1")
+
+
+def test_stage2_distills_from_a_package_and_starts_from_a_checkpoint(tiny_run, tiny_package, tiny_street8, tmp_path):
+    """Distillation runs the teacher package on each crop; `stage2_init` takes all weights but the
+    skipped ones from an earlier prior."""
+    import shutil
+
+    cfg = load_config("tiny")
+    cfg.stage2.iters = 4
+    cfg.distill.package = str(tiny_package)
+    cfg.stage2_init = str(tiny_run / "prior.pt")
+    cfg.stage2_init_skip = ["token_logits."]
+    out = tmp_path / "run"
+    out.mkdir()
+    shutil.copy(tiny_run / "vqvae.pt", out / "vqvae.pt")
+    ckpt = Trainer(cfg, tiny_street8, out, torch.device("cpu")).run("stage2")
+    assert "distill_kl" in ckpt["final_loss"] and ckpt["final_loss"]["distill_kl"] >= 0
+    bad = load_config("tiny")
+    bad.stage2.iters = 1
+    bad.stage2_init = str(tiny_run / "vqvae.pt")  # a VQ-VAE checkpoint is no prior
+    (tmp_path / "run2").mkdir()
+    shutil.copy(tiny_run / "vqvae.pt", tmp_path / "run2" / "vqvae.pt")
+    with pytest.raises(ValueError, match="does not fit"):
+        Trainer(bad, tiny_street8, tmp_path / "run2", torch.device("cpu")).run("stage2")

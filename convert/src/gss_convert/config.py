@@ -31,6 +31,16 @@ class StageConfig:
 
 
 @dataclass
+class DistillConfig:
+    """Stage 2 can also learn from a trained prior (the teacher, an exported package run by
+    onnxruntime): KL between the student's and the teacher's token distributions at
+    `temperature`, weighted by `weight`, beside the cross-entropy against the posterior's tokens."""
+    package: str = ""          # model package folder of the teacher; empty: no distillation
+    weight: float = 1.0
+    temperature: float = 2.0
+
+
+@dataclass
 class Config:
     name: str = "gss-edge"
     seed: int = 0
@@ -41,6 +51,13 @@ class Config:
         iters=4000, batch_size=16, crop=(128, 128), scale=(0.75, 1.5), lr=2e-3, color_jitter=0.0))
     stage2: StageConfig = field(default_factory=StageConfig)
     baseline: StageConfig = field(default_factory=StageConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    # stage 2 starts from this prior checkpoint's weights (same architecture), e.g. to continue
+    # a run with distillation; empty: from scratch or ImageNet
+    stage2_init: str = ""
+    # parameter name prefixes not taken from `stage2_init` (e.g. "token_logits." when the posterior,
+    # and so the meaning of each token, differs from the one that prior was trained on)
+    stage2_init_skip: list[str] = field(default_factory=list)
     aux_weight: float = 0.4                    # weight of the prior's auxiliary per-pixel loss
     class_weight_power: float = 0.5            # stage-1 pixel weight = frequency^-power (0: unweighted)
 

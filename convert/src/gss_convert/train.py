@@ -240,9 +240,24 @@ class Trainer:
         samples = self.train_samples()
         set_seed(self.cfg.seed)
         model = Prior(self.cfg.prior, self.cfg.vqvae.codebook_size, len(self.classes))
+        if self.cfg.stage2_init:
+            init = load_checkpoint(Path(self.cfg.stage2_init))
+            skip = tuple(self.cfg.stage2_init_skip)
+            state = {k: v for k, v in init["model"].items() if not (skip and k.startswith(skip))}
+            missing, unexpected = model.load_state_dict(state, strict=False)
+            if unexpected or any(not k.startswith(skip) for k in missing):
+                raise ValueError(f"{self.cfg.stage2_init}: does not fit this prior (missing {missing}, "
+                                 f"unexpected {unexpected})")
+            log.info("stage2: starting from the weights of %s (not taken: %s)", self.cfg.stage2_init,
+                     sorted(missing) or "none")
+        teacher = Teacher(Path(self.cfg.distill.package)) if self.cfg.distill.package else None
+        if teacher is not None:
+            log.info("stage2: distilling from %s (weight %.2f, temperature %.1f)", self.cfg.distill.package,
+                     self.cfg.distill.weight, self.cfg.distill.temperature)
         batcher = RandomBatcher([s.image for s in samples], [s.label for s in samples],
                                 self.cfg.stage2, self.cfg.seed + 2)
         stride = self.cfg.vqvae.downsample
+        temp = self.cfg.distill.temperature
 
         def step(images, labels):
             images, labels = images.to(self.device), labels.to(self.device)
@@ -257,7 +272,15 @@ class Trainer:
                 labelled_share = F.avg_pool2d((~unlabeled).float()[:, None], stride)[:, 0]
                 targets[labelled_share == 0] = -1
             tok_loss = F.cross_entropy(token_logits.float(), targets, ignore_index=-1)
-            return {"token_ce": tok_loss, "aux_ce": self.cfg.aux_weight * aux_loss}
+            losses = {"token_ce": tok_loss, "aux_ce": self.cfg.aux_weight * aux_loss}
+            if teacher is not None:
+                with torch.no_grad():
+                    t_logits = teacher.logits(images).to(self.device)
+                s_log = F.log_softmax(token_logits.float() / temp, dim=1)
+                t_prob = F.softmax(t_logits / temp, dim=1)
+                kl = (t_prob * (torch.log(t_prob.clamp_min(1e-8)) - s_log)).sum(1).mean()
+                losses["distill_kl"] = self.cfg.distill.weight * temp * temp * kl
+            return losses
 
         return self._loop("stage2", model, batcher, step,
                           {"palette": palette.to_dict(), "vqvae": vqvae.state_dict()})
@@ -283,6 +306,51 @@ class Trainer:
             log.info("%s: %s exists, nothing to resume (delete it to retrain)", stage, final)
             return load_checkpoint(final)
         return getattr(self, stage)()
+
+
+class Teacher:
+    """An exported prior run by onnxruntime on training crops: the package's prior graph with its
+    ArgMax (if any) removed, so it returns token logits. Its graph has static shapes, so a crop
+    smaller than its input is padded (at the mean colour, i.e. zero after normalisation) to its
+    size and the logits of the crop's cells are kept; the batch runs image by image."""
+
+    def __init__(self, package: Path):
+        import json
+
+        import onnx
+        import onnxruntime as ort
+
+        manifest = json.loads((package / "model.json").read_text())
+        model = onnx.load(str(package / manifest["prior"]["file"]))
+        g = model.graph
+        self.size = (manifest["input"]["height"], manifest["input"]["width"])
+        self.stride = manifest["decoder"]["upsample"]
+        argmax = [n for n in g.node if n.op_type == "ArgMax"]
+        if argmax:
+            logits = argmax[-1].input[0]
+            g.node.remove(argmax[-1])
+            del g.output[:]
+            g.output.append(onnx.helper.make_tensor_value_info(logits, onnx.TensorProto.FLOAT, None))
+        self.input = g.input[0].name
+        self.mean = np.array(manifest["input"]["mean"], np.float32).reshape(1, 3, 1, 1)
+        self.std = np.array(manifest["input"]["std"], np.float32).reshape(1, 3, 1, 1)
+        opts = ort.SessionOptions()
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.session = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+
+    def logits(self, images: torch.Tensor) -> torch.Tensor:
+        x = (images.detach().cpu().numpy().astype(np.float32) - self.mean) / self.std
+        n, _, h, w = x.shape
+        (th, tw), s = self.size, self.stride
+        if h > th or w > tw or h % s or w % s:
+            raise ValueError(f"distillation: crop {h}x{w} does not fit the teacher's {th}x{tw} input "
+                             f"in whole {s}-pixel cells; use a smaller stage2.crop")
+        canvas = np.zeros((1, 3, th, tw), np.float32)
+        out = []
+        for i in range(n):
+            canvas[:, :, :h, :w] = x[i : i + 1]
+            out.append(self.session.run(None, {self.input: canvas})[0][:, :, : h // s, : w // s])
+        return torch.from_numpy(np.concatenate(out))
 
 
 def load_package_decoder(model: VQVAE, package: Path, palette: Palette) -> None:

@@ -181,11 +181,22 @@ impl CpuBackend {
 }
 
 /// Any ONNX file with static input shapes, optimised as gss plans its graphs (with `knobs` scoped
-/// to it), for design probes (`cargo bench --bench graph`): the plan and its input facts.
-pub fn plan_onnx_file(path: &Path, knobs: &[(&str, &str)]) -> Result<(Plan, Vec<TypedFact>)> {
+/// to it, and tract's named `transforms`, e.g. "conv_nhwc", applied before optimisation), for
+/// design probes (`cargo bench --bench graph`): the plan and its input facts.
+pub fn plan_onnx_file(path: &Path, knobs: &[(&str, &str)], transforms: &[&str]) -> Result<(Plan, Vec<TypedFact>)> {
+    use tract_onnx::tract_core::transform::get_transform;
     let model = tract_onnx::onnx().model_for_path(path).map_err(|e| graph_err(path, e))?;
     let scope = tract_onnx::tract_core::knobs::KnobScope::new(knobs.iter().copied()).map_err(|e| graph_err(path, e))?;
-    let typed = scope.enter(|| model.into_optimized()).map_err(|e| graph_err(path, e))?;
+    let typed = scope
+        .enter(|| {
+            let mut typed = model.into_typed()?;
+            for name in transforms {
+                let t = get_transform(name)?.ok_or_else(|| tract_onnx::tract_core::internal::format_err!("tract has no transform named {name:?}"))?;
+                t.transform(&mut typed)?;
+            }
+            typed.into_optimized()
+        })
+        .map_err(|e| graph_err(path, e))?;
     let facts = (0..typed.inputs.len()).map(|i| typed.input_fact(i).cloned()).collect::<TractResult<Vec<_>>>().map_err(|e| graph_err(path, e))?;
     let plan = typed.into_runnable().map_err(|e| graph_err(path, e))?;
     Ok((plan, facts))
