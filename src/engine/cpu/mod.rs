@@ -136,9 +136,10 @@ impl CpuBackend {
                 input: f32::fact(image_shape),
                 output_tail,
                 output_type,
-                // Measured with `cargo bench --bench graph --profile` (Zen 5): tract picks its
-                // direct spatial conv for a 4×4/4 patch stem, 4.0 ms against 0.3 ms as im2col +
-                // matmul; no conv of either prior gains from it.
+                // Measured with `cargo bench --bench graph` (Zen 5, 1 thread): tract picks its
+                // direct spatial conv for the dense prior's 4×4/4 patch stem, prior 10.1 ms
+                // against 6.7 ms without it; the MobileNetV2 prior gains 3 % from it at one
+                // thread (38.8 vs 40.2 ms) and nothing at two, so it is off for every prior.
                 knobs: &[("TRACT_DISABLE_DIRECT_SPATIAL", "true")],
             },
         )).transpose()?;
@@ -161,9 +162,7 @@ impl CpuBackend {
         let decoder = decoder.map(|d| d.spawn().map_err(|e| graph_err(&decoder_path, e))).transpose()?;
         Ok(Self { prior_path, decoder_path, prior, decoder, image_shape, grid, argmax_codes })
     }
-}
 
-impl CpuBackend {
     /// Per-node profiles of the prior (on `image`) and of the decoder (on the tokens the prior
     /// gives), `runs` runs each, with the plans, knobs and threads this backend runs with.
     pub fn profile(&mut self, image: &[f32], runs: usize) -> Result<(GraphProfile, GraphProfile)> {
