@@ -10,6 +10,7 @@ pub mod eval;
 pub mod maskige;
 pub mod model;
 pub mod pipeline;
+pub mod pool;
 pub mod segmenter;
 pub mod simd;
 pub mod sink;

@@ -557,7 +557,7 @@ impl Emitter {
             captured_at: frame.captured_at,
             latency: Duration::ZERO,
             classes: Arc::new(classes),
-            frame: self.keep_frames.then(|| Arc::new(frame.image)),
+            frame: self.keep_frames.then_some(frame.image),
             origin: frame.origin,
             timings,
             dropped_so_far: 0,

@@ -170,7 +170,7 @@ impl Camera {
             }
             other => other,
         })?;
-        Ok(Some(Frame { index: this_index, captured_at, image, origin: None }))
+        Ok(Some(Frame { index: this_index, captured_at, image: std::sync::Arc::new(image), origin: None }))
     }
 }
 

@@ -183,7 +183,7 @@ impl FrameSource for ImageFiles {
         match crate::load_rgb(&path) {
             Ok(image) => {
                 self.good_this_pass = true;
-                Ok(Some(Frame { index, captured_at: Instant::now(), image, origin: Some(path) }))
+                Ok(Some(Frame { index, captured_at: Instant::now(), image: std::sync::Arc::new(image), origin: Some(path) }))
             }
             Err(e) => {
                 let detail = match e {

@@ -36,7 +36,12 @@ pub struct Frame {
     /// every file they try, corrupt ones included, so a replayed clip keeps its numbering.
     pub index: u64,
     pub captured_at: Instant,
-    pub image: image::RgbImage,
+    /// Shared so that the pipeline, an overlay subscriber and the source's own [`BufferPool`]
+    /// can hold the same pixels: the source writes the next frame into a buffer whose last
+    /// clone has been dropped, so a steady stream allocates no image per frame.
+    ///
+    /// [`BufferPool`]: crate::pool::BufferPool
+    pub image: Arc<image::RgbImage>,
     /// The file the frame came from (directory and glob sources); `None` for cameras.
     pub origin: Option<std::path::PathBuf>,
 }
