@@ -69,13 +69,12 @@ fn main() {
 
 fn run() -> Result<(), String> {
     let args = parse()?;
-    cpu::tune_allocator();
     let knobs: Vec<(&str, &str)> = args.knobs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let transforms: Vec<&str> = args.transforms.iter().map(String::as_str).collect();
     println!("| graph | threads | p50 ms | min ms |\n|---|---:|---:|---:|");
     let mut profiles = Vec::new();
     for &threads in &args.threads {
-        cpu::set_threads(threads);
+      cpu::with_threads(threads, || -> Result<(), String> {
         for file in &args.files {
             let (plan, facts) = plan_onnx_file(file.as_ref(), &knobs, &transforms).map_err(|e| e.to_string())?;
             let inputs: TVec<TValue> = facts.iter().map(|f| input_for(f, args.max_token).map(|t| t.into())).collect::<Result<_, _>>()?;
@@ -92,10 +91,12 @@ fn run() -> Result<(), String> {
             ms.sort_by(f64::total_cmp);
             println!("| {file} | {threads} | {:.2} | {:.2} |", percentile(&ms, 50.0), ms[0]);
             if args.profile && inputs.len() == 1 {
-                let p = profile_plan(&plan, &inputs[0].clone().into_tensor(), args.runs.min(10)).map_err(|e| e.to_string())?;
+                let p = profile_plan(&plan, &inputs[0].clone().into_tensor(), args.runs.min(10), threads).map_err(|e| e.to_string())?;
                 profiles.push((file.clone(), threads, p));
             }
         }
+        Ok(())
+      })?;
     }
     for (file, threads, p) in profiles {
         let total = p.total().as_secs_f64() * 1e3;

@@ -6,6 +6,7 @@
 use std::time::Instant;
 
 use gss::engine::cpu::{self, CpuBackend};
+use gss::engine::BackendOptions;
 use gss::pipeline::{Mode, Pipeline, PipelineOptions, Policy};
 use gss::sink::stats::{percentile, process_memory_mb};
 use gss::source::ImageFiles;
@@ -13,7 +14,6 @@ use gss::ModelPackage;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let frames: u64 = std::env::args().skip(1).find(|a| !a.starts_with('-')).map_or(Ok(2000), |a| a.parse())?;
-    cpu::tune_allocator();
     let model = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/gss-edge-street8");
     println!("| mode | threads/stage | frames | fps | latency p50 ms | p95 ms | RSS after 100 frames MB | RSS at end MB |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
@@ -21,7 +21,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let package = ModelPackage::open(&model)?;
         let options = PipelineOptions { policy: Policy::Lossless, mode, ..PipelineOptions::default() };
         let threads = if mode == Mode::Sequential { cpu::available_threads() } else { (cpu::available_threads() / 2).max(1) };
-        let mut pipeline = Pipeline::new(package, options, |p, graphs| Ok(Box::new(CpuBackend::with_graphs(p, None, graphs)?)))?;
+        let mut pipeline = Pipeline::new(package, options, |p, graphs| {
+            let options = BackendOptions { threads, ..BackendOptions::default() };
+            Ok(Box::new(CpuBackend::with_options(p, &options, graphs)?))
+        })?;
         let masks = pipeline.subscribe(2, Policy::Lossless);
         let stop = pipeline.stop_handle();
         pipeline.run(ImageFiles::sample_clip()?.looping(true))?;

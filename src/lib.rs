@@ -1,12 +1,20 @@
 //! gss: run Generative Semantic Segmentation (GSS) models on small machines.
 //!
-//! A model package (`model.json` + `prior.onnx` + `decoder.onnx`) is validated by
-//! [`model::ModelPackage::open`], then [`Segmenter`] turns an RGB image into a class map:
-//! preprocess → prior (tokens) → decoder (maskige) → nearest palette colour → resize.
+//! A frame's way through the crate, in the order of the modules that own each step:
+//!
+//! ```text
+//! source (camera, files) ─Frame─► frame_path: Preprocess ─► engine::Backend (prior ─tokens─► decoder) ─► Postprocess (X⁻¹) ─MaskFrame─► subscribers / sink
+//! ```
+//!
+//! [`model::ModelPackage::open`] validates a package (`model.json` + `prior.onnx` +
+//! `decoder.onnx`) before anything runs. [`Segmenter`] drives the [`FramePath`] on the caller's
+//! thread; [`Pipeline`] runs the same path on its own threads between a [`FrameSource`] and
+//! channels of [`MaskFrame`]s.
 
 pub mod engine;
 pub mod error;
 pub mod eval;
+pub mod frame_path;
 pub mod maskige;
 pub mod model;
 pub mod pipeline;
@@ -19,7 +27,8 @@ pub mod source;
 pub use error::{Error, Result};
 pub use model::ModelPackage;
 pub use pipeline::{MaskFrame, Pipeline};
-pub use segmenter::{Segmenter, StageTimings};
+pub use frame_path::{Fit, FramePath, StageTimings};
+pub use segmenter::Segmenter;
 pub use source::{Frame, FrameSource};
 
 use std::path::Path;

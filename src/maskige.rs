@@ -1,4 +1,33 @@
-//! Maskige inverse X⁻¹: the decoder's RGB maskige back to class ids by nearest palette colour.
+//! Maskige inverse X⁻¹: the decoder's RGB maskige back to class ids. [`MaskigeInverse`] is the
+//! one interface; [`Palette`] (nearest palette colour, the paper's GSS-FF) implements it here, an
+//! ONNX graph in the package (`engine::cpu::OnnxInverse`) implements it on tract.
+
+use crate::error::{Error, Result};
+
+/// Planar maskige (3×H×W, the decoder's output range) → class ids (H×W).
+pub trait MaskigeInverse: Send {
+    /// For logs: "nearest colour", "onnx (inverse.onnx)".
+    fn name(&self) -> &str;
+    /// Writes the class ids of `maskige` into `classes`, which is already H×W.
+    fn classes_into(&mut self, maskige: &[f32], classes: &mut image::GrayImage) -> Result<()>;
+}
+
+impl MaskigeInverse for Palette {
+    fn name(&self) -> &str {
+        "nearest colour"
+    }
+
+    fn classes_into(&mut self, maskige: &[f32], classes: &mut image::GrayImage) -> Result<()> {
+        if maskige.len() != 3 * classes.len() {
+            return Err(Error::Usage {
+                stage: "inverse",
+                msg: format!("maskige has {} values for a {}x{} class map", maskige.len(), classes.width(), classes.height()),
+            });
+        }
+        self.nearest_into(maskige, classes);
+        Ok(())
+    }
+}
 
 /// Palette in the decoder's output range (the manifest's colours × range / 255).
 #[derive(Debug, Clone)]

@@ -1,8 +1,9 @@
-//! Streaming: a frame source, inference stages and subscribers on their own threads, joined by
-//! bounded crossbeam channels.
+//! Streaming: a frame source, the [`FramePath`]'s stages and subscribers on their own threads,
+//! joined by bounded crossbeam channels.
 //!
 //! ```text
-//! capture ──q──► prior (preprocess + prior) ──q──► decoder (decoder + X⁻¹ + resize) ──q──► publish ──► subscribers
+//! capture ──q──► encode (preprocess + prior) ──q──► decode (decoder + X⁻¹ + fit back) ──q──► publish ──► subscribers
+//!            (Mode::Sequential: one stage runs FramePath::segment_into, one Backend::run call)
 //! ```
 //! With [`Mode::Pipelined`] frame N+1's prior overlaps frame N's decoder; [`Mode::Sequential`]
 //! runs both graphs on one thread (a GPU backend keeps the tokens on the device that way).
@@ -11,25 +12,32 @@
 //! never blocks the camera and what comes out is as fresh as possible; [`Policy::Lossless`]
 //! blocks instead (offline runs, evaluation). Every captured frame ends exactly one way, so
 //! `captured == published + dropped + failed` once the pipeline has stopped. Each subscriber has
-//! its own queue and policy: a slow subscriber loses its own frames, nobody else's.
+//! its own queue and policy: a slow subscriber loses its own frames, nobody else's, and dropping
+//! its [`Subscription`] unsubscribes it under either policy.
+//!
+//! Memory: images, token grids and class maps travel as `Arc`s that the stage which fills them
+//! recycles ([`crate::pool`]), so a steady stream allocates no buffer per frame.
 //!
 //! Shutdown: the source ending or [`Pipeline::stop`] (Ctrl-C) ends capture; each stage drains
-//! its queue and closes the next one, and [`Pipeline::join`] waits for every thread.
+//! its queue and closes the next one, and [`Pipeline::join`] waits for every thread. A stage that
+//! fails (an error that is not about one frame) or panics stops the whole pipeline, and its
+//! error is what `join` returns.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
+use crossbeam_channel::{bounded, Receiver, RecvError, RecvTimeoutError, Sender, TryRecvError, TrySendError};
 use image::{GrayImage, RgbImage};
-use tract_linalg::multithread::{multithread_tract_scope, Executor};
 
 use crate::engine::{Backend, Graphs};
 use crate::error::{Error, Result};
+use crate::frame_path::{Fit, FramePath, StageTimings};
 use crate::model::ModelPackage;
-use crate::segmenter::{Postprocess, Preprocess, StageTimings};
+use crate::pool::BufferPool;
 use crate::source::{Frame, FrameSource, StopSignal};
 
 /// What a full queue does.
@@ -56,16 +64,15 @@ pub struct PipelineOptions {
     pub mode: Mode,
     /// Frames each inter-stage queue holds.
     pub queue_depth: usize,
-    /// tract threads for each inference stage (0: all cores in sequential mode, and the cores
-    /// shared out between the two stages when pipelined).
-    pub threads: usize,
     /// Attach the source image to every [`MaskFrame`] (for overlays).
     pub keep_frames: bool,
+    /// How frames of another shape than the model's are fitted; None: the package's choice.
+    pub fit: Option<Fit>,
 }
 
 impl Default for PipelineOptions {
     fn default() -> Self {
-        Self { policy: Policy::RealTime, mode: Mode::Pipelined, queue_depth: 1, threads: 0, keep_frames: false }
+        Self { policy: Policy::RealTime, mode: Mode::Pipelined, queue_depth: 1, keep_frames: false, fit: None }
     }
 }
 
@@ -79,7 +86,8 @@ pub struct MaskFrame {
     pub captured_at: Instant,
     /// Capture → handed to subscribers.
     pub latency: Duration,
-    /// u8 class ids at the frame's size.
+    /// u8 class ids at the frame's size ([`crate::frame_path::UNSEEN`] where the fit cut the
+    /// frame). Shared with the pipeline's pool: holding it keeps its buffer out of reuse.
     pub classes: Arc<GrayImage>,
     /// The source image, when the pipeline was asked to keep frames.
     pub frame: Option<Arc<RgbImage>>,
@@ -145,16 +153,17 @@ impl Counters {
     /// A frame whose inference failed: logged, counted, skipped.
     fn fail(&self, frame_index: u64, e: &Error) {
         self.failed.fetch_add(1, Ordering::Relaxed);
-        log::error!("frame {frame_index}: {e}");
+        log::error!("frame {frame_index}: {}", e.chain());
     }
 }
 
 struct Subscriber {
     tx: Sender<MaskFrame>,
-    /// Real-time subscribers only: kept so their oldest frame can be evicted from their own
-    /// queue. (A lossless subscriber keeps no clone, so dropping its receiver unsubscribes it
-    /// instead of blocking the pipeline forever.)
+    /// Real-time subscribers only: a clone of their receiver, so their oldest frame can be
+    /// evicted from their own queue. It keeps the channel connected, so whether the subscriber
+    /// is still there is read from `alive` instead.
     evict: Option<Receiver<MaskFrame>>,
+    alive: Weak<()>,
     policy: Policy,
     stats: Arc<SubscriberCounters>,
 }
@@ -163,6 +172,52 @@ struct Subscriber {
 struct SubscriberCounters {
     delivered: AtomicU64,
     dropped: AtomicU64,
+}
+
+/// A subscriber's end of the stream: segmented frames in order, until the pipeline stops.
+/// Dropping it unsubscribes (the pipeline stops queueing for it at the next frame).
+pub struct Subscription {
+    rx: Receiver<MaskFrame>,
+    _alive: Arc<()>,
+}
+
+impl Subscription {
+    /// Blocks for the next frame; `Err` once the pipeline has stopped and the queue is empty.
+    pub fn recv(&self) -> std::result::Result<MaskFrame, RecvError> {
+        self.rx.recv()
+    }
+
+    pub fn recv_timeout(&self, timeout: Duration) -> std::result::Result<MaskFrame, RecvTimeoutError> {
+        self.rx.recv_timeout(timeout)
+    }
+
+    pub fn try_recv(&self) -> std::result::Result<MaskFrame, TryRecvError> {
+        self.rx.try_recv()
+    }
+
+    /// Every frame until the pipeline stops.
+    pub fn iter(&self) -> crossbeam_channel::Iter<'_, MaskFrame> {
+        self.rx.iter()
+    }
+
+    /// The frames queued now, without waiting.
+    pub fn try_iter(&self) -> crossbeam_channel::TryIter<'_, MaskFrame> {
+        self.rx.try_iter()
+    }
+
+    /// The channel itself, for `crossbeam_channel::select!`. A clone of it does not keep the
+    /// subscription alive.
+    pub fn receiver(&self) -> &Receiver<MaskFrame> {
+        &self.rx
+    }
+}
+
+impl<'a> IntoIterator for &'a Subscription {
+    type Item = MaskFrame;
+    type IntoIter = crossbeam_channel::Iter<'a, MaskFrame>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.rx.iter()
+    }
 }
 
 /// Queues `item`; in real time a full queue loses its oldest item (taken through `evict`, a
@@ -195,37 +250,33 @@ fn push<T>(tx: &Sender<T>, evict: Option<&Receiver<T>>, item: T, policy: Policy)
 struct Tokenized {
     seq: u64,
     frame: Frame,
-    tokens: Vec<i64>,
+    tokens: Arc<Vec<i64>>,
     timings: StageTimings,
 }
 
-/// Inference backends for the stages; made by [`Pipeline::new`] before any thread starts, so
+/// The frame path(s) for the stages; made by [`Pipeline::new`] before any thread starts, so
 /// that a bad model fails there and not in a thread.
-enum Engines {
-    Split { prior: Box<dyn Backend>, decoder: Box<dyn Backend> },
-    Fused(Box<dyn Backend>),
+enum Stages {
+    /// Encode and decode on their own threads, each with a backend for its own graph.
+    Split { encode: FramePath, decode: FramePath },
+    /// The whole path on one thread.
+    Whole(FramePath),
 }
 
 /// A running (or ready) stream. See the module docs.
 pub struct Pipeline {
     package: ModelPackage,
     options: PipelineOptions,
-    engines: Option<Engines>,
+    stages: Option<Stages>,
     counters: Arc<Counters>,
     subscribers: Arc<Mutex<Vec<Subscriber>>>,
     subscriber_stats: Vec<Arc<SubscriberCounters>>,
+    /// Frames subscribers may hold queued, for sizing the class-map pool.
+    subscriber_capacity: usize,
     stop: StopSignal,
     source_stop: Option<StopSignal>,
     threads: Vec<JoinHandle<()>>,
     fatal: Arc<Mutex<Option<Error>>>,
-}
-
-fn executor(threads: usize) -> Executor {
-    if threads > 1 {
-        Executor::multithread(threads)
-    } else {
-        Executor::SingleThread
-    }
 }
 
 impl Pipeline {
@@ -240,22 +291,22 @@ impl Pipeline {
         make_backend: impl Fn(&ModelPackage, Graphs) -> Result<Box<dyn Backend>>,
     ) -> Result<Self> {
         if options.queue_depth == 0 {
-            return Err(Error::Pipeline { msg: "queue depth must be at least 1".into() });
+            return Err(Error::InvalidOption { option: "queue depth", msg: "must be at least 1".into() });
         }
-        let engines = match options.mode {
-            Mode::Pipelined => Engines::Split {
-                prior: make_backend(&package, Graphs::Prior)?,
-                decoder: make_backend(&package, Graphs::Decoder)?,
-            },
-            Mode::Sequential => Engines::Fused(make_backend(&package, Graphs::Both)?),
+        let fit = options.fit.unwrap_or(package.manifest.input.fit);
+        let path = |graphs| FramePath::new(&package, make_backend(&package, graphs)?, graphs, fit);
+        let stages = match options.mode {
+            Mode::Pipelined => Stages::Split { encode: path(Graphs::Prior)?, decode: path(Graphs::Decoder)? },
+            Mode::Sequential => Stages::Whole(path(Graphs::Both)?),
         };
         Ok(Self {
             package,
             options,
-            engines: Some(engines),
+            stages: Some(stages),
             counters: Arc::default(),
             subscribers: Arc::default(),
             subscriber_stats: Vec::new(),
+            subscriber_capacity: 0,
             stop: StopSignal::new(),
             source_stop: None,
             threads: Vec::new(),
@@ -266,15 +317,18 @@ impl Pipeline {
     /// A new channel of segmented frames holding at most `capacity` frames. With
     /// [`Policy::RealTime`] a full channel loses its oldest frame (counted in this subscriber's
     /// stats); with [`Policy::Lossless`] the pipeline waits for this subscriber. Dropping the
-    /// receiver unsubscribes. Subscribe before [`run`](Pipeline::run) to see every frame.
-    pub fn subscribe(&mut self, capacity: usize, policy: Policy) -> Receiver<MaskFrame> {
-        let (tx, rx) = bounded(capacity.max(1));
+    /// [`Subscription`] unsubscribes. Subscribe before [`run`](Pipeline::run) to see every frame.
+    pub fn subscribe(&mut self, capacity: usize, policy: Policy) -> Subscription {
+        let capacity = capacity.max(1);
+        let (tx, rx) = bounded(capacity);
         let stats = Arc::new(SubscriberCounters::default());
         self.subscriber_stats.push(stats.clone());
+        self.subscriber_capacity += capacity;
+        let alive = Arc::new(());
         let mut subs = self.subscribers.lock().unwrap_or_else(|p| p.into_inner());
         let evict = (policy == Policy::RealTime).then(|| rx.clone());
-        subs.push(Subscriber { tx, evict, policy, stats });
-        rx
+        subs.push(Subscriber { tx, evict, alive: Arc::downgrade(&alive), policy, stats });
+        Subscription { rx, _alive: alive }
     }
 
     /// The model the pipeline runs.
@@ -287,20 +341,26 @@ impl Pipeline {
         StopHandle { pipeline: self.stop.clone(), source: self.source_stop.clone() }
     }
 
-    /// Starts the threads; frames flow from `source` to the subscribers until it ends or
-    /// [`stop`](Pipeline::stop) is called.
+    /// Starts the threads; frames flow from `source` to the subscribers until it ends, a stage
+    /// fails or [`stop`](Pipeline::stop) is called.
     pub fn run(&mut self, mut source: impl FrameSource + 'static) -> Result<()> {
-        let engines = self.engines.take().ok_or_else(|| Error::Pipeline { msg: "run() called twice".into() })?;
+        let stages = self.stages.take().ok_or_else(|| Error::Pipeline { msg: "run() called twice".into() })?;
         self.source_stop = source.stop_signal();
         let depth = self.options.queue_depth;
         let policy = self.options.policy;
+        // Frames alive at once: one per queue slot and stage, what subscribers keep queued, and
+        // one being evicted.
+        let in_flight = 4 * depth + 4 + self.subscriber_capacity;
+        source.reserve_frames(in_flight);
+        // Internal queues keep an eviction handle in real time only: in lossless mode a stage
+        // that has died must disconnect its queue, or the stage before it would block forever.
         let (tx_frames, rx_frames) = bounded::<(u64, Frame)>(depth);
         let (tx_masks, rx_masks) = bounded::<MaskFrame>(depth);
 
         // capture
         {
-            let (tx, rx_evict) = (tx_frames, rx_frames.clone());
-            let (counters, stop, fatal) = (self.counters.clone(), self.stop.clone(), self.fatal.clone());
+            let (tx, rx_evict) = (tx_frames, evict_handle(policy, &rx_frames));
+            let (counters, stop) = (self.counters.clone(), self.stop.clone());
             self.spawn("gss-capture", move || {
                 let name = source.name().to_string();
                 let mut seq = 0u64;
@@ -308,7 +368,7 @@ impl Pipeline {
                     match source.next_frame() {
                         Ok(Some(frame)) => {
                             counters.captured.fetch_add(1, Ordering::Relaxed);
-                            match push(&tx, Some(&rx_evict), (seq, frame), policy) {
+                            match push(&tx, rx_evict.as_ref(), (seq, frame), policy) {
                                 Some(n) => counters.dropped_before_prior.fetch_add(n, Ordering::Relaxed),
                                 None => break,
                             };
@@ -317,87 +377,88 @@ impl Pipeline {
                         Ok(None) => break,
                         Err(e @ Error::SourceLost { .. }) => {
                             counters.source_errors.fetch_add(1, Ordering::Relaxed);
-                            log::warn!("{e}");
+                            log::warn!("{}", e.chain());
                         }
                         Err(e) if e.is_recoverable() => {
                             counters.corrupt.fetch_add(1, Ordering::Relaxed);
-                            log::warn!("{name}: {e}");
+                            log::warn!("{name}: {}", e.chain());
                         }
-                        Err(e) => {
-                            log::error!("{name}: {e}; stopping the stream");
-                            *fatal.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-                            break;
-                        }
+                        Err(e) => return Err(e),
                     }
                 }
+                Ok(())
             })?;
         }
 
-        let threads = self.stage_threads();
-        let mut emit = Emitter::new(&self.package, self.options.keep_frames, tx_masks, rx_masks.clone(), policy, self.counters.clone())?;
-        match engines {
-            Engines::Split { prior, decoder } => {
+        let emit = Emitter {
+            keep_frames: self.options.keep_frames,
+            classes: BufferPool::new(in_flight),
+            evict: evict_handle(policy, &rx_masks),
+            tx: tx_masks,
+            policy,
+            counters: self.counters.clone(),
+        };
+        match stages {
+            Stages::Split { mut encode, mut decode } => {
                 let (tx_tok, rx_tok) = bounded::<Tokenized>(depth);
-                let (mut prior, mut decoder) = (prior, decoder);
-                let mut pre = Preprocess::new(&self.package.manifest);
                 let counters = self.counters.clone();
-                let rx_evict = rx_tok.clone();
-                self.spawn("gss-prior", move || {
-                    multithread_tract_scope(executor(threads), || {
-                        for (seq, frame) in rx_frames.iter() {
-                            let t0 = Instant::now();
-                            let input = pre.run(&frame.image);
-                            let t1 = Instant::now();
-                            let mut tokens = Vec::new();
-                            if let Err(e) = prior.run_prior(input, &mut tokens) {
+                let rx_evict = evict_handle(policy, &rx_tok);
+                let mut tokens_pool: BufferPool<Vec<i64>> = BufferPool::new(2 * depth + 3);
+                self.spawn("gss-encode", move || {
+                    for (seq, frame) in rx_frames.iter() {
+                        let mut timings = StageTimings::default();
+                        let encoded = tokens_pool.fill(|tokens| {
+                            timings = encode.encode(&frame.image, tokens)?;
+                            Ok::<_, Error>(())
+                        });
+                        let tokens = match encoded {
+                            Ok(tokens) => tokens,
+                            Err(e) if is_frame_failure(&e) => {
                                 counters.fail(frame.index, &e);
                                 continue;
                             }
-                            let timings = StageTimings { preprocess: t1 - t0, prior: t1.elapsed(), ..Default::default() };
-                            match push(&tx_tok, Some(&rx_evict), Tokenized { seq, frame, tokens, timings }, policy) {
-                                Some(n) => counters.dropped_before_decoder.fetch_add(n, Ordering::Relaxed),
-                                None => break,
-                            };
-                        }
-                    })
+                            Err(e) => return Err(e),
+                        };
+                        match push(&tx_tok, rx_evict.as_ref(), Tokenized { seq, frame, tokens, timings }, policy) {
+                            Some(n) => counters.dropped_before_decoder.fetch_add(n, Ordering::Relaxed),
+                            None => break,
+                        };
+                    }
+                    Ok(())
                 })?;
-                self.spawn("gss-decoder", move || {
-                    let mut maskige = Vec::new();
-                    multithread_tract_scope(executor(threads), || {
-                        for mut item in rx_tok.iter() {
-                            let t0 = Instant::now();
-                            if let Err(e) = decoder.run_decoder(&item.tokens, &mut maskige) {
-                                emit.counters.fail(item.frame.index, &e);
-                                continue;
-                            }
-                            item.timings.decoder = t0.elapsed();
-                            if !emit.emit(item.seq, item.frame, &maskige, item.timings) {
-                                break;
-                            }
+                let mut emit = emit;
+                self.spawn("gss-decode", move || {
+                    for item in rx_tok.iter() {
+                        let Tokenized { seq, frame, tokens, timings: encoded } = item;
+                        let size = frame.image.dimensions();
+                        let mut timings = encoded;
+                        let result = emit.classes.fill(|classes| {
+                            let decoded = decode.decode(&tokens, size, classes)?;
+                            timings = StageTimings { preprocess: encoded.preprocess, prior: encoded.prior, ..decoded };
+                            Ok::<_, Error>(())
+                        });
+                        drop(tokens);
+                        if !emit.emit(seq, frame, result.map(|classes| (classes, timings)))? {
+                            break;
                         }
-                    })
+                    }
+                    Ok(())
                 })?;
             }
-            Engines::Fused(mut backend) => {
-                let mut pre = Preprocess::new(&self.package.manifest);
-                self.spawn("gss-infer", move || {
-                    let (mut tokens, mut maskige) = (Vec::new(), Vec::new());
-                    multithread_tract_scope(executor(threads), || {
-                        for (seq, frame) in rx_frames.iter() {
-                            let t0 = Instant::now();
-                            let input = pre.run(&frame.image);
-                            let t1 = Instant::now();
-                            // One call, so that a GPU backend keeps the tokens on the device.
-                            if let Err(e) = backend.run(input, &mut tokens, &mut maskige) {
-                                emit.counters.fail(frame.index, &e);
-                                continue;
-                            }
-                            let timings = StageTimings { preprocess: t1 - t0, prior: t1.elapsed(), ..Default::default() };
-                            if !emit.emit(seq, frame, &maskige, timings) {
-                                break;
-                            }
+            Stages::Whole(mut path) => {
+                let mut emit = emit;
+                self.spawn("gss-segment", move || {
+                    for (seq, frame) in rx_frames.iter() {
+                        let mut timings = StageTimings::default();
+                        let result = emit.classes.fill(|classes| {
+                            timings = path.segment_into(&frame.image, classes)?;
+                            Ok::<_, Error>(())
+                        });
+                        if !emit.emit(seq, frame, result.map(|classes| (classes, timings)))? {
+                            break;
                         }
-                    })
+                    }
+                    Ok(())
                 })?;
             }
         }
@@ -412,36 +473,54 @@ impl Pipeline {
                     + counters.dropped_before_publish.load(Ordering::Relaxed);
                 counters.published.fetch_add(1, Ordering::Relaxed);
                 let mut subs = subscribers.lock().unwrap_or_else(|p| p.into_inner());
-                // A subscriber whose receiver is gone has unsubscribed.
-                subs.retain(|s| match push(&s.tx, s.evict.as_ref(), mask.clone(), s.policy) {
-                    Some(evicted) => {
-                        s.stats.delivered.fetch_add(1, Ordering::Relaxed);
-                        s.stats.delivered.fetch_sub(evicted, Ordering::Relaxed);
-                        s.stats.dropped.fetch_add(evicted, Ordering::Relaxed);
-                        true
+                // A subscriber whose Subscription is gone, or whose channel closed, has
+                // unsubscribed: dropping its entry drops the eviction clone and the sender.
+                subs.retain(|s| {
+                    if s.alive.strong_count() == 0 {
+                        return false;
                     }
-                    None => false,
+                    match push(&s.tx, s.evict.as_ref(), mask.clone(), s.policy) {
+                        Some(evicted) => {
+                            s.stats.delivered.fetch_add(1, Ordering::Relaxed);
+                            s.stats.delivered.fetch_sub(evicted, Ordering::Relaxed);
+                            s.stats.dropped.fetch_add(evicted, Ordering::Relaxed);
+                            true
+                        }
+                        None => false,
+                    }
                 });
             }
             // Closing the subscriber channels tells every subscriber the stream has ended.
             subscribers.lock().unwrap_or_else(|p| p.into_inner()).clear();
+            Ok(())
         })?;
         Ok(())
     }
 
-    fn stage_threads(&self) -> usize {
-        let cores = crate::engine::cpu::available_threads();
-        match (self.options.threads, self.options.mode) {
-            (0, Mode::Sequential) => cores,
-            (0, Mode::Pipelined) => (cores / 2).max(1),
-            (n, _) => n,
-        }
-    }
-
-    fn spawn(&mut self, name: &str, body: impl FnOnce() + Send + 'static) -> Result<()> {
+    /// Starts a stage thread. A stage that returns an error or panics records it (the first one
+    /// wins) and stops the pipeline and the source, so every other stage drains and ends.
+    fn spawn(&mut self, name: &'static str, body: impl FnOnce() -> Result<()> + Send + 'static) -> Result<()> {
+        let fatal = self.fatal.clone();
+        let stop = StopHandle { pipeline: self.stop.clone(), source: self.source_stop.clone() };
         let handle = std::thread::Builder::new()
             .name(name.into())
-            .spawn(body)
+            .spawn(move || {
+                let error = match catch_unwind(AssertUnwindSafe(body)) {
+                    Ok(Ok(())) => return,
+                    Ok(Err(e)) => e,
+                    Err(panic) => {
+                        let msg = panic
+                            .downcast_ref::<&str>()
+                            .map(|s| s.to_string())
+                            .or_else(|| panic.downcast_ref::<String>().cloned())
+                            .unwrap_or_else(|| "(no message)".into());
+                        Error::StagePanicked { stage: name.into(), msg }
+                    }
+                };
+                log::error!("{name}: {}; stopping the stream", error.chain());
+                fatal.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(error);
+                stop.stop();
+            })
             .map_err(|e| Error::Pipeline { msg: format!("cannot start thread {name}: {e}") })?;
         self.threads.push(handle);
         Ok(())
@@ -474,10 +553,12 @@ impl Pipeline {
         }
     }
 
-    /// Waits for every thread to finish (the source ended or [`stop`](Pipeline::stop) was
-    /// called) and returns the final counters, or the error that ended the source.
+    /// Waits for every thread to finish (the source ended, a stage failed or
+    /// [`stop`](Pipeline::stop) was called) and returns the final counters, or the error that
+    /// stopped the stream.
     pub fn join(mut self) -> Result<Stats> {
         for handle in self.threads.drain(..) {
+            // Stage bodies catch their own panics; a join error would be a panic in the wrapper.
             if handle.join().is_err() {
                 return Err(Error::Pipeline { msg: "a pipeline thread panicked".into() });
             }
@@ -516,58 +597,57 @@ impl StopHandle {
     }
 }
 
-/// The end of the inference stages: X⁻¹ and resize into a fresh [`MaskFrame`], then the queue
-/// to the publisher.
+fn evict_handle<T>(policy: Policy, rx: &Receiver<T>) -> Option<Receiver<T>> {
+    (policy == Policy::RealTime).then(|| rx.clone())
+}
+
+/// A failure that concerns one frame (the stream counts it and goes on), as opposed to one that
+/// means the stage cannot go on.
+fn is_frame_failure(e: &Error) -> bool {
+    matches!(e, Error::Inference { .. }) || e.is_recoverable()
+}
+
+/// The end of the inference stages: the class map (from the pool) into a [`MaskFrame`], then
+/// the queue to the publisher.
 struct Emitter {
-    post: Postprocess,
     keep_frames: bool,
+    classes: BufferPool<GrayImage>,
     tx: Sender<MaskFrame>,
-    evict: Receiver<MaskFrame>,
+    evict: Option<Receiver<MaskFrame>>,
     policy: Policy,
     counters: Arc<Counters>,
 }
 
 impl Emitter {
-    fn new(
-        package: &ModelPackage,
-        keep_frames: bool,
-        tx: Sender<MaskFrame>,
-        evict: Receiver<MaskFrame>,
-        policy: Policy,
-        counters: Arc<Counters>,
-    ) -> Result<Self> {
-        Ok(Self { post: Postprocess::new(package)?, keep_frames, tx, evict, policy, counters })
-    }
-
-    /// False once the publisher has gone (the stage should stop).
-    fn emit(&mut self, seq: u64, frame: Frame, maskige: &[f32], mut timings: StageTimings) -> bool {
-        // A fresh map per frame: subscribers hold on to it for as long as they like.
-        let mut classes = GrayImage::new(0, 0);
-        match self.post.run(maskige, frame.image.dimensions(), &mut classes) {
-            Ok((inverse, resize)) => (timings.inverse, timings.resize) = (inverse, resize),
-            Err(e) => {
+    /// Ok(false) once the publisher has gone (the stage should stop); Err for a failure that
+    /// is not about this frame.
+    fn emit(&mut self, seq: u64, frame: Frame, result: Result<(Arc<GrayImage>, StageTimings)>) -> Result<bool> {
+        let (classes, timings) = match result {
+            Ok(done) => done,
+            Err(e) if is_frame_failure(&e) => {
                 self.counters.fail(frame.index, &e);
-                return true;
+                return Ok(true);
             }
-        }
+            Err(e) => return Err(e),
+        };
         self.counters.processed.fetch_add(1, Ordering::Relaxed);
         let mask = MaskFrame {
             seq,
             source_index: frame.index,
             captured_at: frame.captured_at,
             latency: Duration::ZERO,
-            classes: Arc::new(classes),
+            classes,
             frame: self.keep_frames.then_some(frame.image),
             origin: frame.origin,
             timings,
             dropped_so_far: 0,
         };
-        match push(&self.tx, Some(&self.evict), mask, self.policy) {
+        match push(&self.tx, self.evict.as_ref(), mask, self.policy) {
             Some(n) => {
                 self.counters.dropped_before_publish.fetch_add(n, Ordering::Relaxed);
-                true
+                Ok(true)
             }
-            None => false,
+            None => Ok(false),
         }
     }
 }

@@ -1,10 +1,15 @@
 //! The streaming pipeline on the fixture model: ordering, drop accounting, corrupt frames,
-//! shutdown.
+//! shutdown, unsubscribing, and stages that fail.
+
+mod common;
+
+use common::{PatternSource, Script, ScriptedBackend};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use gss::engine::cpu::CpuBackend;
+use gss::engine::BackendOptions;
 use gss::pipeline::{Mode, Pipeline, PipelineOptions, Policy};
 use gss::source::ImageFiles;
 use gss::ModelPackage;
@@ -15,7 +20,8 @@ fn root() -> PathBuf {
 
 fn pipeline(options: PipelineOptions) -> Pipeline {
     let package = ModelPackage::open(root().join("tests/fixtures/gss-tiny")).unwrap();
-    Pipeline::new(package, options, |p, graphs| Ok(Box::new(CpuBackend::with_graphs(p, None, graphs)?))).unwrap()
+    let one_thread = BackendOptions { threads: 1, ..BackendOptions::default() };
+    Pipeline::new(package, options, |p, graphs| Ok(Box::new(CpuBackend::with_options(p, &one_thread, graphs)?))).unwrap()
 }
 
 fn clip_frames(n: usize) -> ImageFiles {
@@ -31,7 +37,7 @@ fn clip_frames(n: usize) -> ImageFiles {
 }
 
 fn lossless(mode: Mode) -> PipelineOptions {
-    PipelineOptions { policy: Policy::Lossless, mode, threads: 1, ..PipelineOptions::default() }
+    PipelineOptions { policy: Policy::Lossless, mode, ..PipelineOptions::default() }
 }
 
 #[test]
@@ -78,7 +84,7 @@ fn a_slow_subscriber_loses_only_its_own_frames_and_the_counts_balance() {
 
 #[test]
 fn real_time_stages_drop_the_oldest_and_account_for_every_frame() {
-    let mut p = pipeline(PipelineOptions { policy: Policy::RealTime, threads: 1, ..PipelineOptions::default() });
+    let mut p = pipeline(PipelineOptions { policy: Policy::RealTime, ..PipelineOptions::default() });
     let rx = p.subscribe(1, Policy::RealTime);
     p.run(clip_frames(40)).unwrap();
     let got: Vec<u64> = rx.iter().map(|m| m.seq).collect();
@@ -108,7 +114,7 @@ fn a_corrupt_jpeg_in_the_middle_is_skipped_and_counted() {
 
 #[test]
 fn stop_ends_an_endless_source_and_joins_every_thread() {
-    let mut p = pipeline(PipelineOptions { threads: 1, ..PipelineOptions::default() });
+    let mut p = pipeline(PipelineOptions::default());
     let rx = p.subscribe(1, Policy::RealTime);
     p.run(clip_frames(3).looping(true).with_fps(200.0).unwrap()).unwrap();
     let first = rx.recv_timeout(Duration::from_secs(30)).expect("frames flow");
@@ -118,4 +124,94 @@ fn stop_ends_an_endless_source_and_joins_every_thread() {
     while rx.recv_timeout(Duration::from_secs(30)).is_ok() {}
     let stats = p.join().unwrap();
     assert_eq!(stats.captured, stats.published + stats.dropped() + stats.failed, "{stats:?}");
+}
+
+fn scripted(options: PipelineOptions, script: Script) -> Pipeline {
+    let frames = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    Pipeline::new(common::tiny_package(), options, move |p, _| Ok(Box::new(ScriptedBackend::counting(p, script, frames.clone())))).unwrap()
+}
+
+#[test]
+fn dropping_a_subscription_unsubscribes_under_both_policies() {
+    for mode in [Mode::Pipelined, Mode::Sequential] {
+        let mut p = scripted(PipelineOptions { policy: Policy::Lossless, mode, ..PipelineOptions::default() }, Script::Works { delay: Duration::ZERO });
+        let watcher = p.subscribe(1, Policy::Lossless);
+        let real_time = p.subscribe(1, Policy::RealTime);
+        let lossless = p.subscribe(1, Policy::Lossless);
+        drop(real_time);
+        drop(lossless);
+        // Had the lossless subscriber not gone away, its full queue would block the pipeline
+        // after two frames and this would never end.
+        p.run(PatternSource::new(128, 64, Some(60))).unwrap();
+        assert_eq!(watcher.iter().count(), 60, "{mode:?}");
+        let stats = p.join().unwrap();
+        assert_eq!(stats.published, 60);
+        for gone in &stats.subscribers[1..] {
+            assert_eq!(gone.delivered, 0, "{mode:?}: a dropped subscription gets nothing: {stats:?}");
+        }
+    }
+}
+
+#[test]
+fn a_subscription_dropped_mid_stream_stops_receiving() {
+    let mut p = scripted(PipelineOptions { policy: Policy::Lossless, ..PipelineOptions::default() }, Script::Works { delay: Duration::from_millis(2) });
+    let watcher = p.subscribe(1, Policy::Lossless);
+    let leaving = p.subscribe(1, Policy::RealTime);
+    p.run(PatternSource::new(128, 64, Some(80))).unwrap();
+    let first = leaving.recv_timeout(Duration::from_secs(30)).expect("frames flow");
+    drop(leaving);
+    let seen = watcher.iter().count();
+    let stats = p.join().unwrap();
+    assert_eq!(seen, 80);
+    let gone = &stats.subscribers[1];
+    assert!(gone.delivered + gone.dropped < stats.published, "queueing stopped after the drop: {stats:?} (first {})", first.seq);
+}
+
+#[test]
+fn a_stage_error_stops_an_endless_stream_and_reaches_join() {
+    for mode in [Mode::Pipelined, Mode::Sequential] {
+        let mut p = scripted(PipelineOptions { mode, ..PipelineOptions::default() }, Script::DeviceLostAt { at: 5 });
+        let rx = p.subscribe(2, Policy::RealTime);
+        p.run(PatternSource::new(128, 64, None)).unwrap();
+        // The channel closes: every stage has ended although the source never does.
+        while rx.recv_timeout(Duration::from_secs(30)).is_ok() {}
+        match p.join() {
+            Err(gss::Error::Gpu { msg }) => assert_eq!(msg, "device lost"),
+            other => panic!("{mode:?}: expected the stage's error, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_stage_that_panics_stops_the_stream_and_join_names_it() {
+    for mode in [Mode::Pipelined, Mode::Sequential] {
+        let mut p = scripted(PipelineOptions { mode, ..PipelineOptions::default() }, Script::PanicsAt { at: 3 });
+        let rx = p.subscribe(2, Policy::RealTime);
+        p.run(PatternSource::new(128, 64, None)).unwrap();
+        while rx.recv_timeout(Duration::from_secs(30)).is_ok() {}
+        match p.join() {
+            Err(gss::Error::StagePanicked { stage, msg }) => {
+                assert!(stage.starts_with("gss-"), "{stage}");
+                assert!(msg.contains("scripted panic at frame 3"), "{msg}");
+            }
+            other => panic!("{mode:?}: expected the panic, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_slow_backend_in_real_time_drops_frames_and_every_frame_is_accounted_for() {
+    for mode in [Mode::Pipelined, Mode::Sequential] {
+        let mut p = scripted(PipelineOptions { mode, ..PipelineOptions::default() }, Script::Works { delay: Duration::from_millis(20) });
+        let rx = p.subscribe(4, Policy::RealTime);
+        // The source is as fast as memory: hundreds of frames arrive while one is segmented.
+        p.run(PatternSource::new(128, 64, Some(300))).unwrap();
+        let got: Vec<u64> = rx.iter().map(|m| m.seq).collect();
+        let stats = p.join().unwrap();
+        assert_eq!(stats.captured, 300);
+        assert!(stats.dropped_before_prior > 0, "{mode:?}: the capture queue must have dropped frames: {stats:?}");
+        assert!(stats.published < 300 && stats.published as usize == got.len() + stats.subscribers[0].dropped as usize);
+        assert_eq!(stats.captured, stats.published + stats.dropped() + stats.failed, "{stats:?}");
+        assert!(got.windows(2).all(|w| w[0] < w[1]));
+    }
 }

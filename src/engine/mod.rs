@@ -5,11 +5,23 @@ pub mod tokens;
 #[cfg(feature = "wgpu")]
 pub mod wgpu;
 
+use std::time::{Duration, Instant};
+
 use crate::error::Result;
-use crate::model::ModelPackage;
+use crate::maskige::{MaskigeInverse, Palette};
+use crate::model::{Inverse, ModelPackage};
+
+/// Time each graph took in one [`Backend::run`].
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct GraphTimes {
+    pub prior: Duration,
+    /// Zero when the backend ran both graphs as one submission (`prior` then holds both).
+    pub decoder: Duration,
+}
 
 /// Runs a package's two graphs. Implementations plan once at construction and reuse their
-/// buffers across frames; callers own the input and output buffers.
+/// buffers across frames; callers own the input and output buffers. Thread counts and other
+/// engine settings are the backend's own ([`BackendOptions`]), applied around each call.
 pub trait Backend: Send {
     /// Backend name for logs and benchmarks.
     fn name(&self) -> &str;
@@ -17,16 +29,18 @@ pub trait Backend: Send {
     fn run_prior(&mut self, image: &[f32], tokens: &mut Vec<i64>) -> Result<()>;
     /// Token ids (h×w) → maskige (1×3×H×W, the manifest's output range) written into `maskige`.
     fn run_decoder(&mut self, tokens: &[i64], maskige: &mut Vec<f32>) -> Result<()>;
-    /// Image → maskige in one call. A GPU backend overrides it to keep the token grid on the
-    /// device between the two graphs; `tokens` then holds the grid only if the backend reads it
-    /// back (it may leave it empty).
-    fn run(&mut self, image: &[f32], tokens: &mut Vec<i64>, maskige: &mut Vec<f32>) -> Result<()> {
+    /// Image → maskige in one call, the path every whole-frame caller takes. A GPU backend
+    /// overrides it to keep the token grid on the device between the two graphs; `tokens` then
+    /// holds the grid only if the backend reads it back (it may leave it empty).
+    fn run(&mut self, image: &[f32], tokens: &mut Vec<i64>, maskige: &mut Vec<f32>) -> Result<GraphTimes> {
+        let t0 = Instant::now();
         self.run_prior(image, tokens)?;
-        self.run_decoder(tokens, maskige)
+        let t1 = Instant::now();
+        self.run_decoder(tokens, maskige)?;
+        Ok(GraphTimes { prior: t1 - t0, decoder: t1.elapsed() })
     }
 }
 
-/// Which backend to run a package on (`--backend auto|cpu|wgpu`).
 /// Which of the package's graphs a backend must be able to run: a pipelined stream gives each
 /// inference stage a backend with its own graph only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,7 +50,8 @@ pub enum Graphs {
     Decoder,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+/// Which backend to run a package on (`--backend auto|cpu|wgpu`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum BackendKind {
     /// wgpu when compiled in, a hardware adapter exists and it covers every op; else the CPU.
     #[default]
@@ -45,16 +60,49 @@ pub enum BackendKind {
     Wgpu,
 }
 
-/// Builds the backend `kind` names. `Auto` logs (info) which backend it picked and why.
-pub fn create_backend(kind: BackendKind, package: &ModelPackage, variant: Option<&str>) -> Result<Box<dyn Backend>> {
-    create_backend_for(kind, package, variant, Graphs::Both)
+impl BackendKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Auto => "auto",
+            BackendKind::Cpu => "cpu",
+            BackendKind::Wgpu => "wgpu",
+        }
+    }
 }
 
-/// [`create_backend`] for one pipeline stage: the CPU backend plans only `graphs` (the GPU
-/// backend keeps both; its plans live in GPU memory).
-pub fn create_backend_for(kind: BackendKind, package: &ModelPackage, variant: Option<&str>, graphs: Graphs) -> Result<Box<dyn Backend>> {
-    let cpu = || -> Result<Box<dyn Backend>> { Ok(Box::new(cpu::CpuBackend::with_graphs(package, variant, graphs)?)) };
-    match kind {
+impl std::fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for BackendKind {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        [BackendKind::Auto, BackendKind::Cpu, BackendKind::Wgpu]
+            .into_iter()
+            .find(|k| k.name().eq_ignore_ascii_case(s))
+            .ok_or_else(|| format!("unknown backend {s:?}; expected auto, cpu or wgpu"))
+    }
+}
+
+/// How to build a backend.
+#[derive(Debug, Clone, Default)]
+pub struct BackendOptions {
+    pub kind: BackendKind,
+    /// fp32 when None, else a variant listed in model.json ("int8").
+    pub variant: Option<String>,
+    /// CPU threads for this backend's graphs; 0: every core the process may use.
+    pub threads: usize,
+}
+
+/// Builds the backend `options.kind` names for `graphs` (the CPU backend plans only those; the
+/// GPU backend keeps both, its plans live in GPU memory). `Auto` logs (info) which backend it
+/// picked and why.
+pub fn create_backend(package: &ModelPackage, options: &BackendOptions, graphs: Graphs) -> Result<Box<dyn Backend>> {
+    let variant = options.variant.as_deref();
+    let cpu = || -> Result<Box<dyn Backend>> { Ok(Box::new(cpu::CpuBackend::with_options(package, options, graphs)?)) };
+    match options.kind {
         BackendKind::Cpu => cpu(),
         BackendKind::Wgpu => wgpu_backend(package, variant),
         BackendKind::Auto => {
@@ -68,12 +116,22 @@ pub fn create_backend_for(kind: BackendKind, package: &ModelPackage, variant: Op
                     Ok(b)
                 }
                 Err(e) => {
-                    log::info!("backend auto: cpu (wgpu failed to start: {e})");
+                    log::info!("backend auto: cpu (wgpu failed to start: {})", e.chain());
                     cpu()
                 }
             }
         }
     }
+}
+
+/// The package's X⁻¹: the nearest palette colour, or its ONNX graph (run on tract whichever
+/// backend runs the two main graphs: it is one 1×1 convolution).
+pub fn create_inverse(package: &ModelPackage) -> Result<Box<dyn MaskigeInverse>> {
+    let m = &package.manifest;
+    Ok(match &m.maskige.inverse {
+        Inverse::Nearest => Box::new(Palette::new(&m.maskige.palette, m.decoder.output_range)),
+        Inverse::Onnx { file, input, output } => Box::new(cpu::OnnxInverse::new(package, file, input, output)?),
+    })
 }
 
 #[cfg(feature = "wgpu")]
@@ -95,7 +153,7 @@ fn auto_rejects_gpu(package: &ModelPackage, variant: Option<&str>) -> Option<Str
         Some(a) if a.is_software => return Some(format!("only a software adapter ({}, {})", a.name, a.backend)),
         Some(_) => {}
     }
-    wgpu::check_coverage(package, variant).err().map(|e| format!("wgpu cannot run this model: {e}"))
+    wgpu::check_coverage(package, variant).err().map(|e| format!("wgpu cannot run this model: {}", e.chain()))
 }
 
 #[cfg(not(feature = "wgpu"))]

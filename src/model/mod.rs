@@ -18,16 +18,14 @@ pub struct ClassInfo {
     pub color: [u8; 3],
 }
 
-#[derive(Debug, Clone, Deserialize)]
-pub struct Inverse {
-    /// "nearest" (palette colour, GSS-FF) or "onnx" (a graph: maskige in, class ids out).
-    pub kind: String,
-    #[serde(default)]
-    pub file: Option<String>,
-    #[serde(default)]
-    pub input: Option<String>,
-    #[serde(default)]
-    pub output: Option<String>,
+/// X⁻¹: how a maskige becomes class ids.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Inverse {
+    /// The nearest palette colour (the paper's GSS-FF).
+    Nearest,
+    /// A graph in the package: maskige 1×3×H×W in, int64 class ids H×W out.
+    Onnx { file: String, input: String, output: String },
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -37,26 +35,99 @@ pub struct Maskige {
     pub inverse: Inverse,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum ChannelOrder {
+    #[serde(rename = "RGB")]
+    Rgb,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum Layout {
+    #[serde(rename = "NCHW")]
+    Nchw,
+}
+
+/// How the frame is sampled to the model's size (see [`crate::frame_path::geometry`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum Resample {
+    /// Bilinear without antialiasing, PyTorch's `align_corners=False` convention: what
+    /// `gss_convert.resize` trains and evaluates with. Packages before `fit` existed said
+    /// "stretch-bilinear", which is this with [`Fit::Stretch`].
+    #[serde(rename = "bilinear", alias = "stretch-bilinear")]
+    Bilinear,
+}
+
+pub use crate::frame_path::geometry::Fit;
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct Input {
     pub height: usize,
     pub width: usize,
-    pub channel_order: String,
-    pub layout: String,
+    pub channel_order: ChannelOrder,
+    pub layout: Layout,
     pub mean: [f32; 3],
     pub std: [f32; 3],
-    pub resize: String,
+    pub resize: Resample,
+    /// How a frame of another aspect ratio is fitted; the package's recommendation, which
+    /// `--fit` overrides.
+    #[serde(default)]
+    pub fit: Fit,
+    /// Present when both graphs are fully convolutional: they then run at any input size that is
+    /// a multiple of this (see [`ModelPackage::at_input_size`]).
+    #[serde(default)]
+    pub size_multiple: Option<usize>,
+}
+
+/// What the prior graph ends with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PriorOutput {
+    /// int64 token ids (h×w): the ArgMax is inside the graph.
+    TokenIds,
+    /// float32 logits (codebook×h×w): the runtime takes the argmax (`engine::tokens`).
+    TokenLogits,
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "PriorJson")]
 pub struct Prior {
     pub file: String,
     pub input: String,
     pub output: String,
-    pub output_dtype: String,
+    pub emits: PriorOutput,
     pub grid: [usize; 2],
     pub codebook_size: usize,
-    pub argmax_in_graph: bool,
+}
+
+/// `prior` as written in model.json: the dtype and the argmax flag are two fields there, of
+/// which only two of the four combinations mean something.
+#[derive(Deserialize)]
+struct PriorJson {
+    file: String,
+    input: String,
+    output: String,
+    output_dtype: String,
+    grid: [usize; 2],
+    codebook_size: usize,
+    argmax_in_graph: bool,
+}
+
+impl TryFrom<PriorJson> for Prior {
+    type Error = String;
+    fn try_from(p: PriorJson) -> std::result::Result<Self, String> {
+        let emits = match (p.argmax_in_graph, p.output_dtype.as_str()) {
+            (true, "int64") => PriorOutput::TokenIds,
+            (false, "float32") => PriorOutput::TokenLogits,
+            (true, other) => return Err(format!("prior.output_dtype {other:?} with the argmax in the graph; expected \"int64\" token ids")),
+            (false, other) => return Err(format!("prior.output_dtype {other:?} without the argmax in the graph; expected \"float32\" token logits")),
+        };
+        Ok(Prior { file: p.file, input: p.input, output: p.output, emits, grid: p.grid, codebook_size: p.codebook_size })
+    }
+}
+
+impl Prior {
+    pub fn argmax_in_graph(&self) -> bool {
+        self.emits == PriorOutput::TokenIds
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -121,13 +192,50 @@ impl ModelPackage {
         let dir = dir.as_ref().to_path_buf();
         let path = dir.join("model.json");
         let text = std::fs::read_to_string(&path).map_err(|source| Error::Io { path: path.clone(), source })?;
-        let manifest: Manifest = serde_json::from_str(&text)
-            .map_err(|e| Error::ManifestParse { path: path.clone(), msg: e.to_string() })?;
+        let manifest: Manifest = serde_json::from_str(&text).map_err(|source| Error::ManifestParse { path: path.clone(), source })?;
         validate(&manifest, &path)?;
         for (name, entry) in &manifest.files {
             verify_file(&dir.join(name), entry)?;
         }
         Ok(Self { dir, manifest })
+    }
+
+    /// The same package with its graphs run at `height`×`width` instead of the exported size:
+    /// every backend, the preprocess and the postprocess then plan for that size. Only packages
+    /// whose manifest has `input.size_multiple` (fully convolutional graphs) allow it, at
+    /// multiples of it.
+    pub fn at_input_size(&self, height: usize, width: usize) -> Result<Self> {
+        let m = &self.manifest;
+        let invalid = |msg: String| Error::InvalidOption { option: "input size", msg };
+        let Some(multiple) = m.input.size_multiple else {
+            return Err(invalid(format!(
+                "{} was exported for {}x{} only (model.json has no input.size_multiple); use --fit stretch, crop or letterbox",
+                m.name, m.input.height, m.input.width
+            )));
+        };
+        if height == 0 || width == 0 || height % multiple != 0 || width % multiple != 0 {
+            return Err(invalid(format!("{height}x{width} is not a multiple of {multiple} in both directions, which {} needs", m.name)));
+        }
+        let mut package = self.clone();
+        let up = m.decoder.upsample;
+        package.manifest.input.height = height;
+        package.manifest.input.width = width;
+        package.manifest.prior.grid = [height / up, width / up];
+        Ok(package)
+    }
+
+    /// The input size [`Fit::Native`] runs a `frame_width`×`frame_height` frame at: the frame's
+    /// aspect ratio at about the exported pixel count, rounded to `input.size_multiple`, so the
+    /// cost per frame stays about what the package was measured at. None when the package
+    /// allows only its own size.
+    pub fn native_size_for(&self, frame_width: u32, frame_height: u32) -> Option<(usize, usize)> {
+        let m = &self.manifest;
+        let multiple = m.input.size_multiple? as f64;
+        let aspect = frame_width.max(1) as f64 / frame_height.max(1) as f64;
+        let pixels = (m.input.height * m.input.width) as f64;
+        let round = |v: f64| ((v / multiple).round().max(1.0) * multiple) as usize;
+        let height = round((pixels / aspect).sqrt());
+        Some((height, round(height as f64 * aspect)))
     }
 
     /// (prior, decoder) file paths of the fp32 graphs or of a named variant.
@@ -163,19 +271,6 @@ fn validate(m: &Manifest, path: &Path) -> Result<()> {
     if m.maskige.palette.len() != m.classes.len() {
         return Err(invalid(format!("maskige.palette has {} colours for {} classes", m.maskige.palette.len(), m.classes.len())));
     }
-    let inverse = &m.maskige.inverse;
-    match inverse.kind.as_str() {
-        "nearest" => {}
-        "onnx" if inverse.file.is_some() && inverse.input.is_some() && inverse.output.is_some() => {}
-        "onnx" => return Err(invalid("maskige.inverse of kind onnx needs file, input and output".into())),
-        other => return Err(invalid(format!("maskige.inverse.kind {other:?} is not supported by this runtime (nearest, onnx)"))),
-    }
-    if m.input.layout != "NCHW" || m.input.channel_order != "RGB" {
-        return Err(invalid(format!("input {} {} is not supported (NCHW RGB)", m.input.layout, m.input.channel_order)));
-    }
-    if m.input.resize != "stretch-bilinear" {
-        return Err(invalid(format!("input.resize {:?} is not supported (stretch-bilinear)", m.input.resize)));
-    }
     if m.input.std.iter().any(|s| *s <= 0.0) {
         return Err(invalid("input.std must be positive".into()));
     }
@@ -186,16 +281,21 @@ fn validate(m: &Manifest, path: &Path) -> Result<()> {
             m.decoder.upsample, m.input.height, m.input.width
         )));
     }
-    match (m.prior.argmax_in_graph, m.prior.output_dtype.as_str()) {
-        (true, "int64") | (false, "float32") => {}
-        (true, other) => return Err(invalid(format!("prior.output_dtype {other:?} with the argmax in the graph; expected \"int64\" token ids"))),
-        (false, other) => return Err(invalid(format!("prior.output_dtype {other:?} without the argmax in the graph; expected \"float32\" token logits"))),
+    if let Some(multiple) = m.input.size_multiple {
+        if multiple == 0 || m.input.height % multiple != 0 || m.input.width % multiple != 0 || multiple % m.decoder.upsample != 0 {
+            return Err(invalid(format!(
+                "input.size_multiple {multiple} must divide the input size {}x{} and be a multiple of decoder.upsample {}",
+                m.input.height, m.input.width, m.decoder.upsample
+            )));
+        }
     }
     if m.prior.codebook_size == 0 {
         return Err(invalid("prior.codebook_size must be at least 1".into()));
     }
     let mut referenced = vec![&m.prior.file, &m.decoder.file];
-    referenced.extend(inverse.file.as_ref().filter(|_| inverse.kind == "onnx"));
+    if let Inverse::Onnx { file, .. } = &m.maskige.inverse {
+        referenced.push(file);
+    }
     for v in m.variants.values() {
         referenced.push(&v.prior);
         referenced.push(&v.decoder);

@@ -66,6 +66,11 @@ pub trait FrameSource: Send {
     fn stop_signal(&self) -> Option<StopSignal> {
         None
     }
+
+    /// Told by a pipeline how many of this source's frames it may hold at once (queues,
+    /// stages, subscribers), so a source that recycles its image buffers can keep that many
+    /// and allocate none per frame. The default ignores it.
+    fn reserve_frames(&mut self, _frames: usize) {}
 }
 
 impl<S: FrameSource + ?Sized> FrameSource for Box<S> {
@@ -77,6 +82,9 @@ impl<S: FrameSource + ?Sized> FrameSource for Box<S> {
     }
     fn stop_signal(&self) -> Option<StopSignal> {
         (**self).stop_signal()
+    }
+    fn reserve_frames(&mut self, frames: usize) {
+        (**self).reserve_frames(frames)
     }
 }
 

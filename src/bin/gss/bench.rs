@@ -10,7 +10,7 @@ use serde_json::json;
 
 use gss::engine::cpu::{CpuBackend, GraphProfile};
 use gss::sink::stats::{peak_rss_mb, percentile};
-use gss::segmenter::Preprocess;
+use gss::frame_path::Preprocess;
 use gss::{load_rgb, StageTimings};
 
 use crate::RunConfig;
@@ -79,8 +79,8 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
     let package = config.open_package()?;
     let (w, h) = (package.manifest.input.width as u32, package.manifest.input.height as u32);
     let model_name = package.manifest.name.clone();
-    let mut seg = config.segmenter(package)?;
     let image = sample_image(args.image.as_ref(), w, h).context("loading the benchmark image")?;
+    let mut seg = config.segmenter(package, Some(image.dimensions()))?;
     let mut classes = GrayImage::new(0, 0);
     seg.segment_into(&image, &mut classes)?;
     let cold_start = start.elapsed();
@@ -108,8 +108,8 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
     let variant = config.variant.as_deref().unwrap_or("fp32");
     let backend = seg.backend_name().to_string();
     let profiles = if args.profile {
-        let mut cpu = CpuBackend::new(seg.package(), config.variant.as_deref())?;
-        let mut pre = Preprocess::new(&seg.package().manifest);
+        let mut cpu = CpuBackend::with_options(seg.package(), &config.backend_options(config.threads.unwrap_or(0)), gss::engine::Graphs::Both)?;
+        let mut pre = Preprocess::new(&seg.package().manifest, seg.fit());
         Some(cpu.profile(pre.run(&image), args.frames.min(20))?)
     } else {
         None
@@ -118,7 +118,7 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
         let stages: serde_json::Map<String, serde_json::Value> =
             rows.iter().map(|(n, p50, p95, mean)| (n.to_string(), json!({"p50_ms": p50, "p95_ms": p95, "mean_ms": mean}))).collect();
         let report = json!({
-            "model": model_name, "variant": variant, "backend": backend, "threads": config.threads,
+            "model": model_name, "variant": variant, "backend": backend, "threads": config.threads_in_effect(),
             "input": [h, w], "image": [image.height(), image.width()], "frames": args.frames,
             "stages": stages, "fps": fps, "cold_start_ms": cold_start.as_secs_f64() * 1e3, "peak_rss_mb": rss,
             "profile": profiles.as_ref().map(|(p, d)| json!({"prior": profile_json(p), "decoder": profile_json(d)})),
@@ -126,7 +126,7 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         println!("{model_name} ({variant}) on {backend}, {} threads, {} frames of {}x{} (model input {}x{})",
-            config.threads, args.frames, image.width(), image.height(), w, h);
+            config.threads_in_effect(), args.frames, image.width(), image.height(), w, h);
         println!("| stage | p50 ms | p95 ms | mean ms |\n|---|---:|---:|---:|");
         for (n, p50, p95, mean) in &rows {
             println!("| {n} | {p50:.2} | {p95:.2} | {mean:.2} |");

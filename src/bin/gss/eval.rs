@@ -46,7 +46,11 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
     if let Some(n) = args.limit {
         samples.truncate(n);
     }
-    let mut seg = config.segmenter(package)?;
+    let first_size = match samples.first() {
+        Some(s) => Some(image::image_dimensions(&s.image).with_context(|| format!("reading {}", s.image.display()))?),
+        None => None,
+    };
+    let mut seg = config.segmenter(package, first_size)?;
     let mut cm = ConfusionMatrix::new(names.len());
     let mut pred = GrayImage::new(0, 0);
     let mut model_time = Duration::ZERO;
@@ -66,7 +70,7 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
         );
         seg.segment_into(&image, &mut pred)?;
         let t = seg.timings;
-        model_time += t.preprocess + t.prior + t.decoder + t.inverse + t.resize;
+        model_time += t.total();
         cm.update(pred.as_raw(), label.as_raw()).with_context(|| format!("scoring {}", sample.label.display()))?;
         bar.inc(1);
         bar.set_message(format!("mIoU {:.2}", cm.miou()));
@@ -86,12 +90,12 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
             "data": args.data, "split": args.split, "images": samples.len(),
             "mIoU": pct(cm.miou()), "mAcc": pct(cm.macc()), "aAcc": pct(cm.pixel_acc()),
             "per_class": per_class, "confusion": confusion, "class_names": names,
-            "threads": config.threads, "ms_per_image": ms_per_image,
+            "fit": seg.fit().name(), "threads": config.threads_in_effect(), "ms_per_image": ms_per_image,
         });
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        println!("{model_name} ({}) on {} split {:?}: {} images, {:.1} ms per image, {} threads",
-            config.variant.as_deref().unwrap_or("fp32"), args.data.display(), args.split, samples.len(), ms_per_image, config.threads);
+        println!("{model_name} ({}) on {} split {:?}: {} images, fit {}, {:.1} ms per image, {} threads",
+            config.variant.as_deref().unwrap_or("fp32"), args.data.display(), args.split, samples.len(), seg.fit(), ms_per_image, config.threads_in_effect());
         println!("| class | IoU | Acc |\n|---|---:|---:|");
         for (i, n) in names.iter().enumerate() {
             println!("| {n} | {} | {} |", cell(100.0 * iou[i]), cell(100.0 * acc[i]));

@@ -2,23 +2,25 @@
 //! errors become one-line messages and a non-zero exit code.
 
 mod bench;
+mod locate;
 mod eval;
 mod segment;
 mod stream;
 mod tune;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
-use gss::engine::{cpu, create_backend, create_backend_for, Backend, BackendKind, Graphs};
-use gss::{ModelPackage, Segmenter};
+use gss::engine::{cpu, create_backend, Backend, BackendKind, BackendOptions, Graphs};
+use gss::{Fit, ModelPackage, Segmenter};
 
 #[derive(Parser)]
 #[command(name = "gss", version, about = "Generative Semantic Segmentation on small machines")]
 struct Cli {
-    /// Model package directory (default: the bundled models/gss-edge-street8)
+    /// Model package directory (default: models/gss-edge-street8, looked for in the current
+    /// directory, beside the executable, in the user data directory and in the build checkout)
     #[arg(long, global = true, env = "GSS_MODEL")]
     model: Option<PathBuf>,
     /// fp32 (default) or a variant listed in model.json, e.g. int8
@@ -27,9 +29,15 @@ struct Cli {
     /// Inference threads (default: all cores; a stream splits them between its two stages)
     #[arg(long, global = true, env = "GSS_THREADS")]
     threads: Option<usize>,
-    /// auto: wgpu when built in, a hardware GPU is there and it covers every op; else the CPU
-    #[arg(long, global = true, value_enum, default_value_t = BackendKind::Auto, env = "GSS_BACKEND")]
+    /// auto|cpu|wgpu. auto: wgpu when built in, a hardware GPU is there and it covers every op;
+    /// else the CPU
+    #[arg(long, global = true, default_value_t = BackendKind::Auto, env = "GSS_BACKEND")]
     backend: BackendKind,
+    /// How frames of another aspect ratio than the model's are fitted: stretch, crop (centre,
+    /// the cut-off part is unlabeled), letterbox (pad), or native (run the graphs at the frame's
+    /// aspect ratio; packages with input.size_multiple). Default: the package's choice
+    #[arg(long, global = true, env = "GSS_FIT")]
+    fit: Option<Fit>,
     /// Without a command: `stream` with its defaults (the bundled clip through the bundled model)
     #[command(subcommand)]
     command: Option<Command>,
@@ -61,11 +69,8 @@ enum Command {
     Tune(tune::Args),
 }
 
-pub fn default_model() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("models/gss-edge-street8")
-}
-
 fn main() {
+    quiet_headless_vulkan();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     if let Err(e) = run(Cli::parse()) {
         eprintln!("gss: error: {e:#}");
@@ -73,14 +78,30 @@ fn main() {
     }
 }
 
+/// Mesa's Vulkan loader, probed whenever wgpu lists adapters, prints "XDG_RUNTIME_DIR is invalid
+/// or not set" on a headless machine (a robot, CI) for every command. A private runtime
+/// directory, set before any thread starts, keeps it quiet; a set variable is left alone.
+fn quiet_headless_vulkan() {
+    #[cfg(all(feature = "wgpu", unix))]
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        use std::os::unix::fs::DirBuilderExt;
+        // SAFETY: getuid has no preconditions.
+        let dir = std::env::temp_dir().join(format!("gss-xdg-{}", unsafe { libc::getuid() }));
+        if std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).is_ok() {
+            // Edition 2021: set_var is safe; no other thread exists yet.
+            std::env::set_var("XDG_RUNTIME_DIR", &dir);
+        }
+    }
+}
+
 /// Settings every command that runs a model shares.
 pub struct RunConfig {
     pub model_dir: PathBuf,
     pub variant: Option<String>,
-    /// Threads in effect (all cores unless given).
-    pub threads: usize,
-    pub threads_given: bool,
+    /// Threads asked for (None: all cores, split between the stages of a pipelined stream).
+    pub threads: Option<usize>,
     pub backend: BackendKind,
+    pub fit: Option<Fit>,
 }
 
 impl RunConfig {
@@ -88,36 +109,55 @@ impl RunConfig {
         ModelPackage::open(&self.model_dir).with_context(|| format!("loading model {}", self.model_dir.display()))
     }
 
-    pub fn backend(&self, package: &ModelPackage) -> gss::Result<Box<dyn Backend>> {
-        create_backend(self.backend, package, self.variant.as_deref())
+    /// The package and the fit to run `frame_size` frames with: `--fit native` reopens the
+    /// package at the frame's aspect ratio (when its graphs allow it).
+    pub fn fitted(&self, package: ModelPackage, frame_size: Option<(u32, u32)>) -> Result<(ModelPackage, Fit)> {
+        let fit = self.fit.unwrap_or(package.manifest.input.fit);
+        if fit != Fit::Native {
+            return Ok((package, fit));
+        }
+        let Some((w, h)) = frame_size else { return Ok((package, Fit::Stretch)) };
+        let Some((ih, iw)) = package.native_size_for(w, h) else {
+            anyhow::bail!(
+                "--fit native: {} was exported for {}x{} only (model.json has no input.size_multiple); use --fit stretch, crop or letterbox",
+                package.manifest.name, package.manifest.input.height, package.manifest.input.width
+            );
+        };
+        log::info!("fit native: {w}x{h} frames run at {iw}x{ih} (exported at {}x{})", package.manifest.input.width, package.manifest.input.height);
+        Ok((package.at_input_size(ih, iw)?, Fit::Native))
     }
 
-    pub fn backend_for(&self, package: &ModelPackage, graphs: Graphs) -> gss::Result<Box<dyn Backend>> {
-        create_backend_for(self.backend, package, self.variant.as_deref(), graphs)
+    /// Total threads in effect, for reports.
+    pub fn threads_in_effect(&self) -> usize {
+        self.threads.unwrap_or_else(cpu::available_threads)
     }
 
-    pub fn segmenter(&self, package: ModelPackage) -> Result<Segmenter> {
-        let backend = self.backend(&package).with_context(|| format!("preparing model {}", self.model_dir.display()))?;
-        Segmenter::with_backend(package, backend).with_context(|| format!("preparing model {}", self.model_dir.display()))
+    pub fn backend_options(&self, threads: usize) -> BackendOptions {
+        BackendOptions { kind: self.backend, variant: self.variant.clone(), threads }
+    }
+
+    pub fn backend_for(&self, package: &ModelPackage, graphs: Graphs, threads: usize) -> gss::Result<Box<dyn Backend>> {
+        create_backend(package, &self.backend_options(threads), graphs)
+    }
+
+    /// A segmenter for `frame_size` frames (the package's own size when None).
+    pub fn segmenter(&self, package: ModelPackage, frame_size: Option<(u32, u32)>) -> Result<Segmenter> {
+        let (package, fit) = self.fitted(package, frame_size)?;
+        let backend = self.backend_for(&package, Graphs::Both, self.threads.unwrap_or(0)).with_context(|| format!("preparing model {}", self.model_dir.display()))?;
+        Ok(Segmenter::with_backend(package, backend).with_context(|| format!("preparing model {}", self.model_dir.display()))?.with_fit(fit))
     }
 }
 
 fn run(cli: Cli) -> Result<()> {
-    // Before anything touches tract: it reads its instruction-set setting once per process.
-    match cpu::isa::apply_cached_choice() {
-        cpu::isa::IsaSource::Environment(v) => log::info!("tract kernels: TRACT_CPU_ISA={v:?} from the environment"),
-        cpu::isa::IsaSource::Measured(c) => log::info!("tract kernels: {} (measured by `gss tune` on this CPU)",
-            if c.isa.is_empty() { "tract's default" } else { c.isa.as_str() }),
-        cpu::isa::IsaSource::Default => log::debug!("tract kernels: tract's default (run `gss tune` to measure the alternatives on this CPU)"),
-    }
-    cpu::tune_allocator();
-    let threads = cpu::set_threads(cli.threads.unwrap_or(0));
     let config = RunConfig {
-        model_dir: cli.model.unwrap_or_else(default_model),
+        model_dir: match cli.model {
+            Some(dir) => dir,
+            None => locate::default_model()?,
+        },
         variant: cli.variant,
-        threads,
-        threads_given: cli.threads.is_some(),
+        threads: cli.threads,
         backend: cli.backend,
+        fit: cli.fit,
     };
     let command = cli.command.unwrap_or_else(|| Command::Stream(DefaultStream::parse_from(["gss"]).args));
     match command {
@@ -162,13 +202,17 @@ fn devices() -> Result<()> {
 fn info(p: &ModelPackage) -> Result<()> {
     let m = &p.manifest;
     println!("{} ({}) at {}", m.name, m.format, p.dir.display());
-    println!("input      {}x{} {} {}, resize {}", m.input.height, m.input.width, m.input.channel_order, m.input.layout, m.input.resize);
+    println!("input      {}x{} RGB NCHW, bilinear, fit {}{}", m.input.height, m.input.width, m.input.fit,
+        m.input.size_multiple.map_or(String::new(), |k| format!(", any size in multiples of {k}")));
     println!("tokens     grid {}x{}, codebook {}, decoder upsample x{}", m.prior.grid[0], m.prior.grid[1], m.prior.codebook_size, m.decoder.upsample);
-    println!("argmax     {}", if m.prior.argmax_in_graph { "in the prior graph" } else { "in the runtime (the prior ends with token logits)" });
+    println!("argmax     {}", if m.prior.argmax_in_graph() { "in the prior graph" } else { "in the runtime (the prior ends with token logits)" });
     if let Some(c) = m.cost {
         println!("cost       prior {:.3} + decoder {:.3} = {:.3} GMAC per frame", c.prior_gmac, c.decoder_gmac, c.prior_gmac + c.decoder_gmac);
     }
-    println!("inverse    {}", m.maskige.inverse.kind);
+    println!("inverse    {}", match &m.maskige.inverse {
+        gss::model::Inverse::Nearest => "nearest palette colour".to_string(),
+        gss::model::Inverse::Onnx { file, .. } => format!("onnx graph {file}"),
+    });
     println!("classes    {}", m.classes.iter().map(|c| format!("{} {}", c.id, c.name)).collect::<Vec<_>>().join(", "));
     println!("variants   fp32{}", m.variants.keys().map(|k| format!(", {k}")).collect::<String>());
     for (name, f) in &m.files {

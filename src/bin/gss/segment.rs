@@ -43,9 +43,12 @@ fn collect_images(args: &[String]) -> Result<Vec<PathBuf>> {
 pub fn run(config: &RunConfig, args: Args) -> Result<()> {
     let package = config.open_package()?;
     let colors: Vec<[u8; 3]> = package.manifest.classes.iter().map(|c| c.color).collect();
-    let mut seg = config.segmenter(package)?;
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let images = collect_images(&args.paths)?;
+    // With --fit native the graphs are planned for the first image's shape; later images of
+    // another shape are fitted to it (a stretch of a few percent).
+    let first_size = images.iter().find_map(|p| image::image_dimensions(p).ok());
+    let mut seg = config.segmenter(package, first_size)?;
     let mut classes = GrayImage::new(0, 0);
     let mut blended = RgbImage::new(0, 0);
     let mut failures = 0;
@@ -67,7 +70,7 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
         });
         if let Err(e) = result {
             failures += 1;
-            eprintln!("gss: skipped {}: {e:#}", path.display());
+            eprintln!("gss: skipped {e:#}");
         }
     }
     println!("segmented {} of {} images into {}", images.len() - failures, images.len(), args.out.display());

@@ -71,20 +71,23 @@ fn parse_size(s: &str) -> std::result::Result<(u32, u32), String> {
     Ok((w.parse().map_err(|_| "bad width")?, h.parse().map_err(|_| "bad height")?))
 }
 
-fn open_source(args: &Args) -> Result<Box<dyn FrameSource>> {
+/// The source, and the size its frames will have when that is known before the first frame
+/// (for `--fit native`): the camera's requested size, or the first file's.
+fn open_source(args: &Args) -> Result<(Box<dyn FrameSource>, Option<(u32, u32)>)> {
     if let Some(cam) = &args.camera {
         let mut options = CameraOptions::default();
         options.request.width = args.size.0;
         options.request.height = args.size.1;
-        return Ok(Box::new(Camera::open(cam, options)?));
+        return Ok((Box::new(Camera::open(cam, options)?), Some(args.size)));
     }
     let files = match &args.dir {
         Some(d) if Path::new(d).is_dir() => ImageFiles::from_dir(d)?,
         Some(pattern) => ImageFiles::from_glob(pattern)?,
         None => ImageFiles::sample_clip()?,
     };
+    let first_size = files.paths().iter().find_map(|p| image::image_dimensions(p).ok());
     let files = files.looping(args.looping);
-    Ok(Box::new(if args.fps > 0.0 { files.with_fps(args.fps)? } else { files }))
+    Ok((Box::new(if args.fps > 0.0 { files.with_fps(args.fps)? } else { files }), first_size))
 }
 
 fn ms(d: Duration) -> f64 {
@@ -92,16 +95,16 @@ fn ms(d: Duration) -> f64 {
 }
 
 pub fn run(config: &RunConfig, args: Args) -> Result<()> {
-    let package = config.open_package()?;
+    let (source, frame_size) = open_source(&args)?;
+    let (package, fit) = config.fitted(config.open_package()?, frame_size)?;
     let colors: Vec<[u8; 3]> = package.manifest.classes.iter().map(|c| c.color).collect();
     let num_classes = colors.len();
-    let source = open_source(&args)?;
     let source_name = source.name().to_string();
     let policy = if args.lossless { Policy::Lossless } else { Policy::RealTime };
     let mode = match args.mode {
         ModeArg::Pipelined => Mode::Pipelined,
         ModeArg::Sequential => Mode::Sequential,
-        ModeArg::Auto if gss::engine::cpu::available_threads() >= 4 => Mode::Pipelined,
+        ModeArg::Auto if config.threads_in_effect() >= 4 => Mode::Pipelined,
         ModeArg::Auto => Mode::Sequential,
     };
     let mode_name = if mode == Mode::Pipelined { "pipelined" } else { "sequential" };
@@ -109,11 +112,17 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
         policy,
         mode,
         queue_depth: 1,
-        threads: if config.threads_given { config.threads } else { 0 },
         keep_frames: args.save == Save::Overlays,
+        fit: Some(fit),
+    };
+    // Each stage of a pipelined stream gets half the cores unless told otherwise.
+    let stage_threads = match (config.threads, mode) {
+        (Some(n), _) => n,
+        (None, Mode::Sequential) => 0,
+        (None, Mode::Pipelined) => (config.threads_in_effect() / 2).max(1),
     };
     let started = Instant::now();
-    let mut pipeline = Pipeline::new(package, options, |p, graphs| config.backend_for(p, graphs))?;
+    let mut pipeline = Pipeline::new(package, options, |p, graphs| config.backend_for(p, graphs, stage_threads))?;
     let cold_start = started.elapsed();
     // The saver/scorer below is this stream's consumer: in real time it may fall behind and lose
     // frames of its own (counted), without slowing the stages.

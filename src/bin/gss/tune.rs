@@ -31,7 +31,7 @@ fn label(isa: &str) -> &str {
 fn bench_once(config: &RunConfig, isa: &str, frames: usize) -> Result<f64> {
     let exe = std::env::current_exe().context("locating the gss binary")?;
     let mut cmd = Command::new(exe);
-    cmd.arg("--model").arg(&config.model_dir).arg("--threads").arg(config.threads.to_string()).args(["--backend", "cpu"]);
+    cmd.arg("--model").arg(&config.model_dir).arg("--threads").arg(config.threads_in_effect().to_string()).args(["--backend", "cpu"]);
     if let Some(v) = &config.variant {
         cmd.args(["--variant", v]);
     }
@@ -57,7 +57,7 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
     let candidates = isa::candidates();
     let cpu = isa::cpu_model();
     println!("measuring {} kernel choice(s) on {cpu}: {} on {} thread(s), {} rounds of {} frames", candidates.len(),
-        package.manifest.name, config.threads, args.rounds, args.frames);
+        package.manifest.name, config.threads_in_effect(), args.rounds, args.frames);
     let mut times: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
     for _ in 0..args.rounds {
         for isa in &candidates {
@@ -79,7 +79,7 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
     let choice = IsaChoice {
         isa: best.to_string(),
         model: package.manifest.name.clone(),
-        threads: config.threads,
+        threads: config.threads_in_effect(),
         frame_ms: medians.iter().map(|(k, v)| (label(k).to_string(), *v)).collect(),
     };
     if args.dry_run {

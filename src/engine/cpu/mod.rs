@@ -1,15 +1,18 @@
 //! The CPU backend on tract: concrete input shapes, optimised plans built once, states reused,
-//! and the process-wide tract settings (thread pool, allocator) that decide its speed.
+//! each backend's own thread pool, and the process-wide tract settings (kernel family,
+//! allocator) applied once before the first plan. Nothing outside this folder knows tract.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Once};
 
+use tract_linalg::multithread::{multithread_tract_scope, Executor};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::plan::SimpleState;
 
-use crate::engine::{Backend, Graphs};
+use crate::engine::{Backend, BackendOptions, Graphs};
 use crate::error::{Error, Result};
-use crate::model::ModelPackage;
+use crate::maskige::MaskigeInverse;
+use crate::model::{ModelPackage, PriorOutput};
 
 pub mod isa;
 mod profile;
@@ -23,20 +26,33 @@ pub fn available_threads() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
 
-/// Sets the number of threads tract's matrix products use, process-wide (tract keeps one default
-/// executor). `0` means all available cores. Returns the count in effect.
-pub fn set_threads(threads: usize) -> usize {
-    use tract_linalg::multithread::{set_default_executor, Executor};
+/// The settings tract reads once per process, applied before the first plan: the kernel family
+/// `gss tune` measured on this CPU (an explicit `TRACT_CPU_ISA` wins), and the allocator
+/// thresholds. Every entry point that plans a graph calls it; later calls do nothing.
+pub fn init_process() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        match isa::apply_cached_choice() {
+            isa::IsaSource::Environment(v) => log::info!("tract kernels: TRACT_CPU_ISA={v:?} from the environment"),
+            isa::IsaSource::Measured(c) => {
+                log::info!("tract kernels: {} (measured by `gss tune` on this CPU)", if c.isa.is_empty() { "tract's default" } else { c.isa.as_str() })
+            }
+            isa::IsaSource::Default => log::debug!("tract kernels: tract's default (run `gss tune` to measure the alternatives on this CPU)"),
+        }
+        tune_allocator();
+    });
+}
+
+/// A tract executor for `threads` (0: every available core).
+fn executor(threads: usize) -> (Executor, usize) {
     let n = if threads == 0 { available_threads() } else { threads };
-    set_default_executor(if n > 1 { Executor::multithread(n) } else { Executor::SingleThread });
-    n
+    (if n > 1 { Executor::multithread_with_name(n, "gss-tract") } else { Executor::SingleThread }, n)
 }
 
 /// Keeps glibc from returning large buffers to the OS between frames. tract's intermediate
 /// tensors are megabytes; above the default mmap threshold each one is a fresh mmap that
 /// page-faults on every run, which made timings bimodal across processes (up to 2.5x apart).
-/// Call once at start-up, before loading a model; a no-op off glibc.
-pub fn tune_allocator() {
+fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes allocator thresholds; it is safe to call at any time.
     unsafe {
@@ -57,10 +73,13 @@ pub struct CpuBackend {
     /// Some(codebook size) when the prior ends with token logits and the argmax runs here
     /// (`engine::tokens`), which is much faster than tract's ArgMax node.
     argmax_codes: Option<usize>,
+    /// This backend's thread pool, installed around every run (tract's matmuls read it).
+    executor: Executor,
+    threads: usize,
 }
 
-fn graph_err(path: &Path, e: impl std::fmt::Display) -> Error {
-    Error::Graph { path: path.to_path_buf(), msg: format!("{e:#}") }
+fn graph_err(path: &Path, e: impl Into<crate::error::Cause>) -> Error {
+    Error::Graph { path: path.to_path_buf(), source: e.into() }
 }
 
 fn mismatch(path: &Path, msg: String) -> Error {
@@ -109,21 +128,29 @@ fn plan(path: &Path, contract: GraphContract) -> Result<Plan> {
 }
 
 impl CpuBackend {
-    /// Loads and optimises the package's graphs (fp32, or the named variant), checking that their
-    /// inputs and outputs are the ones model.json describes.
+    /// Loads and optimises the package's graphs (fp32, or the named variant) to run on every
+    /// core, checking that their inputs and outputs are the ones model.json describes.
     pub fn new(package: &ModelPackage, variant: Option<&str>) -> Result<Self> {
         Self::with_graphs(package, variant, Graphs::Both)
     }
 
     /// Like [`new`](CpuBackend::new), planning only the graphs one pipeline stage runs.
     pub fn with_graphs(package: &ModelPackage, variant: Option<&str>, graphs: Graphs) -> Result<Self> {
+        let options = BackendOptions { variant: variant.map(str::to_string), ..BackendOptions::default() };
+        Self::with_options(package, &options, graphs)
+    }
+
+    /// The backend for `graphs` with `options` (variant, threads).
+    pub fn with_options(package: &ModelPackage, options: &BackendOptions, graphs: Graphs) -> Result<Self> {
+        init_process();
         let m = &package.manifest;
-        let (prior_path, decoder_path) = package.graph_files(variant)?;
+        let (prior_path, decoder_path) = package.graph_files(options.variant.as_deref())?;
+        let (executor, threads) = executor(options.threads);
         let image_shape = [1, 3, m.input.height, m.input.width];
         let grid = m.prior.grid;
         let want_prior = graphs != Graphs::Decoder;
         let want_decoder = graphs != Graphs::Prior;
-        let argmax_codes = (!m.prior.argmax_in_graph).then_some(m.prior.codebook_size);
+        let argmax_codes = (m.prior.emits == PriorOutput::TokenLogits).then_some(m.prior.codebook_size);
         let (output_tail, output_type) = match argmax_codes {
             None => (grid.to_vec(), i64::datum_type()),
             Some(codes) => (vec![codes, grid[0], grid[1]], f32::datum_type()),
@@ -160,17 +187,27 @@ impl CpuBackend {
         )).transpose()?;
         let prior = prior.map(|p| p.spawn().map_err(|e| graph_err(&prior_path, e))).transpose()?;
         let decoder = decoder.map(|d| d.spawn().map_err(|e| graph_err(&decoder_path, e))).transpose()?;
-        Ok(Self { prior_path, decoder_path, prior, decoder, image_shape, grid, argmax_codes })
+        Ok(Self { prior_path, decoder_path, prior, decoder, image_shape, grid, argmax_codes, executor, threads })
+    }
+
+    /// Threads this backend runs its graphs on.
+    pub fn threads(&self) -> usize {
+        self.threads
     }
 
     /// Per-node profiles of the prior (on `image`) and of the decoder (on the tokens the prior
     /// gives), `runs` runs each, with the plans, knobs and threads this backend runs with.
     pub fn profile(&mut self, image: &[f32], runs: usize) -> Result<(GraphProfile, GraphProfile)> {
+        let executor = self.executor.clone();
+        multithread_tract_scope(executor, || self.profile_here(image, runs))
+    }
+
+    fn profile_here(&mut self, image: &[f32], runs: usize) -> Result<(GraphProfile, GraphProfile)> {
         let prior = self.prior.as_mut().ok_or_else(|| not_planned("prior"))?;
         let input = Tensor::from_shape(&self.image_shape, image).map_err(|e| graph_err(&self.prior_path, e))?;
         let p = profile::profile_state(prior, &input, runs).map_err(|e| graph_err(&self.prior_path, e))?;
         let mut tokens: Vec<i64> = Vec::new();
-        self.run_prior(image, &mut tokens)?;
+        self.run_prior_here(image, &mut tokens)?;
         let decoder = self.decoder.as_mut().ok_or_else(|| not_planned("decoder"))?;
         let shape = [1, self.grid[0], self.grid[1]];
         let input = Tensor::from_shape(&shape, &tokens).map_err(|e| graph_err(&self.decoder_path, e))?;
@@ -184,6 +221,7 @@ impl CpuBackend {
 /// design probes (`cargo bench --bench graph`): the plan and its input facts.
 pub fn plan_onnx_file(path: &Path, knobs: &[(&str, &str)], transforms: &[&str]) -> Result<(Plan, Vec<TypedFact>)> {
     use tract_onnx::tract_core::transform::get_transform;
+    init_process();
     let model = tract_onnx::onnx().model_for_path(path).map_err(|e| graph_err(path, e))?;
     let scope = tract_onnx::tract_core::knobs::KnobScope::new(knobs.iter().copied()).map_err(|e| graph_err(path, e))?;
     let typed = scope
@@ -201,14 +239,14 @@ pub fn plan_onnx_file(path: &Path, knobs: &[(&str, &str)], transforms: &[&str]) 
     Ok((plan, facts))
 }
 
-/// Profiles one planned graph (see [`plan_onnx_file`]) on `input`.
-pub fn profile_plan(plan: &Plan, input: &Tensor, runs: usize) -> Result<GraphProfile> {
-    let mut state = plan.spawn().map_err(|e| Error::Inference { stage: "probe", msg: format!("{e:#}") })?;
-    profile::profile_state(&mut state, input, runs).map_err(|e| Error::Inference { stage: "probe", msg: format!("{e:#}") })
+/// Profiles one planned graph (see [`plan_onnx_file`]) on `input` with `threads` (0: all cores).
+pub fn profile_plan(plan: &Plan, input: &Tensor, runs: usize, threads: usize) -> Result<GraphProfile> {
+    let mut state = plan.spawn().map_err(|e| Error::inference("probe", e))?;
+    multithread_tract_scope(executor(threads).0, || profile::profile_state(&mut state, input, runs)).map_err(|e| Error::inference("probe", e))
 }
 
 fn not_planned(stage: &'static str) -> Error {
-    Error::Inference { stage, msg: format!("this backend was built without the {stage} graph (CpuBackend::with_graphs)") }
+    Error::Usage { stage, msg: format!("this backend was built without the {stage} graph (CpuBackend::with_graphs)") }
 }
 
 /// Runs one planned graph on one input and hands its first output, as a contiguous slice, to `f`.
@@ -220,7 +258,7 @@ fn with_output<I: Datum + Copy, O: Datum + Copy>(
     path: &Path,
     f: impl FnOnce(&[O]),
 ) -> Result<()> {
-    let inference = |e: TractError| Error::Inference { stage, msg: format!("{e:#}") };
+    let inference = |e: TractError| Error::inference(stage, e);
     let tensor = Tensor::from_shape(shape, input).map_err(inference)?;
     let outputs = state.run(tvec!(tensor.into())).map_err(inference)?;
     let value = outputs.into_iter().next().ok_or_else(|| graph_err(path, "graph produced no output"))?;
@@ -253,6 +291,18 @@ impl Backend for CpuBackend {
     }
 
     fn run_prior(&mut self, image: &[f32], tokens: &mut Vec<i64>) -> Result<()> {
+        let executor = self.executor.clone();
+        multithread_tract_scope(executor, || self.run_prior_here(image, tokens))
+    }
+
+    fn run_decoder(&mut self, tokens: &[i64], maskige: &mut Vec<f32>) -> Result<()> {
+        let executor = self.executor.clone();
+        multithread_tract_scope(executor, || self.run_decoder_here(tokens, maskige))
+    }
+}
+
+impl CpuBackend {
+    fn run_prior_here(&mut self, image: &[f32], tokens: &mut Vec<i64>) -> Result<()> {
         let state = self.prior.as_mut().ok_or_else(|| not_planned("prior"))?;
         match self.argmax_codes {
             None => run_into(state, &self.image_shape, image, "prior", &self.prior_path, tokens),
@@ -265,7 +315,7 @@ impl Backend for CpuBackend {
         }
     }
 
-    fn run_decoder(&mut self, tokens: &[i64], maskige: &mut Vec<f32>) -> Result<()> {
+    fn run_decoder_here(&mut self, tokens: &[i64], maskige: &mut Vec<f32>) -> Result<()> {
         let shape = [1, self.grid[0], self.grid[1]];
         let state = self.decoder.as_mut().ok_or_else(|| not_planned("decoder"))?;
         run_into(state, &shape, tokens, "decoder", &self.decoder_path, maskige)
@@ -273,9 +323,10 @@ impl Backend for CpuBackend {
 }
 
 /// X⁻¹ as an ONNX graph on tract (`"inverse": {"kind": "onnx"}`): maskige 1×3×H×W in, int64
-/// class ids (H×W) out. The other backends hand it the maskige they read back.
+/// class ids (H×W) out. It runs on one thread: it is a single 1×1 convolution and an ArgMax.
 pub struct OnnxInverse {
     path: PathBuf,
+    name: String,
     state: State,
     shape: [usize; 4],
     ids: Vec<i64>,
@@ -283,14 +334,10 @@ pub struct OnnxInverse {
 }
 
 impl OnnxInverse {
-    /// The package's ONNX inverse, or None when it uses the nearest palette colour.
-    pub fn new(package: &ModelPackage) -> Result<Option<Self>> {
+    /// Plans `file` of the package, whose input and output are named `input` and `output`.
+    pub fn new(package: &ModelPackage, file: &str, input: &str, output: &str) -> Result<Self> {
+        init_process();
         let m = &package.manifest;
-        let inv = &m.maskige.inverse;
-        let (Some(file), Some(input), Some(output)) = (&inv.file, &inv.input, &inv.output) else { return Ok(None) };
-        if inv.kind != "onnx" {
-            return Ok(None);
-        }
         let path = package.dir.join(file);
         let shape = [1, 3, m.input.height, m.input.width];
         let contract = GraphContract {
@@ -302,18 +349,30 @@ impl OnnxInverse {
             knobs: &[],
         };
         let state = plan(&path, contract)?.spawn().map_err(|e| graph_err(&path, e))?;
-        Ok(Some(Self { path, state, shape, ids: Vec::new(), classes: m.classes.len() }))
+        Ok(Self { name: format!("onnx ({file})"), path, state, shape, ids: Vec::new(), classes: m.classes.len() })
+    }
+}
+
+impl MaskigeInverse for OnnxInverse {
+    fn name(&self) -> &str {
+        &self.name
     }
 
-    /// Class ids into the caller's buffer (H×W).
-    pub fn run(&mut self, maskige: &[f32], classes: &mut [u8]) -> Result<()> {
-        run_into(&mut self.state, &self.shape, maskige, "inverse", &self.path, &mut self.ids)?;
+    fn classes_into(&mut self, maskige: &[f32], classes: &mut image::GrayImage) -> Result<()> {
+        multithread_tract_scope(Executor::SingleThread, || run_into(&mut self.state, &self.shape, maskige, "inverse", &self.path, &mut self.ids))?;
         for (dst, &id) in classes.iter_mut().zip(&self.ids) {
             if id < 0 || id as usize >= self.classes {
-                return Err(Error::Inference { stage: "inverse", msg: format!("class id {id} outside 0..{}", self.classes) });
+                return Err(Error::GraphMismatch { path: self.path.clone(), msg: format!("class id {id} outside 0..{}", self.classes) });
             }
             *dst = id as u8;
         }
         Ok(())
     }
+}
+
+/// Runs `f` with tract's matrix products on `threads` threads (0: every core), for tools that
+/// run tract plans themselves (`cargo bench --bench graph`).
+pub fn with_threads<R>(threads: usize, f: impl FnOnce() -> R) -> R {
+    init_process();
+    multithread_tract_scope(executor(threads).0, f)
 }

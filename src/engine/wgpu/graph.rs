@@ -169,8 +169,8 @@ fn unsupported(op: impl Into<String>, node: &str) -> Error {
     Error::UnsupportedOp { backend: BACKEND, op: op.into(), node: node.to_string() }
 }
 
-fn graph_err(path: &Path, e: impl std::fmt::Display) -> Error {
-    Error::Graph { path: path.to_path_buf(), msg: format!("{e:#}") }
+fn graph_err(path: &Path, e: impl Into<crate::error::Cause>) -> Error {
+    Error::Graph { path: path.to_path_buf(), source: e.into() }
 }
 
 /// Loads an ONNX file with a concrete input fact and lowers it.

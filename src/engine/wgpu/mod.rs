@@ -36,7 +36,7 @@ use std::sync::mpsc;
 
 use tract_onnx::prelude::*;
 
-use crate::engine::Backend;
+use crate::engine::{Backend, GraphTimes};
 use crate::error::{Error, Result};
 use crate::model::ModelPackage;
 
@@ -99,7 +99,7 @@ fn lower_package(package: &ModelPackage, variant: Option<&str>) -> Result<Lowere
     let mut prior = graph::load(&prior_path, f32::fact([1, 3, m.input.height, m.input.width]))?;
     let decoder = graph::load(&decoder_path, i64::fact([1, gh, gw]))?;
     let mismatch = |path: &std::path::Path, msg: String| Error::GraphMismatch { path: path.to_path_buf(), msg };
-    if !m.prior.argmax_in_graph {
+    if !m.prior.argmax_in_graph() {
         prior.append_channel_argmax(m.prior.codebook_size).map_err(|why| mismatch(&prior_path, why))?;
     }
     let tokens = gh * gw;
@@ -271,7 +271,7 @@ impl WgpuBackend {
 
     fn check_len(stage: &'static str, what: &str, got: usize, want: usize) -> Result<()> {
         if got != want {
-            return Err(Error::Inference { stage, msg: format!("{what} has {got} values; the model takes {want}") });
+            return Err(Error::Usage { stage, msg: format!("{what} has {got} values; the model takes {want}") });
         }
         Ok(())
     }
@@ -291,17 +291,17 @@ impl WgpuBackend {
         staging.map_async(wgpu::MapMode::Read, .., move |r| {
             let _ = tx.send(r);
         });
-        self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| Error::Inference { stage, msg: format!("GPU wait: {e}") })?;
+        self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| Error::inference(stage, format!("GPU wait: {e}")))?;
         if let Some(e) = pollster::block_on(scope.pop()) {
-            return Err(Error::Inference { stage, msg: format!("GPU validation: {e}") });
+            return Err(Error::inference(stage, format!("GPU validation: {e}")));
         }
         match rx.recv() {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(Error::Inference { stage, msg: format!("reading back: {e}") }),
-            Err(_) => return Err(Error::Inference { stage, msg: "the readback never completed".into() }),
+            Ok(Err(e)) => return Err(Error::inference(stage, format!("reading back: {e}"))),
+            Err(_) => return Err(Error::inference(stage, "the readback never completed")),
         }
         {
-            let view = staging.get_mapped_range(..).map_err(|e| Error::Inference { stage, msg: format!("reading back: {e}") })?;
+            let view = staging.get_mapped_range(..).map_err(|e| Error::inference(stage, format!("reading back: {e}")))?;
             read(&view);
         }
         staging.unmap();
@@ -336,7 +336,7 @@ impl Backend for WgpuBackend {
         self.upload.clear();
         for &t in tokens {
             if t < 0 || t as u64 >= self.codebook as u64 {
-                return Err(Error::Inference { stage: "decoder", msg: format!("token {t} is outside the codebook (0..{})", self.codebook) });
+                return Err(Error::inference("decoder", format!("token {t} is outside the codebook (0..{})", self.codebook)));
             }
             self.upload.push(t as u32);
         }
@@ -353,7 +353,8 @@ impl Backend for WgpuBackend {
 
     /// Both graphs in one submission; the token grid never leaves the device and `tokens` is
     /// left empty.
-    fn run(&mut self, image: &[f32], tokens: &mut Vec<i64>, maskige: &mut Vec<f32>) -> Result<()> {
+    fn run(&mut self, image: &[f32], tokens: &mut Vec<i64>, maskige: &mut Vec<f32>) -> Result<GraphTimes> {
+        let start = std::time::Instant::now();
         Self::check_len("prior", "the image", image.len(), self.image_len)?;
         self.queue.write_buffer(self.prior.input_buffer(), 0, bytemuck::cast_slice(image));
         let mut enc = self.encoder();
@@ -365,7 +366,8 @@ impl Backend for WgpuBackend {
         self.submit_and_read("decoder", enc, &self.maskige_staging, |b| {
             maskige.clear();
             maskige.extend(b.chunks_exact(4).map(|w| f32::from_le_bytes([w[0], w[1], w[2], w[3]])));
-        })
+        })?;
+        Ok(GraphTimes { prior: start.elapsed(), decoder: std::time::Duration::ZERO })
     }
 }
 
