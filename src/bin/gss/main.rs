@@ -68,9 +68,27 @@ pub fn default_model() -> PathBuf {
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     if let Err(e) = run(Cli::parse()) {
-        eprintln!("gss: error: {e:#}");
+        eprintln!("gss: error: {}", one_line(&e));
         std::process::exit(1);
     }
+}
+
+/// An error and its causes on one line. A cause whose text is already in the line is left out:
+/// gss's errors (and some of the image crate's) print their cause themselves as well as
+/// returning it as `source()`, and `{:#}` would print it twice.
+pub fn one_line(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
 
 /// Settings every command that runs a model shares.
