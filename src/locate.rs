@@ -77,7 +77,10 @@ pub fn first_existing(what: &str, candidates: &[Candidate], hint: &str) -> Resul
             return Err(Error::NotFound {
                 what: what.to_string(),
                 looked: looked.join(", "),
-                hint: format!("{} names a path that does not exist; correct it, or unset it to use the bundled copy", candidate.reason),
+                hint: format!(
+                    "{} names a path that does not exist; correct it, or unset it to use the bundled copy",
+                    candidate.reason
+                ),
             });
         }
     }
@@ -100,8 +103,11 @@ mod tests {
         let dir = scratch("first");
         std::fs::create_dir_all(dir.join("b")).unwrap();
         std::fs::create_dir_all(dir.join("c")).unwrap();
-        let candidates =
-            [Candidate::new(dir.join("a"), "one"), Candidate::new(dir.join("b"), "two"), Candidate::new(dir.join("c"), "three")];
+        let candidates = [
+            Candidate::new(dir.join("a"), "one"),
+            Candidate::new(dir.join("b"), "two"),
+            Candidate::new(dir.join("c"), "three"),
+        ];
         assert_eq!(first_existing("thing", &candidates, "do this").unwrap(), dir.join("b"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -139,10 +145,16 @@ mod tests {
         let setting = Candidate::from_setting("GSS_CLIP", Some("/data/clip".into()));
         let places = standard_places(setting, rel, Some(Path::new("/opt/gss/bin/gss")), Path::new("/src/gss"));
         let paths: Vec<_> = places.iter().map(|c| c.path.clone()).collect();
-        let expected: Vec<PathBuf> = ["/data/clip", "./assets/clip", "/opt/gss/bin/assets/clip", "/opt/gss/bin/../share/gss/assets/clip", "/src/gss/assets/clip"]
-            .iter()
-            .map(PathBuf::from)
-            .collect();
+        let expected: Vec<PathBuf> = [
+            "/data/clip",
+            "./assets/clip",
+            "/opt/gss/bin/assets/clip",
+            "/opt/gss/bin/../share/gss/assets/clip",
+            "/src/gss/assets/clip",
+        ]
+        .iter()
+        .map(PathBuf::from)
+        .collect();
         assert_eq!(paths, expected);
         assert!(places[1..].iter().all(|c| !c.explicit));
         // No executable path known: the places that depend on it are left out.

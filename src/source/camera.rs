@@ -152,7 +152,11 @@ impl Camera {
         let this_index = *index;
         *index += 1;
         let captured_at = Instant::now();
-        let corrupt = |reason: Error| Error::CorruptFrame { source_name: name.clone(), frame: this_index, reason: Box::new(reason) };
+        let corrupt = |reason: Error| Error::CorruptFrame {
+            source_name: name.clone(),
+            frame: this_index,
+            reason: Box::new(reason),
+        };
         if meta.flags.contains(BufferFlags::ERROR) {
             return Err(corrupt(bad_buffer(live.format, "the driver flagged the buffer as damaged")));
         }

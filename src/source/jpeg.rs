@@ -364,7 +364,8 @@ mod tests {
         let mut jpeg = encode_jpeg(&test_picture(32, 16));
         let sof = jpeg.windows(2).position(|w| w == [0xFF, 0xC0]).expect("a baseline JPEG");
         jpeg[sof + 4] = 3;
-        let err = MjpgDecoder::new().decode_into(&jpeg, FrameLayout::packed(32, 16), &mut RgbImage::new(1, 1)).unwrap_err();
+        let err =
+            MjpgDecoder::new().decode_into(&jpeg, FrameLayout::packed(32, 16), &mut RgbImage::new(1, 1)).unwrap_err();
         let Error::FrameData { source: Some(cause), .. } = &err else { panic!("not the decoder's refusal: {err:?}") };
         let chained = std::error::Error::source(&err).expect("the decoder's error is the source");
         assert_eq!(chained.to_string(), cause.to_string());

@@ -398,8 +398,9 @@ mod tests {
         }
         // Frames still held downstream are never written over; past the pool's capacity the
         // decoder allocates and counts it.
-        let held: Vec<_> =
-            (0..FRAME_POOL_CAPACITY + 2).map(|_| decoder.decode_pooled(PixelFormat::Grey, &data, layout).unwrap()).collect();
+        let held: Vec<_> = (0..FRAME_POOL_CAPACITY + 2)
+            .map(|_| decoder.decode_pooled(PixelFormat::Grey, &data, layout).unwrap())
+            .collect();
         assert_eq!(decoder.pool_overflow(), 2);
         let distinct: std::collections::HashSet<_> = held.iter().map(|f| f.as_ptr()).collect();
         assert_eq!(distinct.len(), held.len());
