@@ -38,8 +38,10 @@ pub enum Error {
     #[error("model has no variant {name:?}; available: {available}")]
     UnknownVariant { name: String, available: String },
 
-    #[error("{path}: cannot decode image: {msg}")]
-    Image { path: PathBuf, msg: String },
+    /// An image file gss cannot use. `source` is the decoder's own error when the decoder refused
+    /// the file; our checks before decoding (an empty file, a JPEG cut short) have none.
+    #[error("{path}: {problem}{}; replace or remove the file", with_cause(.source))]
+    Image { path: PathBuf, problem: &'static str, source: Option<image::ImageError> },
 
     #[error("inference failed in the {stage}")]
     Inference { stage: &'static str, source: Cause },
@@ -63,11 +65,32 @@ pub enum Error {
     #[error("{source_name}: the device offers no format we can use: {msg}")]
     SourceFormat { source_name: String, msg: String },
 
-    #[error("{source_name}: corrupt frame skipped: {msg}")]
-    CorruptFrame { source_name: String, msg: String },
+    /// One frame of a source could not be used; a stream logs it, counts it and goes on.
+    /// `reason` is why: the file's [`Error::Image`] or [`Error::Io`], a camera's [`Error::FrameData`]
+    /// (also `source()`, as the box: match the field to get at the variant).
+    #[error("{source_name}: frame {frame} skipped: {reason}")]
+    CorruptFrame { source_name: String, frame: u64, #[source] reason: Box<Error> },
+
+    /// A camera buffer that does not hold a whole picture in its pixel format (a truncated
+    /// transfer, rows longer than the buffer, malformed MJPG). `source` is the JPEG decoder's
+    /// error when it was the decoder that refused the buffer.
+    #[error("{format} buffer: {problem}{}", with_cause(.source))]
+    FrameData { format: crate::source::PixelFormat, problem: String, source: Option<image::ImageError> },
 
     #[error("{source_name}: lost ({msg}); retrying")]
     SourceLost { source_name: String, msg: String },
+
+    /// A dataset label file that cannot be scored against: missing, or not a class-id PNG.
+    #[error("{path}: {msg}")]
+    Label { path: PathBuf, msg: String },
+
+    /// A label and a prediction that cannot be compared pixel by pixel.
+    #[error("label does not fit the prediction: {msg}")]
+    LabelMismatch { msg: String },
+
+    /// Something gss looks for in several places ([`crate::locate`]) is in none of them.
+    #[error("{what}: not found; looked at {looked}; {hint}")]
+    NotFound { what: String, looked: String, hint: String },
 
     #[error("pipeline: {msg}")]
     Pipeline { msg: String },
@@ -82,7 +105,10 @@ pub enum Error {
 impl Error {
     /// A frame-level failure a stream logs, counts and moves past (the next frame may be fine).
     pub fn is_recoverable(&self) -> bool {
-        matches!(self, Error::CorruptFrame { .. } | Error::SourceLost { .. } | Error::Image { .. })
+        matches!(
+            self,
+            Error::CorruptFrame { .. } | Error::SourceLost { .. } | Error::Image { .. } | Error::FrameData { .. }
+        )
     }
 }
 
@@ -91,8 +117,13 @@ pub fn chain(error: &dyn std::error::Error) -> String {
     let mut out = error.to_string();
     let mut cause = error.source();
     while let Some(e) = cause {
-        out.push_str(": ");
-        out.push_str(&e.to_string());
+        // Some messages (ours for sources and images, the image crate's) already say their
+        // cause; print each text once.
+        let text = e.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
         cause = e.source();
     }
     out
@@ -108,4 +139,9 @@ impl Error {
     pub fn inference(stage: &'static str, cause: impl Into<Cause>) -> Self {
         Error::Inference { stage, source: cause.into() }
     }
+}
+
+/// ": the decoder's message" after a problem the decoder reported, nothing after our own checks.
+fn with_cause(cause: &Option<image::ImageError>) -> String {
+    cause.as_ref().map_or_else(String::new, |e| format!(": {e}"))
 }

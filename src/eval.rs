@@ -1,14 +1,9 @@
-//! Evaluation: the shared dataset layout (`images/<split>`, `labels/<split>`, `classes.json`) and
-//! an accumulating confusion matrix with per-class IoU / accuracy, mIoU, mAcc and pixel accuracy,
-//! defined exactly as `gss-convert eval` defines them so the two report the same numbers.
+//! Scoring: an accumulating confusion matrix with per-class IoU / accuracy, mIoU, mAcc and pixel
+//! accuracy, defined exactly as `gss-convert eval` defines them so the two report the same
+//! numbers. Which label belongs to which image, and reading labels, is [`crate::dataset`]'s.
 
-use std::path::{Path, PathBuf};
-
+use crate::dataset::IGNORE;
 use crate::error::{Error, Result};
-use crate::source::ImageFiles;
-
-/// Label value of unlabeled pixels.
-pub const IGNORE: u8 = 255;
 
 /// Accumulates a K×K ground-truth × prediction pixel count over many images.
 #[derive(Debug, Clone)]
@@ -39,7 +34,9 @@ impl ConfusionMatrix {
     /// class list or label mapping.
     pub fn update(&mut self, pred: &[u8], gt: &[u8]) -> Result<()> {
         if pred.len() != gt.len() {
-            return Err(Error::Pipeline { msg: format!("prediction has {} pixels, label has {}", pred.len(), gt.len()) });
+            return Err(Error::LabelMismatch {
+                msg: format!("the prediction has {} pixels, the label {}; score labels of the frame's own size", pred.len(), gt.len()),
+            });
         }
         let k = self.classes;
         for (&p, &g) in pred.iter().zip(gt) {
@@ -48,7 +45,12 @@ impl ConfusionMatrix {
             }
             let g = g as usize;
             if g >= k {
-                return Err(Error::Pipeline { msg: format!("label holds class id {g}, outside 0..{} (255 = unlabeled)", k - 1) });
+                return Err(Error::LabelMismatch {
+                    msg: format!(
+                        "class id {g} in the label, the model has ids 0..{} ({IGNORE} = unlabeled); use labels made for this model's classes",
+                        k - 1
+                    ),
+                });
             }
             if (p as usize) < k {
                 self.counts[g * k + p as usize] += 1;
@@ -111,45 +113,6 @@ fn nan_mean(values: &[f64]) -> f64 {
     if valid.is_empty() { f64::NAN } else { valid.iter().sum::<f64>() / valid.len() as f64 }
 }
 
-/// One labelled image of a dataset split.
-#[derive(Debug, Clone)]
-pub struct Sample {
-    pub image: PathBuf,
-    pub label: PathBuf,
-}
-
-/// `<root>/images/<split>/<stem>.png|jpg` paired with `<root>/labels/<split>/<stem>.png`, in
-/// the order the file source plays them. An image without a label is an error naming it
-/// (evaluating on a subset would be silent).
-pub fn dataset_split(root: &Path, split: &str) -> Result<Vec<Sample>> {
-    let labels_dir = root.join("labels").join(split);
-    ImageFiles::from_dir(root.join("images").join(split))?
-        .paths()
-        .iter()
-        .map(|image| {
-            let stem = image.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
-            let label = labels_dir.join(format!("{stem}.png"));
-            if label.is_file() {
-                Ok(Sample { image: image.clone(), label })
-            } else {
-                Err(Error::MissingFile { path: label })
-            }
-        })
-        .collect()
-}
-
-/// Reads an 8-bit label PNG (pixel = class id, 255 = unlabeled).
-pub fn load_label(path: &Path) -> Result<image::GrayImage> {
-    let img = image::open(path).map_err(|e| Error::Image { path: path.to_path_buf(), msg: e.to_string() })?;
-    match img {
-        image::DynamicImage::ImageLuma8(gray) => Ok(gray),
-        other => Err(Error::Image {
-            path: path.to_path_buf(),
-            msg: format!("labels must be 8-bit single-channel PNGs (pixel = class id), this one is {:?}", other.color()),
-        }),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,8 +156,14 @@ mod tests {
     #[test]
     fn bad_labels_are_errors() {
         let mut cm = ConfusionMatrix::new(2);
-        assert!(cm.update(&[0], &[7]).is_err());
-        assert!(cm.update(&[0, 1], &[0]).is_err());
+        let err = cm.update(&[0], &[7]).unwrap_err();
+        assert!(matches!(err, Error::LabelMismatch { .. }) && err.to_string().contains("class id 7"), "{err}");
+        let err = cm.update(&[0, 1], &[0]).unwrap_err();
+        assert!(matches!(err, Error::LabelMismatch { .. }) && err.to_string().contains("2 pixels"), "{err}");
+        assert!(!err.is_recoverable());
         assert!(ConfusionMatrix::new(2).miou().is_nan());
+        // Unlabeled pixels are skipped whatever was predicted.
+        cm.update(&[1], &[IGNORE]).unwrap();
+        assert_eq!((cm.count(0, 0), cm.count(1, 1)), (0, 0));
     }
 }

@@ -11,10 +11,12 @@
 //! thread; [`Pipeline`] runs the same path on its own threads between a [`FrameSource`] and
 //! channels of [`MaskFrame`]s.
 
+pub mod dataset;
 pub mod engine;
 pub mod error;
 pub mod eval;
 pub mod frame_path;
+pub mod locate;
 pub mod maskige;
 pub mod model;
 pub mod pipeline;
@@ -29,20 +31,4 @@ pub use model::ModelPackage;
 pub use pipeline::{MaskFrame, Pipeline};
 pub use frame_path::{Fit, FramePath, StageTimings};
 pub use segmenter::Segmenter;
-pub use source::{Frame, FrameSource};
-
-use std::path::Path;
-
-/// Decodes an image file to RGB; a missing, corrupt or empty file is an error naming it.
-pub fn load_rgb(path: &Path) -> Result<image::RgbImage> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
-    if bytes.is_empty() {
-        return Err(Error::Image { path: path.to_path_buf(), msg: "the file is empty".into() });
-    }
-    if bytes.starts_with(&[0xFF, 0xD8]) && !source::pixfmt::jpeg_is_complete(&bytes) {
-        return Err(Error::Image { path: path.to_path_buf(), msg: "truncated JPEG (no end-of-image marker)".into() });
-    }
-    image::load_from_memory(&bytes)
-        .map(|img| img.to_rgb8())
-        .map_err(|e| Error::Image { path: path.to_path_buf(), msg: e.to_string() })
-}
+pub use source::{load_rgb, Frame, FrameSource};

@@ -362,7 +362,6 @@ impl Pipeline {
             let (tx, rx_evict) = (tx_frames, evict_handle(policy, &rx_frames));
             let (counters, stop) = (self.counters.clone(), self.stop.clone());
             self.spawn("gss-capture", move || {
-                let name = source.name().to_string();
                 let mut seq = 0u64;
                 while !stop.is_stopped() {
                     match source.next_frame() {
@@ -381,7 +380,7 @@ impl Pipeline {
                         }
                         Err(e) if e.is_recoverable() => {
                             counters.corrupt.fetch_add(1, Ordering::Relaxed);
-                            log::warn!("{name}: {}", e.chain());
+                            log::warn!("{}", e.chain());
                         }
                         Err(e) => return Err(e),
                     }

@@ -25,9 +25,19 @@ fn segment_writes_class_maps_and_overlays_and_skips_bad_files() {
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/reference/street8_test_000000.png");
     std::fs::copy(&fixture, in_dir.join("a.png")).unwrap();
     std::fs::write(in_dir.join("b.jpg"), b"garbage").unwrap();
+    std::fs::write(in_dir.join("c.png"), b"").unwrap();
     let out = gss().args(["segment", in_dir.to_str().unwrap(), "--overlay", "--out"]).arg(out_dir.join("o")).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("b.jpg"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // One line per bad file, naming it once, with the decoder's reason once, and what to do.
+    for (file, why) in [("b.jpg", "cannot decode image: "), ("c.png", "the file is empty")] {
+        let line = stderr.lines().find(|l| l.contains(file)).unwrap_or_else(|| panic!("no line for {file}: {stderr}"));
+        assert!(line.starts_with("gss: skipped ") && line.contains(why) && line.ends_with("replace or remove the file"), "{line}");
+        assert_eq!(line.matches(file).count(), 1, "{line}");
+        if let Some(detail) = line.split(why).nth(1).and_then(|rest| rest.split(';').next()).filter(|d| !d.is_empty()) {
+            assert_eq!(line.matches(detail).count(), 1, "the cause is printed once: {line}");
+        }
+    }
     let classes = image::open(out_dir.join("o/a.png")).unwrap().to_luma8();
     assert_eq!(classes.dimensions(), (128, 64));
     assert!(classes.pixels().all(|p| p.0[0] < 8));
@@ -124,4 +134,29 @@ fn devices_lists_cameras_and_adapters_without_failing() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("cameras") && text.contains("GPU adapters"), "{text}");
+}
+
+#[test]
+fn the_sample_clip_is_found_through_gss_sample_clip() {
+    let clip = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/street8-clip/images/seq");
+    let frames = std::env::temp_dir().join(format!("gss-cli-clip-{}", std::process::id()));
+    std::fs::create_dir_all(&frames).unwrap();
+    for name in ["frame_000000.jpg", "frame_000001.jpg"] {
+        std::fs::copy(clip.join(name), frames.join(name)).unwrap();
+    }
+    let out = gss()
+        .env("GSS_SAMPLE_CLIP", &frames)
+        .args(["stream", "--lossless", "--fps", "0", "--save", "none", "--json", "--threads", "1"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["captured"], 2, "{report}");
+    let _ = std::fs::remove_dir_all(&frames);
+
+    // A setting that points nowhere is an error naming it, not a quiet fallback.
+    let out = gss().env("GSS_SAMPLE_CLIP", "/nonexistent/clip").args(["stream", "--save", "none"]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("sample clip: not found; looked at /nonexistent/clip ($GSS_SAMPLE_CLIP)"), "{err}");
 }

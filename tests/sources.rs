@@ -1,6 +1,7 @@
 //! Frame sources against small image files written by the tests themselves.
 
-use gss::source::{label_path_for, ImageFiles, StopSignal};
+use gss::dataset::label_path_for;
+use gss::source::{ImageFiles, StopSignal};
 use gss::{Error, FrameSource};
 use image::{Rgb, RgbImage};
 use std::path::{Path, PathBuf};
@@ -106,6 +107,66 @@ fn a_corrupt_jpeg_in_the_middle_is_skipped() {
     let last = src.next_frame().unwrap().unwrap();
     assert_eq!((last.index, shade_of(&last.image)), (4, 50));
     assert!(src.next_frame().unwrap().is_none());
+}
+
+#[test]
+fn a_corrupt_frame_keeps_its_cause_and_names_the_file_once() {
+    let dir = TempDir::new("cause");
+    std::fs::write(dir.path().join("a.png"), b"garbage").unwrap();
+    std::fs::write(dir.path().join("b.png"), b"").unwrap();
+    let mut src = ImageFiles::from_dir(dir.path()).unwrap();
+
+    let err = src.next_frame().unwrap_err();
+    let Error::CorruptFrame { frame: 0, reason, .. } = &err else { panic!("{err:?}") };
+    assert!(matches!(**reason, Error::Image { source: Some(_), .. }), "the decoder's refusal: {reason:?}");
+    // The chain a reporter walks: the file's error, then the decoder's under it.
+    let cause = std::error::Error::source(&err).expect("the cause is the source");
+    assert_eq!(cause.to_string(), reason.to_string());
+    let decoder_error = std::error::Error::source(cause).expect("and the decoder's error under it");
+    assert!(decoder_error.is::<image::ImageError>());
+    let text = err.to_string();
+    assert_eq!(text.matches("a.png").count(), 1, "{text}");
+    assert!(text.starts_with(&format!("{}: frame 0 skipped: ", dir.path().display())), "{text}");
+
+    let err = src.next_frame().unwrap_err();
+    let Error::CorruptFrame { frame: 1, reason, .. } = &err else { panic!("{err:?}") };
+    assert!(matches!(**reason, Error::Image { source: None, .. }), "our own check: {reason:?}");
+    assert!(err.to_string().ends_with("b.png: the file is empty; replace or remove the file"), "{err}");
+}
+
+#[test]
+fn a_steady_stream_of_files_decodes_into_reused_images() {
+    let dir = TempDir::new("pool");
+    for i in 0..12u8 {
+        write_frame(dir.path(), &format!("f{i:02}.png"), i * 10);
+    }
+    let mut src = ImageFiles::from_dir(dir.path()).unwrap();
+    let first = src.next_frame().unwrap().unwrap();
+    let memory = first.image.as_ptr();
+    drop(first);
+    for i in 1..6u8 {
+        let frame = src.next_frame().unwrap().unwrap();
+        assert_eq!(frame.image.as_ptr(), memory, "frame {i} reuses the released image");
+        assert_eq!(shade_of(&frame.image), i * 10);
+    }
+    // Frames still held are never written over; more than the pool keeps are allocated, counted.
+    let held: Vec<_> = std::iter::from_fn(|| src.next_frame().unwrap()).collect();
+    assert_eq!(held.len(), 6);
+    let shades: Vec<u8> = held.iter().map(|f| shade_of(&f.image)).collect();
+    assert_eq!(shades, [60, 70, 80, 90, 100, 110]);
+    assert_eq!(src.pool_overflow(), 0, "six frames alive fit the pool");
+}
+
+#[test]
+fn frames_held_past_the_pool_are_counted_not_overwritten() {
+    let dir = TempDir::new("overflow");
+    for i in 0..9u8 {
+        write_frame(dir.path(), &format!("f{i}.png"), i);
+    }
+    let mut src = ImageFiles::from_dir(dir.path()).unwrap();
+    let held: Vec<_> = std::iter::from_fn(|| src.next_frame().unwrap()).collect();
+    assert_eq!(held.iter().map(|f| shade_of(&f.image)).collect::<Vec<_>>(), (0..9).collect::<Vec<u8>>());
+    assert_eq!(src.pool_overflow(), 3);
 }
 
 #[test]

@@ -1,12 +1,11 @@
-//! V4L2 cameras (the `v4l` feature): negotiation, mmap streaming, decoding, and reopening a
+//! V4L2 cameras (the `v4l` feature): turning V4L2's format lists into offers for
+//! [`choose_format`], mmap streaming, decoding each buffer into a pooled image, and reopening a
 //! camera that disappears.
 
-use super::pixfmt::{
-    choose_format, ChosenFormat, FormatOffer, FourCc, FrameDecoder, FrameLayout, Interval, PixelFormat, SizeOffer,
-};
+use super::negotiate::{choose_format, ChosenFormat, FormatOffer, Interval, SizeOffer};
+use super::pixfmt::{bad_buffer, FourCc, FrameDecoder, FrameLayout, PixelFormat};
 use super::{CameraOptions, DeviceInfo, DeviceSpec, Frame, FrameSource, StopSignal, STOP_POLL};
 use crate::{Error, Result};
-use image::RgbImage;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -35,6 +34,7 @@ pub struct Camera {
     live: Option<Live>,
     next_attempt: Instant,
     index: u64,
+    /// Also the pool the frames' images come from.
     decoder: FrameDecoder,
     stop: StopSignal,
 }
@@ -152,25 +152,26 @@ impl Camera {
         let this_index = *index;
         *index += 1;
         let captured_at = Instant::now();
+        let corrupt = |reason: Error| Error::CorruptFrame {
+            source_name: name.clone(),
+            frame: this_index,
+            reason: Box::new(reason),
+        };
         if meta.flags.contains(BufferFlags::ERROR) {
-            return Err(Error::CorruptFrame {
-                source_name: name.clone(),
-                msg: format!("frame {this_index}: the driver flagged the buffer as damaged"),
-            });
+            return Err(corrupt(bad_buffer(live.format, "the driver flagged the buffer as damaged")));
         }
         // Some drivers leave bytesused at 0 for fixed-size formats.
         let used = match meta.bytesused as usize {
             0 => buf.len(),
             n => n.min(buf.len()),
         };
-        let mut image = RgbImage::new(live.layout.width, live.layout.height);
-        decoder.decode(name, live.format, &buf[..used], live.layout, &mut image).map_err(|e| match e {
-            Error::CorruptFrame { source_name, msg } => {
-                Error::CorruptFrame { source_name, msg: format!("frame {this_index}: {msg}") }
-            }
-            other => other,
-        })?;
-        Ok(Some(Frame { index: this_index, captured_at, image: std::sync::Arc::new(image), origin: None }))
+        let image = decoder.decode_pooled(live.format, &buf[..used], live.layout).map_err(corrupt)?;
+        Ok(Some(Frame { index: this_index, captured_at, image, origin: None }))
+    }
+
+    /// Images made outside the decoder's pool because every pooled one was still held downstream.
+    pub fn pool_overflow(&self) -> u64 {
+        self.decoder.pool_overflow()
     }
 }
 

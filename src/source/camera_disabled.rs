@@ -1,6 +1,7 @@
 //! Cameras in a build without the `v4l` feature: opening one or listing devices is an error
 //! that says how to get a build that can.
 
+use super::pixfmt::{FrameLayout, PixelFormat};
 use super::{CameraOptions, DeviceInfo, Frame, FrameSource};
 use crate::{Error, Result};
 
@@ -15,6 +16,16 @@ impl Camera {
     /// Always an error in this build: cameras need the `v4l` feature.
     pub fn open(spec: &str, _options: CameraOptions) -> Result<Camera> {
         Err(Error::SourceOpen { source_name: spec.to_string(), msg: REBUILD.into() })
+    }
+
+    /// The format, size and row stride in use (never called: no camera exists in this build).
+    pub fn current_format(&self) -> Option<(PixelFormat, FrameLayout)> {
+        match self.never {}
+    }
+
+    /// Images made outside the decoder's pool (never called: no camera exists in this build).
+    pub fn pool_overflow(&self) -> u64 {
+        match self.never {}
     }
 }
 

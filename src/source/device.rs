@@ -1,7 +1,7 @@
 //! Camera-related types that do not need the `v4l` feature: how a device is named, what it
 //! offers, and how a camera source is configured.
 
-use super::pixfmt::{describe_offers, FormatOffer, FormatRequest};
+use super::negotiate::{describe_offers, FormatOffer, FormatRequest};
 use super::Backoff;
 use std::fmt;
 use std::path::PathBuf;
@@ -91,7 +91,8 @@ impl Default for CameraOptions {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::pixfmt::{FourCc, Interval, SizeOffer};
+    use crate::source::negotiate::{Interval, SizeOffer};
+    use crate::source::pixfmt::FourCc;
 
     #[test]
     fn specs_are_indices_or_paths() {

@@ -1,7 +1,14 @@
-//! Image files as a frame source: a directory, a glob, or the bundled sample clip.
+//! Image files as a frame source: a directory, a glob, or the bundled sample clip, played in
+//! name order, optionally paced and looped. Each file is decoded ([`super::decode`]) into an
+//! image from the source's own pool, so a steady stream allocates no image per frame.
 
+use super::decode::load_rgb_into;
+use super::pixfmt::FRAME_POOL_CAPACITY;
 use super::{Frame, FrameSource, StopSignal};
+use crate::locate::{self, Candidate};
+use crate::pool::BufferPool;
 use crate::{Error, Result};
+use image::RgbImage;
 use std::cmp::Ordering;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -22,6 +29,9 @@ pub struct ImageFiles {
     looping: bool,
     good_this_pass: bool,
     stop: StopSignal,
+    images: BufferPool<RgbImage>,
+    /// The file being decoded, read into memory that the next file reuses.
+    bytes: Vec<u8>,
 }
 
 impl ImageFiles {
@@ -78,20 +88,10 @@ impl ImageFiles {
         Ok(Self::from_sorted(pattern.to_string(), paths))
     }
 
-    /// The clip bundled with the source tree (`assets/street8-clip`, 120 frames of 512×256).
+    /// The clip bundled with gss (`assets/street8-clip`, 120 labelled frames of 512×256), found
+    /// as [`sample_clip_dir`] says.
     pub fn sample_clip() -> Result<Self> {
-        let dir = sample_clip_dir();
-        if !dir.is_dir() {
-            return Err(Error::SourceOpen {
-                source_name: "sample clip".into(),
-                msg: format!(
-                    "{} is missing; the clip ships in the gss source tree (assets/street8-clip), \
-                     so run from a checkout that has it, or pass a directory of frames instead",
-                    dir.display()
-                ),
-            });
-        }
-        Self::from_dir(dir)
+        Self::from_dir(sample_clip_dir()?)
     }
 
     fn from_sorted(name: String, mut paths: Vec<PathBuf>) -> Self {
@@ -107,6 +107,8 @@ impl ImageFiles {
             looping: false,
             good_this_pass: false,
             stop: StopSignal::new(),
+            images: BufferPool::new(FRAME_POOL_CAPACITY),
+            bytes: Vec::new(),
         }
     }
 
@@ -132,6 +134,11 @@ impl ImageFiles {
     /// The files in the order they are played.
     pub fn paths(&self) -> &[PathBuf] {
         &self.paths
+    }
+
+    /// Images made outside the source's pool because every pooled one was still held downstream.
+    pub fn pool_overflow(&self) -> u64 {
+        self.images.overflow()
     }
 
     /// Waits for the pacing slot of the next frame; false if stopped meanwhile.
@@ -180,21 +187,14 @@ impl FrameSource for ImageFiles {
         let index = self.index;
         self.next += 1;
         self.index += 1;
-        match crate::load_rgb(&path) {
+        let Self { images, bytes, .. } = self;
+        match images.fill(|image| load_rgb_into(&path, bytes, image)) {
             Ok(image) => {
                 self.good_this_pass = true;
-                Ok(Some(Frame { index, captured_at: Instant::now(), image: std::sync::Arc::new(image), origin: Some(path) }))
+                Ok(Some(Frame { index, captured_at: Instant::now(), image, origin: Some(path) }))
             }
-            Err(e) => {
-                let detail = match e {
-                    Error::Io { source, .. } => format!("cannot read: {source}"),
-                    Error::Image { msg, .. } => format!("cannot decode: {msg}"),
-                    other => other.to_string(),
-                };
-                Err(Error::CorruptFrame {
-                    source_name: self.name.clone(),
-                    msg: format!("{} (frame {index}): {detail}", path.display()),
-                })
+            Err(reason) => {
+                Err(Error::CorruptFrame { source_name: self.name.clone(), frame: index, reason: Box::new(reason) })
             }
         }
     }
@@ -204,25 +204,25 @@ impl FrameSource for ImageFiles {
     }
 }
 
-/// Where the bundled sample clip's frames live in the source tree.
-pub fn sample_clip_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/street8-clip/images/seq")
+/// The environment variable that points gss at the sample clip's frames.
+pub const SAMPLE_CLIP_VAR: &str = "GSS_SAMPLE_CLIP";
+
+/// Where the bundled sample clip's frames are, inside the source tree and an install.
+const SAMPLE_CLIP_FRAMES: &str = "assets/street8-clip/images/seq";
+
+/// Where the sample clip's frames are: `$GSS_SAMPLE_CLIP` when set, else the first of
+/// `./assets/street8-clip/images/seq`, the same beside the executable or in
+/// `<exe dir>/../share/gss/`, and the checkout gss was built from.
+pub fn sample_clip_dir() -> Result<PathBuf> {
+    sample_clip_in(&locate::bundled(Some(SAMPLE_CLIP_VAR), Path::new(SAMPLE_CLIP_FRAMES)))
 }
 
-/// The ground-truth label of a frame in dataset layout: `<root>/images/<split>/<stem>.<ext>`
-/// → `<root>/labels/<split>/<stem>.png`, if that file exists.
-pub fn label_path_for(image_path: &Path) -> Option<PathBuf> {
-    let stem = image_path.file_stem()?;
-    let split_dir = image_path.parent()?;
-    let split = split_dir.file_name()?;
-    let images_dir = split_dir.parent()?;
-    if images_dir.file_name()? != "images" {
-        return None;
-    }
-    let root = images_dir.parent()?;
-    let mut label = root.join("labels").join(split).join(stem);
-    label.set_extension("png");
-    label.is_file().then_some(label)
+fn sample_clip_in(candidates: &[Candidate]) -> Result<PathBuf> {
+    let hint = format!(
+        "set {SAMPLE_CLIP_VAR} to the clip's images/seq directory (it ships in the gss source tree as \
+         {SAMPLE_CLIP_FRAMES}), or play a directory of frames of your own"
+    );
+    locate::first_existing("sample clip", candidates, &hint)
 }
 
 fn has_image_extension(path: &Path) -> bool {
@@ -291,15 +291,16 @@ mod tests {
     }
 
     #[test]
-    fn label_path_follows_the_dataset_layout() {
-        let clip = sample_clip_dir();
-        let frame = clip.join("frame_000003.jpg");
-        let label = label_path_for(&frame).expect("the clip has labels");
-        assert!(label.ends_with("assets/street8-clip/labels/seq/frame_000003.png"));
-        // Outside the layout, or with no label file, there is no label.
-        assert_eq!(label_path_for(Path::new("/tmp/x/frame.jpg")), None);
-        assert_eq!(label_path_for(&clip.join("frame_999999.jpg")), None);
-        assert_eq!(label_path_for(Path::new("frame.jpg")), None);
+    fn the_sample_clip_is_found_and_a_miss_names_every_place() {
+        let dir = sample_clip_dir().expect("tests run where the clip is");
+        assert!(dir.ends_with(SAMPLE_CLIP_FRAMES) && dir.is_dir(), "{}", dir.display());
+        let nowhere = [Candidate::new("/nonexistent/a", "here"), Candidate::new("/nonexistent/b", "there")];
+        let err = sample_clip_in(&nowhere).unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, Error::NotFound { .. }) && !err.is_recoverable());
+        for needle in ["sample clip", "/nonexistent/a (here)", "/nonexistent/b (there)", SAMPLE_CLIP_VAR] {
+            assert!(text.contains(needle), "{needle} missing from: {text}");
+        }
     }
 
     #[test]

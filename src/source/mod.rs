@@ -2,15 +2,20 @@
 //!
 //! This module owns everything between "a place frames live" and an [`image::RgbImage`] with an
 //! index and a capture time: image files in a directory or matching a glob ([`ImageFiles`],
-//! including the bundled sample clip), V4L2 cameras ([`Camera`], behind the `v4l` cargo
-//! feature), the device-independent pixel-format conversions and format negotiation they need
-//! ([`pixfmt`]), and the reopen policy for cameras that drop out ([`Backoff`]).
+//! including the bundled sample clip) and their decoding ([`decode`]), V4L2 cameras
+//! ([`Camera`], behind the `v4l` cargo feature) with what they need that does not depend on a
+//! device: pixel-format conversions ([`pixfmt`]), JPEG checks and MJPG repair ([`jpeg`]),
+//! format negotiation ([`negotiate`]), and the reopen policy for cameras that drop out
+//! ([`Backoff`]).
 //! It does not own pacing of the pipeline, frame dropping or segmentation: a source only
 //! produces frames in order, as fast as it may (or at the rate it was asked to replay at).
 
 pub mod backoff;
+pub mod decode;
 pub mod device;
 pub mod files;
+pub mod jpeg;
+pub mod negotiate;
 pub mod pixfmt;
 
 #[cfg(feature = "v4l")]
@@ -21,9 +26,11 @@ pub mod camera;
 
 pub use backoff::Backoff;
 pub use camera::{list_devices, Camera};
+pub use decode::load_rgb;
 pub use device::{CameraOptions, DeviceFormat, DeviceInfo, DeviceSpec};
-pub use files::{label_path_for, ImageFiles};
-pub use pixfmt::{FormatRequest, FourCc, PixelFormat};
+pub use files::ImageFiles;
+pub use negotiate::{choose_format, describe_offers, ChosenFormat, FormatOffer, FormatRequest, Interval, SizeOffer};
+pub use pixfmt::{FourCc, FrameDecoder, FrameLayout, PixelFormat};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

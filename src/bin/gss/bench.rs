@@ -39,8 +39,8 @@ fn sample_image(path: Option<&PathBuf>, width: u32, height: u32) -> Result<RgbIm
     if let Some(p) = path {
         return Ok(load_rgb(p)?);
     }
-    let clip = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/street8-clip/images/seq/frame_000000.jpg");
-    if clip.is_file() {
+    let clip = gss::source::files::sample_clip_dir().map(|d| d.join("frame_000000.jpg"));
+    if let Some(clip) = clip.ok().filter(|c| c.is_file()) {
         return Ok(load_rgb(&clip)?);
     }
     // Deterministic noise: the model's speed does not depend on content.

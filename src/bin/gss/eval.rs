@@ -9,7 +9,8 @@ use image::GrayImage;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
-use gss::eval::{dataset_split, load_label, ConfusionMatrix};
+use gss::dataset::{load_label, samples};
+use gss::eval::ConfusionMatrix;
 use gss::load_rgb;
 
 use crate::RunConfig;
@@ -41,7 +42,7 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
     let package = config.open_package()?;
     let names: Vec<String> = package.manifest.classes.iter().map(|c| c.name.clone()).collect();
     let model_name = package.manifest.name.clone();
-    let mut samples = dataset_split(&args.data, &args.split)
+    let mut samples = samples(&args.data, &args.split)
         .with_context(|| format!("reading split {:?} of {}", args.split, args.data.display()))?;
     if let Some(n) = args.limit {
         samples.truncate(n);

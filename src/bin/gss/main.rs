@@ -2,7 +2,6 @@
 //! errors become one-line messages and a non-zero exit code.
 
 mod bench;
-mod locate;
 mod eval;
 mod segment;
 mod stream;
@@ -73,7 +72,7 @@ fn main() {
     quiet_headless_vulkan();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     if let Err(e) = run(Cli::parse()) {
-        eprintln!("gss: error: {e:#}");
+        eprintln!("gss: error: {}", one_line(&e));
         std::process::exit(1);
     }
 }
@@ -92,6 +91,24 @@ fn quiet_headless_vulkan() {
             std::env::set_var("XDG_RUNTIME_DIR", &dir);
         }
     }
+}
+
+/// An error and its causes on one line. A cause whose text is already in the line is left out:
+/// gss's errors (and some of the image crate's) print their cause themselves as well as
+/// returning it as `source()`, and `{:#}` would print it twice.
+pub fn one_line(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
 
 /// Settings every command that runs a model shares.
@@ -152,7 +169,11 @@ fn run(cli: Cli) -> Result<()> {
     let config = RunConfig {
         model_dir: match cli.model {
             Some(dir) => dir,
-            None => locate::default_model()?,
+            None => gss::locate::first_existing(
+                "the bundled model",
+                &gss::locate::bundled(None, std::path::Path::new("models/gss-edge-street8")),
+                "pass --model DIR or set GSS_MODEL to a model package directory",
+            )?,
         },
         variant: cli.variant,
         threads: cli.threads,

@@ -70,7 +70,12 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
         });
         if let Err(e) = result {
             failures += 1;
-            eprintln!("gss: skipped {e:#}");
+            // Reading and decoding errors start with the file already.
+            let (shown, line) = (path.display().to_string(), crate::one_line(&e));
+            match line.strip_prefix(&shown) {
+                Some(rest) => eprintln!("gss: skipped {shown}{rest}"),
+                None => eprintln!("gss: skipped {shown}: {line}"),
+            }
         }
     }
     println!("segmented {} of {} images into {}", images.len() - failures, images.len(), args.out.display());

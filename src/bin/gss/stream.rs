@@ -8,10 +8,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use image::RgbImage;
 
-use gss::eval::{load_label, ConfusionMatrix};
+use gss::dataset::{label_path_for, load_label};
+use gss::eval::ConfusionMatrix;
 use gss::sink::stats::{peak_rss_mb, percentile};
 use gss::pipeline::{Mode, Pipeline, PipelineOptions, Policy};
-use gss::source::{label_path_for, Camera, CameraOptions, FrameSource, ImageFiles};
+use gss::source::{Camera, CameraOptions, FrameSource, ImageFiles};
 
 use crate::RunConfig;
 
