@@ -7,20 +7,9 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-bash scripts/setup-python.sh >/dev/null
-cargo build --release --quiet --bin gss
-gss=target/release/gss
-convert=convert/.venv/bin/gss-convert
-if [[ ! -f data/street8/classes.json ]]; then
-    "$convert" data synth --out data/street8 --size 256x512 --split train=1600,val=100,test=200 --seed 0
-fi
-if [[ ! -f data/street8-shift/classes.json ]]; then
-    bash scripts/make-crossdomain.sh data/street8-shift
-fi
-packages=("$@")
-if [[ ${#packages[@]} -eq 0 ]]; then
-    packages=(models/gss-edge-street8 models/gss-edge-street8-dense)
-fi
+source scripts/datasets.sh
+ensure_set street8
+ensure_set street8-shift
 sets=("street8 test:data/street8:test" "sample clip:assets/street8-clip:seq" "street8-shift:data/street8-shift:test")
 miou() { RUST_LOG=warn "$gss" --model "$1" --backend cpu eval --data "$2" --split "$3" --json \
     | convert/.venv/bin/python -c 'import json,sys; r=json.load(sys.stdin); print("%.2f / %.2f" % (r["mIoU"], r["mAcc"]))'; }

@@ -22,6 +22,7 @@ rm -rf tests/fixtures/gss-tiny tests/fixtures/gss-tiny-logits tests/fixtures/ref
     --fixtures tests/fixtures/reference --fixture-images 6
 mkdir -p tests/fixtures/inverse
 "$gss" inverse tests/fixtures/gss-tiny --out tests/fixtures/inverse/inverse.onnx
+"$gss" data synth --out "$work/frame" --size 480x640 --split test=1 --seed 3; "$gss" reference tests/fixtures/gss-tiny --image "$work/frame/images/test/street8_test_000000.png" --out tests/fixtures/frame-640x480
 mkdir -p tests/fixtures/street8-tiny
 rm -rf tests/fixtures/street8-tiny/*
 cp -r "$work/data/classes.json" "$work/data/images" "$work/data/labels" tests/fixtures/street8-tiny/

@@ -17,6 +17,13 @@ fi
 
 if [[ -f Cargo.toml ]]; then
     cargo test --all-features
+    # The library alone (`gss = { default-features = false }`) builds and carries none of the
+    # command line's dependencies.
+    cargo build --lib --no-default-features
+    if cargo tree --no-default-features -e normal --depth 1 | grep -E '^[├└]── (clap|indicatif|ctrlc|env_logger|anyhow) '; then
+        echo "the library without default features depends on the CLI's crates (above)" >&2
+        exit 1
+    fi
 fi
 
 convert/.venv/bin/python -m pytest convert/tests -q

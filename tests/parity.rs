@@ -84,11 +84,66 @@ fn frames_of_another_size_are_resized_both_ways() {
 }
 
 #[test]
-fn int8_variant_loads_and_runs() {
+fn int8_variant_agrees_with_fp32() {
+    let dir = fixtures().join("reference");
+    let reference: Reference = serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap()).unwrap();
     let package = ModelPackage::open(fixtures().join("gss-tiny")).unwrap();
-    let mut seg = Segmenter::new(package, Some("int8")).expect("tract loads the QDQ variant");
-    let image = image::RgbImage::new(100, 50);
-    assert_eq!(seg.segment(&image).unwrap().dimensions(), (100, 50));
+    let mut int8 = Segmenter::new(package.clone(), Some("int8")).expect("tract loads the QDQ variant");
+    let mut fp32 = Segmenter::new(package, None).unwrap();
+    let (mut same, mut all) = (0usize, 0usize);
+    for case in &reference.cases {
+        let image = load_rgb(&dir.join(&case.image)).unwrap();
+        let (a, b) = (fp32.segment(&image).unwrap(), int8.segment(&image).unwrap());
+        assert_eq!(a.dimensions(), b.dimensions());
+        same += a.as_raw().iter().zip(b.as_raw()).filter(|(x, y)| x == y).count();
+        all += a.len();
+    }
+    // onnxruntime measures 99.7 % on these images (convert/tests/test_export.py); a broken
+    // quantization (scales off by 10 %) falls to about 50 %.
+    let share = 100.0 * same as f64 / all as f64;
+    assert!(share >= 90.0, "int8 and fp32 class maps agree on only {share:.2} % of pixels");
+}
+
+#[derive(serde::Deserialize)]
+struct FitCase {
+    fit: gss::Fit,
+    classes: String,
+    tokens: String,
+}
+
+#[derive(serde::Deserialize)]
+struct FitReference {
+    image: String,
+    size: (u32, u32),
+    cases: Vec<FitCase>,
+}
+
+/// A camera-sized frame (640×480, 4:3) into the 2:1 fixture model, under every fit policy,
+/// against `gss-convert reference` (onnxruntime and `gss_convert.resize`, the same definition of
+/// resizing in Python).
+#[test]
+fn a_640x480_frame_matches_the_python_reference_under_every_fit() {
+    let dir = fixtures().join("frame-640x480");
+    let reference: FitReference = serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap()).unwrap();
+    let image = load_rgb(&dir.join(&reference.image)).unwrap();
+    assert_eq!(image.dimensions(), reference.size);
+    let fits: Vec<gss::Fit> = reference.cases.iter().map(|c| c.fit).collect();
+    assert_eq!(fits, [gss::Fit::Stretch, gss::Fit::Crop, gss::Fit::Letterbox]);
+    for case in &reference.cases {
+        let package = ModelPackage::open(fixtures().join("gss-tiny")).unwrap();
+        let mut seg = Segmenter::new(package, None).unwrap().with_fit(case.fit);
+        let classes = seg.segment(&image).unwrap();
+        let want = image::open(dir.join(&case.classes)).unwrap().to_luma8();
+        assert_eq!(classes.dimensions(), want.dimensions(), "{}", case.fit);
+        let bytes = std::fs::read(dir.join(&case.tokens)).unwrap();
+        let tokens: Vec<i64> = bytes.chunks_exact(2).map(|b| u16::from_le_bytes([b[0], b[1]]) as i64).collect();
+        let same_tokens = seg.tokens().iter().zip(&tokens).filter(|(a, b)| a == b).count();
+        let same_pixels = classes.as_raw().iter().zip(want.as_raw()).filter(|(a, b)| a == b).count();
+        let unseen = |m: &image::GrayImage| m.as_raw().iter().filter(|&&c| c == gss::frame_path::UNSEEN).count();
+        assert_eq!(unseen(&classes), unseen(&want), "{}: the same pixels are outside what the model saw", case.fit);
+        let (tok, cls) = (100.0 * same_tokens as f64 / tokens.len() as f64, 100.0 * same_pixels as f64 / want.len() as f64);
+        assert!(tok >= 99.0 && cls >= 99.5, "{}: tokens {tok:.2} %, class map {cls:.2} % agree", case.fit);
+    }
 }
 
 fn copy_package(tag: &str) -> PathBuf {

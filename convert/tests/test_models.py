@@ -39,10 +39,31 @@ def test_prior_and_baseline_shapes(tiny):
 
 
 def test_pretrained_backbone_loads_imagenet_weights():
+    """Every backbone tensor is the weights file's, and they are ImageNet's: completed with the file's
+    last conv and classifier, the prior's own backbone recognises scikit-image's cat and espresso
+    photos (a fresh init gives the same flat guess for both)."""
+    import skimage.data
+    import torchvision
+
+    from gss_convert.resize import resize_image
+    from gss_convert.weights import mobilenet_v2_path
+
     cfg = load_config("default")
-    prior = Prior(cfg.prior, 16, 8)
-    w = prior.backbone.features[0][0].weight
-    assert w.shape == (32, 3, 3, 3) and w.abs().sum() > 1  # not a fresh init only by chance
+    prior = Prior(cfg.prior, 16, 8).eval()
+    state = torch.load(mobilenet_v2_path(), map_location="cpu", weights_only=True)
+    for name, tensor in prior.backbone.features.state_dict().items():
+        assert torch.equal(tensor, state[f"features.{name}"]), name
+    imagenet = torchvision.models.mobilenet_v2(weights=None)
+    imagenet.load_state_dict(state)
+    imagenet.eval()
+    features = torch.nn.Sequential(*prior.backbone.features, imagenet.features[18])
+    # ImageNet classes: 281-285 domestic cats; 967 espresso, 968 cup, 504 coffee mug
+    for photo, classes in ((skimage.data.chelsea(), {281, 282, 283, 284, 285}), (skimage.data.coffee(), {967, 968, 504})):
+        x = torch.from_numpy(resize_image(photo, (224, 224), "crop")).permute(2, 0, 1)[None]
+        with torch.no_grad():
+            pooled = torch.nn.functional.adaptive_avg_pool2d(features(prior.normalize(x)), 1).flatten(1)
+            probs = imagenet.classifier(pooled).softmax(1)[0]
+        assert int(probs.argmax()) in classes and float(probs.max()) > 0.5, (sorted(classes), int(probs.argmax()))
     frozen = [p.requires_grad for p in prior.backbone.features[: cfg.prior.frozen_blocks].parameters()]
     assert frozen and not any(frozen)
 

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from gss_convert.data.classes import IGNORE_INDEX, STREET8
-from gss_convert.data.synth import (DOMAINS, Domain, _derive_seed, _draw_shift, _World, generate_dataset,
+from gss_convert.data.synth import (DOMAINS, Domain, World, derive_seed, draw_shift, generate_dataset,
                                    render_scene, render_sequence)
 
 SMALL = (64, 128)
@@ -122,7 +122,7 @@ def test_jpg_images_and_lossless_labels(tmp_path):
     assert [p.suffix for p in imgs] == [".jpg", ".jpg"]
     assert _load(imgs[0])[0] == "JPEG"
     # the written label equals the rendered one (PNG, lossless)
-    _, lab = render_scene(_derive_seed(4, "val", 1), SMALL)
+    _, lab = render_scene(derive_seed(4, "val", 1), SMALL)
     assert np.array_equal(_load(tmp_path / "labels" / "val" / "street8_val_000001.png")[3], lab)
 
 
@@ -207,7 +207,7 @@ def test_camera_shift_changes_the_view_with_valid_labels():
 
 def test_shift_mix_draws_every_case_outside_street8_ranges():
     shift = DOMAINS["shift"]
-    draws = [_draw_shift(shift, _derive_seed(7, "test", i))[0] for i in range(200)]
+    draws = [draw_shift(shift, derive_seed(7, "test", i))[0] for i in range(200)]
     counts = {c: sum(c in d.cases for d in draws) for c in ("fog", "dusk", "camera", "texture")}
     assert all(40 <= n <= 130 for n in counts.values()), counts
     assert all(d.cases for d in draws)  # every image is off the training domain
@@ -222,18 +222,18 @@ def test_shift_mix_draws_every_case_outside_street8_ranges():
         if d.hfov is not None:
             assert d.hfov > 75
     dusk = next(i for i, d in enumerate(draws) if d.dusk)
-    w = _World(_derive_seed(7, "test", dusk), SMALL, 1, shift)
-    assert math.degrees(math.asin(w.light.sun[1])) < 18 and w.light.glow > 0 and w.light.amb < 0.45
+    w = World(derive_seed(7, "test", dusk), SMALL, 1, shift)
+    assert math.degrees(math.asin(w.light.sun[1])) < 18 and w.light.glow > 0 and w.light.ambient < 0.45
     # the street8 draws are not consumed: the shifted world has street8's scene
-    w8 = _World(_derive_seed(7, "test", dusk), SMALL, 1)
-    assert len(w.objects) == len(w8.objects) and w.speed == w8.speed and w.cx == w8.cx
+    w8 = World(derive_seed(7, "test", dusk), SMALL, 1)
+    assert len(w.objects) == len(w8.objects) and w.speed == w8.speed and w.camera_x == w8.camera_x
 
 
 def test_fog_lowers_contrast_with_depth():
     fog = Domain("fog25", p_fog=1.0, fog_distance=(25.0, 25.0))
     for seed in (0, 1, 3):
-        a, la, za = _World(seed, (96, 192), 1).render(0, return_depth=True)
-        b, lb, zb = _World(seed, (96, 192), 1, fog).render(0, return_depth=True)
+        a, la, za = World(seed, (96, 192), 1).render(0, return_depth=True)
+        b, lb, zb = World(seed, (96, 192), 1, fog).render(0, return_depth=True)
         assert np.array_equal(la, lb) and np.array_equal(za, zb)
         ga, gb = a.mean(-1), b.mean(-1)
         ratios = []
@@ -257,7 +257,7 @@ def test_shift_dataset_writes_domain_json(tmp_path):
         lab = _load(out / "labels" / "test" / f"street8_test_{i:06d}.png")[3]
         assert set(np.unique(lab).tolist()) <= VALID
         img = _load(out / "images" / "test" / f"street8_test_{i:06d}.png")[3]
-        assert not np.array_equal(img, render_scene(_derive_seed(7, "test", i), SMALL)[0])
+        assert not np.array_equal(img, render_scene(derive_seed(7, "test", i), SMALL)[0])
     # street8 written over it: the stale domain.json goes
     generate_dataset(out, SMALL, {"test": 1}, seed=7, workers=1)
     assert not (out / "domain.json").exists()

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from .config import StageConfig
 from .data.classes import IGNORE_INDEX
+from .resize import resize_classes_torch, resize_image_torch
 
 
 class RandomBatcher:
@@ -37,9 +38,10 @@ class RandomBatcher:
         s = float(self.rng.uniform(*self.cfg.scale))
         h, w = lab.shape[-2:]
         nh, nw = max(1, round(h * s)), max(1, round(w * s))
-        lab = F.interpolate(lab, size=(nh, nw), mode="nearest")
+        # the runtime's resize (stretch), so training sees rescaled frames as inference makes them
+        lab = resize_classes_torch(lab[:, 0], (nh, nw), "stretch")[:, None]
         if img is not None:
-            img = F.interpolate(img, size=(nh, nw), mode="bilinear", align_corners=False)
+            img = resize_image_torch(img, (nh, nw), "stretch")
         ph, pw = max(0, ch - nh), max(0, cw - nw)
         if ph or pw:  # pad small scales: unlabeled border, so it never counts as a class
             lab = F.pad(lab, (0, pw, 0, ph), value=IGNORE_INDEX)

@@ -1,4 +1,5 @@
-"""`gss-convert`: the offline tool's command line (data, train, eval, export, inverse, quantize, verify, bench, macs)."""
+"""`gss-convert`: the offline tool's command line (data, train, eval, export, inverse, quantize, verify, reference,
+bench, macs)."""
 
 from __future__ import annotations
 
@@ -114,6 +115,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help="also write Rust reference outputs for the first few images here")
     ver.add_argument("--fixture-images", type=int, default=4)
 
+    ref = sub.add_parser("reference", help="onnxruntime reference outputs for one frame of any size, per fit policy")
+    ref.add_argument("package", type=Path)
+    ref.add_argument("--image", type=Path, required=True, help="the frame (any size; copied to OUT/frame.png)")
+    ref.add_argument("--out", type=Path, required=True, help="writes reference.json, *.classes.png, *.tokens.u16")
+    ref.add_argument("--fit", default="stretch,crop,letterbox",
+                     help="comma-separated fit policies (stretch, crop, letterbox; default all three)")
+    ref.add_argument("--variant", default=None, help="a variant listed in model.json, e.g. int8")
+
     qu = sub.add_parser("quantize", help="add int8 variants calibrated on real frames")
     qu.add_argument("package", type=Path)
     qu.add_argument("--calib", type=Path, required=True, help="dataset root with calibration frames")
@@ -223,6 +232,13 @@ def _run(args: argparse.Namespace) -> int:
             images = [p for p, _ in ds.pairs[: args.fixture_images]]
             write_fixtures(args.package, images, args.fixtures)
             print(f"wrote reference outputs for {len(images)} images to {args.fixtures}")
+        return 0
+    if args.command == "reference":
+        from .reference import parse_fits, write_frame_reference
+        reference = write_frame_reference(args.package, args.image, args.out, parse_fits(args.fit), args.variant)
+        width, height = reference["size"]
+        print(f"wrote {args.out / 'reference.json'}: {width}x{height} frame, "
+              f"fits {', '.join(c['fit'] for c in reference['cases'])}")
         return 0
     if args.command == "train":
         from .config import load_config, save_config

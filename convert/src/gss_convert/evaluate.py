@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from tqdm import tqdm
 
@@ -22,6 +21,7 @@ from .data.classes import ClassInfo
 from .data.datasets import open_dataset
 from .maskige import Palette, labels_to_maskige_tensor, maskige_tensor_to_labels, fill_ignore_nearest
 from .metrics import ConfusionMatrix, markdown_comparison
+from .resize import resize_classes_torch, resize_image_torch
 from .train import CKPT_NAMES, build_baseline, build_prior, build_vqvae, load_checkpoint
 from .utils import log
 
@@ -65,15 +65,12 @@ class Predictors:
         return maskige_tensor_to_labels(self.vqvae.decode(self.vqvae.encode(x)), self.palette)
 
     def _to_input(self, images: torch.Tensor) -> torch.Tensor:
-        if tuple(images.shape[-2:]) == self.input_size:
-            return images
-        return F.interpolate(images, size=self.input_size, mode="bilinear", align_corners=False)
+        # the manifest's resize: stretch (no padding, so no pad value is needed)
+        return resize_image_torch(images, self.input_size, "stretch")
 
     @staticmethod
     def _to_label_size(classes: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        if tuple(classes.shape[-2:]) == tuple(size):
-            return classes
-        return F.interpolate(classes[:, None].float(), size=size, mode="nearest")[:, 0].long()
+        return resize_classes_torch(classes, size, "stretch")
 
     @torch.no_grad()
     def gss(self, images: torch.Tensor) -> torch.Tensor:

@@ -9,6 +9,7 @@ because tract plans concrete shapes far better than symbolic ones (shared/TRACT-
 from __future__ import annotations
 
 import copy
+import math
 import json
 import subprocess
 import warnings
@@ -26,6 +27,46 @@ from .models.prior import IMAGENET_MEAN, IMAGENET_STD, reparameterize
 from .models.vqvae import TokenDecoder
 
 OPSET = 17
+BACKBONE_STRIDE = 32
+# How the runtime fits frames of another aspect ratio (`gss_convert.resize`), chosen on 4:3
+# street8 and street8-shift frames with `scripts/eval-fit.sh` (docs/fit.md): running the graphs at
+# the frame's aspect ratio wins where they are fully convolutional, stretching where they are not
+# (letterbox loses 4-5 mIoU, a centre crop a third of the frame).
+FIT_FULLY_CONVOLUTIONAL = "native"
+FIT_FIXED_SIZE = "stretch"
+
+
+def _with_input_size(model: onnx.ModelProto, shape: list[int]) -> onnx.ModelProto:
+    """The graph with its (single) input declared as `shape` and every inferred shape dropped."""
+    model = copy.deepcopy(model)
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    for dim, value in zip(dims, shape):
+        dim.ClearField("dim_param")
+        dim.dim_value = value
+    del model.graph.value_info[:]
+    for output in model.graph.output:
+        output.type.tensor_type.ClearField("shape")
+    return model
+
+
+def _runs_at_other_sizes(package: Path, h: int, w: int, s: int, multiple: int) -> bool:
+    """Whether both exported graphs are fully convolutional: they run at another size,
+    (h + multiple) × (w + 2·multiple), with onnxruntime and give outputs of the matching size.
+    The runtime then offers `--fit native` (`input.size_multiple`); a graph with a size baked in
+    (an upsample to a constant size, a Reshape to constants) does not."""
+    import numpy as np
+    import onnxruntime as ort
+
+    hh, ww = h + multiple, w + 2 * multiple
+    try:
+        prior = _with_input_size(onnx.load(package / "prior.onnx"), [1, 3, hh, ww])
+        decoder = _with_input_size(onnx.load(package / "decoder.onnx"), [1, hh // s, ww // s])
+        run = lambda m, x: ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {m.graph.input[0].name: x})[0]
+        logits = run(prior, np.zeros((1, 3, hh, ww), np.float32))
+        maskige = run(decoder, np.zeros((1, hh // s, ww // s), np.int64))
+    except Exception:  # noqa: BLE001 - any failure means "not at other sizes"
+        return False
+    return tuple(logits.shape[-2:]) == (hh // s, ww // s) and tuple(maskige.shape) == (1, 3, hh, ww)
 
 
 class PriorTokens(nn.Module):
@@ -83,12 +124,15 @@ def export_run(run: Path, out: Path, name: str | None = None, metrics: Path | No
     out.mkdir(parents=True, exist_ok=True)
     h, w = pred.input_size
     s = pred.vqvae.cfg.downsample
+    # The backbones downsample 32×; the decoder's grid stride divides that.
+    multiple = math.lcm(s, BACKBONE_STRIDE)
     prior_out = "tokens" if argmax_in_graph else "logits"
     prior_graph = PriorTokens(pred.prior, argmax=argmax_in_graph)
     decoder_graph = TokenDecoder(pred.vqvae)
     image, tokens = torch.zeros(1, 3, h, w), torch.zeros(1, h // s, w // s, dtype=torch.long)
     _export(prior_graph, image, out / "prior.onnx", "image", prior_out)
     _export(decoder_graph, tokens, out / "decoder.onnx", "tokens", "maskige")
+    any_size = _runs_at_other_sizes(out, h, w, s, multiple)
     cost = {"prior_gmac": round(count_macs(prior_graph, image) / 1e9, 4),
             "decoder_gmac": round(count_macs(decoder_graph, tokens) / 1e9, 4)}
     manifest = {
@@ -102,7 +146,8 @@ def export_run(run: Path, out: Path, name: str | None = None, metrics: Path | No
                     "palette": pred.palette.colors.tolist(), "inverse": {"kind": "nearest"}},
         "input": {"height": h, "width": w, "channel_order": "RGB", "layout": "NCHW", "value_range": [0, 255],
                   "mean": [round(m * 255, 4) for m in IMAGENET_MEAN],
-                  "std": [round(v * 255, 4) for v in IMAGENET_STD], "resize": "stretch-bilinear"},
+                  "std": [round(v * 255, 4) for v in IMAGENET_STD], "resize": "bilinear",
+                  **({"fit": FIT_FULLY_CONVOLUTIONAL, "size_multiple": multiple} if any_size else {"fit": FIT_FIXED_SIZE})},
         "prior": {"file": "prior.onnx", "input": "image", "output": prior_out,
                   "output_dtype": "int64" if argmax_in_graph else "float32",
                   "grid": [h // s, w // s], "codebook_size": pred.vqvae.cfg.codebook_size,

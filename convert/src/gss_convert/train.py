@@ -27,6 +27,7 @@ from .data.classes import IGNORE_INDEX, ClassInfo
 from .data.datasets import load_all, open_dataset
 from .maskige import Palette, fill_ignore_nearest, labels_to_maskige_tensor, max_distance_palette
 from .models import VQVAE, PixelBaseline, Prior
+from .resize import resize_image_torch
 from .utils import autocast, grad_scaler, log, set_seed
 
 STAGES = ("stage1", "stage2", "baseline")
@@ -262,7 +263,8 @@ class Trainer:
         def step(images, labels):
             images, labels = images.to(self.device), labels.to(self.device)
             token_logits, aux = model(images)
-            aux_full = F.interpolate(aux.float(), size=labels.shape[-2:], mode="bilinear", align_corners=False)
+            # the aux head's class logits, resized like an image (resize.py) to the crop's labels
+            aux_full = resize_image_torch(aux.float(), tuple(labels.shape[-2:]), "stretch")
             aux_loss = F.cross_entropy(aux_full, labels, ignore_index=IGNORE_INDEX)
             with torch.no_grad():
                 unlabeled = labels == IGNORE_INDEX

@@ -20,6 +20,7 @@ from .data.datasets import open_dataset
 from .maskige import Palette, maskige_to_mask
 from .manifest import check_package
 from .metrics import ConfusionMatrix
+from .resize import resize_classes, resize_image
 
 
 def with_argmax(path: Path, logits: str) -> bytes:
@@ -69,27 +70,31 @@ class OnnxSegmenter:
                              Palette(np.array(manifest["maskige"]["palette"], np.uint8),
                                      tuple(manifest["maskige"]["ignore_color"])))
 
-    def preprocess(self, image: np.ndarray) -> np.ndarray:
+    @property
+    def input_size(self) -> tuple[int, int]:
+        return self.manifest["input"]["height"], self.manifest["input"]["width"]
+
+    def preprocess(self, image: np.ndarray, fit: str = "stretch") -> np.ndarray:
+        """uint8 H×W×3 frame → normalised [1, 3, h, w] input under the fit policy (resize.py);
+        letterbox padding normalises to 0."""
         inp = self.manifest["input"]
-        h, w = inp["height"], inp["width"]
-        if image.shape[:2] != (h, w):
-            image = np.asarray(Image.fromarray(image).resize((w, h), Image.BILINEAR))
-        x = (image.astype(np.float32) - np.array(inp["mean"], np.float32)) / np.array(inp["std"], np.float32)
+        mean = np.array(inp["mean"], np.float32)
+        x = resize_image(image, self.input_size, fit, pad_value=mean)
+        x = (x - mean) / np.array(inp["std"], np.float32)
         return x.transpose(2, 0, 1)[None].copy()
 
-    def tokens(self, image: np.ndarray) -> np.ndarray:
-        return self.prior.run(None, {self.manifest["prior"]["input"]: self.preprocess(image)})[0]
+    def tokens(self, image: np.ndarray, fit: str = "stretch") -> np.ndarray:
+        return self.prior.run(None, {self.manifest["prior"]["input"]: self.preprocess(image, fit)})[0]
 
     def decode(self, tokens: np.ndarray) -> np.ndarray:
         maskige = self.decoder.run(None, {self.manifest["decoder"]["input"]: tokens})[0]
         return maskige_to_mask(maskige[0].transpose(1, 2, 0) * 255.0, self.palette)
 
-    def segment(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(tokens [h, w], class map at the image's own size, nearest-neighbour resized)."""
-        tok = self.tokens(image)
-        classes = self.decode(tok)
-        if classes.shape != image.shape[:2]:
-            classes = np.asarray(Image.fromarray(classes).resize(image.shape[1::-1], Image.NEAREST))
+    def segment(self, image: np.ndarray, fit: str = "stretch") -> tuple[np.ndarray, np.ndarray]:
+        """(tokens [h, w], class map at the image's own size under the fit policy; 255 where the
+        model did not see the frame)."""
+        tok = self.tokens(image, fit)
+        classes = resize_classes(self.decode(tok), image.shape[:2], fit)
         return tok[0], classes
 
 

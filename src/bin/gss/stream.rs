@@ -10,7 +10,8 @@ use image::RgbImage;
 
 use gss::dataset::{label_path_for, load_label};
 use gss::eval::ConfusionMatrix;
-use gss::sink::stats::{peak_rss_mb, percentile};
+use gss::sink::png;
+use gss::sink::stats::{peak_rss_mb, percentile, LiveWindow};
 use gss::pipeline::{Mode, Pipeline, PipelineOptions, Policy};
 use gss::source::{Camera, CameraOptions, FrameSource, ImageFiles};
 
@@ -142,31 +143,23 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
     let mut cm = ConfusionMatrix::new(num_classes);
     let mut labelled = 0u64;
     let mut latencies: Vec<f64> = Vec::new();
-    let mut window: Vec<f64> = Vec::new();
+    let mut window = LiveWindow::new(Duration::from_secs(1));
     let mut overlay = RgbImage::new(0, 0);
     let mut received = 0u64;
-    let mut last_report = Instant::now();
-    let mut window_frames = 0u64;
     let mut first_frame_at = None;
     for mask in masks.iter() {
         received += 1;
-        window_frames += 1;
         first_frame_at.get_or_insert_with(Instant::now);
         latencies.push(ms(mask.latency));
-        window.push(ms(mask.latency));
-        let stem = mask.origin.as_ref().and_then(|p| p.file_stem()).and_then(|s| s.to_str())
-            .map_or_else(|| format!("frame_{:06}", mask.source_index), str::to_string);
         match args.save {
             Save::None => {}
             Save::Masks => {
-                let dst = args.out.join(format!("{stem}.png"));
-                mask.classes.save(&dst).with_context(|| format!("writing {}", dst.display()))?;
+                png::write_classes(&args.out, &png::frame_stem(&mask), &mask.classes)?;
             }
             Save::Overlays => {
                 if let Some(frame) = &mask.frame {
                     gss::sink::blend_into(frame, &mask.classes, &colors, &mut overlay);
-                    let dst = args.out.join(format!("{stem}.overlay.png"));
-                    overlay.save(&dst).with_context(|| format!("writing {}", dst.display()))?;
+                    png::write_overlay(&args.out, &png::frame_stem(&mask), &overlay)?;
                 }
             }
         }
@@ -180,15 +173,11 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
                 Err(e) => log::warn!("{e}; not scored"),
             }
         }
-        if last_report.elapsed() >= Duration::from_secs(1) && !args.json {
-            window.sort_by(f64::total_cmp);
+        if let Some(w) = window.record(mask.latency).filter(|_| !args.json) {
             let s = pipeline.stats();
             eprintln!("fps {:5.1} | latency p50 {:6.1} ms p95 {:6.1} ms | published {} dropped {} corrupt {}",
-                window_frames as f64 / last_report.elapsed().as_secs_f64(), percentile(&window, 50.0), percentile(&window, 95.0),
+                w.fps, w.latency_p50_ms, w.latency_p95_ms,
                 s.published, s.dropped() + s.subscribers.first().map_or(0, |x| x.dropped), s.corrupt);
-            window.clear();
-            window_frames = 0;
-            last_report = Instant::now();
         }
         if args.max_frames.is_some_and(|n| received >= n) {
             stop.stop();

@@ -68,6 +68,8 @@ pub struct CpuBackend {
     /// pipelined stream holds each plan once.
     prior: Option<State>,
     decoder: Option<State>,
+    prior_input: InputSlot,
+    decoder_input: InputSlot,
     image_shape: [usize; 4],
     grid: [usize; 2],
     /// Some(codebook size) when the prior ends with token logits and the argmax runs here
@@ -187,7 +189,19 @@ impl CpuBackend {
         )).transpose()?;
         let prior = prior.map(|p| p.spawn().map_err(|e| graph_err(&prior_path, e))).transpose()?;
         let decoder = decoder.map(|d| d.spawn().map_err(|e| graph_err(&decoder_path, e))).transpose()?;
-        Ok(Self { prior_path, decoder_path, prior, decoder, image_shape, grid, argmax_codes, executor, threads })
+        Ok(Self {
+            prior_path,
+            decoder_path,
+            prior,
+            decoder,
+            prior_input: InputSlot::default(),
+            decoder_input: InputSlot::default(),
+            image_shape,
+            grid,
+            argmax_codes,
+            executor,
+            threads,
+        })
     }
 
     /// Threads this backend runs its graphs on.
@@ -250,8 +264,32 @@ fn not_planned(stage: &'static str) -> Error {
 }
 
 /// Runs one planned graph on one input and hands its first output, as a contiguous slice, to `f`.
+/// A graph's input tensor, kept between runs: tract holds its inputs as `Arc<Tensor>` and lets
+/// go of them when a run ends, so the next frame is copied into the same tensor instead of a new
+/// one being allocated per frame.
+#[derive(Default)]
+struct InputSlot(Option<Arc<Tensor>>);
+
+impl InputSlot {
+    fn value<I: Datum + Copy>(&mut self, shape: &[usize], input: &[I]) -> TractResult<TValue> {
+        if let Some(tensor) = self.0.as_mut().and_then(Arc::get_mut) {
+            if tensor.shape() == shape && tensor.datum_type() == I::datum_type() {
+                let mut plain = tensor.try_as_plain_ram_mut()?;
+                let dst = plain.as_slice_mut::<I>()?;
+                if dst.len() == input.len() {
+                    dst.copy_from_slice(input);
+                    return Ok(TValue::from_const(self.0.clone().expect("checked above")));
+                }
+            }
+        }
+        let tensor = Arc::new(Tensor::from_shape(shape, input)?);
+        self.0 = Some(tensor.clone());
+        Ok(TValue::from_const(tensor))
+    }
+}
+
 fn with_output<I: Datum + Copy, O: Datum + Copy>(
-    state: &mut State,
+    (state, slot): (&mut State, &mut InputSlot),
     shape: &[usize],
     input: &[I],
     stage: &'static str,
@@ -259,8 +297,8 @@ fn with_output<I: Datum + Copy, O: Datum + Copy>(
     f: impl FnOnce(&[O]),
 ) -> Result<()> {
     let inference = |e: TractError| Error::inference(stage, e);
-    let tensor = Tensor::from_shape(shape, input).map_err(inference)?;
-    let outputs = state.run(tvec!(tensor.into())).map_err(inference)?;
+    let value = slot.value(shape, input).map_err(inference)?;
+    let outputs = state.run(tvec!(value)).map_err(inference)?;
     let value = outputs.into_iter().next().ok_or_else(|| graph_err(path, "graph produced no output"))?;
     let view = value.to_plain_array_view::<O>().map_err(|e| graph_err(path, e))?;
     match view.as_slice() {
@@ -272,7 +310,7 @@ fn with_output<I: Datum + Copy, O: Datum + Copy>(
 
 /// Runs one planned graph on one input and copies its first output into the caller's buffer.
 fn run_into<I: Datum + Copy, O: Datum + Copy>(
-    state: &mut State,
+    state: (&mut State, &mut InputSlot),
     shape: &[usize],
     input: &[I],
     stage: &'static str,
@@ -305,10 +343,10 @@ impl CpuBackend {
     fn run_prior_here(&mut self, image: &[f32], tokens: &mut Vec<i64>) -> Result<()> {
         let state = self.prior.as_mut().ok_or_else(|| not_planned("prior"))?;
         match self.argmax_codes {
-            None => run_into(state, &self.image_shape, image, "prior", &self.prior_path, tokens),
+            None => run_into((state, &mut self.prior_input), &self.image_shape, image, "prior", &self.prior_path, tokens),
             Some(codes) => {
                 let cells = self.grid[0] * self.grid[1];
-                with_output::<f32, _>(state, &self.image_shape, image, "prior", &self.prior_path, |logits| {
+                with_output::<f32, _>((state, &mut self.prior_input), &self.image_shape, image, "prior", &self.prior_path, |logits| {
                     crate::engine::tokens::argmax_channels_into(logits, codes, cells, tokens)
                 })
             }
@@ -318,7 +356,7 @@ impl CpuBackend {
     fn run_decoder_here(&mut self, tokens: &[i64], maskige: &mut Vec<f32>) -> Result<()> {
         let shape = [1, self.grid[0], self.grid[1]];
         let state = self.decoder.as_mut().ok_or_else(|| not_planned("decoder"))?;
-        run_into(state, &shape, tokens, "decoder", &self.decoder_path, maskige)
+        run_into((state, &mut self.decoder_input), &shape, tokens, "decoder", &self.decoder_path, maskige)
     }
 }
 
@@ -328,6 +366,7 @@ pub struct OnnxInverse {
     path: PathBuf,
     name: String,
     state: State,
+    input: InputSlot,
     shape: [usize; 4],
     ids: Vec<i64>,
     classes: usize,
@@ -349,7 +388,7 @@ impl OnnxInverse {
             knobs: &[],
         };
         let state = plan(&path, contract)?.spawn().map_err(|e| graph_err(&path, e))?;
-        Ok(Self { name: format!("onnx ({file})"), path, state, shape, ids: Vec::new(), classes: m.classes.len() })
+        Ok(Self { name: format!("onnx ({file})"), path, state, input: InputSlot::default(), shape, ids: Vec::new(), classes: m.classes.len() })
     }
 }
 
@@ -359,7 +398,7 @@ impl MaskigeInverse for OnnxInverse {
     }
 
     fn classes_into(&mut self, maskige: &[f32], classes: &mut image::GrayImage) -> Result<()> {
-        multithread_tract_scope(Executor::SingleThread, || run_into(&mut self.state, &self.shape, maskige, "inverse", &self.path, &mut self.ids))?;
+        multithread_tract_scope(Executor::SingleThread, || run_into((&mut self.state, &mut self.input), &self.shape, maskige, "inverse", &self.path, &mut self.ids))?;
         for (dst, &id) in classes.iter_mut().zip(&self.ids) {
             if id < 0 || id as usize >= self.classes {
                 return Err(Error::GraphMismatch { path: self.path.clone(), msg: format!("class id {id} outside 0..{}", self.classes) });
@@ -375,4 +414,24 @@ impl MaskigeInverse for OnnxInverse {
 pub fn with_threads<R>(threads: usize, f: impl FnOnce() -> R) -> R {
     init_process();
     multithread_tract_scope(executor(threads).0, f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_input_tensor_is_reused_from_run_to_run() {
+        let package = ModelPackage::open(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/gss-tiny")).unwrap();
+        let one = BackendOptions { threads: 1, ..BackendOptions::default() };
+        let mut backend = CpuBackend::with_options(&package, &one, Graphs::Both).unwrap();
+        let image = vec![0.5f32; backend.image_shape.iter().product()];
+        let (mut tokens, mut maskige) = (Vec::new(), Vec::new());
+        backend.run(&image, &mut tokens, &mut maskige).unwrap();
+        let first = (backend.prior_input.0.as_ref().map(Arc::as_ptr), backend.decoder_input.0.as_ref().map(Arc::as_ptr));
+        backend.run(&image, &mut tokens, &mut maskige).unwrap();
+        let second = (backend.prior_input.0.as_ref().map(Arc::as_ptr), backend.decoder_input.0.as_ref().map(Arc::as_ptr));
+        assert!(first.0.is_some() && first.1.is_some());
+        assert_eq!(first, second, "tract let go of the inputs, so the same tensors take the next frame");
+    }
 }
