@@ -26,7 +26,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -258,9 +258,9 @@ struct Tokenized {
 /// that a bad model fails there and not in a thread.
 enum Stages {
     /// Encode and decode on their own threads, each with a backend for its own graph.
-    Split { encode: FramePath, decode: FramePath },
+    Split { encode: Box<FramePath>, decode: Box<FramePath> },
     /// The whole path on one thread.
-    Whole(FramePath),
+    Whole(Box<FramePath>),
 }
 
 /// A running (or ready) stream. See the module docs.
@@ -274,7 +274,9 @@ pub struct Pipeline {
     /// Frames subscribers may hold queued, for sizing the class-map pool.
     subscriber_capacity: usize,
     stop: StopSignal,
-    source_stop: Option<StopSignal>,
+    /// The source's own stop signal, once `run` has the source: shared with every StopHandle,
+    /// including those made before `run` (a Ctrl-C handler is installed first).
+    source_stop: Arc<OnceLock<StopSignal>>,
     threads: Vec<JoinHandle<()>>,
     fatal: Arc<Mutex<Option<Error>>>,
 }
@@ -294,7 +296,7 @@ impl Pipeline {
             return Err(Error::InvalidOption { option: "queue depth", msg: "must be at least 1".into() });
         }
         let fit = options.fit.unwrap_or(package.manifest.input.fit);
-        let path = |graphs| FramePath::new(&package, make_backend(&package, graphs)?, graphs, fit);
+        let path = |graphs| FramePath::new(&package, make_backend(&package, graphs)?, graphs, fit).map(Box::new);
         let stages = match options.mode {
             Mode::Pipelined => Stages::Split { encode: path(Graphs::Prior)?, decode: path(Graphs::Decoder)? },
             Mode::Sequential => Stages::Whole(path(Graphs::Both)?),
@@ -308,7 +310,7 @@ impl Pipeline {
             subscriber_stats: Vec::new(),
             subscriber_capacity: 0,
             stop: StopSignal::new(),
-            source_stop: None,
+            source_stop: Arc::default(),
             threads: Vec::new(),
             fatal: Arc::default(),
         })
@@ -345,7 +347,10 @@ impl Pipeline {
     /// fails or [`stop`](Pipeline::stop) is called.
     pub fn run(&mut self, mut source: impl FrameSource + 'static) -> Result<()> {
         let stages = self.stages.take().ok_or_else(|| Error::Pipeline { msg: "run() called twice".into() })?;
-        self.source_stop = source.stop_signal();
+        if let Some(signal) = source.stop_signal() {
+            // Only the first run() gets here (a second one fails above), so this cannot be set.
+            let _ = self.source_stop.set(signal);
+        }
         let depth = self.options.queue_depth;
         let policy = self.options.policy;
         // Frames alive at once: one per queue slot and stage, what subscribers keep queued, and
@@ -584,13 +589,13 @@ impl Drop for Pipeline {
 #[derive(Clone)]
 pub struct StopHandle {
     pipeline: StopSignal,
-    source: Option<StopSignal>,
+    source: Arc<OnceLock<StopSignal>>,
 }
 
 impl StopHandle {
     pub fn stop(&self) {
         self.pipeline.stop();
-        if let Some(s) = &self.source {
+        if let Some(s) = self.source.get() {
             s.stop();
         }
     }

@@ -19,8 +19,12 @@ pub struct Postprocess {
     classes: GrayImage,
     /// Per frame column / row, the model column / row its class comes from (for the last frame
     /// size seen).
-    tables: Option<((u32, u32), Vec<u32>, Vec<u32>)>,
+    tables: Option<ClassTables>,
 }
+
+/// For one frame size (width, height): per frame column and per frame row, the model column /
+/// row its class comes from.
+type ClassTables = ((u32, u32), Vec<u32>, Vec<u32>);
 
 impl Postprocess {
     pub fn new(manifest: &Manifest, inverse: Box<dyn MaskigeInverse>, fit: Fit) -> Self {

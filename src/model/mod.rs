@@ -213,7 +213,7 @@ impl ModelPackage {
                 m.name, m.input.height, m.input.width
             )));
         };
-        if height == 0 || width == 0 || height % multiple != 0 || width % multiple != 0 {
+        if height == 0 || width == 0 || !height.is_multiple_of(multiple) || !width.is_multiple_of(multiple) {
             return Err(invalid(format!("{height}x{width} is not a multiple of {multiple} in both directions, which {} needs", m.name)));
         }
         let mut package = self.clone();
@@ -282,7 +282,7 @@ fn validate(m: &Manifest, path: &Path) -> Result<()> {
         )));
     }
     if let Some(multiple) = m.input.size_multiple {
-        if multiple == 0 || m.input.height % multiple != 0 || m.input.width % multiple != 0 || multiple % m.decoder.upsample != 0 {
+        if multiple == 0 || !m.input.height.is_multiple_of(multiple) || !m.input.width.is_multiple_of(multiple) || !multiple.is_multiple_of(m.decoder.upsample) {
             return Err(invalid(format!(
                 "input.size_multiple {multiple} must divide the input size {}x{} and be a multiple of decoder.upsample {}",
                 m.input.height, m.input.width, m.decoder.upsample

@@ -73,9 +73,12 @@ fn parse_size(s: &str) -> std::result::Result<(u32, u32), String> {
     Ok((w.parse().map_err(|_| "bad width")?, h.parse().map_err(|_| "bad height")?))
 }
 
+/// (width, height) in pixels.
+type FrameSize = (u32, u32);
+
 /// The source, and the size its frames will have when that is known before the first frame
 /// (for `--fit native`): the camera's requested size, or the first file's.
-fn open_source(args: &Args) -> Result<(Box<dyn FrameSource>, Option<(u32, u32)>)> {
+fn open_source(args: &Args) -> Result<(Box<dyn FrameSource>, Option<FrameSize>)> {
     if let Some(cam) = &args.camera {
         let mut options = CameraOptions::default();
         options.request.width = args.size.0;

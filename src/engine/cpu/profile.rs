@@ -43,14 +43,14 @@ impl GraphProfile {
             e.1 += n.mean;
         }
         let mut out: Vec<OpTotal> = ops.into_iter().map(|(op, (count, t))| (op.to_string(), count, t)).collect();
-        out.sort_by(|a, b| b.2.cmp(&a.2));
+        out.sort_by_key(|o| std::cmp::Reverse(o.2));
         out
     }
 
     /// The `n` most expensive nodes.
     pub fn top_nodes(&self, n: usize) -> Vec<&NodeTime> {
         let mut v: Vec<&NodeTime> = self.nodes.iter().collect();
-        v.sort_by(|a, b| b.mean.cmp(&a.mean));
+        v.sort_by_key(|n| std::cmp::Reverse(n.mean));
         v.truncate(n);
         v
     }

@@ -147,7 +147,7 @@ impl Graph {
     /// grid still stays on the device.
     pub fn append_channel_argmax(&mut self, codes: usize) -> std::result::Result<(), String> {
         let out = self.values[self.output];
-        if out.dtype != DType::F32 || codes == 0 || out.len % codes != 0 {
+        if out.dtype != DType::F32 || codes == 0 || !out.len.is_multiple_of(codes) {
             return Err(format!("output of {} {:?} values is not {codes} planes of logits", out.len, out.dtype));
         }
         let cells = out.len / codes;
