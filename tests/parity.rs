@@ -307,3 +307,30 @@ fn a_backend_planned_for_one_stage_refuses_the_other() {
     let mut decoder_only = CpuBackend::with_graphs(&package, None, Graphs::Decoder).unwrap();
     assert!(decoder_only.run_prior(&[0.0], &mut Vec::new()).unwrap_err().to_string().contains("without the prior graph"));
 }
+
+/// `--fit native` on a package whose graphs are fully convolutional (the bundled dense one):
+/// planned at the frame's aspect ratio, it segments a 640×480 frame everywhere, and agrees with
+/// the stretched run at the exported size on most pixels (a wrong geometry would not).
+#[test]
+fn native_fit_runs_a_fully_convolutional_package_at_the_frames_aspect_ratio() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dense = ModelPackage::open(root.join("models/gss-edge-street8-dense")).unwrap();
+    let image = load_rgb(&fixtures().join("frame-640x480/frame.png")).unwrap();
+    assert_eq!(dense.native_size_for(640, 480), Some((320, 416)));
+    let native = dense.at_input_size(320, 416).unwrap();
+    assert_eq!(native.manifest.prior.grid, [40, 52]);
+    let mut at_native = Segmenter::new(native, None).unwrap().with_fit(gss::Fit::Native);
+    let mut stretched = Segmenter::new(dense.clone(), None).unwrap().with_fit(gss::Fit::Stretch);
+    let (a, b) = (at_native.segment(&image).unwrap(), stretched.segment(&image).unwrap());
+    assert_eq!(a.dimensions(), (640, 480));
+    assert!(!a.as_raw().contains(&gss::frame_path::UNSEEN));
+    let same = a.as_raw().iter().zip(b.as_raw()).filter(|(x, y)| x == y).count();
+    let share = same as f64 / a.len() as f64;
+    assert!(share > 0.85, "native and stretch agree on only {:.1} % of pixels", 100.0 * share);
+    // Not a multiple of 32, and a package exported for one size only, are refused by name.
+    assert!(matches!(dense.at_input_size(330, 416), Err(Error::InvalidOption { .. })));
+    let bundled = ModelPackage::open(root.join("models/gss-edge-street8")).unwrap();
+    let err = bundled.at_input_size(320, 416).unwrap_err();
+    assert!(err.to_string().contains("--fit stretch"), "{err}");
+    assert_eq!(bundled.native_size_for(640, 480), None);
+}

@@ -94,15 +94,29 @@ def _git_commit() -> str | None:
         return None
 
 
-def _export(module: nn.Module, example: torch.Tensor, path: Path, input_name: str, output_name: str) -> None:
+def _export(module: nn.Module, example: torch.Tensor, path: Path, input_name: str, output_name: str,
+            spatial_axes: tuple[int, int] | None = None) -> None:
+    """Exports `module` at `example`'s shape. With `spatial_axes` (the input's height and width
+    axes) it is traced with those axes symbolic, so sizes computed from tensor shapes (the FPN's
+    upsampling targets) stay Shape ops instead of constants, and the graph runs at other sizes;
+    the file still declares the example's static shape, which tract plans best."""
     module.eval()
+    dynamic_axes = None
+    if spatial_axes is not None:
+        dynamic_axes = {input_name: {spatial_axes[0]: "height", spatial_axes[1]: "width"}}
     with torch.no_grad(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         # The TorchScript exporter gives plain, static graphs (Conv, Gather, DepthToSpace, ArgMax)
         # that both tract 0.23 and onnxruntime load; dynamo's graphs add ops tract lacks.
         torch.onnx.export(module, (example,), str(path), input_names=[input_name], output_names=[output_name],
-                          opset_version=OPSET, do_constant_folding=True, dynamo=False)
+                          opset_version=OPSET, do_constant_folding=True, dynamo=False, dynamic_axes=dynamic_axes)
+        expected = module(example)
     model = onnx.load(str(path))
+    if spatial_axes is not None:
+        model = _with_input_size(model, list(example.shape))
+        shape = model.graph.output[0].type.tensor_type.shape
+        for value in expected.shape:
+            shape.dim.add().dim_value = value
     # Shape inference output is not needed by either runtime and symbolic entries trip tract.
     del model.graph.value_info[:]
     model.producer_name, model.producer_version = "gss_convert", __version__
@@ -130,8 +144,8 @@ def export_run(run: Path, out: Path, name: str | None = None, metrics: Path | No
     prior_graph = PriorTokens(pred.prior, argmax=argmax_in_graph)
     decoder_graph = TokenDecoder(pred.vqvae)
     image, tokens = torch.zeros(1, 3, h, w), torch.zeros(1, h // s, w // s, dtype=torch.long)
-    _export(prior_graph, image, out / "prior.onnx", "image", prior_out)
-    _export(decoder_graph, tokens, out / "decoder.onnx", "tokens", "maskige")
+    _export(prior_graph, image, out / "prior.onnx", "image", prior_out, spatial_axes=(2, 3))
+    _export(decoder_graph, tokens, out / "decoder.onnx", "tokens", "maskige", spatial_axes=(1, 2))
     any_size = _runs_at_other_sizes(out, h, w, s, multiple)
     cost = {"prior_gmac": round(count_macs(prior_graph, image) / 1e9, 4),
             "decoder_gmac": round(count_macs(decoder_graph, tokens) / 1e9, 4)}
