@@ -93,6 +93,9 @@ pub struct MaskFrame {
     pub frame: Option<Arc<RgbImage>>,
     /// The file the frame came from, for file sources.
     pub origin: Option<PathBuf>,
+    /// The token grid the prior chose (h×w, row-major; the package's `prior.grid`). Empty when
+    /// the backend kept it on its device (wgpu in `Mode::Sequential`).
+    pub tokens: Arc<Vec<i64>>,
     /// Per-stage times. In [`Mode::Sequential`] both graphs run as one backend call, so
     /// `prior` holds prior and decoder together and `decoder` is zero.
     pub timings: StageTimings,
@@ -407,7 +410,8 @@ impl Pipeline {
                 let (tx_tok, rx_tok) = bounded::<Tokenized>(depth);
                 let counters = self.counters.clone();
                 let rx_evict = evict_handle(policy, &rx_tok);
-                let mut tokens_pool: BufferPool<Vec<i64>> = BufferPool::new(2 * depth + 3);
+                // Token grids travel with their MaskFrame, so as many are alive as frames.
+                let mut tokens_pool: BufferPool<Vec<i64>> = BufferPool::new(in_flight);
                 self.spawn("gss-encode", move || {
                     for (seq, frame) in rx_frames.iter() {
                         let mut timings = StageTimings::default();
@@ -441,8 +445,7 @@ impl Pipeline {
                             timings = StageTimings { preprocess: encoded.preprocess, prior: encoded.prior, ..decoded };
                             Ok::<_, Error>(())
                         });
-                        drop(tokens);
-                        if !emit.emit(seq, frame, result.map(|classes| (classes, timings)))? {
+                        if !emit.emit(seq, frame, result.map(|classes| (classes, tokens, timings)))? {
                             break;
                         }
                     }
@@ -451,6 +454,7 @@ impl Pipeline {
             }
             Stages::Whole(mut path) => {
                 let mut emit = emit;
+                let mut tokens_pool: BufferPool<Vec<i64>> = BufferPool::new(in_flight);
                 self.spawn("gss-segment", move || {
                     for (seq, frame) in rx_frames.iter() {
                         let mut timings = StageTimings::default();
@@ -458,7 +462,15 @@ impl Pipeline {
                             timings = path.segment_into(&frame.image, classes)?;
                             Ok::<_, Error>(())
                         });
-                        if !emit.emit(seq, frame, result.map(|classes| (classes, timings)))? {
+                        let result = result.and_then(|classes| {
+                            let tokens = tokens_pool.fill(|t: &mut Vec<i64>| {
+                                t.clear();
+                                t.extend_from_slice(path.tokens());
+                                Ok::<_, Error>(())
+                            })?;
+                            Ok((classes, tokens, timings))
+                        });
+                        if !emit.emit(seq, frame, result)? {
                             break;
                         }
                     }
@@ -625,8 +637,8 @@ struct Emitter {
 impl Emitter {
     /// Ok(false) once the publisher has gone (the stage should stop); Err for a failure that
     /// is not about this frame.
-    fn emit(&mut self, seq: u64, frame: Frame, result: Result<(Arc<GrayImage>, StageTimings)>) -> Result<bool> {
-        let (classes, timings) = match result {
+    fn emit(&mut self, seq: u64, frame: Frame, result: Result<(Arc<GrayImage>, Arc<Vec<i64>>, StageTimings)>) -> Result<bool> {
+        let (classes, tokens, timings) = match result {
             Ok(done) => done,
             Err(e) if is_frame_failure(&e) => {
                 self.counters.fail(frame.index, &e);
@@ -643,6 +655,7 @@ impl Emitter {
             classes,
             frame: self.keep_frames.then_some(frame.image),
             origin: frame.origin,
+            tokens,
             timings,
             dropped_so_far: 0,
         };

@@ -280,3 +280,20 @@ def test_cli_domain(tmp_path, capsys):
         main(["data", "synth", "--help"])
     synth_help = capsys.readouterr().out
     assert "--domain" in synth_help and all(name in synth_help for name in DOMAINS)
+
+
+def test_a_faster_camera_moves_further_per_frame_and_speed_needs_a_sequence(tmp_path):
+    import pytest
+
+    from gss_convert.data.synth import generate_dataset
+    from gss_convert.data.synth.world import World
+
+    default = World(5, (32, 64), 10)
+    fast = World(5, (32, 64), 10, speed=3.0)
+    assert fast.speed == 3.0 and fast.camera(2).z == pytest.approx(6.0)
+    # the draws after the speed are the same: same lens and camera position across the street
+    assert (fast.lens, fast.camera(0).x) == (default.lens, default.camera(0).x)
+    with pytest.raises(ValueError, match="sequences only"):
+        generate_dataset(tmp_path / "x", (32, 64), {"test": 1}, 0, speed=2.0)
+    generate_dataset(tmp_path / "seq", (32, 64), {}, 0, sequence=3, speed=2.0, workers=1)
+    assert len(list((tmp_path / "seq" / "images" / "seq").iterdir())) == 3

@@ -43,6 +43,54 @@ impl LiveWindow {
     }
 }
 
+/// How much of the token grid changes from one frame to the next: the share of grid cells whose
+/// token differs from the previous frame's (reset at a gap, so only neighbouring frames count).
+#[derive(Debug, Clone, Default)]
+pub struct TokenChangeMeter {
+    previous: Vec<i64>,
+    changed: u64,
+    cells: u64,
+    pairs: u64,
+}
+
+impl TokenChangeMeter {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The next frame's grid; returns its changed share (0..1) when there is a previous grid of
+    /// the same size. An empty grid (a backend that keeps it on its device) is not counted.
+    pub fn update(&mut self, tokens: &[i64]) -> Option<f64> {
+        if tokens.is_empty() {
+            return None;
+        }
+        let share = (self.previous.len() == tokens.len()).then(|| {
+            let changed = tokens.iter().zip(&self.previous).filter(|(a, b)| a != b).count();
+            self.changed += changed as u64;
+            self.cells += tokens.len() as u64;
+            self.pairs += 1;
+            changed as f64 / tokens.len() as f64
+        });
+        self.previous.clear();
+        self.previous.extend_from_slice(tokens);
+        share
+    }
+
+    pub fn reset(&mut self) {
+        self.previous.clear();
+    }
+
+    /// Mean changed share over every pair so far (NaN before the first pair).
+    pub fn mean_share(&self) -> f64 {
+        if self.cells == 0 { f64::NAN } else { self.changed as f64 / self.cells as f64 }
+    }
+
+    /// Neighbouring frame pairs compared.
+    pub fn pairs(&self) -> u64 {
+        self.pairs
+    }
+}
+
 /// p-th percentile (0..=100) of ascending `sorted` values by nearest rank; NaN when empty.
 pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
@@ -79,6 +127,18 @@ mod tests {
         assert!(r.fps > 0.0 && r.fps < 2.0 / 0.03);
         // A new window starts empty.
         assert_eq!(w.record(Duration::from_millis(5)), None);
+    }
+
+    #[test]
+    fn token_change_is_the_share_of_cells_that_differ_from_the_last_frame() {
+        let mut m = TokenChangeMeter::new();
+        assert_eq!(m.update(&[1, 2, 3, 4]), None);
+        assert_eq!(m.update(&[1, 2, 3, 5]), Some(0.25));
+        assert_eq!(m.update(&[]), None);
+        assert_eq!(m.update(&[0, 0, 3, 5]), Some(0.5));
+        assert_eq!((m.pairs(), m.mean_share()), (2, 0.375));
+        m.reset();
+        assert_eq!(m.update(&[9, 9, 9, 9]), None);
     }
 
     #[test]

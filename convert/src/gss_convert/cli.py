@@ -54,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--sequence", type=int, default=None,
                        help="write N consecutive frames of a forward-moving camera instead")
+    synth.add_argument("--speed", type=float, default=None,
+                       help="with --sequence: the camera's metres per frame (default: drawn, 0.35-1.1)")
     synth.add_argument("--format", choices=["png", "jpg"], default="png", help="image file format")
     synth.add_argument("--workers", type=int, default=2)
     # names checked when run (gss_convert.data.synth.DOMAINS), so building the parser stays import-free
@@ -165,7 +167,7 @@ def _run(args: argparse.Namespace) -> int:
         t0 = time.perf_counter()
         splits = {"seq": args.sequence} if args.sequence else args.split
         cases = generate_dataset(args.out, args.size, splits, args.seed, sequence=args.sequence,
-                                 workers=args.workers, image_format=args.format, domain=domain)
+                                 workers=args.workers, image_format=args.format, domain=domain, speed=args.speed)
         log.info("wrote %s (%s) in %.1f s", args.out, ", ".join(f"{k}={v}" for k, v in splits.items()),
                  time.perf_counter() - t0)
         if not domain.is_street8:

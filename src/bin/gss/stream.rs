@@ -9,9 +9,9 @@ use anyhow::{Context, Result};
 use image::RgbImage;
 
 use gss::dataset::{label_path_for, load_label};
-use gss::eval::ConfusionMatrix;
+use gss::eval::{ConfusionMatrix, FlickerMeter};
 use gss::sink::png;
-use gss::sink::stats::{peak_rss_mb, percentile, LiveWindow};
+use gss::sink::stats::{peak_rss_mb, percentile, LiveWindow, TokenChangeMeter};
 use gss::pipeline::{Mode, Pipeline, PipelineOptions, Policy};
 use gss::source::{Camera, CameraOptions, FrameSource, ImageFiles};
 
@@ -145,6 +145,10 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
 
     let mut cm = ConfusionMatrix::new(num_classes);
     let mut labelled = 0u64;
+    // Temporal figures compare neighbouring frames of the source only: a dropped frame is a gap.
+    let mut flicker = FlickerMeter::new();
+    let mut token_change = TokenChangeMeter::new();
+    let mut last_index: Option<u64> = None;
     let mut latencies: Vec<f64> = Vec::new();
     let mut window = LiveWindow::new(Duration::from_secs(1));
     let mut overlay = RgbImage::new(0, 0);
@@ -166,10 +170,17 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
                 }
             }
         }
+        if last_index.is_none_or(|i| i + 1 != mask.source_index) {
+            flicker.reset();
+            token_change.reset();
+        }
+        last_index = Some(mask.source_index);
+        token_change.update(&mask.tokens);
         if let Some(label_path) = mask.origin.as_deref().and_then(label_path_for) {
             match load_label(&label_path) {
                 Ok(label) if label.dimensions() == mask.classes.dimensions() => {
                     cm.update(mask.classes.as_raw(), label.as_raw())?;
+                    flicker.update(mask.classes.as_raw(), label.as_raw())?;
                     labelled += 1;
                 }
                 Ok(_) => log::warn!("{}: label size differs from its frame; not scored", label_path.display()),
@@ -193,6 +204,8 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
     let rss = peak_rss_mb();
     let consumer_dropped = stats.subscribers.first().map_or(0, |s| s.dropped);
     let miou = (labelled > 0).then(|| cm.miou());
+    let flicker_pct = (flicker.stable_pixels() > 0).then(|| flicker.flicker());
+    let token_change_pct = (token_change.pairs() > 0).then(|| 100.0 * token_change.mean_share());
     if args.json {
         let report = serde_json::json!({
             "source": source_name, "policy": if args.lossless { "lossless" } else { "real-time" },
@@ -203,6 +216,7 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
             "consumer_received": received, "consumer_dropped": consumer_dropped,
             "fps": fps, "latency_p50_ms": percentile(&latencies, 50.0), "latency_p95_ms": percentile(&latencies, 95.0),
             "cold_start_ms": ms(cold_start), "peak_rss_mb": rss, "labelled_frames": labelled, "mIoU": miou,
+            "flicker_pct": flicker_pct, "token_change_pct": token_change_pct, "token_pairs": token_change.pairs(),
         });
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -216,6 +230,12 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
         }
         if let Some(m) = miou {
             println!("mIoU {m:.2} over {labelled} labelled frames (mAcc {:.2})", cm.macc());
+        }
+        if let Some(t) = token_change_pct {
+            println!("tokens changed between neighbouring frames: {t:.1} % of the grid ({} pairs)", token_change.pairs());
+        }
+        if let Some(f) = flicker_pct {
+            println!("flicker {f:.2} % (pixels whose class changed where the label did not, neighbouring frames)");
         }
         if args.save != Save::None && received > 0 {
             println!("{} written to {}", if args.save == Save::Masks { "masks" } else { "overlays" }, args.out.display());

@@ -72,7 +72,8 @@ def check_size(size) -> tuple[int, int]:
 class World:
     """A street scene for a camera driving forward ``n_frames`` frames; :meth:`render` draws frame i."""
 
-    def __init__(self, seed: int, size: tuple[int, int], n_frames: int, domain: str | Domain | None = None):
+    def __init__(self, seed: int, size: tuple[int, int], n_frames: int, domain: str | Domain | None = None,
+                 speed: float | None = None):
         rng = np.random.default_rng(seed)
         self.seed = seed
         self.height, self.width = int(size[0]), int(size[1])
@@ -86,6 +87,9 @@ class World:
             self.light.apply_shift(self.shift, self.domain, shift_rng)
         self.lens = self._draw_lens(rng)
         self.speed = rng.uniform(0.35, 1.1)  # m per frame
+        if speed is not None:
+            # drawn first all the same, so every later draw of this seed's world stays as it was
+            self.speed = float(speed)
         scene = StreetBuilder(rng, self.light, StreetExtent.for_frames(self.speed, n_frames), self.speed).build()
         self.street, self.objects, self.camera_x = scene.street, scene.objects, scene.camera_x
         self.sky = Sky.draw(rng)

@@ -38,6 +38,7 @@ class RenderJob:
     seed: int  # the split's seed (images) or the sequence's world seed
     sequence_length: int  # 0: independent images
     domain: Domain
+    speed: float | None = None  # sequences: metres per frame (None: drawn per world)
 
 
 def _save_pair(out: Path, split: str, stem: str, image: np.ndarray, labels: np.ndarray, image_format: str) -> None:
@@ -57,7 +58,7 @@ def _stem(job: RenderJob, index: int) -> str:
 def _run_job(job: RenderJob) -> list[tuple[str, dict]]:
     """Render and save the job's frames; returns per frame its ``split/stem`` and the shifts it got."""
     done = []
-    sequence_world = World(job.seed, job.size, job.sequence_length, job.domain) if job.sequence_length else None
+    sequence_world = World(job.seed, job.size, job.sequence_length, job.domain, speed=job.speed) if job.sequence_length else None
     for i in job.indices:
         if sequence_world is not None:
             world, frame = sequence_world, i
@@ -87,7 +88,7 @@ def _remove_stale_files(image_dir: Path, label_dir: Path, prefix: str, count: in
 
 def generate_dataset(out: Path, size: tuple[int, int], splits: dict[str, int], seed: int,
                      sequence: int | None = None, workers: int = 2, image_format: str = "png",
-                     domain: str | Domain = "street8") -> dict[str, int]:
+                     domain: str | Domain = "street8", speed: float | None = None) -> dict[str, int]:
     """Write a street8 data set in the folder layout.
 
     ``<out>/images/<split>/<stem>.<png|jpg>``, ``<out>/labels/<split>/<stem>.png`` (8-bit L, pixel = class
@@ -100,6 +101,9 @@ def generate_dataset(out: Path, size: tuple[int, int], splits: dict[str, int], s
     ``domain`` (a name from :data:`DOMAINS` or a :class:`Domain`): anything but street8 also writes
     ``<out>/domain.json`` (the preset, and per image the shifts it got, e.g. ``"cases": ["fog",
     "camera"]``); street8 writes exactly what it always did.  Returns how many images got each case.
+
+    ``speed`` (sequences only): the camera's metres per frame instead of the world's own draw
+    (0.35-1.1), e.g. 2.5 for a fast camera whose frames share less.
     """
     from tqdm import tqdm
 
@@ -113,6 +117,8 @@ def generate_dataset(out: Path, size: tuple[int, int], splits: dict[str, int], s
         raise ValueError(f"image_format must be 'png' or 'jpg', got {image_format!r}")
     workers = max(1, int(workers))
     jobs: list[RenderJob] = []
+    if speed is not None and (sequence is None or not speed > 0):
+        raise ValueError("speed applies to sequences only, in metres per frame above 0")
     if sequence is not None:
         if len(splits) > 1:
             raise ValueError("sequence mode writes a single split; give at most one split name")
@@ -124,7 +130,7 @@ def generate_dataset(out: Path, size: tuple[int, int], splits: dict[str, int], s
         world_seed = derive_seed(seed, name, 0)
         # one run per worker call; a few runs per worker keep the workers busy to the end
         runs = 1 if workers == 1 else workers * 4
-        jobs = [RenderJob(out, name, run, (height, width), fmt, world_seed, n, dom)
+        jobs = [RenderJob(out, name, run, (height, width), fmt, world_seed, n, dom, speed)
                 for run in _contiguous_runs(n, runs)]
         prefix = {name: "frame_"}
     else:
