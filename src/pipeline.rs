@@ -96,6 +96,9 @@ pub struct MaskFrame {
     /// The token grid the prior chose (h×w, row-major; the package's `prior.grid`). Empty when
     /// the backend kept it on its device (wgpu in `Mode::Sequential`).
     pub tokens: Arc<Vec<i64>>,
+    /// The prior's confidence per grid cell (h×w, the chosen token's probability), when the
+    /// backend was built with `BackendOptions::confidence` and the prior ends with token logits.
+    pub confidence: Option<Arc<Vec<f32>>>,
     /// Per-stage times. In [`Mode::Sequential`] both graphs run as one backend call, so
     /// `prior` holds prior and decoder together and `decoder` is zero.
     pub timings: StageTimings,
@@ -254,6 +257,7 @@ struct Tokenized {
     seq: u64,
     frame: Frame,
     tokens: Arc<Vec<i64>>,
+    confidence: Option<Arc<Vec<f32>>>,
     timings: StageTimings,
 }
 
@@ -412,6 +416,7 @@ impl Pipeline {
                 let rx_evict = evict_handle(policy, &rx_tok);
                 // Token grids travel with their MaskFrame, so as many are alive as frames.
                 let mut tokens_pool: BufferPool<Vec<i64>> = BufferPool::new(in_flight);
+                let mut confidence_pool: BufferPool<Vec<f32>> = BufferPool::new(in_flight);
                 self.spawn("gss-encode", move || {
                     for (seq, frame) in rx_frames.iter() {
                         let mut timings = StageTimings::default();
@@ -427,7 +432,8 @@ impl Pipeline {
                             }
                             Err(e) => return Err(e),
                         };
-                        match push(&tx_tok, rx_evict.as_ref(), Tokenized { seq, frame, tokens, timings }, policy) {
+                        let confidence = shared_confidence(&mut confidence_pool, encode.confidence());
+                        match push(&tx_tok, rx_evict.as_ref(), Tokenized { seq, frame, tokens, confidence, timings }, policy) {
                             Some(n) => counters.dropped_before_decoder.fetch_add(n, Ordering::Relaxed),
                             None => break,
                         };
@@ -437,7 +443,7 @@ impl Pipeline {
                 let mut emit = emit;
                 self.spawn("gss-decode", move || {
                     for item in rx_tok.iter() {
-                        let Tokenized { seq, frame, tokens, timings: encoded } = item;
+                        let Tokenized { seq, frame, tokens, confidence, timings: encoded } = item;
                         let size = frame.image.dimensions();
                         let mut timings = encoded;
                         let result = emit.classes.fill(|classes| {
@@ -445,7 +451,7 @@ impl Pipeline {
                             timings = StageTimings { preprocess: encoded.preprocess, prior: encoded.prior, ..decoded };
                             Ok::<_, Error>(())
                         });
-                        if !emit.emit(seq, frame, result.map(|classes| (classes, tokens, timings)))? {
+                        if !emit.emit(seq, frame, result.map(|classes| Segmented { classes, tokens, confidence, timings }))? {
                             break;
                         }
                     }
@@ -455,6 +461,7 @@ impl Pipeline {
             Stages::Whole(mut path) => {
                 let mut emit = emit;
                 let mut tokens_pool: BufferPool<Vec<i64>> = BufferPool::new(in_flight);
+                let mut confidence_pool: BufferPool<Vec<f32>> = BufferPool::new(in_flight);
                 self.spawn("gss-segment", move || {
                     for (seq, frame) in rx_frames.iter() {
                         let mut timings = StageTimings::default();
@@ -468,7 +475,8 @@ impl Pipeline {
                                 t.extend_from_slice(path.tokens());
                                 Ok::<_, Error>(())
                             })?;
-                            Ok((classes, tokens, timings))
+                            let confidence = shared_confidence(&mut confidence_pool, path.confidence());
+                            Ok(Segmented { classes, tokens, confidence, timings })
                         });
                         if !emit.emit(seq, frame, result)? {
                             break;
@@ -613,6 +621,25 @@ impl StopHandle {
     }
 }
 
+/// What the inference stages made of one frame, on its way into a [`MaskFrame`].
+struct Segmented {
+    classes: Arc<GrayImage>,
+    tokens: Arc<Vec<i64>>,
+    confidence: Option<Arc<Vec<f32>>>,
+    timings: StageTimings,
+}
+
+/// The backend's confidence grid in a pooled buffer that can travel with the frame.
+fn shared_confidence(pool: &mut BufferPool<Vec<f32>>, confidence: Option<&[f32]>) -> Option<Arc<Vec<f32>>> {
+    let values = confidence?;
+    pool.fill(|buf: &mut Vec<f32>| {
+        buf.clear();
+        buf.extend_from_slice(values);
+        Ok::<_, Error>(())
+    })
+    .ok()
+}
+
 fn evict_handle<T>(policy: Policy, rx: &Receiver<T>) -> Option<Receiver<T>> {
     (policy == Policy::RealTime).then(|| rx.clone())
 }
@@ -637,8 +664,8 @@ struct Emitter {
 impl Emitter {
     /// Ok(false) once the publisher has gone (the stage should stop); Err for a failure that
     /// is not about this frame.
-    fn emit(&mut self, seq: u64, frame: Frame, result: Result<(Arc<GrayImage>, Arc<Vec<i64>>, StageTimings)>) -> Result<bool> {
-        let (classes, tokens, timings) = match result {
+    fn emit(&mut self, seq: u64, frame: Frame, result: Result<Segmented>) -> Result<bool> {
+        let Segmented { classes, tokens, confidence, timings } = match result {
             Ok(done) => done,
             Err(e) if is_frame_failure(&e) => {
                 self.counters.fail(frame.index, &e);
@@ -656,6 +683,7 @@ impl Emitter {
             frame: self.keep_frames.then_some(frame.image),
             origin: frame.origin,
             tokens,
+            confidence,
             timings,
             dropped_so_far: 0,
         };

@@ -60,6 +60,13 @@ impl Segmenter {
         self.path.tokens()
     }
 
+    /// The prior's confidence per grid cell for the last frame (h×w, the chosen token's
+    /// probability), when the backend was built with `BackendOptions::confidence` and the prior
+    /// ends with token logits.
+    pub fn confidence(&self) -> Option<&[f32]> {
+        self.path.confidence()
+    }
+
     /// Class map (u8 ids) at the image's own size, in a new image.
     pub fn segment(&mut self, image: &RgbImage) -> Result<GrayImage> {
         let mut out = GrayImage::new(image.width(), image.height());

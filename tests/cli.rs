@@ -199,3 +199,21 @@ fn stream_reports_token_change_and_flicker_between_neighbouring_frames() {
     let change = cut["token_change_pct"].as_f64().unwrap();
     assert!(change > 0.0 && change < 100.0, "{cut}");
 }
+
+#[test]
+fn segment_writes_the_confidence_grid_for_a_logits_prior() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out_dir = std::env::temp_dir().join(format!("gss-cli-confidence-{}", std::process::id()));
+    let out = gss()
+        .arg("--model")
+        .arg(root.join("tests/fixtures/gss-tiny-logits"))
+        .args(["--backend", "cpu", "segment", "--confidence", "--out"])
+        .arg(&out_dir)
+        .arg(root.join("tests/fixtures/reference/street8_test_000000.png"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let grid = image::open(out_dir.join("street8_test_000000.confidence.png")).unwrap().to_luma8();
+    assert_eq!(grid.dimensions(), (16, 8), "one pixel per token cell");
+    assert!(grid.as_raw().iter().any(|&v| v < 255));
+}

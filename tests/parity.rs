@@ -334,3 +334,42 @@ fn native_fit_runs_a_fully_convolutional_package_at_the_frames_aspect_ratio() {
     assert!(err.to_string().contains("--fit stretch"), "{err}");
     assert_eq!(bundled.native_size_for(640, 480), None);
 }
+
+/// The prior's confidence: the chosen token's probability per grid cell, for a prior that ends
+/// with its logits; none for one with the ArgMax inside; carried by the pipeline's frames.
+#[test]
+fn confidence_comes_with_logits_priors_only() {
+    use gss::engine::{cpu::CpuBackend, BackendOptions, Graphs};
+    let image = load_rgb(&fixtures().join("reference/street8_test_000000.png")).unwrap();
+    let asked = BackendOptions { confidence: true, threads: 1, ..BackendOptions::default() };
+    let logits = ModelPackage::open(fixtures().join("gss-tiny-logits")).unwrap();
+    let [gh, gw] = logits.manifest.prior.grid;
+    let codes = logits.manifest.prior.codebook_size as f32;
+    let backend = CpuBackend::with_options(&logits, &asked, Graphs::Both).unwrap();
+    let mut seg = Segmenter::with_backend(logits.clone(), Box::new(backend)).unwrap();
+    seg.segment(&image).unwrap();
+    let confidence = seg.confidence().expect("a logits prior gives confidence").to_vec();
+    assert_eq!(confidence.len(), gh * gw);
+    // A probability of the most likely of `codes` tokens lies in [1/codes, 1].
+    assert!(confidence.iter().all(|&p| p >= 1.0 / codes - 1e-6 && p <= 1.0 + 1e-6), "{confidence:?}");
+    assert!(confidence.iter().any(|&p| p < 0.999), "not every cell is certain");
+    // Not asked for, or an ArgMax inside the graph: none.
+    assert!(Segmenter::new(logits.clone(), None).unwrap().confidence().is_none());
+    let argmax = ModelPackage::open(fixtures().join("gss-tiny")).unwrap();
+    let backend = CpuBackend::with_options(&argmax, &asked, Graphs::Both).unwrap();
+    let mut seg = Segmenter::with_backend(argmax, Box::new(backend)).unwrap();
+    seg.segment(&image).unwrap();
+    assert!(seg.confidence().is_none());
+    // The pipeline's frames carry the same grid, in both modes.
+    for mode in [gss::pipeline::Mode::Sequential, gss::pipeline::Mode::Pipelined] {
+        let options = gss::pipeline::PipelineOptions { policy: gss::pipeline::Policy::Lossless, mode, ..Default::default() };
+        let mut p = gss::Pipeline::new(logits.clone(), options, |pkg, graphs| Ok(Box::new(CpuBackend::with_options(pkg, &asked, graphs)?))).unwrap();
+        let rx = p.subscribe(2, gss::pipeline::Policy::Lossless);
+        p.run(gss::source::ImageFiles::from_glob(&format!("{}/reference/street8_test_000000.png", fixtures().display())).unwrap()).unwrap();
+        let frames: Vec<_> = rx.iter().collect();
+        p.join().unwrap();
+        assert_eq!(frames.len(), 1);
+        let got = frames[0].confidence.as_ref().expect("the frame carries the confidence");
+        assert_eq!(got.as_slice(), confidence.as_slice(), "{mode:?}");
+    }
+}

@@ -128,7 +128,7 @@ fn int8_variant_is_reported_unsupported_and_auto_falls_back() {
     let err = WgpuBackend::new(&package, Some("int8")).err().unwrap();
     assert!(matches!(err, Error::UnsupportedOp { .. }), "{err}");
     assert!(check_coverage(&package, None).is_ok());
-    let auto = create_backend(&package, &BackendOptions { kind: BackendKind::Auto, variant: Some("int8".into()), threads: 0 }, Graphs::Both).unwrap();
+    let auto = create_backend(&package, &BackendOptions { kind: BackendKind::Auto, variant: Some("int8".into()), ..BackendOptions::default() }, Graphs::Both).unwrap();
     assert!(auto.name().starts_with("cpu"), "{}", auto.name());
     let forced = create_backend(&package, &BackendOptions { kind: BackendKind::Wgpu, ..BackendOptions::default() }, Graphs::Both).unwrap();
     assert!(forced.name().starts_with("wgpu"), "{}", forced.name());

@@ -29,6 +29,12 @@ pub trait Backend: Send {
     fn run_prior(&mut self, image: &[f32], tokens: &mut Vec<i64>) -> Result<()>;
     /// Token ids (h×w) → maskige (1×3×H×W, the manifest's output range) written into `maskige`.
     fn run_decoder(&mut self, tokens: &[i64], maskige: &mut Vec<f32>) -> Result<()>;
+    /// The last prior run's confidence per grid cell (the chosen token's softmax probability,
+    /// h×w), when the backend was asked for it and the prior ends with token logits. None
+    /// otherwise (a prior with its ArgMax inside, the GPU backend).
+    fn confidence(&self) -> Option<&[f32]> {
+        None
+    }
     /// Image → maskige in one call, the path every whole-frame caller takes. A GPU backend
     /// overrides it to keep the token grid on the device between the two graphs; `tokens` then
     /// holds the grid only if the backend reads it back (it may leave it empty).
@@ -94,6 +100,9 @@ pub struct BackendOptions {
     pub variant: Option<String>,
     /// CPU threads for this backend's graphs; 0: every core the process may use.
     pub threads: usize,
+    /// Also give the prior's confidence per grid cell ([`Backend::confidence`]), where the
+    /// backend can: the CPU backend for priors that end with token logits.
+    pub confidence: bool,
 }
 
 /// Builds the backend `options.kind` names for `graphs` (the CPU backend plans only those; the

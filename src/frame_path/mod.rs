@@ -98,6 +98,12 @@ impl FramePath {
         &self.tokens
     }
 
+    /// The prior's confidence per grid cell for the last frame (h×w), when the backend gives it
+    /// ([`crate::engine::BackendOptions::confidence`]).
+    pub fn confidence(&self) -> Option<&[f32]> {
+        self.backend.confidence()
+    }
+
     /// The whole path in one backend call: class map at the image's own size into `out`
     /// (reallocated only when the frame size changes).
     pub fn segment_into(&mut self, image: &RgbImage, out: &mut GrayImage) -> Result<StageTimings> {

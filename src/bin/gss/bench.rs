@@ -80,7 +80,7 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
     let (w, h) = (package.manifest.input.width as u32, package.manifest.input.height as u32);
     let model_name = package.manifest.name.clone();
     let image = sample_image(args.image.as_ref(), w, h).context("loading the benchmark image")?;
-    let mut seg = config.segmenter(package, Some(image.dimensions()))?;
+    let mut seg = config.segmenter(package, Some(image.dimensions()), false)?;
     let mut classes = GrayImage::new(0, 0);
     seg.segment_into(&image, &mut classes)?;
     let cold_start = start.elapsed();

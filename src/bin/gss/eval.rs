@@ -51,7 +51,7 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
         Some(s) => Some(image::image_dimensions(&s.image).with_context(|| format!("reading {}", s.image.display()))?),
         None => None,
     };
-    let mut seg = config.segmenter(package, first_size)?;
+    let mut seg = config.segmenter(package, first_size, false)?;
     let mut cm = ConfusionMatrix::new(names.len());
     let mut pred = GrayImage::new(0, 0);
     let mut model_time = Duration::ZERO;

@@ -150,17 +150,19 @@ impl RunConfig {
     }
 
     pub fn backend_options(&self, threads: usize) -> BackendOptions {
-        BackendOptions { kind: self.backend, variant: self.variant.clone(), threads }
+        BackendOptions { kind: self.backend, variant: self.variant.clone(), threads, confidence: false }
     }
 
     pub fn backend_for(&self, package: &ModelPackage, graphs: Graphs, threads: usize) -> gss::Result<Box<dyn Backend>> {
         create_backend(package, &self.backend_options(threads), graphs)
     }
 
-    /// A segmenter for `frame_size` frames (the package's own size when None).
-    pub fn segmenter(&self, package: ModelPackage, frame_size: Option<(u32, u32)>) -> Result<Segmenter> {
+    /// A segmenter for `frame_size` frames (the package's own size when None); with
+    /// `confidence`, one whose backend also gives the prior's confidence where it can.
+    pub fn segmenter(&self, package: ModelPackage, frame_size: Option<(u32, u32)>, confidence: bool) -> Result<Segmenter> {
         let (package, fit) = self.fitted(package, frame_size)?;
-        let backend = self.backend_for(&package, Graphs::Both, self.threads.unwrap_or(0)).with_context(|| format!("preparing model {}", self.model_dir.display()))?;
+        let options = BackendOptions { confidence, ..self.backend_options(self.threads.unwrap_or(0)) };
+        let backend = create_backend(&package, &options, Graphs::Both).with_context(|| format!("preparing model {}", self.model_dir.display()))?;
         Ok(Segmenter::with_backend(package, backend).with_context(|| format!("preparing model {}", self.model_dir.display()))?.with_fit(fit))
     }
 }

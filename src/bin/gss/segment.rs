@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 use image::{GrayImage, RgbImage};
 
 use gss::load_rgb;
+use gss::sink::png;
 use gss::source::ImageFiles;
 
 use crate::RunConfig;
@@ -20,6 +21,10 @@ pub struct Args {
     /// Also write <stem>.overlay.png: the image blended with the class colours
     #[arg(long)]
     overlay: bool,
+    /// Also write <stem>.confidence.png: the prior's confidence per token cell (grey 0-255 =
+    /// probability 0-1 of the chosen token; priors that end with token logits)
+    #[arg(long)]
+    confidence: bool,
 }
 
 /// Expands directories (their images) and glob patterns through the same listing the stream's
@@ -48,7 +53,14 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
     // With --fit native the graphs are planned for the first image's shape; later images of
     // another shape are fitted to it (a stretch of a few percent).
     let first_size = images.iter().find_map(|p| image::image_dimensions(p).ok());
-    let mut seg = config.segmenter(package, first_size)?;
+    let mut seg = config.segmenter(package, first_size, args.confidence)?;
+    let grid = seg.package().manifest.prior.grid;
+    if args.confidence && !seg.package().manifest.prior.argmax_in_graph() && seg.backend_name().starts_with("wgpu") {
+        log::warn!("--confidence: the wgpu backend keeps the token logits on the GPU; use --backend cpu for confidence maps");
+    } else if args.confidence && seg.package().manifest.prior.argmax_in_graph() {
+        log::warn!("--confidence: {}'s prior ends with its ArgMax, so it gives no confidence; re-export it with `gss-convert export --argmax runtime`",
+            seg.package().manifest.name);
+    }
     let mut classes = GrayImage::new(0, 0);
     let mut blended = RgbImage::new(0, 0);
     let mut failures = 0;
@@ -56,12 +68,13 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
         let result = load_rgb(path).map_err(anyhow::Error::from).and_then(|img| {
             seg.segment_into(&img, &mut classes)?;
             let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("image");
-            let dst = args.out.join(format!("{stem}.png"));
-            classes.save(&dst).with_context(|| format!("writing {}", dst.display()))?;
+            png::write_classes(&args.out, stem, &classes)?;
             if args.overlay {
-                let dst = args.out.join(format!("{stem}.overlay.png"));
                 gss::sink::blend_into(&img, &classes, &colors, &mut blended);
-                blended.save(&dst).with_context(|| format!("writing {}", dst.display()))?;
+                png::write_overlay(&args.out, stem, &blended)?;
+            }
+            if let Some(confidence) = seg.confidence() {
+                png::write_confidence(&args.out, stem, confidence, grid)?;
             }
             let t = seg.timings;
             log::info!("{}: prior {:.1} ms, decoder {:.1} ms, inverse {:.1} ms", path.display(),

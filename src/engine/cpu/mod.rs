@@ -75,6 +75,8 @@ pub struct CpuBackend {
     /// Some(codebook size) when the prior ends with token logits and the argmax runs here
     /// (`engine::tokens`), which is much faster than tract's ArgMax node.
     argmax_codes: Option<usize>,
+    /// The last frame's per-cell confidence, when asked for and the prior ends with logits.
+    confidence: Option<Vec<f32>>,
     /// This backend's thread pool, installed around every run (tract's matmuls read it).
     executor: Executor,
     threads: usize,
@@ -199,6 +201,7 @@ impl CpuBackend {
             image_shape,
             grid,
             argmax_codes,
+            confidence: (options.confidence && argmax_codes.is_some() && want_prior).then(Vec::new),
             executor,
             threads,
         })
@@ -337,6 +340,10 @@ impl Backend for CpuBackend {
         let executor = self.executor.clone();
         multithread_tract_scope(executor, || self.run_decoder_here(tokens, maskige))
     }
+
+    fn confidence(&self) -> Option<&[f32]> {
+        self.confidence.as_deref()
+    }
 }
 
 impl CpuBackend {
@@ -346,8 +353,12 @@ impl CpuBackend {
             None => run_into((state, &mut self.prior_input), &self.image_shape, image, "prior", &self.prior_path, tokens),
             Some(codes) => {
                 let cells = self.grid[0] * self.grid[1];
+                let confidence = &mut self.confidence;
                 with_output::<f32, _>((state, &mut self.prior_input), &self.image_shape, image, "prior", &self.prior_path, |logits| {
-                    crate::engine::tokens::argmax_channels_into(logits, codes, cells, tokens)
+                    crate::engine::tokens::argmax_channels_into(logits, codes, cells, tokens);
+                    if let Some(confidence) = confidence {
+                        crate::engine::tokens::max_probability_into(logits, codes, cells, tokens, confidence);
+                    }
                 })
             }
         }
