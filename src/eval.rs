@@ -61,6 +61,22 @@ impl ConfusionMatrix {
         Ok(())
     }
 
+    /// Adds another matrix's counts (same classes).
+    pub fn merge(&mut self, other: &ConfusionMatrix) {
+        debug_assert_eq!(self.classes, other.classes);
+        for (a, b) in self.counts.iter_mut().zip(&other.counts) {
+            *a += b;
+        }
+        for (a, b) in self.pred_out_of_range.iter_mut().zip(&other.pred_out_of_range) {
+            *a += b;
+        }
+    }
+
+    /// Labelled pixels counted.
+    pub fn pixels(&self) -> u64 {
+        (0..self.classes).map(|c| self.gt_total(c)).sum()
+    }
+
     fn gt_total(&self, class: usize) -> u64 {
         self.counts[class * self.classes..(class + 1) * self.classes].iter().sum::<u64>() + self.pred_out_of_range[class]
     }
@@ -111,6 +127,62 @@ impl ConfusionMatrix {
 fn nan_mean(values: &[f64]) -> f64 {
     let valid: Vec<f64> = values.iter().copied().filter(|v| !v.is_nan()).collect();
     if valid.is_empty() { f64::NAN } else { valid.iter().sum::<f64>() / valid.len() as f64 }
+}
+
+/// How well the prior's confidence predicts errors: pixels are binned by the confidence of their
+/// token cell, and [`halves`](ConfidenceSplit::halves) scores the most and the least confident
+/// halves of the labelled pixels apart.
+#[derive(Debug, Clone)]
+pub struct ConfidenceSplit {
+    bins: Vec<ConfusionMatrix>,
+}
+
+impl ConfidenceSplit {
+    const BINS: usize = 1000;
+
+    pub fn new(classes: usize) -> Self {
+        Self { bins: vec![ConfusionMatrix::new(classes); Self::BINS] }
+    }
+
+    /// One image: `pred` and `gt` (width × height, row-major) and the confidence of its
+    /// `grid` (rows, columns) of token cells, each pixel taking its cell's value.
+    pub fn update(&mut self, pred: &[u8], gt: &[u8], width: usize, confidence: &[f32], grid: [usize; 2]) -> Result<()> {
+        let [gh, gw] = grid;
+        if pred.len() != gt.len() || width == 0 || pred.len() % width != 0 || confidence.len() != gh * gw {
+            return Err(Error::LabelMismatch {
+                msg: format!("{} predicted, {} labelled pixels, {} confidence cells for a {gh}x{gw} grid", pred.len(), gt.len(), confidence.len()),
+            });
+        }
+        let height = pred.len() / width;
+        for y in 0..height {
+            let row = (y * gh / height).min(gh - 1);
+            for x in 0..width {
+                let p = confidence[row * gw + (x * gw / width).min(gw - 1)];
+                let bin = ((p.clamp(0.0, 1.0) * Self::BINS as f32) as usize).min(Self::BINS - 1);
+                let i = y * width + x;
+                self.bins[bin].update(&pred[i..i + 1], &gt[i..i + 1])?;
+            }
+        }
+        Ok(())
+    }
+
+    /// (most confident half, least confident half, the confidence between them): the bins from
+    /// the top down until half of the labelled pixels are in.
+    pub fn halves(&self) -> (ConfusionMatrix, ConfusionMatrix, f32) {
+        let classes = self.bins[0].num_classes();
+        let total: u64 = self.bins.iter().map(ConfusionMatrix::pixels).sum();
+        let (mut high, mut low) = (ConfusionMatrix::new(classes), ConfusionMatrix::new(classes));
+        let mut threshold = 0.0;
+        for (i, bin) in self.bins.iter().enumerate().rev() {
+            if 2 * high.pixels() < total {
+                high.merge(bin);
+                threshold = i as f32 / Self::BINS as f32;
+            } else {
+                low.merge(bin);
+            }
+        }
+        (high, low, threshold)
+    }
 }
 
 /// Flicker between consecutive frames: the share of pixels whose predicted class changed where the
@@ -202,6 +274,21 @@ mod tests {
         let iou = cm.iou();
         assert!(close(iou[0], 0.5) && iou[1].is_nan() && iou[3].is_nan());
         assert!(close(cm.miou(), 50.0));
+    }
+
+    #[test]
+    fn confident_and_unsure_halves_are_scored_apart() {
+        let mut split = ConfidenceSplit::new(2);
+        // 4×2 image, 2×2 grid: the left cells are sure and right, the right ones unsure and wrong.
+        let gt = [0, 0, 1, 1, 0, 0, 1, 1];
+        let pred = [0, 0, 0, 0, 0, 0, 0, 0];
+        split.update(&pred, &gt, 4, &[0.9, 0.3, 0.95, 0.2], [2, 2]).unwrap();
+        let (high, low, threshold) = split.halves();
+        assert_eq!((high.pixels(), low.pixels()), (4, 4));
+        assert_eq!(high.pixel_acc(), 100.0);
+        assert_eq!(low.pixel_acc(), 0.0);
+        assert!((0.3..=0.9).contains(&threshold), "{threshold}");
+        assert!(split.update(&pred, &gt, 4, &[0.5; 3], [2, 2]).is_err());
     }
 
     #[test]

@@ -217,3 +217,29 @@ fn segment_writes_the_confidence_grid_for_a_logits_prior() {
     assert_eq!(grid.dimensions(), (16, 8), "one pixel per token cell");
     assert!(grid.as_raw().iter().any(|&v| v < 255));
 }
+
+#[test]
+fn eval_splits_the_pixels_by_the_priors_confidence() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let run = |model: &str| {
+        gss()
+            .arg("--model")
+            .arg(root.join(model))
+            .args(["--backend", "cpu", "eval", "--confidence-split", "--json", "--split", "test", "--data"])
+            .arg(root.join("tests/fixtures/street8-tiny"))
+            .output()
+            .unwrap()
+    };
+    let out = run("tests/fixtures/gss-tiny-logits");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let split = &report["confidence_split"];
+    let (high, low) = (split["confident"]["pixels"].as_u64().unwrap(), split["unsure"]["pixels"].as_u64().unwrap());
+    let labelled: u64 = report["confusion"].as_array().unwrap().iter().flat_map(|r| r.as_array().unwrap()).map(|v| v.as_u64().unwrap()).sum();
+    assert_eq!(high + low, labelled, "every labelled pixel is in one half: {split}");
+    assert!(high * 10 >= labelled * 3 && low * 10 >= labelled * 3, "two halves: {split}");
+    // A prior with its ArgMax inside has no confidence to split by: a clear error.
+    let out = run("tests/fixtures/gss-tiny");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("token logits"));
+}

@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use gss::dataset::{load_label, samples};
-use gss::eval::ConfusionMatrix;
+use gss::eval::{ConfidenceSplit, ConfusionMatrix};
 use gss::load_rgb;
 
 use crate::RunConfig;
@@ -28,6 +28,10 @@ pub struct Args {
     /// Print the report as JSON instead of a table
     #[arg(long)]
     json: bool,
+    /// Also score the most and the least confident halves of the pixels apart (the prior's
+    /// confidence per token cell; priors that end with token logits, CPU backend)
+    #[arg(long)]
+    confidence_split: bool,
 }
 
 fn pct(x: f64) -> serde_json::Value {
@@ -51,7 +55,9 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
         Some(s) => Some(image::image_dimensions(&s.image).with_context(|| format!("reading {}", s.image.display()))?),
         None => None,
     };
-    let mut seg = config.segmenter(package, first_size, false)?;
+    let mut seg = config.segmenter(package, first_size, args.confidence_split)?;
+    let grid = seg.package().manifest.prior.grid;
+    let mut split = args.confidence_split.then(|| ConfidenceSplit::new(names.len()));
     let mut cm = ConfusionMatrix::new(names.len());
     let mut pred = GrayImage::new(0, 0);
     let mut model_time = Duration::ZERO;
@@ -73,12 +79,24 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
         let t = seg.timings;
         model_time += t.total();
         cm.update(pred.as_raw(), label.as_raw()).with_context(|| format!("scoring {}", sample.label.display()))?;
+        if let Some(split) = &mut split {
+            let confidence = seg.confidence().context(
+                "--confidence-split needs the prior's confidence: a package whose prior ends with token logits, on --backend cpu",
+            )?;
+            split.update(pred.as_raw(), label.as_raw(), pred.width() as usize, confidence, grid)?;
+        }
         bar.inc(1);
         bar.set_message(format!("mIoU {:.2}", cm.miou()));
     }
     bar.finish_and_clear();
     let (iou, acc) = (cm.iou(), cm.acc());
     let ms_per_image = model_time.as_secs_f64() * 1e3 / samples.len() as f64;
+    let halves = split.as_ref().map(ConfidenceSplit::halves);
+    let halves_json = halves.as_ref().map(|(high, low, threshold)| json!({
+        "threshold": threshold,
+        "confident": {"pixels": high.pixels(), "mIoU": pct(high.miou()), "aAcc": pct(high.pixel_acc())},
+        "unsure": {"pixels": low.pixels(), "mIoU": pct(low.miou()), "aAcc": pct(low.pixel_acc())},
+    }));
     if args.json {
         let per_class: serde_json::Map<String, serde_json::Value> = names
             .iter()
@@ -92,6 +110,7 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
             "mIoU": pct(cm.miou()), "mAcc": pct(cm.macc()), "aAcc": pct(cm.pixel_acc()),
             "per_class": per_class, "confusion": confusion, "class_names": names,
             "fit": seg.fit().name(), "threads": config.threads_in_effect(), "ms_per_image": ms_per_image,
+            "confidence_split": halves_json,
         });
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -102,6 +121,11 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
             println!("| {n} | {} | {} |", cell(100.0 * iou[i]), cell(100.0 * acc[i]));
         }
         println!("| **mIoU** | {} | |\n| **mAcc** | | {} |\n| **aAcc** | | {} |", cell(cm.miou()), cell(cm.macc()), cell(cm.pixel_acc()));
+        if let Some((high, low, threshold)) = &halves {
+            println!("\nby the prior's confidence (split at {threshold:.3}):\n| pixels | mIoU | aAcc |\n|---|---:|---:|");
+            println!("| most confident half ({}) | {} | {} |", high.pixels(), cell(high.miou()), cell(high.pixel_acc()));
+            println!("| least confident half ({}) | {} | {} |", low.pixels(), cell(low.miou()), cell(low.pixel_acc()));
+        }
     }
     Ok(())
 }
