@@ -148,7 +148,7 @@ impl ConfidenceSplit {
     /// `grid` (rows, columns) of token cells, each pixel taking its cell's value.
     pub fn update(&mut self, pred: &[u8], gt: &[u8], width: usize, confidence: &[f32], grid: [usize; 2]) -> Result<()> {
         let [gh, gw] = grid;
-        if pred.len() != gt.len() || width == 0 || pred.len() % width != 0 || confidence.len() != gh * gw {
+        if pred.len() != gt.len() || width == 0 || !pred.len().is_multiple_of(width) || confidence.len() != gh * gw {
             return Err(Error::LabelMismatch {
                 msg: format!("{} predicted, {} labelled pixels, {} confidence cells for a {gh}x{gw} grid", pred.len(), gt.len(), confidence.len()),
             });

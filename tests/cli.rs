@@ -175,7 +175,7 @@ fn the_sample_clip_is_found_through_gss_sample_clip() {
 #[test]
 fn stream_reports_token_change_and_flicker_between_neighbouring_frames() {
     let clip = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/street8-clip");
-    let report_for = |tag: &str, frames: &[&str]| -> serde_json::Value {
+    let report_for = |tag: &str, frames: &[&str], extra: &[&str]| -> serde_json::Value {
         let root = std::env::temp_dir().join(format!("gss-cli-temporal-{tag}-{}", std::process::id()));
         for dir in ["images/seq", "labels/seq"] {
             std::fs::create_dir_all(root.join(dir)).unwrap();
@@ -184,20 +184,30 @@ fn stream_reports_token_change_and_flicker_between_neighbouring_frames() {
             std::fs::copy(clip.join(format!("images/seq/{f}.jpg")), root.join(format!("images/seq/frame_{i:06}.jpg"))).unwrap();
             std::fs::copy(clip.join(format!("labels/seq/{f}.png")), root.join(format!("labels/seq/frame_{i:06}.png"))).unwrap();
         }
+        // Global options come before the command, the stabiliser after it.
         let out = gss()
+            .args(extra.iter().take_while(|a| **a != "--stabilise"))
             .args(["stream", "--lossless", "--fps", "0", "--save", "none", "--json", "--threads", "1", "--dir"])
             .arg(root.join("images/seq"))
+            .args(extra.iter().skip_while(|a| **a != "--stabilise"))
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         serde_json::from_slice(&out.stdout).unwrap()
     };
-    let still = report_for("still", &["frame_000000"; 3]);
+    let still = report_for("still", &["frame_000000"; 3], &[]);
     assert_eq!((still["token_pairs"].as_u64(), still["token_change_pct"].as_f64()), (Some(2), Some(0.0)), "{still}");
     assert_eq!(still["flicker_pct"].as_f64(), Some(0.0), "{still}");
-    let cut = report_for("cut", &["frame_000000", "frame_000000", "frame_000060"]);
+    let cut = report_for("cut", &["frame_000000", "frame_000000", "frame_000060"], &[]);
     let change = cut["token_change_pct"].as_f64().unwrap();
     assert!(change > 0.0 && change < 100.0, "{cut}");
+    // The stabiliser with a margin no new token can beat keeps the first frame's grid.
+    let logits = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gss-tiny-logits");
+    let model = logits.to_str().unwrap();
+    let frozen = report_for("frozen", &["frame_000000", "frame_000060", "frame_000100"], &["--model", model, "--stabilise", "1000"]);
+    assert_eq!(frozen["token_change_pct"].as_f64(), Some(0.0), "{frozen}");
+    let free = report_for("free", &["frame_000000", "frame_000060", "frame_000100"], &["--model", model]);
+    assert!(free["token_change_pct"].as_f64().unwrap() > 0.0, "{free}");
 }
 
 #[test]

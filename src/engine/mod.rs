@@ -103,6 +103,10 @@ pub struct BackendOptions {
     /// Also give the prior's confidence per grid cell ([`Backend::confidence`]), where the
     /// backend can: the CPU backend for priors that end with token logits.
     pub confidence: bool,
+    /// For a stream: keep each cell's previous token unless the new one wins by this margin in
+    /// logits ([`tokens::stabilise`]); priors that end with token logits, CPU backend. None: off.
+    /// The backend then remembers the last frame, so give it one stream only.
+    pub stabilise: Option<f32>,
 }
 
 /// Builds the backend `options.kind` names for `graphs` (the CPU backend plans only those; the

@@ -39,6 +39,27 @@ fn argmax_portable(logits: &[f32], codes: usize, cells: usize, tokens: &mut Vec<
     }
 }
 
+/// Temporal stabiliser for a stream: a cell keeps its `previous` token unless the new argmax beats
+/// it by at least `margin` in logits (that is, the new token is at least e^margin times as
+/// likely). `tokens` (this frame's argmax) is edited in place and then copied into `previous`.
+/// A `previous` of another size (the first frame, a new grid) is only replaced. Returns the cells
+/// that kept their token against the argmax.
+pub fn stabilise(logits: &[f32], cells: usize, margin: f32, previous: &mut Vec<i64>, tokens: &mut [i64]) -> usize {
+    debug_assert_eq!(tokens.len(), cells);
+    let mut kept = 0;
+    if previous.len() == cells {
+        for (c, (t, &p)) in tokens.iter_mut().zip(previous.iter()).enumerate() {
+            if *t != p && logits[*t as usize * cells + c] - logits[p as usize * cells + c] < margin {
+                *t = p;
+                kept += 1;
+            }
+        }
+    }
+    previous.clear();
+    previous.extend_from_slice(tokens);
+    kept
+}
+
 /// The prior's confidence per cell: the softmax probability of the chosen token,
 /// `1 / Σ_k exp(l_k − l_max)`, written into `confidence` (one value per cell, in 0..1). `tokens`
 /// are the cells' argmax from [`argmax_channels_into`]. A vectorisable exp (relative error below
@@ -58,9 +79,9 @@ fn max_probability_portable(logits: &[f32], codes: usize, cells: usize, tokens: 
     let mut sum = [0f32; BLOCK];
     for start in (0..cells).step_by(BLOCK) {
         let n = BLOCK.min(cells - start);
-        for i in 0..n {
+        for (i, t) in top[..n].iter_mut().enumerate() {
             let c = start + i;
-            top[i] = logits[(tokens[c].max(0) as usize).min(codes - 1) * cells + c];
+            *t = logits[(tokens[c].max(0) as usize).min(codes - 1) * cells + c];
         }
         sum[..n].fill(0.0);
         for k in 0..codes {
@@ -117,6 +138,32 @@ mod tests {
         // One code, or one clear winner: certain.
         max_probability_into(&logits[..cells], 1, cells, &vec![0; cells], &mut confidence);
         assert!(confidence.iter().all(|&p| (p - 1.0).abs() < 1e-6));
+    }
+
+    #[test]
+    fn the_stabiliser_keeps_a_token_unless_the_new_one_wins_by_the_margin() {
+        // 3 codes × 3 cells, channel-major
+        let logits = [
+            0.0, 0.0, 5.0, // code 0
+            1.0, 3.0, 0.0, // code 1
+            0.5, 0.0, 0.0, // code 2
+        ];
+        let mut tokens = Vec::new();
+        argmax_channels_into(&logits, 3, 3, &mut tokens);
+        assert_eq!(tokens, vec![1, 1, 0]);
+        let mut previous = Vec::new();
+        // First frame: nothing to keep.
+        assert_eq!(stabilise(&logits, 3, 1.0, &mut previous, &mut tokens.clone()), 0);
+        previous = vec![2, 0, 0];
+        let mut t = tokens.clone();
+        // cell 0: 1 beats 2 by 0.5 < 1 → kept 2; cell 1: 1 beats 0 by 3 → switches; cell 2: same.
+        assert_eq!(stabilise(&logits, 3, 1.0, &mut previous, &mut t), 1);
+        assert_eq!((t.clone(), previous.clone()), (vec![2, 1, 0], vec![2, 1, 0]));
+        // Margin 0 is the plain argmax.
+        let mut previous = vec![2, 0, 0];
+        let mut t = tokens.clone();
+        assert_eq!(stabilise(&logits, 3, 0.0, &mut previous, &mut t), 0);
+        assert_eq!(t, tokens);
     }
 
     #[test]

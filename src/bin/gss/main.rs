@@ -150,7 +150,7 @@ impl RunConfig {
     }
 
     pub fn backend_options(&self, threads: usize) -> BackendOptions {
-        BackendOptions { kind: self.backend, variant: self.variant.clone(), threads, confidence: false }
+        BackendOptions { kind: self.backend, variant: self.variant.clone(), threads, confidence: false, stabilise: None }
     }
 
     pub fn backend_for(&self, package: &ModelPackage, graphs: Graphs, threads: usize) -> gss::Result<Box<dyn Backend>> {

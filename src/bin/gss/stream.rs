@@ -15,6 +15,8 @@ use gss::sink::stats::{peak_rss_mb, percentile, LiveWindow, TokenChangeMeter};
 use gss::pipeline::{Mode, Pipeline, PipelineOptions, Policy};
 use gss::source::{Camera, CameraOptions, FrameSource, ImageFiles};
 
+use gss::engine::{create_backend, BackendOptions};
+
 use crate::RunConfig;
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -63,6 +65,10 @@ pub struct Args {
     /// Stop after this many published frames
     #[arg(long)]
     max_frames: Option<u64>,
+    /// Keep each token cell's previous token unless the new one wins by this margin in logits
+    /// (less flicker; priors that end with token logits, CPU backend). 0: off
+    #[arg(long, default_value_t = 0.0)]
+    stabilise: f32,
     /// Print the summary as JSON
     #[arg(long)]
     json: bool,
@@ -102,6 +108,10 @@ fn ms(d: Duration) -> f64 {
 pub fn run(config: &RunConfig, args: Args) -> Result<()> {
     let (source, frame_size) = open_source(&args)?;
     let (package, fit) = config.fitted(config.open_package()?, frame_size)?;
+    if args.stabilise > 0.0 && package.manifest.prior.argmax_in_graph() {
+        log::warn!("--stabilise: {}'s prior ends with its ArgMax, so there are no logits to weigh; the stream runs without it",
+            package.manifest.name);
+    }
     let colors: Vec<[u8; 3]> = package.manifest.classes.iter().map(|c| c.color).collect();
     let num_classes = colors.len();
     let source_name = source.name().to_string();
@@ -127,7 +137,10 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
         (None, Mode::Pipelined) => (config.threads_in_effect() / 2).max(1),
     };
     let started = Instant::now();
-    let mut pipeline = Pipeline::new(package, options, |p, graphs| config.backend_for(p, graphs, stage_threads))?;
+    let mut pipeline = Pipeline::new(package, options, |p, graphs| {
+        let options = BackendOptions { stabilise: (args.stabilise > 0.0).then_some(args.stabilise), ..config.backend_options(stage_threads) };
+        create_backend(p, &options, graphs)
+    })?;
     let cold_start = started.elapsed();
     // The saver/scorer below is this stream's consumer: in real time it may fall behind and lose
     // frames of its own (counted), without slowing the stages.

@@ -77,6 +77,8 @@ pub struct CpuBackend {
     argmax_codes: Option<usize>,
     /// The last frame's per-cell confidence, when asked for and the prior ends with logits.
     confidence: Option<Vec<f32>>,
+    /// (margin, the last frame's tokens) when a stream asked for the stabiliser.
+    stabiliser: Option<(f32, Vec<i64>)>,
     /// This backend's thread pool, installed around every run (tract's matmuls read it).
     executor: Executor,
     threads: usize,
@@ -202,6 +204,7 @@ impl CpuBackend {
             grid,
             argmax_codes,
             confidence: (options.confidence && argmax_codes.is_some() && want_prior).then(Vec::new),
+            stabiliser: options.stabilise.filter(|_| argmax_codes.is_some() && want_prior).map(|m| (m, Vec::new())),
             executor,
             threads,
         })
@@ -354,8 +357,12 @@ impl CpuBackend {
             Some(codes) => {
                 let cells = self.grid[0] * self.grid[1];
                 let confidence = &mut self.confidence;
+                let stabiliser = &mut self.stabiliser;
                 with_output::<f32, _>((state, &mut self.prior_input), &self.image_shape, image, "prior", &self.prior_path, |logits| {
                     crate::engine::tokens::argmax_channels_into(logits, codes, cells, tokens);
+                    if let Some((margin, previous)) = stabiliser {
+                        crate::engine::tokens::stabilise(logits, cells, *margin, previous, tokens);
+                    }
                     if let Some(confidence) = confidence {
                         crate::engine::tokens::max_probability_into(logits, codes, cells, tokens, confidence);
                     }
