@@ -38,25 +38,30 @@ impl ConfusionMatrix {
                 msg: format!("the prediction has {} pixels, the label {}; score labels of the frame's own size", pred.len(), gt.len()),
             });
         }
-        let k = self.classes;
         for (&p, &g) in pred.iter().zip(gt) {
-            if g == IGNORE {
-                continue;
-            }
-            let g = g as usize;
-            if g >= k {
-                return Err(Error::LabelMismatch {
-                    msg: format!(
-                        "class id {g} in the label, the model has ids 0..{} ({IGNORE} = unlabeled); use labels made for this model's classes",
-                        k - 1
-                    ),
-                });
-            }
-            if (p as usize) < k {
-                self.counts[g * k + p as usize] += 1;
-            } else {
-                self.pred_out_of_range[g] += 1;
-            }
+            self.add(p, g)?;
+        }
+        Ok(())
+    }
+
+    /// One pixel: predicted `p`, labelled `g` (ignored when unlabeled).
+    fn add(&mut self, p: u8, g: u8) -> Result<()> {
+        if g == IGNORE {
+            return Ok(());
+        }
+        let (k, g) = (self.classes, g as usize);
+        if g >= k {
+            return Err(Error::LabelMismatch {
+                msg: format!(
+                    "class id {g} in the label, the model has ids 0..{} ({IGNORE} = unlabeled); use labels made for this model's classes",
+                    k - 1
+                ),
+            });
+        }
+        if (p as usize) < k {
+            self.counts[g * k + p as usize] += 1;
+        } else {
+            self.pred_out_of_range[g] += 1;
         }
         Ok(())
     }
@@ -160,7 +165,7 @@ impl ConfidenceSplit {
                 let p = confidence[row * gw + (x * gw / width).min(gw - 1)];
                 let bin = ((p.clamp(0.0, 1.0) * Self::BINS as f32) as usize).min(Self::BINS - 1);
                 let i = y * width + x;
-                self.bins[bin].update(&pred[i..i + 1], &gt[i..i + 1])?;
+                self.bins[bin].add(pred[i], gt[i])?;
             }
         }
         Ok(())

@@ -47,6 +47,12 @@ impl<T: Default> BufferPool<T> {
         Ok(slot.clone())
     }
 
+    /// Lets the pool keep at least `capacity` buffers (it never shrinks): what a consumer that
+    /// holds that many at once needs so that nothing overflows.
+    pub fn reserve(&mut self, capacity: usize) {
+        self.capacity = self.capacity.max(capacity);
+    }
+
     /// Buffers the pool holds (in use or free).
     pub fn len(&self) -> usize {
         self.slots.len()
@@ -96,6 +102,16 @@ mod tests {
         // Both slots are busy: the third is made outside the pool and counted.
         let third = fill_with(&mut pool, 9);
         assert_eq!((held[0], third[0], pool.len(), pool.overflow()), (7, 9, 2, 1));
+    }
+
+    #[test]
+    fn a_reserved_pool_keeps_more_buffers_instead_of_overflowing() {
+        let mut pool = BufferPool::new(1);
+        pool.reserve(3);
+        let held: Vec<_> = (0..3).map(|i| fill_with(&mut pool, i)).collect();
+        assert_eq!((pool.len(), pool.overflow(), held.len()), (3, 0, 3));
+        pool.reserve(2);
+        assert_eq!(pool.len(), 3, "reserve never shrinks");
     }
 
     #[test]

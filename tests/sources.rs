@@ -170,6 +170,20 @@ fn frames_held_past_the_pool_are_counted_not_overwritten() {
 }
 
 #[test]
+fn a_pipeline_that_holds_more_frames_reserves_them_in_the_sources_pool() {
+    let dir = TempDir::new("reserve");
+    for i in 0..9u8 {
+        write_frame(dir.path(), &format!("f{i}.png"), i);
+    }
+    let mut src = ImageFiles::from_dir(dir.path()).unwrap();
+    // What Pipeline::run tells the source (queues, stages and subscribers together).
+    src.reserve_frames(9);
+    let held: Vec<_> = std::iter::from_fn(|| src.next_frame().unwrap()).collect();
+    assert_eq!(held.len(), 9);
+    assert_eq!(src.pool_overflow(), 0, "nine frames alive fit the reserved pool");
+}
+
+#[test]
 fn looping_starts_over_and_keeps_counting() {
     let dir = TempDir::new("loop");
     write_frame(dir.path(), "0.png", 0);

@@ -238,6 +238,14 @@ impl ModelPackage {
         Some((height, round(height as f64 * aspect)))
     }
 
+    /// The package planned for `frame_width`×`frame_height` frames under [`Fit::Native`]: at
+    /// [`native_size_for`](ModelPackage::native_size_for), or the error of
+    /// [`at_input_size`](ModelPackage::at_input_size) for a package fixed at its exported size.
+    pub fn at_native_size(&self, frame_width: u32, frame_height: u32) -> Result<Self> {
+        let (height, width) = self.native_size_for(frame_width, frame_height).unwrap_or((self.manifest.input.height, self.manifest.input.width));
+        self.at_input_size(height, width)
+    }
+
     /// (prior, decoder) file paths of the fp32 graphs or of a named variant.
     pub fn graph_files(&self, variant: Option<&str>) -> Result<(PathBuf, PathBuf)> {
         match variant {

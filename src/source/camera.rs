@@ -204,6 +204,10 @@ impl FrameSource for Camera {
         }
     }
 
+    fn reserve_frames(&mut self, frames: usize) {
+        self.decoder.reserve_frames(frames);
+    }
+
     fn stop_signal(&self) -> Option<StopSignal> {
         Some(self.stop.clone())
     }

@@ -199,6 +199,10 @@ impl FrameSource for ImageFiles {
         }
     }
 
+    fn reserve_frames(&mut self, frames: usize) {
+        self.images.reserve(frames);
+    }
+
     fn stop_signal(&self) -> Option<StopSignal> {
         Some(self.stop.clone())
     }

@@ -235,6 +235,11 @@ impl FrameDecoder {
         images.fill(|out| decode_with(mjpg, format, data, layout, out))
     }
 
+    /// Keeps enough images for a consumer that holds `frames` at once.
+    pub fn reserve_frames(&mut self, frames: usize) {
+        self.images.reserve(frames);
+    }
+
     /// Images made outside the pool because every pooled one was still held downstream.
     pub fn pool_overflow(&self) -> u64 {
         self.images.overflow()

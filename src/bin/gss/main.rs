@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
-use gss::engine::{cpu, create_backend, Backend, BackendKind, BackendOptions, Graphs};
+use gss::engine::{cpu, create_backend, BackendKind, BackendOptions, Graphs};
 use gss::{Fit, ModelPackage, Segmenter};
 
 #[derive(Parser)]
@@ -134,14 +134,11 @@ impl RunConfig {
             return Ok((package, fit));
         }
         let Some((w, h)) = frame_size else { return Ok((package, Fit::Stretch)) };
-        let Some((ih, iw)) = package.native_size_for(w, h) else {
-            anyhow::bail!(
-                "--fit native: {} was exported for {}x{} only (model.json has no input.size_multiple); use --fit stretch, crop or letterbox",
-                package.manifest.name, package.manifest.input.height, package.manifest.input.width
-            );
-        };
-        log::info!("fit native: {w}x{h} frames run at {iw}x{ih} (exported at {}x{})", package.manifest.input.width, package.manifest.input.height);
-        Ok((package.at_input_size(ih, iw)?, Fit::Native))
+        let native = package.at_native_size(w, h).context("--fit native")?;
+        let input = &native.manifest.input;
+        log::info!("fit native: {w}x{h} frames run at {}x{} (exported at {}x{})", input.width, input.height,
+            package.manifest.input.width, package.manifest.input.height);
+        Ok((native, Fit::Native))
     }
 
     /// Total threads in effect, for reports.
@@ -151,10 +148,6 @@ impl RunConfig {
 
     pub fn backend_options(&self, threads: usize) -> BackendOptions {
         BackendOptions { kind: self.backend, variant: self.variant.clone(), threads, confidence: false, stabilise: None }
-    }
-
-    pub fn backend_for(&self, package: &ModelPackage, graphs: Graphs, threads: usize) -> gss::Result<Box<dyn Backend>> {
-        create_backend(package, &self.backend_options(threads), graphs)
     }
 
     /// A segmenter for `frame_size` frames (the package's own size when None); with

@@ -55,12 +55,7 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
     let first_size = images.iter().find_map(|p| image::image_dimensions(p).ok());
     let mut seg = config.segmenter(package, first_size, args.confidence)?;
     let grid = seg.package().manifest.prior.grid;
-    if args.confidence && !seg.package().manifest.prior.argmax_in_graph() && seg.backend_name().starts_with("wgpu") {
-        log::warn!("--confidence: the wgpu backend keeps the token logits on the GPU; use --backend cpu for confidence maps");
-    } else if args.confidence && seg.package().manifest.prior.argmax_in_graph() {
-        log::warn!("--confidence: {}'s prior ends with its ArgMax, so it gives no confidence; re-export it with `gss-convert export --argmax runtime`",
-            seg.package().manifest.name);
-    }
+    let mut said_no_confidence = false;
     let mut classes = GrayImage::new(0, 0);
     let mut blended = RgbImage::new(0, 0);
     let mut failures = 0;
@@ -73,8 +68,16 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
                 gss::sink::blend_into(&img, &classes, &colors, &mut blended);
                 png::write_overlay(&args.out, stem, &blended)?;
             }
-            if let Some(confidence) = seg.confidence() {
-                png::write_confidence(&args.out, stem, confidence, grid)?;
+            match seg.confidence() {
+                Some(confidence) => {
+                    png::write_confidence(&args.out, stem, confidence, grid)?;
+                }
+                None if args.confidence && !said_no_confidence => {
+                    said_no_confidence = true;
+                    log::warn!("--confidence: {} on {} gives no confidence: it needs a prior that ends with token logits \
+                        (`gss-convert export --argmax runtime`) on --backend cpu", seg.package().manifest.name, seg.backend_name());
+                }
+                None => {}
             }
             let t = seg.timings;
             log::info!("{}: prior {:.1} ms, decoder {:.1} ms, inverse {:.1} ms", path.display(),
