@@ -99,6 +99,10 @@ pub struct MaskFrame {
     /// The prior's confidence per grid cell (h×w, the chosen token's probability), when the
     /// backend was built with `BackendOptions::confidence` and the prior ends with token logits.
     pub confidence: Option<Arc<Vec<f32>>>,
+    /// Share of a full decode this frame's decoder run did: 1 for a full decode, less when token
+    /// reuse ([`crate::engine::BackendOptions::reuse`]) re-decoded only the tiles near changed
+    /// tokens, 0 when no token changed.
+    pub decoded_share: f32,
     /// Per-stage times. In [`Mode::Sequential`] both graphs run as one backend call, so
     /// `prior` holds prior and decoder together and `decoder` is zero.
     pub timings: StageTimings,
@@ -451,7 +455,8 @@ impl Pipeline {
                             timings = StageTimings { preprocess: encoded.preprocess, prior: encoded.prior, ..decoded };
                             Ok::<_, Error>(())
                         });
-                        if !emit.emit(seq, frame, result.map(|classes| Segmented { classes, tokens, confidence, timings }))? {
+                        let decoded_share = decode.decoded_share();
+                        if !emit.emit(seq, frame, result.map(|classes| Segmented { classes, tokens, confidence, decoded_share, timings }))? {
                             break;
                         }
                     }
@@ -476,7 +481,7 @@ impl Pipeline {
                                 Ok::<_, Error>(())
                             })?;
                             let confidence = shared_confidence(&mut confidence_pool, path.confidence());
-                            Ok(Segmented { classes, tokens, confidence, timings })
+                            Ok(Segmented { classes, tokens, confidence, decoded_share: path.decoded_share(), timings })
                         });
                         if !emit.emit(seq, frame, result)? {
                             break;
@@ -626,6 +631,7 @@ struct Segmented {
     classes: Arc<GrayImage>,
     tokens: Arc<Vec<i64>>,
     confidence: Option<Arc<Vec<f32>>>,
+    decoded_share: f32,
     timings: StageTimings,
 }
 
@@ -665,7 +671,7 @@ impl Emitter {
     /// Ok(false) once the publisher has gone (the stage should stop); Err for a failure that
     /// is not about this frame.
     fn emit(&mut self, seq: u64, frame: Frame, result: Result<Segmented>) -> Result<bool> {
-        let Segmented { classes, tokens, confidence, timings } = match result {
+        let Segmented { classes, tokens, confidence, decoded_share, timings } = match result {
             Ok(done) => done,
             Err(e) if is_frame_failure(&e) => {
                 self.counters.fail(frame.index, &e);
@@ -684,6 +690,7 @@ impl Emitter {
             origin: frame.origin,
             tokens,
             confidence,
+            decoded_share,
             timings,
             dropped_so_far: 0,
         };

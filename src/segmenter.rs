@@ -67,6 +67,12 @@ impl Segmenter {
         self.path.confidence()
     }
 
+    /// Share of a full decode the last frame's decoder run did: below 1 when the backend was
+    /// built with `BackendOptions::reuse` and only some tiles were decoded again.
+    pub fn decoded_share(&self) -> f32 {
+        self.path.decoded_share()
+    }
+
     /// Class map (u8 ids) at the image's own size, in a new image.
     pub fn segment(&mut self, image: &RgbImage) -> Result<GrayImage> {
         let mut out = GrayImage::new(image.width(), image.height());

@@ -224,6 +224,35 @@ fn graphs_that_disagree_with_the_manifest_are_refused() {
 }
 
 #[test]
+fn token_reuse_refuses_a_halo_smaller_than_the_decoders_reach_and_skips_a_package_without_one() {
+    use gss::engine::reuse::Reuse;
+    use gss::engine::{cpu::CpuBackend, Backend, BackendOptions, Graphs};
+    let dir = copy_package("halo");
+    let path = dir.join("model.json");
+    let original: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let options = BackendOptions { threads: 1, reuse: Reuse::Always, ..BackendOptions::default() };
+
+    let mut v = original.clone();
+    v["decoder"]["halo"] = serde_json::json!(1);
+    std::fs::write(&path, v.to_string()).unwrap();
+    let err = CpuBackend::with_options(&ModelPackage::open(&dir).unwrap(), &options, Graphs::Decoder).err().unwrap();
+    assert!(matches!(err, Error::GraphMismatch { .. }) && err.to_string().contains("decoder.halo 1"), "{err}");
+
+    let mut v = original.clone();
+    v["decoder"].as_object_mut().unwrap().remove("halo");
+    std::fs::write(&path, v.to_string()).unwrap();
+    let package = ModelPackage::open(&dir).unwrap();
+    assert_eq!(package.manifest.decoder.halo, None, "an older package without the field still loads");
+    let mut backend = CpuBackend::with_options(&package, &options, Graphs::Decoder).unwrap();
+    let [h, w] = package.manifest.prior.grid;
+    let mut maskige = Vec::new();
+    for _ in 0..2 {
+        backend.run_decoder(&vec![0; h * w], &mut maskige).unwrap();
+        assert_eq!(backend.decoded_share(), 1.0, "no halo: every frame decoded in full");
+    }
+}
+
+#[test]
 fn unknown_variant_lists_the_available_ones() {
     let package = ModelPackage::open(fixtures().join("gss-tiny")).unwrap();
     let err = Segmenter::new(package, Some("fp16")).err().unwrap();

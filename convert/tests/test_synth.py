@@ -297,3 +297,7 @@ def test_a_faster_camera_moves_further_per_frame_and_speed_needs_a_sequence(tmp_
         generate_dataset(tmp_path / "x", (32, 64), {"test": 1}, 0, speed=2.0)
     generate_dataset(tmp_path / "seq", (32, 64), {}, 0, sequence=3, speed=2.0, workers=1)
     assert len(list((tmp_path / "seq" / "images" / "seq").iterdir())) == 3
+    parked = World(5, (32, 64), 10, speed=0.0)
+    assert parked.camera(0).z == parked.camera(9).z
+    with pytest.raises(ValueError, match="sequences only"):
+        generate_dataset(tmp_path / "y", (32, 64), {}, 0, sequence=3, speed=-1.0)

@@ -1,6 +1,7 @@
 //! Inference backends: one trait for running the prior and the decoder, one folder per backend.
 
 pub mod cpu;
+pub mod reuse;
 pub mod tokens;
 #[cfg(feature = "wgpu")]
 pub mod wgpu;
@@ -34,6 +35,11 @@ pub trait Backend: Send {
     /// otherwise (a prior with its ArgMax inside, the GPU backend).
     fn confidence(&self) -> Option<&[f32]> {
         None
+    }
+    /// Share of a full decode the last decoder run did: 1 for a full decode, less when token
+    /// reuse ([`BackendOptions::reuse`]) re-decoded only the tiles near changed tokens.
+    fn decoded_share(&self) -> f32 {
+        1.0
     }
     /// Image → maskige in one call, the path every whole-frame caller takes. A GPU backend
     /// overrides it to keep the token grid on the device between the two graphs; `tokens` then
@@ -107,6 +113,10 @@ pub struct BackendOptions {
     /// logits ([`tokens::stabilise`]); priors that end with token logits, CPU backend. None: off.
     /// The backend then remembers the last frame, so give it one stream only.
     pub stabilise: Option<f32>,
+    /// For a stream: re-decode only the tiles near tokens that changed since the last frame
+    /// ([`reuse`]); the CPU backend, packages that state `decoder.halo`. The backend then
+    /// remembers the last frame, so give it one stream only.
+    pub reuse: reuse::Reuse,
 }
 
 /// Builds the backend `options.kind` names for `graphs` (the CPU backend plans only those; the

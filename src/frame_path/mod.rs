@@ -104,6 +104,11 @@ impl FramePath {
         self.backend.confidence()
     }
 
+    /// Share of a full decode the last frame's decoder run did ([`Backend::decoded_share`]).
+    pub fn decoded_share(&self) -> f32 {
+        self.backend.decoded_share()
+    }
+
     /// The whole path in one backend call: class map at the image's own size into `out`
     /// (reallocated only when the frame size changes).
     pub fn segment_into(&mut self, image: &RgbImage, out: &mut GrayImage) -> Result<StageTimings> {

@@ -136,6 +136,10 @@ pub struct Decoder {
     pub input: String,
     pub output: String,
     pub upsample: usize,
+    /// Token cells each side that bound the decoder's receptive field (read from the graph at
+    /// export); what token reuse needs. Older packages lack it and are decoded in full.
+    #[serde(default)]
+    pub halo: Option<usize>,
     pub output_range: [f32; 2],
 }
 

@@ -25,6 +25,7 @@ from .flops import count_macs
 from .manifest import FORMAT, file_entry, validate_manifest
 from .models.prior import IMAGENET_MEAN, IMAGENET_STD, reparameterize
 from .models.vqvae import TokenDecoder
+from .receptive import halo_entry
 
 OPSET = 17
 BACKBONE_STRIDE = 32
@@ -167,7 +168,7 @@ def export_run(run: Path, out: Path, name: str | None = None, metrics: Path | No
                   "grid": [h // s, w // s], "codebook_size": pred.vqvae.cfg.codebook_size,
                   "argmax_in_graph": argmax_in_graph},
         "decoder": {"file": "decoder.onnx", "input": "tokens", "output": "maskige", "upsample": s,
-                    "output_range": [0.0, 1.0]},
+                    "output_range": [0.0, 1.0], **halo_entry(out / "decoder.onnx")},
         "cost": cost,
         "variants": {},
         "files": {f: file_entry(out / f) for f in ("prior.onnx", "decoder.onnx")},

@@ -147,7 +147,7 @@ impl RunConfig {
     }
 
     pub fn backend_options(&self, threads: usize) -> BackendOptions {
-        BackendOptions { kind: self.backend, variant: self.variant.clone(), threads, confidence: false, stabilise: None }
+        BackendOptions { kind: self.backend, variant: self.variant.clone(), threads, ..BackendOptions::default() }
     }
 
     /// A segmenter for `frame_size` frames (the package's own size when None); with

@@ -15,7 +15,8 @@ use gss::sink::stats::{peak_rss_mb, percentile, LiveWindow, TokenChangeMeter};
 use gss::pipeline::{Mode, Pipeline, PipelineOptions, Policy};
 use gss::source::{Camera, CameraOptions, FrameSource, ImageFiles};
 
-use gss::engine::{create_backend, BackendOptions};
+use gss::engine::reuse::Reuse;
+use gss::engine::{create_backend, BackendOptions, BackendKind};
 
 use crate::RunConfig;
 
@@ -69,6 +70,12 @@ pub struct Args {
     /// (less flicker; priors that end with token logits, CPU backend). 0: off
     #[arg(long, default_value_t = 0.0)]
     stabilise: f32,
+    /// auto: re-decode only the decoder tiles near tokens that changed since the last frame
+    /// (exact: the same masks as a full decode), when that is cheaper; CPU backend, packages
+    /// whose model.json states decoder.halo. always: the same, even where a full decode costs
+    /// less (for measurements). off: decode every frame in full
+    #[arg(long, default_value = "auto")]
+    reuse: Reuse,
     /// Print the summary as JSON
     #[arg(long)]
     json: bool,
@@ -112,6 +119,16 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
         log::warn!("--stabilise: {}'s prior ends with its ArgMax, so there are no logits to weigh; the stream runs without it",
             package.manifest.name);
     }
+    let reuse_name = match args.reuse {
+        Reuse::Off => "off",
+        Reuse::Auto | Reuse::Always if config.backend == BackendKind::Wgpu => {
+            log::info!("--reuse auto: the wgpu backend decodes every frame in full");
+            "off (wgpu decodes in full)"
+        }
+        Reuse::Auto | Reuse::Always if package.manifest.decoder.halo.is_none() => "off (the package states no decoder.halo)",
+        Reuse::Auto => "auto",
+        Reuse::Always => "always",
+    };
     let colors: Vec<[u8; 3]> = package.manifest.classes.iter().map(|c| c.color).collect();
     let num_classes = colors.len();
     let source_name = source.name().to_string();
@@ -138,7 +155,11 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
     };
     let started = Instant::now();
     let mut pipeline = Pipeline::new(package, options, |p, graphs| {
-        let options = BackendOptions { stabilise: (args.stabilise > 0.0).then_some(args.stabilise), ..config.backend_options(stage_threads) };
+        let options = BackendOptions {
+            stabilise: (args.stabilise > 0.0).then_some(args.stabilise),
+            reuse: args.reuse,
+            ..config.backend_options(stage_threads)
+        };
         create_backend(p, &options, graphs)
     })?;
     let cold_start = started.elapsed();
@@ -162,6 +183,10 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
     let mut flicker = FlickerMeter::new();
     let mut token_change = TokenChangeMeter::new();
     let mut last_index: Option<u64> = None;
+    let (mut decoded_share, mut decoder_ms) = (0.0f64, 0.0f64);
+    // FNV-1a over every published (source index, class map): two runs that published the same
+    // frames agree on it exactly when their masks are byte-identical (`--reuse` off vs auto).
+    let mut digest = 0xcbf2_9ce4_8422_2325u64;
     let mut latencies: Vec<f64> = Vec::new();
     let mut window = LiveWindow::new(Duration::from_secs(1));
     let mut overlay = RgbImage::new(0, 0);
@@ -170,6 +195,11 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
     for mask in masks.iter() {
         received += 1;
         first_frame_at.get_or_insert_with(Instant::now);
+        decoded_share += f64::from(mask.decoded_share);
+        for &byte in mask.source_index.to_le_bytes().iter().chain(mask.classes.as_raw()) {
+            digest = (digest ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+        decoder_ms += ms(mask.timings.decoder);
         latencies.push(ms(mask.latency));
         match args.save {
             Save::None => {}
@@ -219,6 +249,9 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
     let miou = (labelled > 0).then(|| cm.miou());
     let flicker_pct = (flicker.stable_pixels() > 0).then(|| flicker.flicker());
     let token_change_pct = (token_change.pairs() > 0).then(|| 100.0 * token_change.mean_share());
+    let decoded_pct = (received > 0).then(|| 100.0 * decoded_share / received as f64);
+    // Sequential wgpu runs both graphs as one submission: no decoder time of its own.
+    let decoder_ms = (received > 0 && decoder_ms > 0.0).then(|| decoder_ms / received as f64);
     if args.json {
         let report = serde_json::json!({
             "source": source_name, "policy": if args.lossless { "lossless" } else { "real-time" },
@@ -230,6 +263,8 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
             "fps": fps, "latency_p50_ms": percentile(&latencies, 50.0), "latency_p95_ms": percentile(&latencies, 95.0),
             "cold_start_ms": ms(cold_start), "peak_rss_mb": rss, "labelled_frames": labelled, "mIoU": miou,
             "flicker_pct": flicker_pct, "token_change_pct": token_change_pct, "token_pairs": token_change.pairs(),
+            "reuse": reuse_name, "decoded_pct": decoded_pct, "decoder_ms": decoder_ms,
+            "masks_digest": format!("{digest:016x}"),
         });
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -246,6 +281,9 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
         }
         if let Some(t) = token_change_pct {
             println!("tokens changed between neighbouring frames: {t:.1} % of the grid ({} pairs)", token_change.pairs());
+        }
+        if let (Some(d), Some(t)) = (decoded_pct, decoder_ms) {
+            println!("decoder {t:.2} ms per frame, {d:.1} % of a full decode per frame (reuse {reuse_name})");
         }
         if let Some(f) = flicker_pct {
             println!("flicker {f:.2} % (pixels whose class changed where the label did not, neighbouring frames)");

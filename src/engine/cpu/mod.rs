@@ -2,6 +2,7 @@
 //! each backend's own thread pool, and the process-wide tract settings (kernel family,
 //! allocator) applied once before the first plan. Nothing outside this folder knows tract.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Once};
 
@@ -9,6 +10,7 @@ use tract_linalg::multithread::{multithread_tract_scope, Executor};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::plan::SimpleState;
 
+use crate::engine::reuse::{Reuse, TileLayout};
 use crate::engine::{Backend, BackendOptions, Graphs};
 use crate::error::{Error, Result};
 use crate::maskige::MaskigeInverse;
@@ -61,6 +63,29 @@ fn tune_allocator() {
     }
 }
 
+/// Tile side in token cells for token reuse. Measured on a parked camera with the stabiliser
+/// (Zen 5, dense package, halo 4): decoder 2.1 ms at 8 against 4.2 ms at 4 and 2.6 ms at 16,
+/// full decode 5.0 ms; smaller tiles pay their halo too often, larger ones refresh too much.
+const REUSE_TILE: usize = 8;
+/// Above this share of a full decode's cells the frame is decoded in full: windows cost about
+/// 1.1-1.3× their share of cells in time (each call has a fixed cost of its own, measured on
+/// the clip and the parked camera), so beyond 0.7 tiles would save little or lose.
+const FULL_DECODE_ABOVE: f32 = 0.7;
+
+/// What token reuse keeps between frames: a plan per window shape and the last maskige.
+struct TileReuse {
+    layout: TileLayout,
+    /// Re-decode tiles whatever they cost ([`Reuse::Always`]).
+    always: bool,
+    plans: HashMap<[usize; 2], (State, InputSlot)>,
+    /// The tokens `maskige` was decoded from; empty before the first frame.
+    previous: Vec<i64>,
+    maskige: Vec<f32>,
+    window_tokens: Vec<i64>,
+    marks: Vec<bool>,
+    dirty: Vec<usize>,
+}
+
 pub struct CpuBackend {
     prior_path: PathBuf,
     decoder_path: PathBuf,
@@ -79,6 +104,11 @@ pub struct CpuBackend {
     confidence: Option<Vec<f32>>,
     /// (margin, the last frame's tokens) when a stream asked for the stabiliser.
     stabiliser: Option<(f32, Vec<i64>)>,
+    /// The tile plans and the last maskige, when a stream asked for token reuse.
+    reuse: Option<TileReuse>,
+    /// Share of a full decode the last decoder run did (1 for a full decode).
+    decoded_share: f32,
+    upsample: usize,
     /// This backend's thread pool, installed around every run (tract's matmuls read it).
     executor: Executor,
     threads: usize,
@@ -104,8 +134,15 @@ struct GraphContract<'a> {
     knobs: &'a [(&'a str, &'a str)],
 }
 
+fn load(path: &Path) -> Result<InferenceModel> {
+    tract_onnx::onnx().model_for_path(path).map_err(|e| graph_err(path, e))
+}
+
 fn plan(path: &Path, contract: GraphContract) -> Result<Plan> {
-    let model = tract_onnx::onnx().model_for_path(path).map_err(|e| graph_err(path, e))?;
+    plan_model(load(path)?, path, contract)
+}
+
+fn plan_model(model: InferenceModel, path: &Path, contract: GraphContract) -> Result<Plan> {
     let inputs = model.input_outlets().map_err(|e| graph_err(path, e))?;
     let outputs = model.output_outlets().map_err(|e| graph_err(path, e))?;
     if inputs.len() != 1 || outputs.len() != 1 {
@@ -131,6 +168,48 @@ fn plan(path: &Path, contract: GraphContract) -> Result<Plan> {
         return Err(mismatch(path, format!("output is {:?} {:?}, model.json implies {:?} {:?}", out.datum_type, shape, contract.output_type, contract.output_tail)));
     }
     typed.into_runnable().map_err(|e| graph_err(path, e))
+}
+
+/// Token reuse trusts `decoder.halo`, and a halo smaller than the graph's reach would give wrong
+/// masks without any error, so it is probed before the first frame: one token changed in the
+/// middle of a random grid must change no pixel farther than `halo` cells away.
+fn check_halo(model: &InferenceModel, path: &Path, contract: GraphContract, grid: [usize; 2], s: usize, halo: usize, codes: usize) -> Result<()> {
+    let mut state = plan_model(model.clone(), path, contract)?.spawn().map_err(|e| graph_err(path, e))?;
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut tokens: Vec<i64> = (0..grid[0] * grid[1])
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % codes.max(1) as u64) as i64
+        })
+        .collect();
+    let (mut before, mut after): (Vec<f32>, Vec<f32>) = (Vec::new(), Vec::new());
+    let mut slot = InputSlot::default();
+    let shape = [1, grid[0], grid[1]];
+    run_into((&mut state, &mut slot), &shape, &tokens, "decoder", path, &mut before)?;
+    let (cy, cx) = (grid[0] / 2, grid[1] / 2);
+    let centre = &mut tokens[cy * grid[1] + cx];
+    *centre = (*centre + 1) % codes.max(2) as i64;
+    run_into((&mut state, &mut slot), &shape, &tokens, "decoder", path, &mut after)?;
+    let (h, w) = (grid[0] * s, grid[1] * s);
+    let reach = before
+        .iter()
+        .zip(&after)
+        .enumerate()
+        .filter(|(_, (a, b))| a != b)
+        .map(|(i, _)| {
+            let (y, x) = ((i / w) % h, i % w);
+            (y / s).abs_diff(cy).max((x / s).abs_diff(cx))
+        })
+        .max()
+        .unwrap_or(0);
+    if reach > halo {
+        return Err(mismatch(path, format!(
+            "model.json says decoder.halo {halo}, but one changed token changed pixels {reach} cells away; token reuse would give wrong masks (re-export the package with gss-convert, which measures the halo from the graph, or run with reuse off)"
+        )));
+    }
+    Ok(())
 }
 
 impl CpuBackend {
@@ -176,21 +255,40 @@ impl CpuBackend {
                 knobs: &[("TRACT_DISABLE_DIRECT_SPATIAL", "true")],
             },
         )).transpose()?;
-        let decoder = want_decoder.then(|| plan(
-            &decoder_path,
-            GraphContract {
-                input_name: &m.decoder.input,
-                output_name: &m.decoder.output,
-                input: i64::fact([1, grid[0], grid[1]]),
-                output_tail: vec![3, m.input.height, m.input.width],
-                output_type: f32::datum_type(),
-                // Measured with `gss bench` on the bundled model (Zen 4, 1 and 2 threads): tract's
-                // direct spatial conv costs the decoder (full-resolution convs with many
-                // channels) about 20 % over im2col + matmul, while it helps the prior a little,
-                // so it is turned off for the decoder alone.
-                knobs: &[("TRACT_DISABLE_DIRECT_SPATIAL", "true")],
-            },
-        )).transpose()?;
+        let decoder_contract = |cells: [usize; 2]| GraphContract {
+            input_name: &m.decoder.input,
+            output_name: &m.decoder.output,
+            input: i64::fact([1, cells[0], cells[1]]),
+            output_tail: vec![3, cells[0] * m.decoder.upsample, cells[1] * m.decoder.upsample],
+            output_type: f32::datum_type(),
+            // Measured with `gss bench` on the bundled model (Zen 4, 1 and 2 threads): tract's
+            // direct spatial conv costs the decoder (full-resolution convs with many
+            // channels) about 20 % over im2col + matmul, while it helps the prior a little,
+            // so it is turned off for the decoder alone.
+            knobs: &[("TRACT_DISABLE_DIRECT_SPATIAL", "true")],
+        };
+        let decoder_model = want_decoder.then(|| load(&decoder_path)).transpose()?;
+        let reuse = match (&decoder_model, options.reuse, m.decoder.halo) {
+            (Some(model), Reuse::Auto | Reuse::Always, Some(halo)) => {
+                let layout = TileLayout::new(grid, REUSE_TILE, halo);
+                let plans = layout
+                    .window_shapes()
+                    .into_iter()
+                    .map(|shape| {
+                        let state = plan_model(model.clone(), &decoder_path, decoder_contract(shape))?.spawn().map_err(|e| graph_err(&decoder_path, e))?;
+                        Ok((shape, (state, InputSlot::default())))
+                    })
+                    .collect::<Result<HashMap<_, _>>>()?;
+                check_halo(model, &decoder_path, decoder_contract(grid), grid, m.decoder.upsample, halo, m.prior.codebook_size)?;
+                Some(TileReuse { layout, always: options.reuse == Reuse::Always, plans, previous: Vec::new(), maskige: Vec::new(), window_tokens: Vec::new(), marks: Vec::new(), dirty: Vec::new() })
+            }
+            (Some(_), Reuse::Auto | Reuse::Always, None) => {
+                log::info!("token reuse: {} states no decoder.halo (re-export it with gss-convert); decoding every frame in full", m.name);
+                None
+            }
+            _ => None,
+        };
+        let decoder = decoder_model.map(|model| plan_model(model, &decoder_path, decoder_contract(grid))).transpose()?;
         let prior = prior.map(|p| p.spawn().map_err(|e| graph_err(&prior_path, e))).transpose()?;
         let decoder = decoder.map(|d| d.spawn().map_err(|e| graph_err(&decoder_path, e))).transpose()?;
         Ok(Self {
@@ -205,6 +303,9 @@ impl CpuBackend {
             argmax_codes,
             confidence: (options.confidence && argmax_codes.is_some() && want_prior).then(Vec::new),
             stabiliser: options.stabilise.filter(|_| argmax_codes.is_some() && want_prior).map(|m| (m, Vec::new())),
+            reuse,
+            decoded_share: 1.0,
+            upsample: m.decoder.upsample,
             executor,
             threads,
         })
@@ -347,6 +448,10 @@ impl Backend for CpuBackend {
     fn confidence(&self) -> Option<&[f32]> {
         self.confidence.as_deref()
     }
+
+    fn decoded_share(&self) -> f32 {
+        self.decoded_share
+    }
 }
 
 impl CpuBackend {
@@ -374,7 +479,37 @@ impl CpuBackend {
     fn run_decoder_here(&mut self, tokens: &[i64], maskige: &mut Vec<f32>) -> Result<()> {
         let shape = [1, self.grid[0], self.grid[1]];
         let state = self.decoder.as_mut().ok_or_else(|| not_planned("decoder"))?;
-        run_into((state, &mut self.decoder_input), &shape, tokens, "decoder", &self.decoder_path, maskige)
+        let Some(reuse) = self.reuse.as_mut() else {
+            self.decoded_share = 1.0;
+            return run_into((state, &mut self.decoder_input), &shape, tokens, "decoder", &self.decoder_path, maskige);
+        };
+        let full = reuse.previous.len() != tokens.len() || {
+            reuse.layout.dirty_tiles_into(&reuse.previous, tokens, &mut reuse.marks, &mut reuse.dirty);
+            !reuse.always && reuse.layout.decoded_share(&reuse.dirty) > FULL_DECODE_ABOVE
+        };
+        if full {
+            run_into((state, &mut self.decoder_input), &shape, tokens, "decoder", &self.decoder_path, &mut reuse.maskige)?;
+            self.decoded_share = 1.0;
+        } else {
+            let grid = self.grid;
+            for &i in &reuse.dirty {
+                let tile = reuse.layout.tiles()[i];
+                let window = tile.window;
+                crate::engine::reuse::window_tokens_into(tokens, grid[1], window, &mut reuse.window_tokens);
+                let (state, slot) = reuse.plans.get_mut(&[window.height(), window.width()]).ok_or_else(|| not_planned("decoder window"))?;
+                let frame = &mut reuse.maskige;
+                let s = self.upsample;
+                with_output::<i64, f32>((state, slot), &[1, window.height(), window.width()], &reuse.window_tokens, "decoder", &self.decoder_path, |out| {
+                    crate::engine::reuse::paste_core(out, window, tile.core, grid, s, frame)
+                })?;
+            }
+            self.decoded_share = reuse.layout.decoded_share(&reuse.dirty);
+        }
+        reuse.previous.clear();
+        reuse.previous.extend_from_slice(tokens);
+        maskige.clear();
+        maskige.extend_from_slice(&reuse.maskige);
+        Ok(())
     }
 }
 
@@ -437,6 +572,67 @@ pub fn with_threads<R>(threads: usize, f: impl FnOnce() -> R) -> R {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::reuse::Reuse;
+
+    /// The tiny fixture's decoder on a 24×40 grid (its graph is fully convolutional; the fixture's
+    /// own 8×16 grid is within one halo of every cell).
+    fn tiny_backend(reuse: Reuse) -> CpuBackend {
+        let mut package = ModelPackage::open(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/gss-tiny")).unwrap();
+        let m = &mut package.manifest;
+        m.prior.grid = [24, 40];
+        (m.input.height, m.input.width) = (24 * m.decoder.upsample, 40 * m.decoder.upsample);
+        let options = BackendOptions { threads: 1, reuse, ..BackendOptions::default() };
+        CpuBackend::with_options(&package, &options, Graphs::Decoder).unwrap()
+    }
+
+    /// Grids that drift a few cells at a time (with a jump to many cells now and then), the
+    /// codebook of the tiny fixture (32 codes).
+    fn drifting_grids(cells: usize, frames: usize) -> Vec<Vec<i64>> {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut grid: Vec<i64> = (0..cells).map(|_| (next() % 32) as i64).collect();
+        let mut grids = vec![grid.clone()];
+        for f in 1..frames {
+            let changes = if f % 5 == 0 { cells / 2 } else { f % 3 };
+            for _ in 0..changes {
+                let i = (next() % cells as u64) as usize;
+                grid[i] = (next() % 32) as i64;
+            }
+            grids.push(grid.clone());
+        }
+        grids
+    }
+
+    #[test]
+    fn reused_tiles_give_the_full_decode_bit_for_bit() {
+        let mut full = tiny_backend(Reuse::Off);
+        let mut always = tiny_backend(Reuse::Always);
+        let mut auto = tiny_backend(Reuse::Auto);
+        let cells = full.grid[0] * full.grid[1];
+        let (mut want, mut got, mut got_auto) = (Vec::new(), Vec::new(), Vec::new());
+        let mut shares = Vec::new();
+        for tokens in drifting_grids(cells, 12) {
+            full.run_decoder(&tokens, &mut want).unwrap();
+            always.run_decoder(&tokens, &mut got).unwrap();
+            auto.run_decoder(&tokens, &mut got_auto).unwrap();
+            assert!(want == got && want == got_auto, "a reused maskige differs from the full decode");
+            shares.push((always.decoded_share(), auto.decoded_share()));
+        }
+        assert_eq!(shares[0], (1.0, 1.0), "the first frame has nothing to reuse");
+        assert!(shares[1..].iter().all(|&(a, _)| a != 1.0), "always re-decodes tiles: {shares:?}");
+        // A frame with half the cells changed costs more in tiles than in full: auto decodes it whole.
+        assert_eq!(shares[5].1, 1.0);
+        assert!(shares[1].1 < FULL_DECODE_ABOVE, "a couple of changed cells: {shares:?}");
+        let same = drifting_grids(cells, 1).remove(0);
+        auto.run_decoder(&same, &mut got_auto).unwrap();
+        auto.run_decoder(&same, &mut got_auto).unwrap();
+        assert_eq!(auto.decoded_share(), 0.0, "nothing changed, nothing decoded");
+    }
 
     #[test]
     fn the_input_tensor_is_reused_from_run_to_run() {

@@ -117,8 +117,8 @@ def generate_dataset(out: Path, size: tuple[int, int], splits: dict[str, int], s
         raise ValueError(f"image_format must be 'png' or 'jpg', got {image_format!r}")
     workers = max(1, int(workers))
     jobs: list[RenderJob] = []
-    if speed is not None and (sequence is None or not speed > 0):
-        raise ValueError("speed applies to sequences only, in metres per frame above 0")
+    if speed is not None and (sequence is None or not speed >= 0):
+        raise ValueError("speed applies to sequences only, in metres per frame, 0 (a parked camera) or more")
     if sequence is not None:
         if len(splits) > 1:
             raise ValueError("sequence mode writes a single split; give at most one split name")
