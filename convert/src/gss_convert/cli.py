@@ -1,5 +1,5 @@
 """`gss-convert`: the offline tool's command line (data, train, eval, export, inverse, quantize, verify, reference,
-bench, macs)."""
+bench, macs, import-official)."""
 
 from __future__ import annotations
 
@@ -55,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--sequence", type=int, default=None,
                        help="write N consecutive frames of a forward-moving camera instead")
     synth.add_argument("--speed", type=float, default=None,
-                       help="with --sequence: the camera's metres per frame (default: drawn, 0.35-1.1)")
+                       help="with --sequence: the camera's metres per frame, 0 for a parked camera "
+                            "(default: drawn, 0.35-1.1)")
     synth.add_argument("--format", choices=["png", "jpg"], default="png", help="image file format")
     synth.add_argument("--workers", type=int, default=2)
     # names checked when run (gss_convert.data.synth.DOMAINS), so building the parser stays import-free
@@ -140,6 +141,20 @@ def build_parser() -> argparse.ArgumentParser:
     macs = sub.add_parser("macs", help="MACs and parameters per part for a config")
     macs.add_argument("--config", default="default")
     macs.add_argument("--json", action="store_true")
+
+    imp = sub.add_parser("import-official", help="an official GSS-FF checkpoint (fudan-zvg/GSS) as a model package "
+                                                 "(a reference model, not an edge model)")
+    imp.add_argument("checkpoint", type=Path, help="the mmseg .pth of GSS-FF (dict with state_dict)")
+    imp.add_argument("--arch", required=True, choices=["r101", "swin-l"], help="its backbone")
+    imp.add_argument("--dataset", required=True, choices=["cityscapes", "ade20k"],
+                     help="what it was trained on: classes, maskige palette and normalisation of that config")
+    imp.add_argument("--out", type=Path, required=True, help="package directory, e.g. models/gss-ff-r101-cityscapes")
+    imp.add_argument("--input-size", type=_size, default=None,
+                     help="HxW the graphs are exported at, multiples of 32 (default: cityscapes 512x1024, ade20k 512x512)")
+    imp.add_argument("--dvae-decoder", type=Path, default=None, metavar="PATH",
+                     help="the DALL-E decoder: decoder.pkl or a state dict of it (default: the copy inside the "
+                          "checkpoint, decode_head.d_vae.decoder.*)")
+    imp.add_argument("--name", default=None, help="model name (default: the directory name)")
     return parser
 
 
@@ -182,6 +197,17 @@ def _run(args: argparse.Namespace) -> int:
             ds[i]
         print(f"{args.root} [{args.split}]: {len(ds)} samples ok, {ds.num_classes} classes "
               f"({', '.join(c.name for c in ds.classes[:10])}{', ...' if ds.num_classes > 10 else ''})")
+        return 0
+    if args.command == "import-official":
+        from .official import import_official
+        setup_logging(None, args.verbose)
+        manifest = import_official(args.checkpoint, args.arch, args.dataset, args.out, args.input_size,
+                                   args.dvae_decoder, args.name)
+        for name, info in manifest["files"].items():
+            print(f"{args.out / name}: {info['bytes'] / 1e6:.1f} MB sha256 {info['sha256'][:16]}…")
+        cost = manifest["cost"]
+        print(f"wrote {args.out / 'model.json'}: reference model, {cost['prior_gmac'] + cost['decoder_gmac']:.0f} GMAC "
+              f"per {manifest['input']['height']}x{manifest['input']['width']} frame (not an edge model)")
         return 0
     if args.command == "macs":
         from .config import load_config
@@ -244,19 +270,24 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "train":
         from .config import load_config, save_config
-        from .train import STAGES, Trainer
+        from .distributed import distributed_session, env_from_torchrun
+        from .train import STAGES, Trainer, check_batches
         cfg = load_config(args.config)
-        args.out.mkdir(parents=True, exist_ok=True)
-        setup_logging(args.out / "train.log", args.verbose)
-        set_threads(args.threads)
-        device = resolve_device(args.device)
-        save_config(cfg, args.out / "config.yaml")
-        log.info("gss-convert %s: training %s of %s on %s, data %s", __version__, args.stage, cfg.name,
-                 device, args.data)
-        trainer = Trainer(cfg, args.data, args.out, device, resume=args.resume, max_train=args.max_train,
-                          decoder_from=args.decoder_from)
-        for stage in (STAGES if args.stage == "all" else (args.stage,)):
-            trainer.run(stage)
+        stages = STAGES if args.stage == "all" else (args.stage,)
+        check_batches(cfg, stages, env_from_torchrun())  # before the ranks wait for each other
+        # under torchrun: one of several DDP processes (distributed.py); else the one process
+        with distributed_session(args.device) as (dist, device):
+            if dist.is_main:  # rank 0 alone writes the run directory
+                args.out.mkdir(parents=True, exist_ok=True)
+                save_config(cfg, args.out / "config.yaml")
+            setup_logging(args.out / "train.log" if dist.is_main else None, args.verbose, dist.rank)
+            set_threads(args.threads)
+            log.info("gss-convert %s: training %s of %s on %s, data %s", __version__, args.stage, cfg.name,
+                     device if not dist.enabled else f"{dist.world_size} processes ({device.type})", args.data)
+            trainer = Trainer(cfg, args.data, args.out, device, resume=args.resume, max_train=args.max_train,
+                              decoder_from=args.decoder_from, dist=dist)
+            for stage in stages:
+                trainer.run(stage)
         return 0
     if args.command == "eval":
         from .evaluate import evaluate

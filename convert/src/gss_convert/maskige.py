@@ -44,12 +44,21 @@ def max_distance_palette(num_classes: int, ignore_color: tuple[int, int, int] = 
 
     Greedy farthest-point sampling from several starts, then single-swap refinement; the best
     max-min configuration wins. Deterministic for a given seed.
+
+    More classes than the grid holds besides the ignore colour (ADE20K's 150 > 124 at 5 levels)
+    take the coarsest grid that holds them, from one start: on a grid that barely holds K colours
+    every start ends at one grid step apart (150 of 6³ points cannot avoid neighbours), and each
+    start's refinement costs seconds there. Class counts the requested grid holds are unaffected.
     """
+    if num_classes < 1:
+        raise ValueError(f"{num_classes} classes: a palette needs at least one")
+    while levels ** 3 - 1 < num_classes:
+        levels, restarts = levels + 1, 0
     grid = np.array(list(itertools.product(np.linspace(0, 255, levels), repeat=3)))
     grid = np.rint(grid)
     ign = np.array(ignore_color, np.float64)
     cand = grid[np.linalg.norm(grid - ign, axis=1) > 0]
-    if num_classes > len(cand):
+    if num_classes > len(cand):  # an ignore colour off the grid leaves all levels³ points
         raise ValueError(f"{num_classes} classes need a finer colour grid than levels={levels}")
     dist = np.sqrt(((cand[:, None] - cand[None]) ** 2).sum(-1))
     d_ign = np.linalg.norm(cand - ign, axis=1)

@@ -44,13 +44,19 @@ def grad_scaler(device: torch.device) -> torch.amp.GradScaler:
     return torch.amp.GradScaler("cuda", enabled=fp16)
 
 
-def setup_logging(log_file: Path | None = None, verbose: bool = False) -> None:
-    """Logs to stderr and, when given, to a file (appending, so a resumed run keeps its history)."""
+def setup_logging(log_file: Path | None = None, verbose: bool = False, rank: int = 0) -> None:
+    """Logs to stderr and, when given, to a file (appending, so a resumed run keeps its history).
+
+    `rank` > 0 is a training process other than rank 0 (torchrun): it logs only warnings and errors,
+    marked with its rank, so the progress is told once; give it no log file (rank 0 writes that)."""
     root = logging.getLogger("gss_convert")
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     for h in list(root.handlers):
         root.removeHandler(h)
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S")
+    if rank:
+        root.setLevel(logging.WARNING)
+        fmt = logging.Formatter(f"%(asctime)s %(levelname)s [rank {rank}] %(message)s", "%H:%M:%S")
     stream = _TqdmHandler()
     stream.setFormatter(fmt)
     root.addHandler(stream)

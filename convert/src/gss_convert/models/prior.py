@@ -63,8 +63,9 @@ class Backbone(nn.Module):
     def train(self, mode: bool = True) -> "Backbone":
         super().train(mode)
         # Small CPU batches make batch statistics noisy: keep ImageNet BN statistics throughout.
+        # (_BatchNorm: also the SyncBatchNorm that multi-GPU training converts BatchNorm2d into.)
         for m in self.features.modules():
-            if isinstance(m, nn.BatchNorm2d):
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
                 m.eval()
         return self
 

@@ -14,6 +14,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .. import distributed
+
 
 @dataclass
 class VQVAEConfig:
@@ -42,6 +44,11 @@ class ResBlock(nn.Module):
         return x + self.conv2(F.relu(self.conv1(F.relu(x))))
 
 
+def _float32(x: torch.Tensor) -> torch.autocast:
+    """Autocast off for `x`'s device (a no-op where none is on, e.g. training on the CPU)."""
+    return torch.autocast(x.device.type, enabled=False)
+
+
 class VectorQuantizerEMA(nn.Module):
     """Codebook with EMA updates and restarts of dead codes from current encoder outputs."""
 
@@ -57,22 +64,27 @@ class VectorQuantizerEMA(nn.Module):
 
     def codes(self, z: torch.Tensor) -> torch.Tensor:
         """Nearest code index per cell: z [N, D, h, w] → long [N, h, w]."""
-        flat = z.permute(0, 2, 3, 1).reshape(-1, self.dim)
-        d = (flat.pow(2).sum(1, keepdim=True) - 2 * flat @ self.embed.t()
-             + self.embed.pow(2).sum(1)[None])
-        return d.argmin(1).view(z.shape[0], z.shape[2], z.shape[3])
+        with _float32(z):  # the distances in float32 also under CUDA autocast, as at evaluation
+            flat = z.float().permute(0, 2, 3, 1).reshape(-1, self.dim)
+            d = (flat.pow(2).sum(1, keepdim=True) - 2 * flat @ self.embed.t()
+                 + self.embed.pow(2).sum(1)[None])
+            return d.argmin(1).view(z.shape[0], z.shape[2], z.shape[3])
 
     def lookup(self, idx: torch.Tensor) -> torch.Tensor:
         """Token grid long [N, h, w] → embeddings [N, D, h, w]."""
         return F.embedding(idx, self.embed).permute(0, 3, 1, 2)
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        idx = self.codes(z)
-        zq = self.lookup(idx)
-        if self.training and not self.frozen:
-            self._ema_update(z.detach(), idx)
-        commit = F.mse_loss(z, zq.detach())
-        zq = z + (zq - z).detach()  # straight-through
+        # Float32 also under CUDA autocast: a bf16 matmul in the EMA sums would round the codebook's
+        # running statistics (and the sums that the ranks all-reduce) to 8 mantissa bits.
+        with _float32(z):
+            z = z.float()
+            idx = self.codes(z)
+            zq = self.lookup(idx)
+            if self.training and not self.frozen:
+                self._ema_update(z.detach(), idx)
+            commit = F.mse_loss(z, zq.detach())
+            zq = z + (zq - z).detach()  # straight-through
         return zq, idx, commit
 
     @torch.no_grad()
@@ -80,22 +92,57 @@ class VectorQuantizerEMA(nn.Module):
         flat = z.permute(0, 2, 3, 1).reshape(-1, self.dim).float()
         onehot = F.one_hot(idx.reshape(-1), self.num_codes).float()
         counts = onehot.sum(0)
-        self.usage.mul_(self.decay).add_(counts / max(1, flat.shape[0]) * self.num_codes, alpha=1 - self.decay)
+        sums = onehot.t() @ flat
+        cells = flat.shape[0]
+        ranks = distributed.current()
+        if ranks.enabled:
+            # Under DDP each rank sees only its share of the global batch. The codebook is a buffer,
+            # not a parameter, so DDP's gradient all-reduce never touches it: updating it from local
+            # statistics would let the ranks' codebooks drift apart. Summing the counts and sums over
+            # ranks (one all-reduce) gives every rank the single-process update of the global batch.
+            stats = ranks.all_reduce_sum(torch.cat([counts[:, None], sums], 1))
+            counts, sums = stats[:, 0], stats[:, 1:]
+            cells *= ranks.world_size  # every rank has the same number of cells
+        self.usage.mul_(self.decay).add_(counts / max(1, cells) * self.num_codes, alpha=1 - self.decay)
         self.cluster_size.mul_(self.decay).add_(counts, alpha=1 - self.decay)
-        self.embed_sum.mul_(self.decay).add_(onehot.t() @ flat, alpha=1 - self.decay)
+        self.embed_sum.mul_(self.decay).add_(sums, alpha=1 - self.decay)
         n = self.cluster_size.sum()
         size = (self.cluster_size + 1e-5) / (n + self.num_codes * 1e-5) * n
         self.embed.copy_(self.embed_sum / size[:, None])
         # Restart codes nobody picks: move them onto random encoder outputs so the whole codebook works.
         dead = self.usage < self.dead_threshold
-        n_dead = int(dead.sum())
+        n_dead = int(dead.sum())  # the same on every rank, as `usage` is
         if n_dead:
-            pick = flat[torch.randint(0, flat.shape[0], (n_dead,), device=flat.device)]
-            pick = pick + torch.randn_like(pick) * 1e-3
+            if ranks.enabled:
+                pick = self._global_pick(flat, n_dead, ranks)
+            else:
+                pick = flat[torch.randint(0, flat.shape[0], (n_dead,), device=flat.device)]
+                pick = pick + torch.randn_like(pick) * 1e-3
             self.embed[dead] = pick
             self.embed_sum[dead] = pick
             self.cluster_size[dead] = 1.0
             self.usage[dead] = 1.0
+
+    @staticmethod
+    def _global_pick(flat: torch.Tensor, n_dead: int, ranks: distributed.DistEnv) -> torch.Tensor:
+        """The restart draw of one process over the whole global batch, made under DDP.
+
+        Rank 0 draws the rows (indices into the global batch, whose order is rank order) and the
+        noise with the same random calls as one process. Each rank puts the rows it holds into a
+        zero matrix, rank 0 adds the noise, and a sum over ranks assembles row + noise on every rank:
+        the other terms are exact zeros, so the sum is the one process's row + noise to the bit, for
+        n_dead x dim numbers sent instead of the whole batch's encoder outputs."""
+        local = flat.shape[0]
+        idx = torch.zeros(n_dead, dtype=torch.long, device=flat.device)
+        noise = torch.zeros(n_dead, flat.shape[1], device=flat.device)
+        if ranks.is_main:
+            idx = torch.randint(0, local * ranks.world_size, (n_dead,), device=flat.device)
+            noise = torch.randn_like(noise) * 1e-3
+        ranks.broadcast_(idx)
+        pick = noise
+        mine = idx // local == ranks.rank
+        pick[mine] = pick[mine] + flat[idx[mine] % local]
+        return ranks.all_reduce_sum(pick)
 
 
 class Encoder(nn.Module):
