@@ -184,12 +184,13 @@ fn stream_reports_token_change_and_flicker_between_neighbouring_frames() {
             std::fs::copy(clip.join(format!("images/seq/{f}.jpg")), root.join(format!("images/seq/frame_{i:06}.jpg"))).unwrap();
             std::fs::copy(clip.join(format!("labels/seq/{f}.png")), root.join(format!("labels/seq/frame_{i:06}.png"))).unwrap();
         }
-        // Global options come before the command, the stabiliser after it.
+        // Global options come before the command, the stream's own after it.
+        let streams = |a: &&&str| **a == "--stabilise" || **a == "--reuse";
         let out = gss()
-            .args(extra.iter().take_while(|a| **a != "--stabilise"))
+            .args(extra.iter().take_while(|a| !streams(a)))
             .args(["stream", "--lossless", "--fps", "0", "--save", "none", "--json", "--threads", "1", "--dir"])
             .arg(root.join("images/seq"))
-            .args(extra.iter().skip_while(|a| **a != "--stabilise"))
+            .args(extra.iter().skip_while(|a| !streams(a)))
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -208,6 +209,15 @@ fn stream_reports_token_change_and_flicker_between_neighbouring_frames() {
     assert_eq!(frozen["token_change_pct"].as_f64(), Some(0.0), "{frozen}");
     let free = report_for("free", &["frame_000000", "frame_000060", "frame_000100"], &["--model", model]);
     assert!(free["token_change_pct"].as_f64().unwrap() > 0.0, "{free}");
+
+    // Token reuse: a still clip is decoded once (then nothing: 100, 0, 0 % of a full decode);
+    // tiles decoded whatever they cost give the masks of full decodes.
+    assert_eq!(still["decoded_pct"].as_f64().map(|d| d.round()), Some(33.0), "{still}");
+    let off = report_for("cut-off", &["frame_000000", "frame_000060", "frame_000100"], &["--reuse", "off"]);
+    let tiles = report_for("cut-tiles", &["frame_000000", "frame_000060", "frame_000100"], &["--reuse", "always"]);
+    assert_eq!(off["decoded_pct"].as_f64(), Some(100.0), "{off}");
+    assert!(tiles["decoded_pct"].as_f64().unwrap() != 100.0, "{tiles}");
+    assert_eq!(off["masks_digest"], tiles["masks_digest"], "reuse changed the masks");
 }
 
 #[test]

@@ -200,7 +200,7 @@ mod tests {
     #[test]
     fn tiles_cover_the_grid_once_and_windows_extend_them_by_the_halo() {
         let layout = TileLayout::new([10, 13], 4, 2);
-        let mut covered = vec![0u8; 10 * 13];
+        let mut covered = [0u8; 10 * 13];
         for t in layout.tiles() {
             for y in t.core.y0..t.core.y1 {
                 for x in t.core.x0..t.core.x1 {

@@ -129,6 +129,7 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
         Reuse::Auto => "auto",
         Reuse::Always => "always",
     };
+    let (grid, halo) = (package.manifest.prior.grid, package.manifest.decoder.halo);
     let colors: Vec<[u8; 3]> = package.manifest.classes.iter().map(|c| c.color).collect();
     let num_classes = colors.len();
     let source_name = source.name().to_string();
@@ -181,7 +182,10 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
     let mut labelled = 0u64;
     // Temporal figures compare neighbouring frames of the source only: a dropped frame is a gap.
     let mut flicker = FlickerMeter::new();
-    let mut token_change = TokenChangeMeter::new();
+    let mut token_change = match halo {
+        Some(halo) => TokenChangeMeter::with_reach(grid, halo),
+        None => TokenChangeMeter::new(),
+    };
     let mut last_index: Option<u64> = None;
     let (mut decoded_share, mut decoder_ms) = (0.0f64, 0.0f64);
     // FNV-1a over every published (source index, class map): two runs that published the same
@@ -249,6 +253,7 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
     let miou = (labelled > 0).then(|| cm.miou());
     let flicker_pct = (flicker.stable_pixels() > 0).then(|| flicker.flicker());
     let token_change_pct = (token_change.pairs() > 0).then(|| 100.0 * token_change.mean_share());
+    let reach_pct = token_change.mean_reach().map(|r| 100.0 * r);
     let decoded_pct = (received > 0).then(|| 100.0 * decoded_share / received as f64);
     // Sequential wgpu runs both graphs as one submission: no decoder time of its own.
     let decoder_ms = (received > 0 && decoder_ms > 0.0).then(|| decoder_ms / received as f64);
@@ -263,7 +268,7 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
             "fps": fps, "latency_p50_ms": percentile(&latencies, 50.0), "latency_p95_ms": percentile(&latencies, 95.0),
             "cold_start_ms": ms(cold_start), "peak_rss_mb": rss, "labelled_frames": labelled, "mIoU": miou,
             "flicker_pct": flicker_pct, "token_change_pct": token_change_pct, "token_pairs": token_change.pairs(),
-            "reuse": reuse_name, "decoded_pct": decoded_pct, "decoder_ms": decoder_ms,
+            "reuse": reuse_name, "decoded_pct": decoded_pct, "halo_reach_pct": reach_pct, "decoder_ms": decoder_ms,
             "masks_digest": format!("{digest:016x}"),
         });
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -281,6 +286,9 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
         }
         if let Some(t) = token_change_pct {
             println!("tokens changed between neighbouring frames: {t:.1} % of the grid ({} pairs)", token_change.pairs());
+        }
+        if let (Some(r), Some(h)) = (reach_pct, halo) {
+            println!("cells within the decoder's halo ({h}) of a change: {r:.1} % of the grid (the least exact reuse re-decodes)");
         }
         if let (Some(d), Some(t)) = (decoded_pct, decoder_ms) {
             println!("decoder {t:.2} ms per frame, {d:.1} % of a full decode per frame (reuse {reuse_name})");
