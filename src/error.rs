@@ -100,6 +100,13 @@ pub enum Error {
 
     #[error("{option}: {msg}")]
     InvalidOption { option: &'static str, msg: String },
+
+    #[error("{addr}: cannot listen for the live view: {source}; choose another ADDR:PORT (port 0 picks a free one)")]
+    ServeBind { addr: String, source: std::io::Error },
+
+    /// The live view ([`crate::sink::serve`]) could not start or failed, or this build has none.
+    #[error("live view: {msg}")]
+    Serve { msg: String, source: Option<std::io::Error> },
 }
 
 impl Error {

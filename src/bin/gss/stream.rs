@@ -11,6 +11,7 @@ use image::RgbImage;
 use gss::dataset::{label_path_for, load_label};
 use gss::eval::{ConfusionMatrix, FlickerMeter};
 use gss::sink::png;
+use gss::sink::serve::{LiveView, ServeOptions};
 use gss::sink::stats::{peak_rss_mb, percentile, LiveWindow, TokenChangeMeter};
 use gss::pipeline::{Mode, Pipeline, PipelineOptions, Policy};
 use gss::source::{Camera, CameraOptions, FrameSource, ImageFiles};
@@ -79,6 +80,10 @@ pub struct Args {
     /// Print the summary as JSON
     #[arg(long)]
     json: bool,
+    /// Serve a live view on ADDR:PORT (port 0: any free one; the address is printed): the
+    /// overlay as MJPEG, live figures and the legend (needs the `serve` feature)
+    #[arg(long, value_name = "ADDR:PORT")]
+    serve: Option<String>,
 }
 
 fn parse_size(s: &str) -> std::result::Result<(u32, u32), String> {
@@ -145,7 +150,7 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
         policy,
         mode,
         queue_depth: 1,
-        keep_frames: args.save == Save::Overlays,
+        keep_frames: args.save == Save::Overlays || args.serve.is_some(),
         fit: Some(fit),
     };
     // Each stage of a pipelined stream gets half the cores unless told otherwise.
@@ -172,6 +177,19 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
         let stop = stop.clone();
         ctrlc::set_handler(move || stop.stop()).context("installing the Ctrl-C handler")?;
     }
+    // Started once Ctrl-C is handled, so whoever reads its address can stop the stream. A
+    // real-time subscriber whatever the stream's policy: a browser that falls behind skips
+    // frames and never holds up the saver or the stages.
+    let live = match &args.serve {
+        Some(addr) => {
+            let mut options = ServeOptions::for_package(pipeline.package());
+            options.title = format!("gss: {} on {source_name}", pipeline.package().manifest.name);
+            let live = LiveView::start(addr, options, pipeline.subscribe(2, Policy::RealTime))?;
+            eprintln!("gss: live view at http://{}/ (/stream.mjpg, /stats.json, /health)", live.local_addr());
+            Some(live)
+        }
+        None => None,
+    };
     if args.save != Save::None {
         std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     }
@@ -245,6 +263,9 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
         }
     }
     let stats = pipeline.join()?;
+    if let Some(live) = live {
+        live.join()?;
+    }
     let elapsed = first_frame_at.map_or(Duration::ZERO, |t| t.elapsed());
     latencies.sort_by(f64::total_cmp);
     let fps = if elapsed > Duration::ZERO && received > 1 { (received - 1) as f64 / elapsed.as_secs_f64() } else { f64::NAN };
