@@ -24,6 +24,9 @@ if [[ -f Cargo.toml ]]; then
         echo "the library without default features depends on the CLI's crates (above)" >&2
         exit 1
     fi
+    # convert/tests/test_rerun.py reads back a recording written by the gss binary that
+    # `cargo test --all-features` built (with the rerun feature).
+    export GSS_BIN="${CARGO_TARGET_DIR:-$root/target}/debug/gss"
 fi
 
 convert/.venv/bin/python -m pytest convert/tests -q

@@ -12,6 +12,7 @@ use gss::dataset::{label_path_for, load_label};
 use gss::eval::{ConfusionMatrix, FlickerMeter};
 use gss::sink::png;
 use gss::sink::serve::{LiveView, ServeOptions};
+use gss::sink::rerun::{RerunSink, Target as RerunTarget};
 use gss::sink::stats::{peak_rss_mb, percentile, LiveWindow, TokenChangeMeter};
 use gss::pipeline::{Mode, Pipeline, PipelineOptions, Policy};
 use gss::source::{Camera, CameraOptions, FrameSource, ImageFiles};
@@ -84,6 +85,14 @@ pub struct Args {
     /// overlay as MJPEG, live figures and the legend (needs the `serve` feature)
     #[arg(long, value_name = "ADDR:PORT")]
     serve: Option<String>,
+    /// Also log the stream to a Rerun recording (frames, class maps, stage timings); open it
+    /// with `rerun FILE.rrd` (needs the `rerun` feature)
+    #[arg(long, value_name = "FILE.rrd")]
+    rerun: Option<PathBuf>,
+    /// Also stream to a running Rerun viewer, e.g. rerun+http://127.0.0.1:9876/proxy (start
+    /// `rerun` first; frames are skipped while none is connected; needs the `rerun` feature)
+    #[arg(long, value_name = "URL", conflicts_with = "rerun")]
+    rerun_connect: Option<String>,
 }
 
 fn parse_size(s: &str) -> std::result::Result<(u32, u32), String> {
@@ -120,6 +129,12 @@ fn ms(d: Duration) -> f64 {
 pub fn run(config: &RunConfig, args: Args) -> Result<()> {
     let (source, frame_size) = open_source(&args)?;
     let (package, fit) = config.fitted(config.open_package()?, frame_size)?;
+    let rerun_target = match (&args.rerun, &args.rerun_connect) {
+        (Some(path), _) => Some(RerunTarget::File(path.clone())),
+        (None, Some(url)) => Some(RerunTarget::Viewer(url.clone())),
+        (None, None) => None,
+    };
+    let rerun = rerun_target.map(|t| RerunSink::open(t, &package.manifest.classes)).transpose()?;
     if args.stabilise > 0.0 && package.manifest.prior.argmax_in_graph() {
         log::warn!("--stabilise: {}'s prior ends with its ArgMax, so there are no logits to weigh; the stream runs without it",
             package.manifest.name);
@@ -150,7 +165,7 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
         policy,
         mode,
         queue_depth: 1,
-        keep_frames: args.save == Save::Overlays || args.serve.is_some(),
+        keep_frames: args.save == Save::Overlays || args.serve.is_some() || rerun.is_some(),
         fit: Some(fit),
     };
     // Each stage of a pipelined stream gets half the cores unless told otherwise.
@@ -172,6 +187,9 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
     // The saver/scorer below is this stream's consumer: in real time it may fall behind and lose
     // frames of its own (counted), without slowing the stages.
     let masks = pipeline.subscribe(4, policy);
+    // Rerun has a consumer of its own, always real-time: a slow disk or viewer loses frames of
+    // its own and never holds up the stages or the saver above, even in a lossless stream.
+    let rerun = rerun.map(|sink| sink.spawn(pipeline.subscribe(8, Policy::RealTime))).transpose()?;
     let stop = pipeline.stop_handle();
     {
         let stop = stop.clone();
@@ -266,6 +284,8 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
     if let Some(live) = live {
         live.join()?;
     }
+    let rerun = rerun.map(|thread| thread.join());
+    let rerun_dropped = stats.subscribers.get(1).map_or(0, |s| s.dropped);
     let elapsed = first_frame_at.map_or(Duration::ZERO, |t| t.elapsed());
     latencies.sort_by(f64::total_cmp);
     let fps = if elapsed > Duration::ZERO && received > 1 { (received - 1) as f64 / elapsed.as_secs_f64() } else { f64::NAN };
@@ -291,6 +311,9 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
             "flicker_pct": flicker_pct, "token_change_pct": token_change_pct, "token_pairs": token_change.pairs(),
             "reuse": reuse_name, "decoded_pct": decoded_pct, "halo_reach_pct": reach_pct, "decoder_ms": decoder_ms,
             "masks_digest": format!("{digest:016x}"),
+            "rerun": rerun.as_ref().map(|r| serde_json::json!({
+                "target": r.target, "logged": r.logged, "skipped": r.skipped, "dropped": rerun_dropped, "problem": r.problem,
+            })),
         });
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -316,6 +339,10 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
         }
         if let Some(f) = flicker_pct {
             println!("flicker {f:.2} % (pixels whose class changed where the label did not, neighbouring frames)");
+        }
+        if let Some(r) = &rerun {
+            println!("rerun: {} frames logged to {} ({} skipped without a viewer, {} lost to a slow sink){}",
+                r.logged, r.target, r.skipped, rerun_dropped, r.problem.as_ref().map_or(String::new(), |p| format!("; stopped: {p}")));
         }
         if args.save != Save::None && received > 0 {
             println!("{} written to {}", if args.save == Save::Masks { "masks" } else { "overlays" }, args.out.display());
