@@ -6,6 +6,13 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
+# A fresh build of every feature needs about 4 GB under target/ plus the venv: say so plainly
+# rather than fail deep inside the linker.
+free_kb=$(df -Pk "$root" | awk 'NR == 2 { print $4 }')
+if (( free_kb < 6 * 1024 * 1024 )); then
+    echo "warning: only $((free_kb / 1024)) MB free on $(df -P "$root" | awk 'NR == 2 { print $6 }'); the tests need about 6 GB (target/ and convert/.venv)" >&2
+fi
+
 bash scripts/setup-system.sh
 bash scripts/setup-python.sh
 

@@ -173,8 +173,8 @@ fn plan_model(model: InferenceModel, path: &Path, contract: GraphContract) -> Re
 /// Token reuse trusts `decoder.halo`, and a halo smaller than the graph's reach would give wrong
 /// masks without any error, so it is probed before the first frame: one token changed in the
 /// middle of a random grid must change no pixel farther than `halo` cells away.
-fn check_halo(model: &InferenceModel, path: &Path, contract: GraphContract, grid: [usize; 2], s: usize, halo: usize, codes: usize) -> Result<()> {
-    let mut state = plan_model(model.clone(), path, contract)?.spawn().map_err(|e| graph_err(path, e))?;
+fn check_halo(decoder: &Plan, path: &Path, grid: [usize; 2], s: usize, halo: usize, codes: usize) -> Result<()> {
+    let mut state = decoder.spawn().map_err(|e| graph_err(path, e))?;
     let mut seed = 0x2545_f491_4f6c_dd1du64;
     let mut tokens: Vec<i64> = (0..grid[0] * grid[1])
         .map(|_| {
@@ -268,8 +268,10 @@ impl CpuBackend {
             knobs: &[("TRACT_DISABLE_DIRECT_SPATIAL", "true")],
         };
         let decoder_model = want_decoder.then(|| load(&decoder_path)).transpose()?;
-        let reuse = match (&decoder_model, options.reuse, m.decoder.halo) {
-            (Some(model), Reuse::Auto | Reuse::Always, Some(halo)) => {
+        let decoder = decoder_model.as_ref().map(|model| plan_model(model.clone(), &decoder_path, decoder_contract(grid))).transpose()?;
+        let reuse = match (&decoder_model, &decoder, options.reuse, m.decoder.halo) {
+            (Some(model), Some(full), Reuse::Auto | Reuse::Always, Some(halo)) => {
+                check_halo(full, &decoder_path, grid, m.decoder.upsample, halo, m.prior.codebook_size)?;
                 let layout = TileLayout::new(grid, REUSE_TILE, halo);
                 let plans = layout
                     .window_shapes()
@@ -279,16 +281,14 @@ impl CpuBackend {
                         Ok((shape, (state, InputSlot::default())))
                     })
                     .collect::<Result<HashMap<_, _>>>()?;
-                check_halo(model, &decoder_path, decoder_contract(grid), grid, m.decoder.upsample, halo, m.prior.codebook_size)?;
                 Some(TileReuse { layout, always: options.reuse == Reuse::Always, plans, previous: Vec::new(), maskige: Vec::new(), window_tokens: Vec::new(), marks: Vec::new(), dirty: Vec::new() })
             }
-            (Some(_), Reuse::Auto | Reuse::Always, None) => {
+            (Some(_), _, Reuse::Auto | Reuse::Always, None) => {
                 log::info!("token reuse: {} states no decoder.halo (re-export it with gss-convert); decoding every frame in full", m.name);
                 None
             }
             _ => None,
         };
-        let decoder = decoder_model.map(|model| plan_model(model, &decoder_path, decoder_contract(grid))).transpose()?;
         let prior = prior.map(|p| p.spawn().map_err(|e| graph_err(&prior_path, e))).transpose()?;
         let decoder = decoder.map(|d| d.spawn().map_err(|e| graph_err(&decoder_path, e))).transpose()?;
         Ok(Self {
