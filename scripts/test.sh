@@ -26,4 +26,11 @@ if [[ -f Cargo.toml ]]; then
     fi
 fi
 
+# The gss binary the zenoh pytest talks to (built by `cargo test --all-features` above; this only
+# names it, and builds it if that step was skipped).
+if [[ -f Cargo.toml ]]; then
+    cargo build --all-features --bin gss
+    export GSS_BIN="${CARGO_TARGET_DIR:-$root/target}/debug/gss"
+fi
+
 convert/.venv/bin/python -m pytest convert/tests -q

@@ -98,6 +98,10 @@ pub enum Error {
     #[error("pipeline stage {stage} panicked: {msg}")]
     StagePanicked { stage: String, msg: String },
 
+    /// The zenoh sink: a session, publisher or queryable zenoh would not give us.
+    #[error("zenoh: {what}: {msg}")]
+    Zenoh { what: String, msg: String },
+
     #[error("{option}: {msg}")]
     InvalidOption { option: &'static str, msg: String },
 }
