@@ -31,8 +31,8 @@ if [[ -f Cargo.toml ]]; then
         echo "the library without default features depends on the CLI's crates (above)" >&2
         exit 1
     fi
-    # convert/tests/test_rerun.py reads back a recording written by the gss binary that
-    # `cargo test --all-features` built (with the rerun feature).
+    # The pytests that talk to a real gss (test_rerun.py reads back its recording, test_zenoh.py
+    # subscribes to its stream) use the binary `cargo test --all-features` built above.
     export GSS_BIN="${CARGO_TARGET_DIR:-$root/target}/debug/gss"
 fi
 

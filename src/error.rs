@@ -103,6 +103,10 @@ pub enum Error {
     #[error("rerun {target}: {msg}")]
     Rerun { target: String, msg: String },
 
+    /// The zenoh sink: a session, publisher or queryable zenoh would not give us.
+    #[error("zenoh: {what}: {msg}")]
+    Zenoh { what: String, msg: String },
+
     #[error("{option}: {msg}")]
     InvalidOption { option: &'static str, msg: String },
 
