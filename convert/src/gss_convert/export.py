@@ -211,11 +211,77 @@ def export_palette_inverse(package: Path, out: Path | None = None, install: bool
     if install:
         if out.parent.resolve() != package.resolve():
             raise ValueError(f"{out}: an installed inverse must live in the package ({package})")
-        manifest["maskige"]["inverse"] = entry
-        manifest["files"][out.name] = file_entry(out)
-        validate_manifest(manifest)
-        (package / "model.json").write_text(json.dumps(manifest, indent=1) + "\n")
+        install_inverse(package, out, entry)
     return entry
+
+
+def install_inverse(package: Path, graph: Path, entry: dict, gmac: float | None = None) -> dict:
+    """Switches `package`'s model.json to the ONNX inverse `graph` (`entry`: kind, file, input,
+    output): copies the graph into the package as `entry["file"]` when it lives elsewhere, records
+    its sha256 under `files` and, when given, its MACs per frame as `cost.inverse_gmac`. A previous
+    ONNX inverse's `files` entry is dropped (its file is left on disk). Returns the manifest."""
+    import shutil
+
+    package, graph = Path(package), Path(graph)
+    if Path(entry["file"]).name != entry["file"]:
+        raise ValueError(f"inverse file {entry['file']!r}: must be a file name inside the package")
+    target = package / entry["file"]
+    if graph.resolve() != target.resolve():
+        shutil.copyfile(graph, target)
+    manifest = json.loads((package / "model.json").read_text())
+    old = manifest["maskige"].get("inverse", {})
+    if old.get("kind") == "onnx" and old.get("file") != entry["file"]:
+        manifest["files"].pop(old["file"], None)
+    manifest["maskige"]["inverse"] = entry
+    manifest["files"][entry["file"]] = file_entry(target)
+    if gmac is not None and "cost" in manifest:
+        manifest["cost"]["inverse_gmac"] = round(float(gmac), 4)
+    validate_manifest(manifest)
+    (package / "model.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    return manifest
+
+
+class BaselineClasses(nn.Module):
+    """The discriminative baseline as a class-map graph: image (0..255 floats, NCHW; the ImageNet
+    normalisation inside) → per-pixel logits upsampled to the input size → ArgMax, int64 [N, H, W]."""
+
+    def __init__(self, baseline: nn.Module) -> None:
+        super().__init__()
+        self.baseline = reparameterize(copy.deepcopy(baseline).eval())
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return torch.argmax(self.baseline(image), dim=1)
+
+
+def export_baseline(run: Path, out: Path) -> dict:
+    """Writes a run's discriminative baseline (baseline.pt) as one ONNX graph, image in (the prior's
+    input contract, but normalised inside the graph) and class ids out, plus `out`.json describing
+    it (input, output, size, GMAC, classes, the checkpoint's sha256). Returns that description.
+    `gss-convert eval-onnx` scores it on a dataset split with onnxruntime."""
+    from .manifest import sha256_file
+    from .train import CKPT_NAMES, build_baseline, load_checkpoint
+
+    run, out = Path(run), Path(out)
+    ckpt_path = run / CKPT_NAMES["baseline"]
+    ckpt = load_checkpoint(ckpt_path)
+    if ckpt["stage"] != "baseline":
+        raise ValueError(f"{ckpt_path}: a {ckpt['stage']} checkpoint, not the baseline")
+    from .config import config_from_dict
+    h, w = config_from_dict(ckpt["config"]).input_size
+    graph = BaselineClasses(build_baseline(ckpt))
+    image = torch.zeros(1, 3, h, w)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _export(graph, image, out, "image", "classes", spatial_axes=(2, 3))
+    info = {"kind": "class-map", "file": out.name, "input": "image", "output": "classes",
+            "input_size": [h, w], "value_range": [0, 255], "layout": "NCHW", "channel_order": "RGB",
+            "normalisation": "in the graph (ImageNet mean/std)", "output_dtype": "int64",
+            "gmac": round(count_macs(graph, image) / 1e9, 4), "iterations": ckpt.get("iter"),
+            "train_seconds": round(float(ckpt.get("train_seconds", 0.0)), 1),
+            "classes": [c["name"] for c in ckpt["classes"]],
+            "checkpoint": {"path": str(ckpt_path), "sha256": sha256_file(ckpt_path)},
+            "onnx": file_entry(out)}
+    out.with_suffix(".json").write_text(json.dumps(info, indent=1) + "\n")
+    return info
 
 
 def _metrics_summary(path: Path) -> dict:
@@ -232,4 +298,4 @@ def _metrics_summary(path: Path) -> dict:
     return out
 
 
-__all__ = ["export_run", "PriorTokens"]
+__all__ = ["export_run", "PriorTokens", "export_palette_inverse", "install_inverse", "export_baseline"]
