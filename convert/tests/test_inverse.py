@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import onnxruntime as ort
+import pytest
 import torch
 
 from gss_convert.cli import main
@@ -84,6 +85,41 @@ def test_train_inverse_exports_installs_and_runs(tmp_path):
     installed = check_package(other)
     assert installed["maskige"]["inverse"] == manifest["maskige"]["inverse"]
     assert installed["cost"]["inverse_gmac"] == report["gmac"]
+
+
+def test_default_inverse_installs_as_linear_and_every_side_agrees(tmp_path):
+    from gss_convert.export import _export, inverse_entry
+    from gss_convert.inverse import InverseClasses
+
+    manifest = json.loads((FIXTURES / "gss-tiny" / "model.json").read_text())
+    torch.manual_seed(3)
+    ft = TrainedInverse(palette_in_range(manifest), InverseConfig())
+    with torch.no_grad():  # move the planes off nearest colour, as training would
+        ft.palette.weight.add_(torch.randn_like(ft.palette.weight))
+        ft.palette.bias.add_(torch.randn_like(ft.palette.bias))
+    graph = tmp_path / "ft.onnx"
+    _export(InverseClasses(ft), torch.zeros(1, 3, 16, 24), graph, "maskige", "classes", spatial_axes=(2, 3))
+    entry = inverse_entry(graph)
+    assert entry["kind"] == "linear" and len(entry["weight"]) == len(entry["bias"]) == 8
+    assert inverse_entry(graph, "onnx")["kind"] == "onnx"
+    # installed: weights in model.json, no file; the reference pipeline's X⁻¹ equals the graph's
+    package = tmp_path / "pkg"
+    shutil.copytree(FIXTURES / "gss-tiny", package)
+    assert main(["inverse", str(package), "--from", str(graph), "--install"]) == 0
+    installed = check_package(package)
+    assert installed["maskige"]["inverse"] == entry and not (package / "ft.onnx").exists()
+    seg = OnnxSegmenter.load(package)
+    x = np.random.default_rng(1).random((1, 3, 16, 24), np.float32)
+    want = _session(graph).run(None, {"maskige": x})[0][0]
+    assert (seg.classes_of(x) == want).mean() > 0.999
+    assert np.array_equal(ft(torch.from_numpy(x)).argmax(1)[0].numpy(), want)
+    # a network with a branch is not linear: auto keeps the graph, --kind linear refuses it
+    branch = tmp_path / "branch.onnx"
+    _export(InverseClasses(TrainedInverse(palette_in_range(manifest), InverseConfig(hidden=4))),
+            torch.zeros(1, 3, 16, 24), branch, "maskige", "classes", spatial_axes=(2, 3))
+    assert inverse_entry(branch)["kind"] == "onnx"
+    with pytest.raises(ValueError, match="--kind onnx"):
+        inverse_entry(branch, "linear")
 
 
 def test_baseline_export_and_eval_onnx(tiny_street8, tmp_path):

@@ -105,10 +105,14 @@ def build_parser() -> argparse.ArgumentParser:
     inv = sub.add_parser("inverse", help="write the package's nearest-colour X⁻¹ as an ONNX graph")
     inv.add_argument("package", type=Path)
     inv.add_argument("--out", type=Path, default=None, help="default: PACKAGE/inverse.onnx")
-    inv.add_argument("--install", action="store_true", help="switch the package's model.json to the ONNX inverse")
+    inv.add_argument("--install", action="store_true", help="switch the package's model.json to the inverse written (or given with --from)")
     inv.add_argument("--from", dest="source", type=Path, default=None, metavar="FILE.onnx",
                      help="instead of writing the nearest-colour graph, install this inverse (e.g. from "
                           "`train-inverse`; its FILE.json gives cost.inverse_gmac) as PACKAGE/<its name>")
+    inv.add_argument("--kind", choices=["auto", "linear", "onnx"], default="auto",
+                     help="with --from: how the package holds it. linear: the weights of a graph that is one "
+                          "1x1 conv + argmax go into model.json and the runtime's own loop runs them (the cost of "
+                          "nearest colour); onnx: the graph, run on tract; auto (default): linear when it can be")
 
     ti = sub.add_parser("train-inverse", help="GSS-FT: train a small X⁻¹ network on the package's decoded "
                                               "maskiges and export it as ONNX (argmax inside the graph)")
@@ -119,7 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     ti.add_argument("--out", type=Path, required=True,
                     help="the ONNX file; beside it FILE.pt (weights) and FILE.json (report) unless it is in the package")
     ti.add_argument("--install", action="store_true",
-                    help="copy it into the package and switch model.json to it (\"inverse\": {\"kind\": \"onnx\"})")
+                    help="switch the package's model.json to it: as a linear inverse when it is one 1x1 conv "
+                         "(the default network), else as the ONNX graph copied into the package")
     ti.add_argument("--cache", type=Path, default=None, metavar="DIR",
                     help="keep the decoded maskiges here (maskiges-SPLIT.npz), reused while the package is unchanged")
     ti.add_argument("--max-images", type=int, default=None)
@@ -274,19 +279,17 @@ def _run(args: argparse.Namespace) -> int:
         print(f"wrote {args.out / 'model.json'}")
         return 0
     if args.command == "inverse" and args.source is not None:
-        from .export import install_inverse
+        from .export import install_inverse, inverse_entry
         if not args.install:
             raise ValueError("--from installs a graph: add --install")
         if not args.source.is_file():
             raise FileNotFoundError(f"{args.source}: no such inverse graph")
         report = args.source.with_suffix(".json")
         gmac = json.loads(report.read_text()).get("gmac") if report.is_file() else None
-        name = args.out.name if args.out else args.source.name
-        import onnx
-        graph = onnx.load(str(args.source)).graph
-        entry = {"kind": "onnx", "file": name, "input": graph.input[0].name, "output": graph.output[0].name}
+        entry = inverse_entry(args.source, args.kind, args.out.name if args.out else None)
         install_inverse(args.package, args.source, entry, gmac=gmac)
-        print(f"installed {args.source} as {args.package / name} and switched model.json to it")
+        where = f"{args.package / entry['file']}" if entry["kind"] == "onnx" else f"{args.package / 'model.json'} (linear)"
+        print(f"installed {args.source} as {where} and switched model.json to it")
         return 0
     if args.command == "inverse":
         from .export import export_palette_inverse

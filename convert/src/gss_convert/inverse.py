@@ -15,7 +15,9 @@ at zero, so training starts exactly at GSS-FF. Cross-entropy fits pixel accuracy
 (24 MAC per pixel) did best; a 3×3 branch of 16 channels (0.077 GMAC) or 5×5 + 1×1 (0.21) did no
 better (docs/crossdomain.md), so the default has none. The exported graph ends with the argmax: maskige
 f32 [1, 3, H, W] in the decoder's output range → int64 class ids [1, H, W], the contract of
-`"inverse": {"kind": "onnx"}` (docs/ARCHITECTURE.md). The argmax is an element-wise chain by
+`"inverse": {"kind": "onnx"}` (docs/ARCHITECTURE.md); a graph that is the palette conv alone is
+installed as `"inverse": {"kind": "linear"}` instead, its weights in model.json, which the runtime
+runs at the cost of nearest colour. The argmax is an element-wise chain by
 default (`InverseClasses`), which tract runs several times faster than an ArgMax node.
 """
 
@@ -319,7 +321,7 @@ def train_inverse(package: Path, data: Path, out: Path, split: str = "train", va
     report) and, with `install`, switches the package's model.json to it (copying the graph into
     the package). Returns a report: the config, GMAC per frame, seconds, and nearest-colour vs
     trained mIoU on `split` and `val_split` (decoded maskiges at the model's size)."""
-    from .export import _export, install_inverse
+    from .export import _export, install_inverse, inverse_entry
 
     cfg = cfg or InverseConfig()
     package, out = Path(package), Path(out)
@@ -356,8 +358,10 @@ def train_inverse(package: Path, data: Path, out: Path, split: str = "train", va
         torch.save({"state_dict": model.state_dict(), "config": asdict(cfg), "palette": palette,
                     "report": report}, out.with_suffix(".pt"))
         out.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
-    report["entry"] = {"kind": "onnx", "file": out.name, "input": "maskige", "output": "classes"}
-    if install:  # copies the graph into the package when `out` is elsewhere
+    # The default network (the palette conv alone) installs as a linear inverse the runtime runs in
+    # its own loop; a network with a branch installs as the graph (copied into the package).
+    report["entry"] = inverse_entry(out)
+    if install:
         install_inverse(package, out, report["entry"], gmac=report["gmac"])
     return report
 
