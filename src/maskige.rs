@@ -1,6 +1,8 @@
 //! Maskige inverse X⁻¹: the decoder's RGB maskige back to class ids. [`MaskigeInverse`] is the
-//! one interface; [`Palette`] (nearest palette colour, the paper's GSS-FF) implements it here, an
-//! ONNX graph in the package (`engine::cpu::OnnxInverse`) implements it on tract.
+//! one interface; [`Palette`] (nearest palette colour, the paper's GSS-FF) and [`LinearInverse`]
+//! (a trained per-pixel linear classifier, GSS-FT without hidden layers) implement it here with
+//! vectorised loops, an ONNX graph in the package (`engine::cpu::OnnxInverse`) implements it on
+//! tract.
 
 use crate::error::{Error, Result};
 
@@ -12,18 +14,24 @@ pub trait MaskigeInverse: Send {
     fn classes_into(&mut self, maskige: &[f32], classes: &mut image::GrayImage) -> Result<()>;
 }
 
+/// A planar maskige holds three values per pixel of the class map it becomes.
+fn check_sizes(maskige: &[f32], classes: &image::GrayImage) -> Result<()> {
+    if maskige.len() == 3 * classes.len() {
+        return Ok(());
+    }
+    Err(Error::Usage {
+        stage: "inverse",
+        msg: format!("maskige has {} values for a {}x{} class map", maskige.len(), classes.width(), classes.height()),
+    })
+}
+
 impl MaskigeInverse for Palette {
     fn name(&self) -> &str {
         "nearest colour"
     }
 
     fn classes_into(&mut self, maskige: &[f32], classes: &mut image::GrayImage) -> Result<()> {
-        if maskige.len() != 3 * classes.len() {
-            return Err(Error::Usage {
-                stage: "inverse",
-                msg: format!("maskige has {} values for a {}x{} class map", maskige.len(), classes.width(), classes.height()),
-            });
-        }
+        check_sizes(maskige, classes)?;
         self.nearest_into(maskige, classes);
         Ok(())
     }
@@ -93,6 +101,77 @@ impl Palette {
     }
 }
 
+/// X⁻¹ as a trained linear classifier per pixel: class k scores `weight[k] · rgb + bias[k]`, the
+/// highest score wins. Nearest colour is the special case `weight[k] = 2 p_k`, `bias[k] = -|p_k|²`;
+/// training moves those planes to where the decoder's colours really fall. An ONNX graph of the
+/// same classifier costs ten times more on tract than this loop (docs/crossdomain.md).
+#[derive(Debug, Clone)]
+pub struct LinearInverse {
+    weight: Vec<[f32; 3]>,
+    bias: Vec<f32>,
+}
+
+impl LinearInverse {
+    pub fn new(weight: Vec<[f32; 3]>, bias: Vec<f32>) -> Result<Self> {
+        if weight.is_empty() || weight.len() != bias.len() || weight.len() > 256 {
+            return Err(Error::Usage {
+                stage: "inverse",
+                msg: format!("a linear inverse needs one bias per weight row and 1 to 256 classes; got {} rows and {} biases", weight.len(), bias.len()),
+            });
+        }
+        Ok(Self { weight, bias })
+    }
+
+    /// Planar maskige (3×H×W) → class ids (H×W) written into the caller's buffer.
+    pub fn classes_into_slice(&self, maskige: &[f32], classes: &mut [u8]) {
+        crate::simd::dispatch!(self.argmax_portable(maskige, classes))
+    }
+
+    #[inline(always)]
+    fn argmax_portable(&self, maskige: &[f32], classes: &mut [u8]) {
+        // The same blocked shape as `Palette::nearest_portable`: class by class over a block of
+        // contiguous lanes, so the inner loop vectorises.
+        const BLOCK: usize = 64;
+        let plane = classes.len();
+        debug_assert_eq!(maskige.len(), 3 * plane);
+        let (r, rest) = maskige.split_at(plane);
+        let (g, b) = rest.split_at(plane);
+        let mut best_score = [0f32; BLOCK];
+        let mut best = [0f32; BLOCK];
+        for (start, out) in (0..plane).step_by(BLOCK).zip(classes.chunks_mut(BLOCK)) {
+            let n = out.len();
+            let (r, g, b) = (&r[start..start + n], &g[start..start + n], &b[start..start + n]);
+            best_score[..n].fill(f32::NEG_INFINITY);
+            best[..n].fill(0.0);
+            for (k, (w, &bias)) in self.weight.iter().zip(&self.bias).enumerate() {
+                let id = k as f32;
+                for i in 0..n {
+                    let score = r[i] * w[0] + g[i] * w[1] + b[i] * w[2] + bias;
+                    // strict `>` keeps the lowest class id on a tie, as ONNX ArgMax does
+                    let higher = score > best_score[i];
+                    best_score[i] = if higher { score } else { best_score[i] };
+                    best[i] = if higher { id } else { best[i] };
+                }
+            }
+            for (o, &id) in out.iter_mut().zip(&best[..n]) {
+                *o = id as u8;
+            }
+        }
+    }
+}
+
+impl MaskigeInverse for LinearInverse {
+    fn name(&self) -> &str {
+        "trained linear"
+    }
+
+    fn classes_into(&mut self, maskige: &[f32], classes: &mut image::GrayImage) -> Result<()> {
+        check_sizes(maskige, classes)?;
+        self.classes_into_slice(maskige, classes);
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,5 +219,62 @@ mod tests {
             assert_eq!(got as usize, want, "pixel {i}");
         }
         assert_eq!(out[70], 1);
+    }
+
+    fn pseudo_random_maskige(n: usize, seed: u32) -> Vec<f32> {
+        let mut state = seed;
+        (0..3 * n)
+            .map(|_| {
+                state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (state >> 8) as f32 / (1u32 << 24) as f32
+            })
+            .collect()
+    }
+
+    #[test]
+    fn linear_inverse_matches_a_pixel_by_pixel_argmax_across_block_edges_and_ties() {
+        let weight = vec![[1.5, -0.25, 0.5], [-0.75, 2.0, 0.125], [0.25, 0.25, -1.0], [0.0, 0.0, 0.0]];
+        let bias = vec![0.0, -0.25, 0.5, 0.375];
+        let inv = LinearInverse::new(weight.clone(), bias.clone()).expect("valid classifier");
+        let n = 64 * 3 + 5;
+        let mut maskige = pseudo_random_maskige(n, 777);
+        // a pixel where classes 1 and 3 both score exactly 0.375 (binary fractions, so the sums
+        // are exact) must go to the lower id
+        for (ch, v) in [0.0f32, 0.28125, 0.5].iter().enumerate() {
+            maskige[ch * n + 65] = *v;
+        }
+        let mut out = vec![0u8; n];
+        inv.classes_into_slice(&maskige, &mut out);
+        for (i, &got) in out.iter().enumerate() {
+            let px = [maskige[i], maskige[n + i], maskige[2 * n + i]];
+            let score = |k: usize| px[0] * weight[k][0] + px[1] * weight[k][1] + px[2] * weight[k][2] + bias[k];
+            let want = (1..weight.len()).fold(0, |best, k| if score(k) > score(best) { k } else { best });
+            assert_eq!(got as usize, want, "pixel {i}");
+        }
+        assert_eq!(out[65], 1);
+    }
+
+    #[test]
+    fn linear_inverse_with_nearest_colour_planes_agrees_with_the_palette() {
+        let colors = [[0, 0, 255], [0, 255, 0], [0, 255, 255], [128, 128, 128], [255, 0, 0], [255, 0, 255], [255, 255, 0], [255, 255, 255]];
+        let palette = Palette::new(&colors, [0.0, 1.0]);
+        let weight: Vec<[f32; 3]> = palette.colors.iter().map(|c| c.map(|v| 2.0 * v)).collect();
+        let bias: Vec<f32> = palette.colors.iter().map(|c| -c.iter().map(|v| v * v).sum::<f32>()).collect();
+        let inv = LinearInverse::new(weight, bias).expect("valid classifier");
+        let n = 4096;
+        let maskige = pseudo_random_maskige(n, 4242);
+        let (mut linear, mut nearest) = (vec![0u8; n], vec![0u8; n]);
+        inv.classes_into_slice(&maskige, &mut linear);
+        palette.nearest_into(&maskige, &mut nearest);
+        // The two forms differ only by rounding, so only pixels almost equidistant from two
+        // colours may disagree.
+        let disagree = linear.iter().zip(&nearest).filter(|(a, b)| a != b).count();
+        assert!(disagree <= n / 500, "{disagree} of {n} pixels disagree");
+    }
+
+    #[test]
+    fn linear_inverse_refuses_a_malformed_classifier() {
+        assert!(LinearInverse::new(vec![[1.0, 0.0, 0.0]; 3], vec![0.0; 2]).is_err());
+        assert!(LinearInverse::new(Vec::new(), Vec::new()).is_err());
     }
 }

@@ -294,21 +294,62 @@ fn package_with_onnx_inverse(tag: &str, output: &str) -> PathBuf {
     dir
 }
 
+/// Pixels on which two segmenters give the same class over the reference images, and of how many.
+fn class_map_agreement(dir: &Path, reference: &Reference, a: &mut Segmenter, b: &mut Segmenter) -> (usize, usize) {
+    let (mut same, mut all) = (0usize, 0usize);
+    for case in &reference.cases {
+        let image = load_rgb(&dir.join(&case.image)).unwrap();
+        let x = a.segment(&image).unwrap();
+        let y = b.segment(&image).unwrap();
+        same += x.as_raw().iter().zip(y.as_raw()).filter(|(p, q)| p == q).count();
+        all += x.len();
+    }
+    (same, all)
+}
+
 #[test]
 fn onnx_inverse_gives_the_nearest_colour_classes() {
     let dir = fixtures().join("reference");
     let reference: Reference = serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap()).unwrap();
     let mut nearest = Segmenter::new(ModelPackage::open(fixtures().join("gss-tiny")).unwrap(), None).unwrap();
     let mut graph = Segmenter::new(ModelPackage::open(package_with_onnx_inverse("inverse", "classes")).unwrap(), None).unwrap();
-    let (mut same, mut all) = (0usize, 0usize);
-    for case in &reference.cases {
-        let image = load_rgb(&dir.join(&case.image)).unwrap();
-        let a = nearest.segment(&image).unwrap();
-        let b = graph.segment(&image).unwrap();
-        same += a.as_raw().iter().zip(b.as_raw()).filter(|(x, y)| x == y).count();
-        all += a.len();
-    }
+    let (same, all) = class_map_agreement(&dir, &reference, &mut nearest, &mut graph);
     assert!(same as f64 / all as f64 >= 0.999, "{same} of {all} pixels agree");
+}
+
+/// A linear inverse whose planes are the nearest-colour ones (`2p`, `-|p|²`, in the decoder's
+/// output range) read from model.json and run by the runtime's loop gives the nearest-colour
+/// classes; one with a row missing is refused before anything runs.
+#[test]
+fn linear_inverse_from_the_manifest_gives_the_nearest_colour_classes_and_a_short_one_is_refused() {
+    let dir = fixtures().join("reference");
+    let reference: Reference = serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap()).unwrap();
+    let linear_dir = copy_package("inverse-linear");
+    let path = linear_dir.join("model.json");
+    let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let [lo, hi] = [0, 1].map(|i| v["decoder"]["output_range"][i].as_f64().unwrap());
+    let planes: Vec<([f64; 3], f64)> = v["maskige"]["palette"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let p = [0, 1, 2].map(|i| lo + c[i].as_f64().unwrap() * (hi - lo) / 255.0);
+            (p.map(|x| 2.0 * x), -p.iter().map(|x| x * x).sum::<f64>())
+        })
+        .collect();
+    let weight: Vec<[f64; 3]> = planes.iter().map(|p| p.0).collect();
+    let bias: Vec<f64> = planes.iter().map(|p| p.1).collect();
+    v["maskige"]["inverse"] = serde_json::json!({"kind": "linear", "weight": weight, "bias": bias});
+    std::fs::write(&path, v.to_string()).unwrap();
+    let mut nearest = Segmenter::new(ModelPackage::open(fixtures().join("gss-tiny")).unwrap(), None).unwrap();
+    let mut linear = Segmenter::new(ModelPackage::open(&linear_dir).unwrap(), None).unwrap();
+    let (same, all) = class_map_agreement(&dir, &reference, &mut nearest, &mut linear);
+    assert!(same as f64 / all as f64 >= 0.999, "{same} of {all} pixels agree");
+
+    v["maskige"]["inverse"] = serde_json::json!({"kind": "linear", "weight": &weight[1..], "bias": bias});
+    std::fs::write(&path, v.to_string()).unwrap();
+    let err = ModelPackage::open(&linear_dir).unwrap_err();
+    assert!(matches!(err, Error::ManifestInvalid { .. }) && err.to_string().contains("weight rows"), "{err}");
 }
 
 #[test]

@@ -9,7 +9,7 @@ pub mod wgpu;
 use std::time::{Duration, Instant};
 
 use crate::error::Result;
-use crate::maskige::{MaskigeInverse, Palette};
+use crate::maskige::{LinearInverse, MaskigeInverse, Palette};
 use crate::model::{Inverse, ModelPackage};
 
 /// Time each graph took in one [`Backend::run`].
@@ -147,12 +147,14 @@ pub fn create_backend(package: &ModelPackage, options: &BackendOptions, graphs: 
     }
 }
 
-/// The package's X⁻¹: the nearest palette colour, or its ONNX graph (run on tract whichever
-/// backend runs the two main graphs: it is one 1×1 convolution).
+/// The package's X⁻¹: the nearest palette colour, a trained linear classifier (both the
+/// runtime's own loop), or its ONNX graph (run on tract whichever backend runs the two main
+/// graphs).
 pub fn create_inverse(package: &ModelPackage) -> Result<Box<dyn MaskigeInverse>> {
     let m = &package.manifest;
     Ok(match &m.maskige.inverse {
         Inverse::Nearest => Box::new(Palette::new(&m.maskige.palette, m.decoder.output_range)),
+        Inverse::Linear { weight, bias } => Box::new(LinearInverse::new(weight.clone(), bias.clone())?),
         Inverse::Onnx { file, input, output } => Box::new(cpu::OnnxInverse::new(package, file, input, output)?),
     })
 }

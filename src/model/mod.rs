@@ -19,11 +19,16 @@ pub struct ClassInfo {
 }
 
 /// X⁻¹: how a maskige becomes class ids.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum Inverse {
     /// The nearest palette colour (the paper's GSS-FF).
     Nearest,
+    /// A trained per-pixel linear classifier (GSS-FT with no hidden layer): class k scores
+    /// `weight[k] · rgb + bias[k]` on the maskige in the decoder's output range, and the highest
+    /// score wins (the lowest id on a tie). Run by the same vectorised loop as `Nearest`, so it
+    /// costs what nearest colour costs.
+    Linear { weight: Vec<[f32; 3]>, bias: Vec<f32> },
     /// A graph in the package: maskige 1×3×H×W in, int64 class ids H×W out.
     Onnx { file: String, input: String, output: String },
 }
@@ -303,6 +308,19 @@ fn validate(m: &Manifest, path: &Path) -> Result<()> {
     }
     if m.prior.codebook_size == 0 {
         return Err(invalid("prior.codebook_size must be at least 1".into()));
+    }
+    if let Inverse::Linear { weight, bias } = &m.maskige.inverse {
+        let k = m.classes.len();
+        if weight.len() != k || bias.len() != k {
+            return Err(invalid(format!(
+                "maskige.inverse (linear) has {} weight rows and {} biases for {k} classes",
+                weight.len(),
+                bias.len()
+            )));
+        }
+        if weight.iter().flatten().chain(bias).any(|v| !v.is_finite()) {
+            return Err(invalid("maskige.inverse (linear) holds a weight or bias that is not a finite number".into()));
+        }
     }
     let mut referenced = vec![&m.prior.file, &m.decoder.file];
     if let Inverse::Onnx { file, .. } = &m.maskige.inverse {

@@ -1,5 +1,5 @@
-"""`gss-convert`: the offline tool's command line (data, train, eval, export, inverse, quantize, verify, reference,
-bench, macs, import-official)."""
+"""`gss-convert`: the offline tool's command line (data, train, eval, export, inverse, train-inverse,
+export-baseline, eval-onnx, quantize, verify, reference, bench, macs, import-official)."""
 
 from __future__ import annotations
 
@@ -105,7 +105,61 @@ def build_parser() -> argparse.ArgumentParser:
     inv = sub.add_parser("inverse", help="write the package's nearest-colour X⁻¹ as an ONNX graph")
     inv.add_argument("package", type=Path)
     inv.add_argument("--out", type=Path, default=None, help="default: PACKAGE/inverse.onnx")
-    inv.add_argument("--install", action="store_true", help="switch the package's model.json to the ONNX inverse")
+    inv.add_argument("--install", action="store_true", help="switch the package's model.json to the inverse written (or given with --from)")
+    inv.add_argument("--from", dest="source", type=Path, default=None, metavar="FILE.onnx",
+                     help="instead of writing the nearest-colour graph, install this inverse (e.g. from "
+                          "`train-inverse`; its FILE.json gives cost.inverse_gmac) as PACKAGE/<its name>")
+    inv.add_argument("--kind", choices=["auto", "linear", "onnx"], default="auto",
+                     help="with --from: how the package holds it. linear: the weights of a graph that is one "
+                          "1x1 conv + argmax go into model.json and the runtime's own loop runs them (the cost of "
+                          "nearest colour); onnx: the graph, run on tract; auto (default): linear when it can be")
+
+    ti = sub.add_parser("train-inverse", help="GSS-FT: train a small X⁻¹ network on the package's decoded "
+                                              "maskiges and export it as ONNX (argmax inside the graph)")
+    ti.add_argument("package", type=Path, help="model package whose prior + decoder make the training maskiges")
+    ti.add_argument("--data", type=Path, required=True, help="dataset root with the labels")
+    ti.add_argument("--split", default="train", help="split to decode and fit on (default train)")
+    ti.add_argument("--val-split", default="val", help="split also scored, nearest colour vs trained ('' for none)")
+    ti.add_argument("--out", type=Path, required=True,
+                    help="the ONNX file; beside it FILE.pt (weights) and FILE.json (report) unless it is in the package")
+    ti.add_argument("--install", action="store_true",
+                    help="switch the package's model.json to it: as a linear inverse when it is one 1x1 conv "
+                         "(the default network), else as the ONNX graph copied into the package")
+    ti.add_argument("--cache", type=Path, default=None, metavar="DIR",
+                    help="keep the decoded maskiges here (maskiges-SPLIT.npz), reused while the package is unchanged")
+    ti.add_argument("--max-images", type=int, default=None)
+    ti.add_argument("--hidden", type=int, default=0,
+                    help="channels of a residual conv branch beside the palette 1x1 conv (default 0: none)")
+    ti.add_argument("--kernel", type=int, default=3, help="kernel of the branch's first conv (1: per pixel)")
+    ti.add_argument("--layers", type=int, default=0, help="extra 1x1 hidden layers")
+    ti.add_argument("--iters", type=int, default=3000)
+    ti.add_argument("--batch-size", type=int, default=16)
+    ti.add_argument("--crop", type=int, default=96)
+    ti.add_argument("--lr", type=float, default=5e-3)
+    ti.add_argument("--seed", type=int, default=0)
+    ti.add_argument("--class-weight-power", type=float, default=0.0,
+                    help="cross-entropy class weight = frequency^-P (0: unweighted)")
+    ti.add_argument("--argmax", choices=["chain", "node"], default="chain",
+                    help="chain (default): element-wise Greater/Max/Where steps, which tract runs several times "
+                         "faster than node: one ONNX ArgMax over the class channels")
+    ti.add_argument("--no-calibrate", dest="calibrate", action="store_false",
+                    help="skip the per-class logit offsets fitted for train mIoU after training")
+    ti.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch and onnxruntime")
+
+    eb = sub.add_parser("export-baseline", help="a run's discriminative baseline as one class-map ONNX graph")
+    eb.add_argument("run", type=Path, help="run directory with baseline.pt")
+    eb.add_argument("--out", type=Path, required=True, help="the ONNX file (FILE.json describes it)")
+
+    eo = sub.add_parser("eval-onnx", help="mIoU of a class-map ONNX graph or a model package with onnxruntime")
+    eo.add_argument("model", type=Path, help="class-map .onnx (image 0..255 [1,3,h,w] -> class ids) or a package directory")
+    eo.add_argument("--data", type=Path, required=True)
+    eo.add_argument("--split", default="test")
+    eo.add_argument("--layout", default="auto", choices=["auto", "folder", "cityscapes", "ade20k"])
+    eo.add_argument("--fit", default=None, choices=["stretch", "crop", "letterbox"],
+                    help="default: the package's fit (native runs as stretch at the exported size), else stretch")
+    eo.add_argument("--max-images", type=int, default=None)
+    eo.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: its default)")
+    eo.add_argument("--json", action="store_true", help="print the report as JSON (the keys of `gss eval --json`)")
 
     ver = sub.add_parser("verify", help="onnxruntime vs PyTorch agreement and mIoU of a package")
     ver.add_argument("package", type=Path)
@@ -224,10 +278,58 @@ def _run(args: argparse.Namespace) -> int:
             print(f"{args.out / name}: {info['bytes'] / 1e6:.2f} MB sha256 {info['sha256'][:16]}…")
         print(f"wrote {args.out / 'model.json'}")
         return 0
+    if args.command == "inverse" and args.source is not None:
+        from .export import install_inverse, inverse_entry
+        if not args.install:
+            raise ValueError("--from installs a graph: add --install")
+        if not args.source.is_file():
+            raise FileNotFoundError(f"{args.source}: no such inverse graph")
+        report = args.source.with_suffix(".json")
+        gmac = json.loads(report.read_text()).get("gmac") if report.is_file() else None
+        entry = inverse_entry(args.source, args.kind, args.out.name if args.out else None)
+        install_inverse(args.package, args.source, entry, gmac=gmac)
+        where = f"{args.package / entry['file']}" if entry["kind"] == "onnx" else f"{args.package / 'model.json'} (linear)"
+        print(f"installed {args.source} as {where} and switched model.json to it")
+        return 0
     if args.command == "inverse":
         from .export import export_palette_inverse
         entry = export_palette_inverse(args.package, args.out, args.install)
         print(f"wrote {args.out or args.package / entry['file']}" + (" and switched model.json to it" if args.install else ""))
+        return 0
+    if args.command == "train-inverse":
+        from .inverse import InverseConfig, train_inverse
+        setup_logging(None, args.verbose)
+        set_threads(args.threads)
+        cfg = InverseConfig(hidden=args.hidden, kernel=args.kernel, layers=args.layers, iters=args.iters,
+                            batch_size=args.batch_size, crop=args.crop, lr=args.lr, seed=args.seed,
+                            class_weight_power=args.class_weight_power, calibrate=args.calibrate,
+                            argmax=args.argmax)
+        r = train_inverse(args.package, args.data, args.out, args.split, args.val_split or None, cfg,
+                          args.install, args.max_images, args.cache, args.threads or 0)
+        for split, m in r["mIoU"].items():
+            print(f"{split} ({r['data']}, decoded by {r['package']}): mIoU nearest colour {m['nearest']:.2f}, "
+                  f"trained inverse {m['trained']:.2f}")
+        print(f"wrote {args.out}: {r['gmac']:.4f} GMAC per frame; decoded in {r['decode_seconds']:.0f} s, "
+              f"trained in {r['train_seconds']:.0f} s" + (f"; installed in {args.package / 'model.json'}" if args.install else ""))
+        return 0
+    if args.command == "export-baseline":
+        from .export import export_baseline
+        setup_logging(None, args.verbose)
+        info = export_baseline(args.run, args.out)
+        print(f"wrote {args.out} ({info['onnx']['bytes'] / 1e6:.2f} MB, {info['gmac']:.3f} GMAC per "
+              f"{info['input_size'][0]}x{info['input_size'][1]} frame) and {args.out.with_suffix('.json')}")
+        return 0
+    if args.command == "eval-onnx":
+        from .onnxeval import eval_onnx
+        r = eval_onnx(args.model, args.data, args.split, args.fit, args.max_images, args.threads, args.layout,
+                      progress=not args.json)
+        if args.json:
+            print(json.dumps(r, indent=1))
+        else:
+            print(f"{args.model} on {args.data} [{args.split}], {r['images']} images, fit {r['fit']}: "
+                  f"mIoU {r['mIoU']:.2f}, mAcc {r['mAcc']:.2f}, aAcc {r['aAcc']:.2f} ({r['ms_per_image']:.1f} ms/image)")
+            print("  " + ", ".join(f"{k} {v['IoU']:.2f}" if v["IoU"] is not None else f"{k} -"
+                                   for k, v in r["per_class"].items()))
         return 0
     if args.command == "quantize":
         from .quantize import quantize_package

@@ -15,6 +15,7 @@ import subprocess
 import warnings
 from pathlib import Path
 
+import numpy as np
 import onnx
 import torch
 import torch.nn as nn
@@ -211,11 +212,133 @@ def export_palette_inverse(package: Path, out: Path | None = None, install: bool
     if install:
         if out.parent.resolve() != package.resolve():
             raise ValueError(f"{out}: an installed inverse must live in the package ({package})")
-        manifest["maskige"]["inverse"] = entry
-        manifest["files"][out.name] = file_entry(out)
-        validate_manifest(manifest)
-        (package / "model.json").write_text(json.dumps(manifest, indent=1) + "\n")
+        install_inverse(package, out, entry)
     return entry
+
+
+# Ops an exported per-pixel linear inverse may hold beside its one 1×1 Conv: the argmax (a node or
+# the Greater/Max/Where chain of InverseClasses) and the shape plumbing around it.
+_LINEAR_ARGMAX_OPS = {"ArgMax", "Split", "Greater", "Max", "Where", "Squeeze", "Unsqueeze", "Constant",
+                      "Identity", "Cast", "Slice", "Gather"}
+
+
+def linear_entry_from_onnx(graph: Path) -> dict | None:
+    """`{"kind": "linear", "weight", "bias"}` when the ONNX inverse `graph` is one 1×1 convolution
+    of the maskige (3 → K channels) followed by an argmax, which the runtime runs in its own
+    vectorised loop at the cost of nearest colour; None for any other graph (run as ONNX)."""
+    from onnx import numpy_helper
+
+    model = onnx.load(str(graph))
+    g = model.graph
+    convs = [n for n in g.node if n.op_type == "Conv"]
+    others = {n.op_type for n in g.node if n.op_type != "Conv"}
+    if len(convs) != 1 or not others <= _LINEAR_ARGMAX_OPS or len(g.input) != 1:
+        return None
+    conv = convs[0]
+    if conv.input[0] != g.input[0].name or len(conv.input) != 3:
+        return None
+    init = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+    if conv.input[1] not in init or conv.input[2] not in init:
+        return None
+    w, b = init[conv.input[1]].astype(np.float32), init[conv.input[2]].astype(np.float32)
+    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in conv.attribute}
+    if w.ndim != 4 or w.shape[1:] != (3, 1, 1) or b.shape != (w.shape[0],) or attrs.get("group", 1) != 1 \
+            or any(v != 1 for v in attrs.get("strides", [1, 1])) or any(v != 0 for v in attrs.get("pads", [0] * 4)):
+        return None
+    return {"kind": "linear", "weight": w[:, :, 0, 0].tolist(), "bias": b.tolist()}
+
+
+def inverse_entry(graph: Path, kind: str = "auto", name: str | None = None) -> dict:
+    """The model.json inverse entry for the ONNX inverse `graph`: `linear` (its weights, when it is
+    a 1×1 conv + argmax), `onnx` (the graph as the package file `name`, default its own name), or
+    `auto`: linear when it can be."""
+    if kind in ("auto", "linear"):
+        linear = linear_entry_from_onnx(graph)
+        if linear is not None:
+            return linear
+        if kind == "linear":
+            raise ValueError(f"{graph}: not one 1x1 convolution followed by an argmax, so it cannot be a linear "
+                             "inverse; install it with --kind onnx")
+    import onnx
+
+    g = onnx.load(str(graph)).graph
+    return {"kind": "onnx", "file": name or Path(graph).name, "input": g.input[0].name, "output": g.output[0].name}
+
+
+def install_inverse(package: Path, graph: Path | None, entry: dict, gmac: float | None = None) -> dict:
+    """Switches `package`'s model.json to the inverse `entry`. An ONNX entry (kind, file, input,
+    output) copies `graph` into the package as `entry["file"]` when it lives elsewhere and records
+    its sha256 under `files`; a linear entry (kind, weight, bias) lives in model.json alone. When
+    given, the MACs per frame go to `cost.inverse_gmac`. A previous ONNX inverse's `files` entry is
+    dropped (its file is left on disk). Returns the manifest."""
+    import shutil
+
+    package = Path(package)
+    manifest = json.loads((package / "model.json").read_text())
+    if entry["kind"] == "onnx":
+        if graph is None or Path(entry["file"]).name != entry["file"]:
+            raise ValueError(f"inverse file {entry.get('file')!r}: must be a file name inside the package")
+        graph, target = Path(graph), package / entry["file"]
+        if graph.resolve() != target.resolve():
+            shutil.copyfile(graph, target)
+    elif entry["kind"] != "linear":
+        raise ValueError(f"inverse kind {entry['kind']!r}: install takes onnx or linear")
+    if len(entry.get("weight", manifest["classes"])) != len(manifest["classes"]):
+        raise ValueError(f"a linear inverse of {len(entry['weight'])} classes for a package of {len(manifest['classes'])}")
+    old = manifest["maskige"].get("inverse", {})
+    if old.get("kind") == "onnx" and old.get("file") != entry.get("file"):
+        manifest["files"].pop(old["file"], None)
+    manifest["maskige"]["inverse"] = entry
+    if entry["kind"] == "onnx":
+        manifest["files"][entry["file"]] = file_entry(package / entry["file"])
+    if gmac is not None and "cost" in manifest:
+        manifest["cost"]["inverse_gmac"] = round(float(gmac), 4)
+    validate_manifest(manifest)
+    (package / "model.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    return manifest
+
+
+class BaselineClasses(nn.Module):
+    """The discriminative baseline as a class-map graph: image (0..255 floats, NCHW; the ImageNet
+    normalisation inside) → per-pixel logits upsampled to the input size → ArgMax, int64 [N, H, W]."""
+
+    def __init__(self, baseline: nn.Module) -> None:
+        super().__init__()
+        self.baseline = reparameterize(copy.deepcopy(baseline).eval())
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return torch.argmax(self.baseline(image), dim=1)
+
+
+def export_baseline(run: Path, out: Path) -> dict:
+    """Writes a run's discriminative baseline (baseline.pt) as one ONNX graph, image in (the prior's
+    input contract, but normalised inside the graph) and class ids out, plus `out`.json describing
+    it (input, output, size, GMAC, classes, the checkpoint's sha256). Returns that description.
+    `gss-convert eval-onnx` scores it on a dataset split with onnxruntime."""
+    from .manifest import sha256_file
+    from .train import CKPT_NAMES, build_baseline, load_checkpoint
+
+    run, out = Path(run), Path(out)
+    ckpt_path = run / CKPT_NAMES["baseline"]
+    ckpt = load_checkpoint(ckpt_path)
+    if ckpt["stage"] != "baseline":
+        raise ValueError(f"{ckpt_path}: a {ckpt['stage']} checkpoint, not the baseline")
+    from .config import config_from_dict
+    h, w = config_from_dict(ckpt["config"]).input_size
+    graph = BaselineClasses(build_baseline(ckpt))
+    image = torch.zeros(1, 3, h, w)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _export(graph, image, out, "image", "classes", spatial_axes=(2, 3))
+    info = {"kind": "class-map", "file": out.name, "input": "image", "output": "classes",
+            "input_size": [h, w], "value_range": [0, 255], "layout": "NCHW", "channel_order": "RGB",
+            "normalisation": "in the graph (ImageNet mean/std)", "output_dtype": "int64",
+            "gmac": round(count_macs(graph, image) / 1e9, 4), "iterations": ckpt.get("iter"),
+            "train_seconds": round(float(ckpt.get("train_seconds", 0.0)), 1),
+            "classes": [c["name"] for c in ckpt["classes"]],
+            "checkpoint": {"path": str(ckpt_path), "sha256": sha256_file(ckpt_path)},
+            "onnx": file_entry(out)}
+    out.with_suffix(".json").write_text(json.dumps(info, indent=1) + "\n")
+    return info
 
 
 def _metrics_summary(path: Path) -> dict:
@@ -232,4 +355,4 @@ def _metrics_summary(path: Path) -> dict:
     return out
 
 
-__all__ = ["export_run", "PriorTokens"]
+__all__ = ["export_run", "PriorTokens", "export_palette_inverse", "install_inverse", "export_baseline"]

@@ -44,11 +44,34 @@ def with_argmax(path: Path, logits: str) -> bytes:
 
 @dataclass
 class OnnxSegmenter:
-    """The runtime's pipeline in Python: preprocess → prior.onnx → decoder.onnx → nearest colour."""
+    """The runtime's pipeline in Python: preprocess → prior.onnx → decoder.onnx → X⁻¹ (the nearest
+    colour, the manifest's linear classifier, or the package's ONNX inverse)."""
     manifest: dict
     prior: ort.InferenceSession
     decoder: ort.InferenceSession
     palette: Palette
+    inverse: ort.InferenceSession | None = None
+
+    @property
+    def trained_inverse(self) -> bool:
+        """Whether X⁻¹ is something other than the nearest colour (so both sides of a parity
+        check must run the package's own X⁻¹ rather than their own nearest colour)."""
+        return self.manifest["maskige"]["inverse"]["kind"] != "nearest"
+
+    def classes_of(self, maskige: np.ndarray) -> np.ndarray:
+        """The package's X⁻¹ on a maskige [1, 3, H, W] in the decoder's output range → uint8 [H, W]."""
+        inv = self.manifest["maskige"]["inverse"]
+        if inv["kind"] == "linear":
+            w = np.asarray(inv["weight"], np.float32)
+            b = np.asarray(inv["bias"], np.float32)
+            scores = np.einsum("kc,chw->khw", w, maskige[0].astype(np.float32)) + b[:, None, None]
+            return scores.argmax(0).astype(np.uint8)  # the first of equal scores, as the runtime
+        if inv["kind"] == "onnx":
+            assert self.inverse is not None
+            classes = self.inverse.run(None, {inv["input"]: maskige})[0]
+            return classes.reshape(maskige.shape[-2:]).astype(np.uint8)
+        lo, hi = self.manifest["decoder"].get("output_range", [0.0, 1.0])
+        return maskige_to_mask((maskige[0].transpose(1, 2, 0) - lo) * (255.0 / (hi - lo)), self.palette)
 
     @staticmethod
     def load(package: Path, variant: str | None = None, threads: int = 0) -> "OnnxSegmenter":
@@ -64,11 +87,15 @@ class OnnxSegmenter:
         prior_model: str | bytes = str(Path(package) / prior_file)
         if not manifest["prior"].get("argmax_in_graph", True):
             prior_model = with_argmax(Path(prior_model), manifest["prior"]["output"])
+        inv = manifest["maskige"].get("inverse", {"kind": "nearest"})
+        inverse = None
+        if inv["kind"] == "onnx":
+            inverse = ort.InferenceSession(str(Path(package) / inv["file"]), opts, providers=prov)
         return OnnxSegmenter(manifest,
                              ort.InferenceSession(prior_model, opts, providers=prov),
                              ort.InferenceSession(str(Path(package) / decoder_file), opts, providers=prov),
                              Palette(np.array(manifest["maskige"]["palette"], np.uint8),
-                                     tuple(manifest["maskige"]["ignore_color"])))
+                                     tuple(manifest["maskige"]["ignore_color"])), inverse)
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -87,8 +114,7 @@ class OnnxSegmenter:
         return self.prior.run(None, {self.manifest["prior"]["input"]: self.preprocess(image, fit)})[0]
 
     def decode(self, tokens: np.ndarray) -> np.ndarray:
-        maskige = self.decoder.run(None, {self.manifest["decoder"]["input"]: tokens})[0]
-        return maskige_to_mask(maskige[0].transpose(1, 2, 0) * 255.0, self.palette)
+        return self.classes_of(self.decoder.run(None, {self.manifest["decoder"]["input"]: tokens})[0])
 
     def segment(self, image: np.ndarray, fit: str = "stretch") -> tuple[np.ndarray, np.ndarray]:
         """(tokens [h, w], class map at the image's own size under the fit policy; 255 where the
@@ -116,7 +142,12 @@ def verify(package: Path, run: Path, data: Path, split: str = "test", max_images
         img = torch.tensor(s.image).permute(2, 0, 1)[None].float()
         with torch.no_grad():
             tok_t = pred.prior(pred._to_input(img), with_aux=False).argmax(1)[0].numpy()
-            cls_t = pred.gss(img)[0].numpy().astype(np.uint8)
+            if not seg.trained_inverse:
+                cls_t = pred.gss(img)[0].numpy().astype(np.uint8)
+            else:  # the package's trained X⁻¹ on PyTorch's maskige: both sides use the same X⁻¹
+                maskige = pred.vqvae.decode(torch.from_numpy(tok_t)[None]).numpy()
+                ids = seg.classes_of(maskige).astype(np.int64)
+                cls_t = pred._to_label_size(torch.from_numpy(ids[None]), img.shape[-2:])[0].numpy().astype(np.uint8)
         tok_same += int((tok_o == tok_t).sum())
         tok_all += tok_t.size
         cls_same += int((cls_o == cls_t).sum())

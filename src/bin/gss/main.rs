@@ -227,6 +227,7 @@ fn info(p: &ModelPackage) -> Result<()> {
     }
     println!("inverse    {}", match &m.maskige.inverse {
         gss::model::Inverse::Nearest => "nearest palette colour".to_string(),
+        gss::model::Inverse::Linear { weight, .. } => format!("trained linear classifier ({} classes, per pixel)", weight.len()),
         gss::model::Inverse::Onnx { file, .. } => format!("onnx graph {file}"),
     });
     println!("classes    {}", m.classes.iter().map(|c| format!("{} {}", c.id, c.name)).collect::<Vec<_>>().join(", "));
