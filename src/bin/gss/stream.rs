@@ -256,6 +256,15 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
     // Rerun has a consumer of its own, always real-time: a slow disk or viewer loses frames of
     // its own and never holds up the stages or the saver above, even in a lossless stream.
     let rerun = rerun.map(|sink| sink.spawn(pipeline.subscribe(8, Policy::RealTime))).transpose()?;
+    let sink = match &zenoh {
+        Some(options) => Some(ZenohSink::start(&mut pipeline, options).context("starting the zenoh sink")?),
+        None => None,
+    };
+    if let (Some(sink), Some(options)) = (&sink, &zenoh) {
+        let what = [options.key.as_ref().map(|k| format!("masks on {k:?} (meta on {k}/meta)")),
+            options.ros2.as_ref().map(|r| format!("ROS 2 images on {} (domain {})", r.topic, r.domain_id))];
+        log::info!("zenoh session {}: {}", sink.zid(), what.into_iter().flatten().collect::<Vec<_>>().join(", "));
+    }
     let stop = pipeline.stop_handle();
     {
         let stop = stop.clone();
