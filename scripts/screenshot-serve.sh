@@ -69,7 +69,7 @@ else:
 EOF
 
 # The MJPEG image never finishes loading: --timeout ends the load so the page is shot.
-"$chromium" --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=720,330 \
+"$chromium" --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=720,360 \
     --timeout=3000 --screenshot="$work/shot.png" "http://$addr/" >/dev/null 2>&1
 
 # Not blank: the overlay region has many distinct saturated colours (text and the legend's
@@ -78,7 +78,8 @@ EOF
 import sys
 from PIL import Image
 shot = Image.open(sys.argv[1]).convert("RGB")
-colourful = {p for p in shot.getdata() if max(p) - min(p) > 30}
+pixels = shot.get_flattened_data() if hasattr(shot, "get_flattened_data") else shot.getdata()
+colourful = {p for p in pixels if max(p) - min(p) > 30}
 if len(colourful) < 500:
     sys.exit(f"screenshot-serve: the page looks blank ({len(colourful)} saturated colours)")
 shot.quantize(colors=128, method=Image.Quantize.MEDIANCUT).save(sys.argv[2], optimize=True)

@@ -31,6 +31,9 @@ if [[ -f Cargo.toml ]]; then
         echo "the library without default features depends on the CLI's crates (above)" >&2
         exit 1
     fi
+    # The pytests that talk to a real gss (test_rerun.py reads back its recording, test_zenoh.py
+    # subscribes to its stream) use the binary `cargo test --all-features` built above.
+    export GSS_BIN="${CARGO_TARGET_DIR:-$root/target}/debug/gss"
 fi
 
 convert/.venv/bin/python -m pytest convert/tests -q

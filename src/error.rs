@@ -98,6 +98,15 @@ pub enum Error {
     #[error("pipeline stage {stage} panicked: {msg}")]
     StagePanicked { stage: String, msg: String },
 
+    /// A Rerun recording that cannot be opened or logged to (feature `rerun`), or a build
+    /// without that feature.
+    #[error("rerun {target}: {msg}")]
+    Rerun { target: String, msg: String },
+
+    /// The zenoh sink: a session, publisher or queryable zenoh would not give us.
+    #[error("zenoh: {what}: {msg}")]
+    Zenoh { what: String, msg: String },
+
     #[error("{option}: {msg}")]
     InvalidOption { option: &'static str, msg: String },
 

@@ -263,3 +263,28 @@ fn eval_splits_the_pixels_by_the_priors_confidence() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("token logits"));
 }
+
+#[test]
+fn stream_logs_to_a_rerun_recording_or_says_which_feature_it_needs() {
+    let clip = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/street8-clip/images/seq");
+    let pattern = format!("{}/frame_00000[0-2].jpg", clip.display());
+    let rrd = std::env::temp_dir().join(format!("gss-cli-rerun-{}.rrd", std::process::id()));
+    let out = gss()
+        .args(["stream", "--dir", &pattern, "--lossless", "--fps", "0", "--save", "none", "--json", "--threads", "1", "--rerun"])
+        .arg(&rrd)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if cfg!(feature = "rerun") {
+        assert!(out.status.success(), "{stderr}");
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["published"], 3);
+        // The logger is real-time, so a slow disk could cost it frames: they are counted.
+        assert_eq!(report["rerun"]["logged"].as_u64().unwrap() + report["rerun"]["dropped"].as_u64().unwrap(), 3, "{report}");
+        assert!(rrd.metadata().is_ok_and(|m| m.len() > 0));
+        std::fs::remove_file(&rrd).ok();
+    } else {
+        assert!(!out.status.success());
+        assert!(stderr.contains("--features rerun"), "{stderr}");
+    }
+}

@@ -1,15 +1,31 @@
 //! What ships with the crate to consume class maps: colour overlays a person can look at
 //! ([`overlay`]), PNG writers for class maps and overlays ([`png`]), and the numbers a stream or a
-//! benchmark reports: live windows, latency percentiles, memory ([`stats`]), and the live view in
-//! a browser ([`serve`], feature `serve`; without it the same API says how to get it).
+//! benchmark reports: live windows, latency percentiles, memory ([`stats`]); the live view in a
+//! browser ([`serve`], feature `serve`), Rerun recordings and live viewers ([`rerun`], feature
+//! `rerun`), and class maps over zenoh ([`zenoh`], feature `zenoh`) in the `gss-mask/1` format
+//! ([`wire`]) and as ROS 2 images ([`ros2`]); without a feature the same API says how to get it.
 
 pub mod overlay;
 pub mod png;
+pub mod ros2;
 pub mod stats;
 #[cfg(feature = "serve")]
 pub mod serve;
 #[cfg(not(feature = "serve"))]
 #[path = "serve_disabled.rs"]
 pub mod serve;
+
+#[cfg(feature = "rerun")]
+pub mod rerun;
+#[cfg(not(feature = "rerun"))]
+#[path = "rerun_disabled.rs"]
+pub mod rerun;
+
+pub mod wire;
+#[cfg(feature = "zenoh")]
+pub mod zenoh;
+#[cfg(not(feature = "zenoh"))]
+#[path = "zenoh_disabled.rs"]
+pub mod zenoh;
 
 pub use overlay::blend_into;

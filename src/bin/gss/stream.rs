@@ -12,6 +12,9 @@ use gss::dataset::{label_path_for, load_label};
 use gss::eval::{ConfusionMatrix, FlickerMeter};
 use gss::sink::png;
 use gss::sink::serve::{LiveView, ServeOptions};
+use gss::sink::rerun::{RerunSink, Target as RerunTarget};
+use gss::sink::wire::{Ros2Options, SessionOptions, ZenohSinkOptions};
+use gss::sink::zenoh::ZenohSink;
 use gss::sink::stats::{peak_rss_mb, percentile, LiveWindow, TokenChangeMeter};
 use gss::pipeline::{Mode, Pipeline, PipelineOptions, Policy};
 use gss::source::{Camera, CameraOptions, FrameSource, ImageFiles};
@@ -84,6 +87,73 @@ pub struct Args {
     /// overlay as MJPEG, live figures and the legend (needs the `serve` feature)
     #[arg(long, value_name = "ADDR:PORT")]
     serve: Option<String>,
+    /// Also log the stream to a Rerun recording (frames, class maps, stage timings); open it
+    /// with `rerun FILE.rrd` (needs the `rerun` feature)
+    #[arg(long, value_name = "FILE.rrd")]
+    rerun: Option<PathBuf>,
+    /// Also stream to a running Rerun viewer, e.g. rerun+http://127.0.0.1:9876/proxy (start
+    /// `rerun` first; frames are skipped while none is connected; needs the `rerun` feature)
+    #[arg(long, value_name = "URL", conflicts_with = "rerun")]
+    rerun_connect: Option<String>,
+    /// Publish every class map over zenoh on this key (format gss-mask/1, see README "Masks over
+    /// zenoh"; classes and palette on KEY/meta). Needs the `zenoh` feature
+    #[arg(long, value_name = "KEY")]
+    zenoh: Option<String>,
+    /// Zenoh locator to connect to, e.g. tcp/127.0.0.1:7447 (a router or a listening peer; repeatable)
+    #[arg(long = "zenoh-connect", value_name = "LOCATOR")]
+    zenoh_connect: Vec<String>,
+    /// Zenoh locator to listen on, e.g. tcp/127.0.0.1:7447 (repeatable)
+    #[arg(long = "zenoh-listen", value_name = "LOCATOR")]
+    zenoh_listen: Vec<String>,
+    /// Zenoh JSON5 configuration file (the options above still apply on top of it)
+    #[arg(long = "zenoh-config", value_name = "FILE")]
+    zenoh_config: Option<PathBuf>,
+    /// Zenoh client mode: everything through the router given with --zenoh-connect
+    #[arg(long = "zenoh-client")]
+    zenoh_client: bool,
+    /// Publish the class map as a ROS 2 sensor_msgs/msg/Image (mono8) on this topic, the way
+    /// rmw_zenoh does, e.g. /gss/classes. Without --zenoh-connect/--zenoh-listen/--zenoh-config
+    /// it joins a local rmw_zenoh router (tcp/localhost:7447). Needs the `zenoh` feature
+    #[arg(long, value_name = "TOPIC")]
+    ros2: Option<String>,
+    /// Also publish the overlay (rgb8) on TOPIC/overlay
+    #[arg(long = "ros2-overlay", requires = "ros2")]
+    ros2_overlay: bool,
+    /// ROS 2 domain id
+    #[arg(long = "ros2-domain", env = "ROS_DOMAIN_ID", default_value_t = 0)]
+    ros2_domain: u32,
+    /// header.frame_id of the ROS 2 images
+    #[arg(long = "ros2-frame-id", default_value = "camera")]
+    ros2_frame_id: String,
+}
+
+/// The zenoh sink's options from the command line; None when neither --zenoh nor --ros2 is given.
+fn zenoh_options(args: &Args) -> Option<ZenohSinkOptions> {
+    if args.zenoh.is_none() && args.ros2.is_none() {
+        return None;
+    }
+    let mut session = SessionOptions {
+        config_file: args.zenoh_config.clone(),
+        connect: args.zenoh_connect.clone(),
+        listen: args.zenoh_listen.clone(),
+        client: args.zenoh_client,
+    };
+    if args.ros2.is_some() && session == SessionOptions::default() {
+        // rmw_zenoh's session defaults: the local router, and a loopback port for peers.
+        session.connect = vec!["tcp/localhost:7447".into()];
+        session.listen = vec!["tcp/localhost:0".into()];
+    }
+    Some(ZenohSinkOptions {
+        session,
+        key: args.zenoh.clone(),
+        ros2: args.ros2.as_ref().map(|topic| Ros2Options {
+            topic: topic.clone(),
+            domain_id: args.ros2_domain,
+            frame_id: args.ros2_frame_id.clone(),
+            node_name: "gss".into(),
+            overlay: args.ros2_overlay,
+        }),
+    })
 }
 
 fn parse_size(s: &str) -> std::result::Result<(u32, u32), String> {
@@ -118,8 +188,19 @@ fn ms(d: Duration) -> f64 {
 }
 
 pub fn run(config: &RunConfig, args: Args) -> Result<()> {
+    let zenoh = zenoh_options(&args);
+    if zenoh.is_some() && !cfg!(feature = "zenoh") {
+        // Before the model loads: the flag cannot work in this build whatever else happens.
+        anyhow::bail!("--zenoh/--ros2: this gss was built without the zenoh feature; rebuild with --features zenoh");
+    }
     let (source, frame_size) = open_source(&args)?;
     let (package, fit) = config.fitted(config.open_package()?, frame_size)?;
+    let rerun_target = match (&args.rerun, &args.rerun_connect) {
+        (Some(path), _) => Some(RerunTarget::File(path.clone())),
+        (None, Some(url)) => Some(RerunTarget::Viewer(url.clone())),
+        (None, None) => None,
+    };
+    let rerun = rerun_target.map(|t| RerunSink::open(t, &package.manifest.classes)).transpose()?;
     if args.stabilise > 0.0 && package.manifest.prior.argmax_in_graph() {
         log::warn!("--stabilise: {}'s prior ends with its ArgMax, so there are no logits to weigh; the stream runs without it",
             package.manifest.name);
@@ -150,7 +231,7 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
         policy,
         mode,
         queue_depth: 1,
-        keep_frames: args.save == Save::Overlays || args.serve.is_some(),
+        keep_frames: args.save == Save::Overlays || args.serve.is_some() || rerun.is_some() || args.ros2_overlay,
         fit: Some(fit),
     };
     // Each stage of a pipelined stream gets half the cores unless told otherwise.
@@ -172,6 +253,18 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
     // The saver/scorer below is this stream's consumer: in real time it may fall behind and lose
     // frames of its own (counted), without slowing the stages.
     let masks = pipeline.subscribe(4, policy);
+    // Rerun has a consumer of its own, always real-time: a slow disk or viewer loses frames of
+    // its own and never holds up the stages or the saver above, even in a lossless stream.
+    let rerun = rerun.map(|sink| sink.spawn(pipeline.subscribe(8, Policy::RealTime))).transpose()?;
+    let sink = match &zenoh {
+        Some(options) => Some(ZenohSink::start(&mut pipeline, options).context("starting the zenoh sink")?),
+        None => None,
+    };
+    if let (Some(sink), Some(options)) = (&sink, &zenoh) {
+        let what = [options.key.as_ref().map(|k| format!("masks on {k:?} (meta on {k}/meta)")),
+            options.ros2.as_ref().map(|r| format!("ROS 2 images on {} (domain {})", r.topic, r.domain_id))];
+        log::info!("zenoh session {}: {}", sink.zid(), what.into_iter().flatten().collect::<Vec<_>>().join(", "));
+    }
     let stop = pipeline.stop_handle();
     {
         let stop = stop.clone();
@@ -266,6 +359,12 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
     if let Some(live) = live {
         live.join()?;
     }
+    let rerun = rerun.map(|thread| thread.join());
+    let rerun_dropped = stats.subscribers.get(1).map_or(0, |s| s.dropped);
+    let sink_stats = match sink {
+        Some(sink) => Some(sink.join()?),
+        None => None,
+    };
     let elapsed = first_frame_at.map_or(Duration::ZERO, |t| t.elapsed());
     latencies.sort_by(f64::total_cmp);
     let fps = if elapsed > Duration::ZERO && received > 1 { (received - 1) as f64 / elapsed.as_secs_f64() } else { f64::NAN };
@@ -291,6 +390,10 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
             "flicker_pct": flicker_pct, "token_change_pct": token_change_pct, "token_pairs": token_change.pairs(),
             "reuse": reuse_name, "decoded_pct": decoded_pct, "halo_reach_pct": reach_pct, "decoder_ms": decoder_ms,
             "masks_digest": format!("{digest:016x}"),
+            "rerun": rerun.as_ref().map(|r| serde_json::json!({
+                "target": r.target, "logged": r.logged, "skipped": r.skipped, "dropped": rerun_dropped, "problem": r.problem,
+            })),
+            "zenoh_published": sink_stats.map(|s| s.published), "zenoh_failed": sink_stats.map(|s| s.failed),
         });
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -316,6 +419,13 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
         }
         if let Some(f) = flicker_pct {
             println!("flicker {f:.2} % (pixels whose class changed where the label did not, neighbouring frames)");
+        }
+        if let Some(r) = &rerun {
+            println!("rerun: {} frames logged to {} ({} skipped without a viewer, {} lost to a slow sink){}",
+                r.logged, r.target, r.skipped, rerun_dropped, r.problem.as_ref().map_or(String::new(), |p| format!("; stopped: {p}")));
+        }
+        if let Some(s) = sink_stats {
+            println!("zenoh: published {} frames ({} failed)", s.published, s.failed);
         }
         if args.save != Save::None && received > 0 {
             println!("{} written to {}", if args.save == Save::Masks { "masks" } else { "overlays" }, args.out.display());

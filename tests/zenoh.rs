@@ -1,0 +1,135 @@
+//! The zenoh sink end to end in one process: a pipeline publishes over a loopback TCP link (no
+//! scouting) while zenoh sessions of the test subscribe, join late, and read the ROS 2 side.
+#![cfg(feature = "zenoh")]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{PatternSource, Script, ScriptedBackend};
+use gss::pipeline::{Pipeline, PipelineOptions, Policy};
+use gss::sink::ros2;
+use gss::sink::wire::{self, Ros2Options, SessionOptions, ZenohSinkOptions};
+use gss::sink::zenoh::{open_session, ZenohSink};
+use zenoh::Wait;
+
+/// A loopback port free now (the OS picks it; the sink listens on it right after).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn connect_to(port: u16) -> SessionOptions {
+    SessionOptions { connect: vec![format!("tcp/127.0.0.1:{port}")], ..SessionOptions::default() }
+}
+
+#[test]
+fn frames_meta_and_ros2_images_reach_subscribers() {
+    let package = common::tiny_package();
+    let classes = package.manifest.classes.len();
+    let mut pipeline = Pipeline::new(package, PipelineOptions { policy: Policy::RealTime, ..PipelineOptions::default() }, |p, _| {
+        Ok(Box::new(ScriptedBackend::new(p, Script::Works { delay: Duration::from_millis(5) })))
+    })
+    .unwrap();
+    let port = free_port();
+    let key = "gss/test/masks";
+    let topic = "/gss/test/classes";
+    let options = ZenohSinkOptions {
+        session: SessionOptions { listen: vec![format!("tcp/127.0.0.1:{port}")], ..SessionOptions::default() },
+        key: Some(key.into()),
+        ros2: Some(Ros2Options { topic: topic.into(), domain_id: 0, frame_id: "cam".into(), node_name: "gss".into(), overlay: false }),
+    };
+    let sink = ZenohSink::start(&mut pipeline, &options).unwrap();
+    let stop = pipeline.stop_handle();
+
+    let session = open_session(&connect_to(port)).unwrap();
+    let frames = session.declare_subscriber(key).wait().unwrap();
+    let ros_key = ros2::topic_keyexpr(0, topic, ros2::IMAGE_TYPE_NAME, ros2::IMAGE_TYPE_HASH);
+    let images = session.declare_subscriber(ros_key.as_str()).wait().unwrap();
+    pipeline.run(PatternSource::new(40, 30, None)).unwrap();
+
+    // Bounded: a few frames, each within a generous timeout.
+    let mut last_seq = None;
+    for _ in 0..4 {
+        let sample = frames.recv_timeout(Duration::from_secs(20)).unwrap().expect("a frame within 20 s");
+        let payload = sample.payload().to_bytes();
+        let (header, pixels) = wire::parse_frame(&payload).expect("a gss-mask/1 frame");
+        assert_eq!((header.width, header.height), (40, 30));
+        assert!(pixels.iter().all(|&c| (c as usize) < classes || c == 255));
+        assert!(last_seq.is_none_or(|s| header.seq > s), "frames in order");
+        last_seq = Some(header.seq);
+        let meta: serde_json::Value = serde_json::from_slice(&sample.attachment().expect("metadata").to_bytes()).unwrap();
+        assert_eq!(meta["seq"], header.seq);
+        assert_eq!(meta["source_index"], header.source_index);
+        assert_eq!((meta["width"].as_u64(), meta["height"].as_u64()), (Some(40), Some(30)));
+        assert!(meta["latency_ms"].as_f64().unwrap() >= 0.0);
+        for stage in ["preprocess", "prior", "decoder", "inverse", "resize"] {
+            assert!(meta["timings_ms"][stage].is_number(), "{stage}");
+        }
+        assert!(meta["capture_unix_ns"].as_u64().unwrap() > 1_600_000_000_000_000_000);
+    }
+
+    let mut last_sequence_number = 0;
+    for _ in 0..2 {
+        let sample = images.recv_timeout(Duration::from_secs(20)).unwrap().expect("a ROS 2 image within 20 s");
+        let payload = sample.payload().to_bytes();
+        assert_eq!(&payload[..4], &ros2::CDR_LE_HEADER);
+        // height and width follow the stamp (8) and the frame_id "cam" (4 + 4).
+        assert_eq!(&payload[20..28], &[30, 0, 0, 0, 40, 0, 0, 0]);
+        // ... and the data's length comes right before the pixels.
+        let n = payload.len() - 40 * 30;
+        assert_eq!(&payload[n - 4..n], &(40u32 * 30).to_le_bytes());
+        let attachment = sample.attachment().expect("rmw_zenoh attachment").to_bytes();
+        assert_eq!(attachment.len(), ros2::ATTACHMENT_LEN);
+        let sequence_number = i64::from_le_bytes(attachment[..8].try_into().unwrap());
+        assert!(sequence_number > last_sequence_number);
+        last_sequence_number = sequence_number;
+        assert_eq!(attachment[16], 16);
+    }
+
+    // A subscriber that joins now still gets the classes, from the queryable.
+    let late = open_session(&connect_to(port)).unwrap();
+    let replies = late.get(wire::meta_key(key)).timeout(Duration::from_secs(20)).wait().unwrap();
+    let reply = replies.recv().expect("a reply to the meta query");
+    let meta: serde_json::Value = serde_json::from_slice(&reply.result().expect("meta").payload().to_bytes()).unwrap();
+    assert_eq!(meta["format"], "gss-mask/1");
+    assert_eq!(meta["model"], "gss-tiny");
+    assert_eq!(meta["classes"].as_array().unwrap().len(), classes);
+    assert_eq!(meta["classes"][0]["name"], "road");
+    assert_eq!(meta["classes"][0]["color"], serde_json::json!([128, 64, 128]));
+
+    // The ROS 2 graph sees a node and a publisher of sensor_msgs/msg/Image.
+    let tokens = late.liveliness().get("@ros2_lv/0/**").timeout(Duration::from_secs(20)).wait().unwrap();
+    let mut keys = Vec::new();
+    while let Ok(reply) = tokens.recv() {
+        if let Ok(sample) = reply.result() {
+            keys.push(sample.key_expr().to_string());
+        }
+    }
+    let zid = sink.zid().to_string();
+    assert!(keys.contains(&format!("@ros2_lv/0/{zid}/0/0/NN/%/%/gss")), "{keys:?}");
+    let publisher = format!("@ros2_lv/0/{zid}/0/1/MP/%/%/gss/%gss%test%classes/{}/{}/2::,5:,:,:,,", ros2::IMAGE_TYPE_NAME, ros2::IMAGE_TYPE_HASH);
+    assert!(keys.contains(&publisher), "{keys:?}");
+
+    stop.stop();
+    pipeline.join().unwrap();
+    let stats = sink.join().unwrap();
+    assert!(stats.published >= 4);
+    assert_eq!(stats.failed, 0);
+}
+
+#[test]
+fn a_sink_with_nothing_to_publish_or_a_bad_topic_is_refused() {
+    let package = common::tiny_package();
+    let mut pipeline = Pipeline::new(package, PipelineOptions::default(), |p, _| {
+        Ok(Box::new(ScriptedBackend::new(p, Script::Works { delay: Duration::ZERO })))
+    })
+    .unwrap();
+    let err = ZenohSink::start(&mut pipeline, &ZenohSinkOptions::default()).err().unwrap();
+    assert!(err.to_string().contains("nothing to publish"), "{err}");
+    let bad = ZenohSinkOptions {
+        ros2: Some(Ros2Options { topic: "no/slash".into(), domain_id: 0, frame_id: "cam".into(), node_name: "gss".into(), overlay: false }),
+        ..ZenohSinkOptions::default()
+    };
+    let err = ZenohSink::start(&mut pipeline, &bad).err().unwrap();
+    assert!(err.to_string().contains("fully qualified"), "{err}");
+}
