@@ -133,3 +133,64 @@ fn a_sink_with_nothing_to_publish_or_a_bad_topic_is_refused() {
     let err = ZenohSink::start(&mut pipeline, &bad).err().unwrap();
     assert!(err.to_string().contains("fully qualified"), "{err}");
 }
+
+/// A subscriber that takes one sample and then never returns from its callback stalls its end of
+/// the link. The stream still delivers every frame to its own lossless consumer, and with
+/// congestion control *drop* the sink keeps putting (zenoh drops what the link cannot take), so it
+/// keeps up with the stream: it published 182-199 of the 200 frames here. A blocking put waits
+/// until zenoh gives up on the link (seconds), and the sink then publishes 17-23 while its queue
+/// loses the rest, which the count below catches.
+#[test]
+fn a_subscriber_that_stops_reading_does_not_hold_up_the_stream_or_the_sink() {
+    let package = common::tiny_package();
+    let mut pipeline = Pipeline::new(package, PipelineOptions { policy: Policy::Lossless, ..PipelineOptions::default() }, |p, _| {
+        Ok(Box::new(ScriptedBackend::new(p, Script::Works { delay: Duration::ZERO })))
+    })
+    .unwrap();
+    let port = free_port();
+    let key = "gss/test/stalled";
+    let options = ZenohSinkOptions {
+        session: SessionOptions { listen: vec![format!("tcp/127.0.0.1:{port}")], ..SessionOptions::default() },
+        key: Some(key.into()),
+        ros2: None,
+    };
+    let sink = ZenohSink::start(&mut pipeline, &options).unwrap();
+    let own = pipeline.subscribe(256, Policy::Lossless);
+
+    let session = open_session(&connect_to(port)).unwrap();
+    let (first_tx, first_rx) = std::sync::mpsc::channel::<()>();
+    let (gate_tx, gate_rx) = std::sync::mpsc::channel::<()>();
+    let gate_rx = std::sync::Mutex::new(gate_rx);
+    let _stalled = session
+        .declare_subscriber(key)
+        .callback(move |_sample| {
+            let _ = first_tx.send(());
+            // Blocks zenoh's receive side until the test lets go: nothing more is read meanwhile.
+            let _ = gate_rx.lock().map(|rx| rx.recv());
+        })
+        .wait()
+        .unwrap();
+
+    // Frames of 640×480 (300 KB of class ids each): 200 of them are far more than the link's
+    // buffers hold once the subscriber has stopped reading.
+    let frames = 200;
+    pipeline.run(common::PatternSource::new(640, 480, Some(frames))).unwrap();
+    first_rx.recv_timeout(Duration::from_secs(30)).expect("the subscriber got a first frame");
+    let mut received = 0;
+    while own.recv_timeout(Duration::from_secs(60)).is_ok() {
+        received += 1;
+    }
+    assert_eq!(received, frames, "the stream's own consumer got every frame");
+
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done_tx.send(pipeline.join().map(|stats| (stats, sink.join())));
+    });
+    let outcome = done_rx.recv_timeout(Duration::from_secs(60));
+    drop(gate_tx);
+    let (stats, sink_stats) = outcome.expect("the pipeline and the sink stopped while the subscriber was stalled").unwrap();
+    let sink_stats = sink_stats.unwrap();
+    assert_eq!(stats.published, frames);
+    let lost = stats.subscribers[0].dropped;
+    assert!(sink_stats.published >= frames / 2 && sink_stats.failed == 0, "{sink_stats:?}, {lost} lost by the sink's queue");
+}
