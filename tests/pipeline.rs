@@ -3,9 +3,8 @@
 
 mod common;
 
-use common::{PatternSource, Script, ScriptedBackend};
+use common::{clip_frames, root, PatternSource, Script, ScriptedBackend};
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use gss::engine::cpu::CpuBackend;
@@ -14,26 +13,10 @@ use gss::pipeline::{Mode, Pipeline, PipelineOptions, Policy};
 use gss::source::ImageFiles;
 use gss::ModelPackage;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
-}
-
 fn pipeline(options: PipelineOptions) -> Pipeline {
     let package = ModelPackage::open(root().join("tests/fixtures/gss-tiny")).unwrap();
     let one_thread = BackendOptions { threads: 1, ..BackendOptions::default() };
     Pipeline::new(package, options, |p, graphs| Ok(Box::new(CpuBackend::with_options(p, &one_thread, graphs)?))).unwrap()
-}
-
-fn clip_frames(n: usize) -> ImageFiles {
-    let pattern = format!("{}/assets/street8-clip/images/seq/frame_0000[0-9][0-9].jpg", root().display());
-    let files = ImageFiles::from_glob(&pattern).unwrap();
-    assert!(files.paths().len() >= n);
-    let dir = std::env::temp_dir().join(format!("gss-pipe-{}-{n}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    for p in &files.paths()[..n] {
-        std::fs::copy(p, dir.join(p.file_name().unwrap())).unwrap();
-    }
-    ImageFiles::from_dir(&dir).unwrap()
 }
 
 fn lossless(mode: Mode) -> PipelineOptions {
@@ -45,7 +28,7 @@ fn lossless_directory_delivers_every_frame_in_order_in_both_modes() {
     for mode in [Mode::Pipelined, Mode::Sequential] {
         let mut p = pipeline(lossless(mode));
         let rx = p.subscribe(2, Policy::Lossless);
-        p.run(clip_frames(12)).unwrap();
+        p.run(clip_frames(12, "pipe")).unwrap();
         let frames: Vec<_> = rx.iter().collect();
         let stats = p.join().unwrap();
         assert_eq!(frames.iter().map(|m| m.seq).collect::<Vec<_>>(), (0..12).collect::<Vec<_>>(), "{mode:?}");
@@ -60,7 +43,7 @@ fn a_slow_subscriber_loses_only_its_own_frames_and_the_counts_balance() {
     let mut p = pipeline(lossless(Mode::Pipelined));
     let fast = p.subscribe(1, Policy::Lossless);
     let slow = p.subscribe(1, Policy::RealTime);
-    p.run(clip_frames(20)).unwrap();
+    p.run(clip_frames(20, "pipe")).unwrap();
     let slow_reader = std::thread::spawn(move || {
         let mut got = Vec::new();
         for m in slow.iter() {
@@ -86,7 +69,7 @@ fn a_slow_subscriber_loses_only_its_own_frames_and_the_counts_balance() {
 fn real_time_stages_drop_the_oldest_and_account_for_every_frame() {
     let mut p = pipeline(PipelineOptions { policy: Policy::RealTime, ..PipelineOptions::default() });
     let rx = p.subscribe(1, Policy::RealTime);
-    p.run(clip_frames(40)).unwrap();
+    p.run(clip_frames(40, "pipe")).unwrap();
     let got: Vec<u64> = rx.iter().map(|m| m.seq).collect();
     let stats = p.join().unwrap();
     assert_eq!(stats.captured, 40);
@@ -98,7 +81,7 @@ fn real_time_stages_drop_the_oldest_and_account_for_every_frame() {
 
 #[test]
 fn a_corrupt_jpeg_in_the_middle_is_skipped_and_counted() {
-    let files = clip_frames(4);
+    let files = clip_frames(4, "pipe");
     let dir = files.paths()[0].parent().unwrap().to_path_buf();
     let bad = dir.join("frame_000001.jpg");
     let bytes = std::fs::read(&bad).unwrap();
@@ -116,7 +99,7 @@ fn a_corrupt_jpeg_in_the_middle_is_skipped_and_counted() {
 fn stop_ends_an_endless_source_and_joins_every_thread() {
     let mut p = pipeline(PipelineOptions::default());
     let rx = p.subscribe(1, Policy::RealTime);
-    p.run(clip_frames(3).looping(true).with_fps(200.0).unwrap()).unwrap();
+    p.run(clip_frames(3, "pipe").looping(true).with_fps(200.0).unwrap()).unwrap();
     // In real time a busy test machine may lose the first frames to eviction; which one comes
     // first is not the point.
     let first = rx.recv_timeout(Duration::from_secs(30)).expect("frames flow");
@@ -225,7 +208,7 @@ fn a_stop_handle_taken_before_run_also_wakes_a_sleeping_source() {
     let stop = p.stop_handle();
     let rx = p.subscribe(1, Policy::RealTime);
     // One frame every 10 s: after the first, the source sleeps in its pacing.
-    p.run(clip_frames(2).looping(true).with_fps(0.1).unwrap()).unwrap();
+    p.run(clip_frames(2, "pipe").looping(true).with_fps(0.1).unwrap()).unwrap();
     rx.recv_timeout(Duration::from_secs(30)).expect("the first frame comes at once");
     let start = std::time::Instant::now();
     stop.stop();

@@ -9,29 +9,15 @@ use std::collections::BTreeMap;
 use std::io::BufReader;
 use std::path::PathBuf;
 
-use common::{root, tiny_package};
+use common::{clip_frames, tiny_package};
 
 use gss::engine::cpu::CpuBackend;
 use gss::engine::BackendOptions;
 use gss::pipeline::{Mode, Pipeline, PipelineOptions, Policy};
 use gss::sink::rerun::{paths, RerunReport, RerunSink, Target};
-use gss::source::ImageFiles;
 
 use rerun::external::re_log_encoding::rrd::DecoderApp;
 use rerun::log::{Chunk, LogMsg};
-
-/// The first `n` frames of the sample clip, in a folder of their own.
-fn clip_frames(n: usize, tag: &str) -> ImageFiles {
-    let pattern = format!("{}/assets/street8-clip/images/seq/frame_0000[0-9][0-9].jpg", root().display());
-    let files = ImageFiles::from_glob(&pattern).unwrap();
-    assert!(files.paths().len() >= n);
-    let dir = std::env::temp_dir().join(format!("gss-rerun-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    for p in &files.paths()[..n] {
-        std::fs::copy(p, dir.join(p.file_name().unwrap())).unwrap();
-    }
-    ImageFiles::from_dir(&dir).unwrap()
-}
 
 /// Streams `n` frames losslessly into `target`; the pipeline's counters and the sink's report.
 fn stream_into(target: Target, n: usize, tag: &str) -> (u64, RerunReport) {

@@ -11,27 +11,14 @@ use std::os::fd::AsRawFd;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::{root, tiny_package};
+use common::{clip_frames, tiny_package};
 use gss::engine::cpu::CpuBackend;
 use gss::engine::BackendOptions;
 use gss::pipeline::{Mode, Pipeline, PipelineOptions, Policy};
 use gss::sink::serve::{LiveView, ServeOptions};
-use gss::source::ImageFiles;
 
 /// Every socket read gives up after this, so a server that hangs fails the test instead.
 const READ_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// `n` clip frames copied to a folder of their own.
-fn clip_frames(n: usize) -> ImageFiles {
-    let pattern = format!("{}/assets/street8-clip/images/seq/frame_0000[0-9][0-9].jpg", root().display());
-    let files = ImageFiles::from_glob(&pattern).unwrap();
-    let dir = std::env::temp_dir().join(format!("gss-serve-{}-{n}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    for p in &files.paths()[..n] {
-        std::fs::copy(p, dir.join(p.file_name().unwrap())).unwrap();
-    }
-    ImageFiles::from_dir(&dir).unwrap()
-}
 
 fn connect(addr: SocketAddr) -> TcpStream {
     let s = TcpStream::connect(addr).unwrap();
@@ -117,7 +104,7 @@ fn viewers_get_overlays_stats_and_the_legend_and_the_server_stops_with_the_strea
         .unwrap();
     let addr = live.local_addr();
     assert!(addr.ip().is_loopback() && addr.port() != 0);
-    let frames = clip_frames(6);
+    let frames = clip_frames(6, "serve");
     let size = image::image_dimensions(&frames.paths()[0]).unwrap();
     pipeline.run(frames.looping(true).with_fps(30.0).unwrap()).unwrap();
 

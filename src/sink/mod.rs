@@ -9,17 +9,8 @@ pub mod overlay;
 pub mod png;
 pub mod ros2;
 pub mod stats;
-#[cfg(feature = "serve")]
-pub mod serve;
-#[cfg(not(feature = "serve"))]
-#[path = "serve_disabled.rs"]
-pub mod serve;
-
-#[cfg(feature = "rerun")]
 pub mod rerun;
-#[cfg(not(feature = "rerun"))]
-#[path = "rerun_disabled.rs"]
-pub mod rerun;
+pub mod serve;
 
 pub mod wire;
 #[cfg(feature = "zenoh")]

@@ -168,6 +168,18 @@ pub fn meta_key(key: &str) -> String {
     format!("{key}/meta")
 }
 
+
+/// What the sink did, when it has stopped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SinkStats {
+    /// Frames handed to zenoh (each on every output asked for).
+    pub published: u64,
+    /// Frames of which zenoh refused a put (logged; the stream went on). Frames the sink's
+    /// queue lost while publishing fell behind are the pipeline's count: its
+    /// `Stats::subscribers` entry for this sink.
+    pub failed: u64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,6 +16,7 @@ use zenoh::Wait;
 
 use super::ros2::{self, NodeId, Qos};
 use super::wire::{self, Ros2Options, SessionOptions, ZenohSinkOptions};
+pub use super::wire::SinkStats;
 use crate::model::ModelPackage;
 use crate::pipeline::{MaskFrame, Pipeline, Policy, Subscription};
 use crate::{Error, Result};
@@ -78,17 +79,6 @@ impl Recycled {
         write(buf);
         ZBytes::from(bytes::Bytes::from_owner(Shared(self.0.clone())))
     }
-}
-
-/// What the sink did, when it has stopped.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SinkStats {
-    /// Frames handed to zenoh (each on every output asked for).
-    pub published: u64,
-    /// Frames of which zenoh refused a put (logged; the stream went on). Frames the sink's
-    /// queue lost while publishing fell behind are the pipeline's count: its
-    /// `Stats::subscribers` entry for this sink.
-    pub failed: u64,
 }
 
 /// The running sink. It stops when the pipeline does; [`ZenohSink::join`] waits for that.

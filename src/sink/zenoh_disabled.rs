@@ -2,19 +2,13 @@
 //! to get a build that can (the wire format and ROS 2 encoding still build: [`super::wire`],
 //! [`super::ros2`]).
 
+pub use super::wire::SinkStats;
 use super::wire::ZenohSinkOptions;
 use crate::model::ModelPackage;
 use crate::pipeline::{Pipeline, Subscription};
 use crate::{Error, Result};
 
 const REBUILD: &str = "this gss was built without the zenoh feature; rebuild with --features zenoh";
-
-/// What the sink did, when it has stopped.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SinkStats {
-    pub published: u64,
-    pub failed: u64,
-}
 
 /// The zenoh sink. In this build none can be started, so no value of this type exists.
 pub struct ZenohSink {

@@ -20,6 +20,21 @@ pub fn tiny_package() -> ModelPackage {
     ModelPackage::open(root().join("tests/fixtures/gss-tiny")).unwrap()
 }
 
+/// The first `n` frames of the sample clip, copied into a folder of their own (`tag` keeps
+/// tests that run at once apart).
+pub fn clip_frames(n: usize, tag: &str) -> gss::source::ImageFiles {
+    use gss::source::ImageFiles;
+    let pattern = format!("{}/assets/street8-clip/images/seq/frame_0000[0-9][0-9].jpg", root().display());
+    let files = ImageFiles::from_glob(&pattern).unwrap();
+    assert!(files.paths().len() >= n);
+    let dir = std::env::temp_dir().join(format!("gss-clip-{tag}-{n}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for p in &files.paths()[..n] {
+        std::fs::copy(p, dir.join(p.file_name().unwrap())).unwrap();
+    }
+    ImageFiles::from_dir(&dir).unwrap()
+}
+
 /// What a [`ScriptedBackend`] does on its `n`-th frame (counted from 0).
 #[derive(Clone, Copy)]
 pub enum Script {

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -58,12 +59,17 @@ class OnnxSegmenter:
         check must run the package's own X⁻¹ rather than their own nearest colour)."""
         return self.manifest["maskige"]["inverse"]["kind"] != "nearest"
 
+    @cached_property
+    def _linear(self) -> tuple[np.ndarray, np.ndarray]:
+        """A linear inverse's weights [K, 3] and biases [K], read from the manifest once."""
+        inv = self.manifest["maskige"]["inverse"]
+        return np.asarray(inv["weight"], np.float32), np.asarray(inv["bias"], np.float32)
+
     def classes_of(self, maskige: np.ndarray) -> np.ndarray:
         """The package's X⁻¹ on a maskige [1, 3, H, W] in the decoder's output range → uint8 [H, W]."""
         inv = self.manifest["maskige"]["inverse"]
         if inv["kind"] == "linear":
-            w = np.asarray(inv["weight"], np.float32)
-            b = np.asarray(inv["bias"], np.float32)
+            w, b = self._linear
             scores = np.einsum("kc,chw->khw", w, maskige[0].astype(np.float32)) + b[:, None, None]
             return scores.argmax(0).astype(np.uint8)  # the first of equal scores, as the runtime
         if inv["kind"] == "onnx":

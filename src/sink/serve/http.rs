@@ -25,7 +25,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -38,8 +38,9 @@ use image::{ExtendedColorType, RgbImage};
 use tokio::sync::watch;
 
 use crate::error::{Error, Result};
-use crate::model::{ClassInfo, ModelPackage};
 use crate::pipeline::{MaskFrame, Subscription};
+
+use super::ServeOptions;
 use crate::pool::BufferPool;
 use crate::sink::overlay::blend_into;
 use crate::sink::stats::percentile;
@@ -48,31 +49,6 @@ use crate::sink::stats::percentile;
 const BOUNDARY: &str = "gssframe";
 /// Frames the fps and latency figures are taken over.
 const RECENT: usize = 30;
-
-/// What the live view shows besides the frames.
-#[derive(Debug, Clone)]
-pub struct ServeOptions {
-    /// The page's heading (the model and the source).
-    pub title: String,
-    /// The legend, and the colours the overlays use (ids 0..K-1 in order, as in model.json).
-    pub classes: Vec<ClassInfo>,
-    /// JPEG quality, 1-100.
-    pub jpeg_quality: u8,
-    /// How long a shutdown waits for open connections to finish before dropping them.
-    pub shutdown_grace: Duration,
-}
-
-impl ServeOptions {
-    /// The package's classes and name, JPEG quality 80, one second of grace.
-    pub fn for_package(package: &ModelPackage) -> Self {
-        Self {
-            title: format!("gss: {}", package.manifest.name),
-            classes: package.manifest.classes.clone(),
-            jpeg_quality: 80,
-            shutdown_grace: Duration::from_secs(1),
-        }
-    }
-}
 
 /// The figures `/stats.json` reports, as of the latest frame.
 #[derive(Debug, Default)]
@@ -505,7 +481,10 @@ tick();
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+    use crate::model::ClassInfo;
 
     #[test]
     fn the_page_escapes_class_names_and_lists_every_class() {

@@ -1,40 +1,13 @@
 //! Rerun logging in a build without the `rerun` feature: opening a recording is an error that
 //! says how to get a build that can, so `gss stream --rerun` exists in every build.
 
-use std::path::PathBuf;
-
 use crate::error::{Error, Result};
 use crate::model::ClassInfo;
 use crate::pipeline::{MaskFrame, Subscription};
 
+use super::{RerunReport, Target};
+
 const REBUILD: &str = "this gss was built without the rerun feature; rebuild with --features rerun";
-
-/// Where a recording goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
-    /// An `.rrd` file.
-    File(PathBuf),
-    /// A viewer's gRPC proxy, e.g. `rerun+http://127.0.0.1:9876/proxy`.
-    Viewer(String),
-}
-
-impl std::fmt::Display for Target {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Target::File(path) => write!(f, "{}", path.display()),
-            Target::Viewer(url) => f.write_str(url),
-        }
-    }
-}
-
-/// What a sink did, for the stream's summary.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RerunReport {
-    pub target: String,
-    pub logged: u64,
-    pub skipped: u64,
-    pub problem: Option<String>,
-}
 
 /// A Rerun recording. In this build none can be opened, so no value of this type exists.
 pub struct RerunSink {

@@ -2,33 +2,13 @@
 //! error that says how to get a build that can.
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::model::{ClassInfo, ModelPackage};
 use crate::pipeline::Subscription;
 
+use super::ServeOptions;
+
 const REBUILD: &str = "this gss was built without the serve feature; rebuild with --features serve";
-
-/// What the live view shows besides the frames.
-#[derive(Debug, Clone)]
-pub struct ServeOptions {
-    pub title: String,
-    pub classes: Vec<ClassInfo>,
-    pub jpeg_quality: u8,
-    pub shutdown_grace: Duration,
-}
-
-impl ServeOptions {
-    pub fn for_package(package: &ModelPackage) -> Self {
-        Self {
-            title: format!("gss: {}", package.manifest.name),
-            classes: package.manifest.classes.clone(),
-            jpeg_quality: 80,
-            shutdown_grace: Duration::from_secs(1),
-        }
-    }
-}
 
 /// A live view. In this build none can be started, so no value of this type exists.
 pub struct LiveView {

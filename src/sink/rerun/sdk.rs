@@ -9,7 +9,6 @@
 //! [`paths::CAMERA`] with the manifest's class ids, names and colours, so the viewer names and
 //! colours the class map (and anything else logged under `camera/`).
 
-use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -23,6 +22,8 @@ use crate::error::{Error, Result};
 use crate::frame_path::UNSEEN;
 use crate::model::ClassInfo;
 use crate::pipeline::{MaskFrame, Subscription};
+
+use super::{RerunReport, Target};
 
 /// The application id recordings are filed under in the viewer.
 pub const APPLICATION_ID: &str = "gss";
@@ -48,37 +49,6 @@ pub const CAPTURE_TIMELINE: &str = "capture_time";
 
 /// How long a finished stream waits for a viewer to take what is still queued.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Where a recording goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
-    /// An `.rrd` file (created or replaced).
-    File(PathBuf),
-    /// A viewer's gRPC proxy, e.g. `rerun+http://127.0.0.1:9876/proxy`.
-    Viewer(String),
-}
-
-impl std::fmt::Display for Target {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Target::File(path) => write!(f, "{}", path.display()),
-            Target::Viewer(url) => f.write_str(url),
-        }
-    }
-}
-
-/// What a [`RerunSink`] did, for the stream's summary.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RerunReport {
-    /// The file or viewer URL.
-    pub target: String,
-    /// Frames logged.
-    pub logged: u64,
-    /// Frames not logged because no viewer was connected (yet, or any more).
-    pub skipped: u64,
-    /// Why logging stopped early (a lost viewer, a logging error), if it did.
-    pub problem: Option<String>,
-}
 
 /// The viewer's side of a gRPC sink, shared so the sink's connection state can be read while
 /// the recording owns the sink.
