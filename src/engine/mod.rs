@@ -1,6 +1,7 @@
 //! Inference backends: one trait for running the prior and the decoder, one folder per backend.
 
 pub mod cpu;
+pub mod lowering;
 pub mod reuse;
 pub mod tokens;
 #[cfg(feature = "wgpu")]
@@ -44,12 +45,20 @@ pub trait Backend: Send {
     /// Image → maskige in one call, the path every whole-frame caller takes. A GPU backend
     /// overrides it to keep the token grid on the device between the two graphs; `tokens` then
     /// holds the grid only if the backend reads it back (it may leave it empty).
-    fn run(&mut self, image: &[f32], tokens: &mut Vec<i64>, maskige: &mut Vec<f32>) -> Result<GraphTimes> {
+    fn run(
+        &mut self,
+        image: &[f32],
+        tokens: &mut Vec<i64>,
+        maskige: &mut Vec<f32>,
+    ) -> Result<GraphTimes> {
         let t0 = Instant::now();
         self.run_prior(image, tokens)?;
         let t1 = Instant::now();
         self.run_decoder(tokens, maskige)?;
-        Ok(GraphTimes { prior: t1 - t0, decoder: t1.elapsed() })
+        Ok(GraphTimes {
+            prior: t1 - t0,
+            decoder: t1.elapsed(),
+        })
     }
 }
 
@@ -98,6 +107,46 @@ impl std::str::FromStr for BackendKind {
     }
 }
 
+/// Whose kernels the CPU backend runs a graph with (`--kernels auto|gss|tract`, `GSS_KERNELS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Kernels {
+    /// What `gss tune` measured faster on this CPU; without a measurement, gss's own on x86-64
+    /// (where they beat tract's on every CPU seen) and tract's elsewhere.
+    #[default]
+    Auto,
+    /// gss's own kernels ([`cpu::kernels`]) wherever they cover the graph; tract runs a graph
+    /// they do not cover, with a log line naming the node.
+    Gss,
+    /// tract's optimised plan for every graph.
+    Tract,
+}
+
+impl Kernels {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kernels::Auto => "auto",
+            Kernels::Gss => "gss",
+            Kernels::Tract => "tract",
+        }
+    }
+}
+
+impl std::fmt::Display for Kernels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Kernels {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        [Kernels::Auto, Kernels::Gss, Kernels::Tract]
+            .into_iter()
+            .find(|k| k.name().eq_ignore_ascii_case(s))
+            .ok_or_else(|| format!("unknown kernels {s:?}; expected auto, gss or tract"))
+    }
+}
+
 /// How to build a backend.
 #[derive(Debug, Clone, Default)]
 pub struct BackendOptions {
@@ -117,14 +166,24 @@ pub struct BackendOptions {
     /// ([`reuse`]); the CPU backend, packages that state `decoder.halo`. The backend then
     /// remembers the last frame, so give it one stream only.
     pub reuse: reuse::Reuse,
+    /// The CPU backend's kernels (the GPU backend has its own).
+    pub kernels: Kernels,
 }
 
 /// Builds the backend `options.kind` names for `graphs` (the CPU backend plans only those; the
 /// GPU backend keeps both, its plans live in GPU memory). `Auto` logs (info) which backend it
 /// picked and why.
-pub fn create_backend(package: &ModelPackage, options: &BackendOptions, graphs: Graphs) -> Result<Box<dyn Backend>> {
+pub fn create_backend(
+    package: &ModelPackage,
+    options: &BackendOptions,
+    graphs: Graphs,
+) -> Result<Box<dyn Backend>> {
     let variant = options.variant.as_deref();
-    let cpu = || -> Result<Box<dyn Backend>> { Ok(Box::new(cpu::CpuBackend::with_options(package, options, graphs)?)) };
+    let cpu = || -> Result<Box<dyn Backend>> {
+        Ok(Box::new(cpu::CpuBackend::with_options(
+            package, options, graphs,
+        )?))
+    };
     match options.kind {
         BackendKind::Cpu => cpu(),
         BackendKind::Wgpu => wgpu_backend(package, variant),
@@ -135,7 +194,10 @@ pub fn create_backend(package: &ModelPackage, options: &BackendOptions, graphs: 
             }
             match wgpu_backend(package, variant) {
                 Ok(b) => {
-                    log::info!("backend auto: {} (hardware adapter, every op covered)", b.name());
+                    log::info!(
+                        "backend auto: {} (hardware adapter, every op covered)",
+                        b.name()
+                    );
                     Ok(b)
                 }
                 Err(e) => {
@@ -154,8 +216,14 @@ pub fn create_inverse(package: &ModelPackage) -> Result<Box<dyn MaskigeInverse>>
     let m = &package.manifest;
     Ok(match &m.maskige.inverse {
         Inverse::Nearest => Box::new(Palette::new(&m.maskige.palette, m.decoder.output_range)),
-        Inverse::Linear { weight, bias } => Box::new(LinearInverse::new(weight.clone(), bias.clone())?),
-        Inverse::Onnx { file, input, output } => Box::new(cpu::OnnxInverse::new(package, file, input, output)?),
+        Inverse::Linear { weight, bias } => {
+            Box::new(LinearInverse::new(weight.clone(), bias.clone())?)
+        }
+        Inverse::Onnx {
+            file,
+            input,
+            output,
+        } => Box::new(cpu::OnnxInverse::new(package, file, input, output)?),
     })
 }
 
@@ -175,10 +243,17 @@ fn wgpu_backend(_: &ModelPackage, _: Option<&str>) -> Result<Box<dyn Backend>> {
 fn auto_rejects_gpu(package: &ModelPackage, variant: Option<&str>) -> Option<String> {
     match wgpu::default_adapter() {
         None => return Some("no GPU adapter".into()),
-        Some(a) if a.is_software => return Some(format!("only a software adapter ({}, {})", a.name, a.backend)),
+        Some(a) if a.is_software => {
+            return Some(format!(
+                "only a software adapter ({}, {})",
+                a.name, a.backend
+            ))
+        }
         Some(_) => {}
     }
-    wgpu::check_coverage(package, variant).err().map(|e| format!("wgpu cannot run this model: {}", e.chain()))
+    wgpu::check_coverage(package, variant)
+        .err()
+        .map(|e| format!("wgpu cannot run this model: {}", e.chain()))
 }
 
 #[cfg(not(feature = "wgpu"))]

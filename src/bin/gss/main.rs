@@ -12,11 +12,15 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
-use gss::engine::{cpu, create_backend, BackendKind, BackendOptions, Graphs};
+use gss::engine::{cpu, create_backend, BackendKind, BackendOptions, Graphs, Kernels};
 use gss::{Fit, ModelPackage, Segmenter};
 
 #[derive(Parser)]
-#[command(name = "gss", version, about = "Generative Semantic Segmentation on small machines")]
+#[command(
+    name = "gss",
+    version,
+    about = "Generative Semantic Segmentation on small machines"
+)]
 struct Cli {
     /// Model package directory (default: models/gss-edge-street8, looked for in the current
     /// directory, beside the executable, in the user data directory and in the build checkout)
@@ -32,6 +36,11 @@ struct Cli {
     /// else the CPU
     #[arg(long, global = true, default_value_t = BackendKind::Auto, env = "GSS_BACKEND")]
     backend: BackendKind,
+    /// The CPU backend's kernels: auto|gss|tract. auto: what `gss tune` measured faster on this
+    /// CPU, else gss's own on x86-64 and tract's elsewhere. A graph gss's kernels do not cover
+    /// runs on tract either way (logged)
+    #[arg(long, global = true, default_value_t = Kernels::Auto, env = "GSS_KERNELS")]
+    kernels: Kernels,
     /// How frames of another aspect ratio than the model's are fitted: stretch, crop (centre,
     /// the cut-off part is unlabeled), letterbox (pad), or native (run the graphs at the frame's
     /// aspect ratio; packages with input.size_multiple). Default: the package's choice
@@ -86,7 +95,12 @@ fn quiet_headless_vulkan() {
         use std::os::unix::fs::DirBuilderExt;
         // SAFETY: getuid has no preconditions.
         let dir = std::env::temp_dir().join(format!("gss-xdg-{}", unsafe { libc::getuid() }));
-        if std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).is_ok() {
+        if std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .is_ok()
+        {
             // Edition 2021: set_var is safe; no other thread exists yet.
             std::env::set_var("XDG_RUNTIME_DIR", &dir);
         }
@@ -118,26 +132,39 @@ pub struct RunConfig {
     /// Threads asked for (None: all cores, split between the stages of a pipelined stream).
     pub threads: Option<usize>,
     pub backend: BackendKind,
+    pub kernels: Kernels,
     pub fit: Option<Fit>,
 }
 
 impl RunConfig {
     pub fn open_package(&self) -> Result<ModelPackage> {
-        ModelPackage::open(&self.model_dir).with_context(|| format!("loading model {}", self.model_dir.display()))
+        ModelPackage::open(&self.model_dir)
+            .with_context(|| format!("loading model {}", self.model_dir.display()))
     }
 
     /// The package and the fit to run `frame_size` frames with: `--fit native` reopens the
     /// package at the frame's aspect ratio (when its graphs allow it).
-    pub fn fitted(&self, package: ModelPackage, frame_size: Option<(u32, u32)>) -> Result<(ModelPackage, Fit)> {
+    pub fn fitted(
+        &self,
+        package: ModelPackage,
+        frame_size: Option<(u32, u32)>,
+    ) -> Result<(ModelPackage, Fit)> {
         let fit = self.fit.unwrap_or(package.manifest.input.fit);
         if fit != Fit::Native {
             return Ok((package, fit));
         }
-        let Some((w, h)) = frame_size else { return Ok((package, Fit::Stretch)) };
+        let Some((w, h)) = frame_size else {
+            return Ok((package, Fit::Stretch));
+        };
         let native = package.at_native_size(w, h).context("--fit native")?;
         let input = &native.manifest.input;
-        log::info!("fit native: {w}x{h} frames run at {}x{} (exported at {}x{})", input.width, input.height,
-            package.manifest.input.width, package.manifest.input.height);
+        log::info!(
+            "fit native: {w}x{h} frames run at {}x{} (exported at {}x{})",
+            input.width,
+            input.height,
+            package.manifest.input.width,
+            package.manifest.input.height
+        );
         Ok((native, Fit::Native))
     }
 
@@ -147,16 +174,33 @@ impl RunConfig {
     }
 
     pub fn backend_options(&self, threads: usize) -> BackendOptions {
-        BackendOptions { kind: self.backend, variant: self.variant.clone(), threads, ..BackendOptions::default() }
+        BackendOptions {
+            kind: self.backend,
+            variant: self.variant.clone(),
+            threads,
+            kernels: self.kernels,
+            ..BackendOptions::default()
+        }
     }
 
     /// A segmenter for `frame_size` frames (the package's own size when None); with
     /// `confidence`, one whose backend also gives the prior's confidence where it can.
-    pub fn segmenter(&self, package: ModelPackage, frame_size: Option<(u32, u32)>, confidence: bool) -> Result<Segmenter> {
+    pub fn segmenter(
+        &self,
+        package: ModelPackage,
+        frame_size: Option<(u32, u32)>,
+        confidence: bool,
+    ) -> Result<Segmenter> {
         let (package, fit) = self.fitted(package, frame_size)?;
-        let options = BackendOptions { confidence, ..self.backend_options(self.threads.unwrap_or(0)) };
-        let backend = create_backend(&package, &options, Graphs::Both).with_context(|| format!("preparing model {}", self.model_dir.display()))?;
-        Ok(Segmenter::with_backend(package, backend).with_context(|| format!("preparing model {}", self.model_dir.display()))?.with_fit(fit))
+        let options = BackendOptions {
+            confidence,
+            ..self.backend_options(self.threads.unwrap_or(0))
+        };
+        let backend = create_backend(&package, &options, Graphs::Both)
+            .with_context(|| format!("preparing model {}", self.model_dir.display()))?;
+        Ok(Segmenter::with_backend(package, backend)
+            .with_context(|| format!("preparing model {}", self.model_dir.display()))?
+            .with_fit(fit))
     }
 }
 
@@ -173,9 +217,12 @@ fn run(cli: Cli) -> Result<()> {
         variant: cli.variant,
         threads: cli.threads,
         backend: cli.backend,
+        kernels: cli.kernels,
         fit: cli.fit,
     };
-    let command = cli.command.unwrap_or_else(|| Command::Stream(DefaultStream::parse_from(["gss"]).args));
+    let command = cli
+        .command
+        .unwrap_or_else(|| Command::Stream(DefaultStream::parse_from(["gss"]).args));
     match command {
         Command::Info => info(&config.open_package()?),
         Command::Segment(args) => segment::run(&config, args),
@@ -206,7 +253,13 @@ fn devices() -> Result<()> {
         } else {
             println!("GPU adapters:");
             for a in adapters {
-                println!("  {} ({}, {}{})", a.name, a.backend, a.device_type, if a.is_software { ", software" } else { "" });
+                println!(
+                    "  {} ({}, {}{})",
+                    a.name,
+                    a.backend,
+                    a.device_type,
+                    if a.is_software { ", software" } else { "" }
+                );
             }
         }
     }
@@ -218,25 +271,71 @@ fn devices() -> Result<()> {
 fn info(p: &ModelPackage) -> Result<()> {
     let m = &p.manifest;
     println!("{} ({}) at {}", m.name, m.format, p.dir.display());
-    println!("input      {}x{} RGB NCHW, bilinear, fit {}{}", m.input.height, m.input.width, m.input.fit,
-        m.input.size_multiple.map_or(String::new(), |k| format!(", any size in multiples of {k}")));
-    println!("tokens     grid {}x{}, codebook {}, decoder upsample x{}", m.prior.grid[0], m.prior.grid[1], m.prior.codebook_size, m.decoder.upsample);
-    println!("argmax     {}", if m.prior.argmax_in_graph() { "in the prior graph" } else { "in the runtime (the prior ends with token logits)" });
+    println!(
+        "input      {}x{} RGB NCHW, bilinear, fit {}{}",
+        m.input.height,
+        m.input.width,
+        m.input.fit,
+        m.input
+            .size_multiple
+            .map_or(String::new(), |k| format!(", any size in multiples of {k}"))
+    );
+    println!(
+        "tokens     grid {}x{}, codebook {}, decoder upsample x{}",
+        m.prior.grid[0], m.prior.grid[1], m.prior.codebook_size, m.decoder.upsample
+    );
+    println!(
+        "argmax     {}",
+        if m.prior.argmax_in_graph() {
+            "in the prior graph"
+        } else {
+            "in the runtime (the prior ends with token logits)"
+        }
+    );
     if let Some(c) = m.cost {
-        println!("cost       prior {:.3} + decoder {:.3} = {:.3} GMAC per frame", c.prior_gmac, c.decoder_gmac, c.prior_gmac + c.decoder_gmac);
+        println!(
+            "cost       prior {:.3} + decoder {:.3} = {:.3} GMAC per frame",
+            c.prior_gmac,
+            c.decoder_gmac,
+            c.prior_gmac + c.decoder_gmac
+        );
     }
-    println!("inverse    {}", match &m.maskige.inverse {
-        gss::model::Inverse::Nearest => "nearest palette colour".to_string(),
-        gss::model::Inverse::Linear { weight, .. } => format!("trained linear classifier ({} classes, per pixel)", weight.len()),
-        gss::model::Inverse::Onnx { file, .. } => format!("onnx graph {file}"),
-    });
-    println!("classes    {}", m.classes.iter().map(|c| format!("{} {}", c.id, c.name)).collect::<Vec<_>>().join(", "));
-    println!("variants   fp32{}", m.variants.keys().map(|k| format!(", {k}")).collect::<String>());
+    println!(
+        "inverse    {}",
+        match &m.maskige.inverse {
+            gss::model::Inverse::Nearest => "nearest palette colour".to_string(),
+            gss::model::Inverse::Linear { weight, .. } => format!(
+                "trained linear classifier ({} classes, per pixel)",
+                weight.len()
+            ),
+            gss::model::Inverse::Onnx { file, .. } => format!("onnx graph {file}"),
+        }
+    );
+    println!(
+        "classes    {}",
+        m.classes
+            .iter()
+            .map(|c| format!("{} {}", c.id, c.name))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!(
+        "variants   fp32{}",
+        m.variants
+            .keys()
+            .map(|k| format!(", {k}"))
+            .collect::<String>()
+    );
     for (name, f) in &m.files {
         println!("file       {name}: {:.2} MB", f.bytes as f64 / 1e6);
     }
     if let Some(obj) = m.metrics.as_object() {
-        for key in ["mIoU", "reconstruction_mIoU", "discriminative_mIoU", "split"] {
+        for key in [
+            "mIoU",
+            "reconstruction_mIoU",
+            "discriminative_mIoU",
+            "split",
+        ] {
             if let Some(v) = obj.get(key) {
                 println!("metric     {key}: {v}");
             }

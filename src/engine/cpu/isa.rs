@@ -19,6 +19,10 @@ pub struct IsaChoice {
     pub model: String,
     pub threads: usize,
     pub frame_ms: BTreeMap<String, f64>,
+    /// Whose kernels were faster on this CPU ("gss" or "tract"; absent in caches written before
+    /// gss had kernels of its own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernels: Option<String>,
 }
 
 /// Candidate `TRACT_CPU_ISA` edits for this CPU: tract's default, and AVX2 kernels in place of
@@ -36,7 +40,12 @@ pub fn candidates() -> Vec<&'static str> {
 pub fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|t| t.lines().find(|l| l.starts_with("model name") || l.starts_with("Model")).and_then(|l| l.split_once(':')).map(|(_, v)| v.trim().to_string()))
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name") || l.starts_with("Model"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
         .unwrap_or_else(|| std::env::consts::ARCH.to_string())
 }
 
@@ -50,7 +59,10 @@ pub fn cache_file() -> Option<PathBuf> {
 }
 
 fn read_cache() -> BTreeMap<String, IsaChoice> {
-    cache_file().and_then(|f| std::fs::read_to_string(f).ok()).and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default()
+    cache_file()
+        .and_then(|f| std::fs::read_to_string(f).ok())
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default()
 }
 
 /// The cached choice for this CPU, if `gss tune` measured one.
@@ -60,7 +72,12 @@ pub fn cached_choice() -> Option<IsaChoice> {
 
 /// Records `choice` for this CPU (other CPUs' entries are kept: a home directory may be shared).
 pub fn save_choice(choice: &IsaChoice) -> std::io::Result<PathBuf> {
-    let file = cache_file().ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no cache directory: set GSS_CACHE_DIR or HOME"))?;
+    let file = cache_file().ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "no cache directory: set GSS_CACHE_DIR or HOME",
+        )
+    })?;
     if let Some(dir) = file.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -112,7 +129,13 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("gss-isa-test-{}", std::process::id()));
         // SAFETY (edition 2021: set_var is safe): this test is the only one touching GSS_CACHE_DIR.
         std::env::set_var("GSS_CACHE_DIR", &dir);
-        let choice = IsaChoice { isa: "".into(), model: "m".into(), threads: 2, frame_ms: BTreeMap::from([("default".into(), 10.0)]) };
+        let choice = IsaChoice {
+            isa: "".into(),
+            model: "m".into(),
+            threads: 2,
+            frame_ms: BTreeMap::from([("default".into(), 10.0)]),
+            kernels: Some("gss".into()),
+        };
         let file = save_choice(&choice).unwrap();
         assert_eq!(file, dir.join("tract-isa.json"));
         assert_eq!(cached_choice(), Some(choice));

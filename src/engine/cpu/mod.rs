@@ -1,6 +1,9 @@
-//! The CPU backend on tract: concrete input shapes, optimised plans built once, states reused,
-//! each backend's own thread pool, and the process-wide tract settings (kernel family,
-//! allocator) applied once before the first plan. Nothing outside this folder knows tract.
+//! The CPU backend: tract loads every graph and checks it against model.json; each graph then
+//! runs on gss's own kernels (`kernels/`, planned by `program.rs` from the shared lowering) where
+//! they cover it and the choice (`--kernels`, `gss tune`) says so, else on tract's optimised
+//! plan. Plans are built once, buffers and states reused, each backend has its own thread pool,
+//! and the process-wide tract settings (kernel family, allocator) are applied once before the
+//! first plan. Nothing outside this folder knows tract's plans.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -10,22 +13,28 @@ use tract_linalg::multithread::{multithread_tract_scope, Executor};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::plan::SimpleState;
 
+use crate::engine::lowering::{self, DType};
 use crate::engine::reuse::{Reuse, TileLayout};
-use crate::engine::{Backend, BackendOptions, Graphs};
+use crate::engine::{Backend, BackendOptions, Graphs, Kernels};
 use crate::error::{Error, Result};
 use crate::maskige::MaskigeInverse;
 use crate::model::{ModelPackage, PriorOutput};
 
 pub mod isa;
+pub mod kernels;
 mod profile;
+pub mod program;
 pub use profile::{GraphProfile, NodeTime, OpTotal};
+use program::Program;
 
 type Plan = Arc<TypedRunnableModel>;
 type State = SimpleState<TypedFact, Box<dyn TypedOp>>;
 
 /// Cores the OS lets this process use; the default thread count.
 pub fn available_threads() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 /// The settings tract reads once per process, applied before the first plan: the kernel family
@@ -47,8 +56,19 @@ pub fn init_process() {
 
 /// A tract executor for `threads` (0: every available core).
 fn executor(threads: usize) -> (Executor, usize) {
-    let n = if threads == 0 { available_threads() } else { threads };
-    (if n > 1 { Executor::multithread_with_name(n, "gss-tract") } else { Executor::SingleThread }, n)
+    let n = if threads == 0 {
+        available_threads()
+    } else {
+        threads
+    };
+    (
+        if n > 1 {
+            Executor::multithread_with_name(n, "gss-tract")
+        } else {
+            Executor::SingleThread
+        },
+        n,
+    )
 }
 
 /// Keeps glibc from returning large buffers to the OS between frames. tract's intermediate
@@ -72,12 +92,33 @@ const REUSE_TILE: usize = 8;
 /// the clip and the parked camera), so beyond 0.7 tiles would save little or lose.
 const FULL_DECODE_ABOVE: f32 = 0.7;
 
+/// One graph, ready to run: tract's optimised plan, or gss's own kernels.
+enum Runner {
+    Tract {
+        state: Box<State>,
+        input: InputSlot,
+    },
+    Gss {
+        program: Box<Program>,
+        ints: Vec<i64>,
+    },
+}
+
+impl Runner {
+    fn name(&self) -> &'static str {
+        match self {
+            Runner::Tract { .. } => "tract",
+            Runner::Gss { .. } => "gss",
+        }
+    }
+}
+
 /// What token reuse keeps between frames: a plan per window shape and the last maskige.
 struct TileReuse {
     layout: TileLayout,
     /// Re-decode tiles whatever they cost ([`Reuse::Always`]).
     always: bool,
-    plans: HashMap<[usize; 2], (State, InputSlot)>,
+    plans: HashMap<[usize; 2], Runner>,
     /// The tokens `maskige` was decoded from; empty before the first frame.
     previous: Vec<i64>,
     maskige: Vec<f32>,
@@ -91,10 +132,8 @@ pub struct CpuBackend {
     decoder_path: PathBuf,
     /// None when this backend was built for the decoder stage alone (and vice versa), so a
     /// pipelined stream holds each plan once.
-    prior: Option<State>,
-    decoder: Option<State>,
-    prior_input: InputSlot,
-    decoder_input: InputSlot,
+    prior: Option<Runner>,
+    decoder: Option<Runner>,
     image_shape: [usize; 4],
     grid: [usize; 2],
     /// Some(codebook size) when the prior ends with token logits and the argmax runs here
@@ -115,11 +154,17 @@ pub struct CpuBackend {
 }
 
 fn graph_err(path: &Path, e: impl Into<crate::error::Cause>) -> Error {
-    Error::Graph { path: path.to_path_buf(), source: e.into() }
+    Error::Graph {
+        path: path.to_path_buf(),
+        source: e.into(),
+    }
 }
 
 fn mismatch(path: &Path, msg: String) -> Error {
-    Error::GraphMismatch { path: path.to_path_buf(), msg }
+    Error::GraphMismatch {
+        path: path.to_path_buf(),
+        msg,
+    }
 }
 
 /// What model.json promises about one graph, checked against the ONNX file.
@@ -135,46 +180,206 @@ struct GraphContract<'a> {
 }
 
 fn load(path: &Path) -> Result<InferenceModel> {
-    tract_onnx::onnx().model_for_path(path).map_err(|e| graph_err(path, e))
+    tract_onnx::onnx()
+        .model_for_path(path)
+        .map_err(|e| graph_err(path, e))
 }
 
 fn plan(path: &Path, contract: GraphContract) -> Result<Plan> {
     plan_model(load(path)?, path, contract)
 }
 
-fn plan_model(model: InferenceModel, path: &Path, contract: GraphContract) -> Result<Plan> {
+fn check_io(model: &InferenceModel, path: &Path, contract: &GraphContract) -> Result<()> {
     let inputs = model.input_outlets().map_err(|e| graph_err(path, e))?;
     let outputs = model.output_outlets().map_err(|e| graph_err(path, e))?;
     if inputs.len() != 1 || outputs.len() != 1 {
-        return Err(mismatch(path, format!("expected 1 input and 1 output, the graph has {} and {}", inputs.len(), outputs.len())));
+        return Err(mismatch(
+            path,
+            format!(
+                "expected 1 input and 1 output, the graph has {} and {}",
+                inputs.len(),
+                outputs.len()
+            ),
+        ));
     }
     let input_name = &model.node(inputs[0].node).name;
     if input_name != contract.input_name {
-        return Err(mismatch(path, format!("input is named {input_name:?}, model.json says {:?}", contract.input_name)));
+        return Err(mismatch(
+            path,
+            format!(
+                "input is named {input_name:?}, model.json says {:?}",
+                contract.input_name
+            ),
+        ));
     }
-    let output_name = model.outlet_label(outputs[0]).unwrap_or(&model.node(outputs[0].node).name);
+    let output_name = model
+        .outlet_label(outputs[0])
+        .unwrap_or(&model.node(outputs[0].node).name);
     if output_name != contract.output_name {
-        return Err(mismatch(path, format!("output is named {output_name:?}, model.json says {:?}", contract.output_name)));
+        return Err(mismatch(
+            path,
+            format!(
+                "output is named {output_name:?}, model.json says {:?}",
+                contract.output_name
+            ),
+        ));
     }
-    let expected_input = format!("{:?}", contract.input);
-    let scope = tract_onnx::tract_core::knobs::KnobScope::new(contract.knobs.iter().copied()).map_err(|e| graph_err(path, e))?;
-    let typed = scope
-        .enter(|| model.with_input_fact(0, contract.input.into()).and_then(|m| m.into_optimized()))
-        .map_err(|e| mismatch(path, format!("does not accept the input model.json describes ({expected_input}): {e:#}")))?;
+    Ok(())
+}
+
+fn check_output(typed: &TypedModel, path: &Path, contract: &GraphContract) -> Result<()> {
     let out = typed.output_fact(0).map_err(|e| graph_err(path, e))?;
     let shape: Option<Vec<usize>> = out.shape.as_concrete().map(|s| s.to_vec());
-    let tail_ok = shape.as_ref().is_some_and(|s| s.ends_with(&contract.output_tail) && s.iter().product::<usize>() == contract.output_tail.iter().product::<usize>());
+    let tail_ok = shape.as_ref().is_some_and(|s| {
+        s.ends_with(&contract.output_tail)
+            && s.iter().product::<usize>() == contract.output_tail.iter().product::<usize>()
+    });
     if !tail_ok || out.datum_type != contract.output_type {
-        return Err(mismatch(path, format!("output is {:?} {:?}, model.json implies {:?} {:?}", out.datum_type, shape, contract.output_type, contract.output_tail)));
+        return Err(mismatch(
+            path,
+            format!(
+                "output is {:?} {:?}, model.json implies {:?} {:?}",
+                out.datum_type, shape, contract.output_type, contract.output_tail
+            ),
+        ));
     }
+    Ok(())
+}
+
+fn plan_model(model: InferenceModel, path: &Path, contract: GraphContract) -> Result<Plan> {
+    check_io(&model, path, &contract)?;
+    let expected_input = format!("{:?}", contract.input);
+    let scope = tract_onnx::tract_core::knobs::KnobScope::new(contract.knobs.iter().copied())
+        .map_err(|e| graph_err(path, e))?;
+    let typed = scope
+        .enter(|| {
+            model
+                .with_input_fact(0, contract.input.clone().into())
+                .and_then(|m| m.into_optimized())
+        })
+        .map_err(|e| {
+            mismatch(
+                path,
+                format!("does not accept the input model.json describes ({expected_input}): {e:#}"),
+            )
+        })?;
+    check_output(&typed, path, &contract)?;
     typed.into_runnable().map_err(|e| graph_err(path, e))
+}
+
+/// The graph on gss's kernels: checked against the contract as tract's plan is, lowered, and
+/// planned onto the kernels. An op they do not cover is an `UnsupportedOp` naming the node.
+fn plan_gss(model: &InferenceModel, path: &Path, contract: &GraphContract) -> Result<Program> {
+    check_io(model, path, contract)?;
+    let expected_input = format!("{:?}", contract.input);
+    let typed = model
+        .clone()
+        .with_input_fact(0, contract.input.clone().into())
+        .and_then(|m| m.into_typed())
+        .map_err(|e| {
+            mismatch(
+                path,
+                format!("does not accept the input model.json describes ({expected_input}): {e:#}"),
+            )
+        })?;
+    check_output(&typed, path, contract)?;
+    let graph = lowering::lower(&typed, path, program::BACKEND)?;
+    let program = Program::new(&graph, path)?;
+    let in_dtype = if contract.input.datum_type == f32::datum_type() {
+        DType::F32
+    } else {
+        DType::U32
+    };
+    let out_dtype = if contract.output_type == f32::datum_type() {
+        DType::F32
+    } else {
+        DType::U32
+    };
+    let in_len: usize = contract
+        .input
+        .shape
+        .as_concrete()
+        .map(|s| s.iter().product())
+        .unwrap_or(0);
+    let out_len: usize = contract.output_tail.iter().product();
+    if program.input_dtype() != in_dtype
+        || program.output_dtype() != out_dtype
+        || program.input_len() != in_len
+        || program.output_len() != out_len
+    {
+        return Err(mismatch(path, format!(
+            "lowered graph takes {} {:?} and gives {} {:?} values, model.json implies {in_len} {in_dtype:?} and {out_len} {out_dtype:?}",
+            program.input_len(), program.input_dtype(), program.output_len(), program.output_dtype()
+        )));
+    }
+    Ok(program)
+}
+
+/// Whose kernels run the graphs when the options say `auto`: `gss tune`'s measurement for this
+/// CPU, else gss's on x86-64 (faster than tract's on every x86 CPU measured) and tract's
+/// elsewhere (tract has its own NEON depthwise kernels on aarch64; `gss tune` decides there).
+pub fn resolve_kernels(requested: Kernels) -> Kernels {
+    let requested = match (requested, std::env::var("GSS_KERNELS")) {
+        (Kernels::Auto, Ok(v)) => v.parse().unwrap_or_else(|e| {
+            log::warn!("GSS_KERNELS: {e}; using auto");
+            Kernels::Auto
+        }),
+        (k, _) => k,
+    };
+    match requested {
+        Kernels::Auto => match isa::cached_choice()
+            .and_then(|c| c.kernels)
+            .and_then(|k| k.parse().ok())
+        {
+            Some(k @ (Kernels::Gss | Kernels::Tract)) => k,
+            _ if cfg!(target_arch = "x86_64") => Kernels::Gss,
+            _ => Kernels::Tract,
+        },
+        k => k,
+    }
+}
+
+/// The runner for one graph: gss's kernels when chosen and they cover it, else tract's plan. A
+/// graph gss cannot take is logged with the node that stopped it.
+fn runner(
+    model: &InferenceModel,
+    path: &Path,
+    contract: GraphContract,
+    kernels: Kernels,
+) -> Result<Runner> {
+    if kernels == Kernels::Gss {
+        match plan_gss(model, path, &contract) {
+            Ok(program) => {
+                return Ok(Runner::Gss {
+                    program: Box::new(program),
+                    ints: Vec::new(),
+                })
+            }
+            Err(e @ Error::UnsupportedOp { .. }) => {
+                log::info!("{}: runs on tract ({})", path.display(), e)
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let plan = plan_model(model.clone(), path, contract)?;
+    Ok(Runner::Tract {
+        state: Box::new(plan.spawn().map_err(|e| graph_err(path, e))?),
+        input: InputSlot::default(),
+    })
 }
 
 /// Token reuse trusts `decoder.halo`, and a halo smaller than the graph's reach would give wrong
 /// masks without any error, so it is probed before the first frame: one token changed in the
 /// middle of a random grid must change no pixel farther than `halo` cells away.
-fn check_halo(decoder: &Plan, path: &Path, grid: [usize; 2], s: usize, halo: usize, codes: usize) -> Result<()> {
-    let mut state = decoder.spawn().map_err(|e| graph_err(path, e))?;
+fn check_halo(
+    decoder: &mut Runner,
+    threads: &Executor,
+    path: &Path,
+    grid: [usize; 2],
+    s: usize,
+    halo: usize,
+    codes: usize,
+) -> Result<()> {
     let mut seed = 0x2545_f491_4f6c_dd1du64;
     let mut tokens: Vec<i64> = (0..grid[0] * grid[1])
         .map(|_| {
@@ -185,13 +390,22 @@ fn check_halo(decoder: &Plan, path: &Path, grid: [usize; 2], s: usize, halo: usi
         })
         .collect();
     let (mut before, mut after): (Vec<f32>, Vec<f32>) = (Vec::new(), Vec::new());
-    let mut slot = InputSlot::default();
     let shape = [1, grid[0], grid[1]];
-    run_into((&mut state, &mut slot), &shape, &tokens, "decoder", path, &mut before)?;
+    run_into(
+        decoder,
+        threads,
+        &shape,
+        &tokens,
+        "decoder",
+        path,
+        &mut before,
+    )?;
     let (cy, cx) = (grid[0] / 2, grid[1] / 2);
     let centre = &mut tokens[cy * grid[1] + cx];
     *centre = (*centre + 1) % codes.max(2) as i64;
-    run_into((&mut state, &mut slot), &shape, &tokens, "decoder", path, &mut after)?;
+    run_into(
+        decoder, threads, &shape, &tokens, "decoder", path, &mut after,
+    )?;
     let (h, w) = (grid[0] * s, grid[1] * s);
     let reach = before
         .iter()
@@ -220,13 +434,24 @@ impl CpuBackend {
     }
 
     /// Like [`new`](CpuBackend::new), planning only the graphs one pipeline stage runs.
-    pub fn with_graphs(package: &ModelPackage, variant: Option<&str>, graphs: Graphs) -> Result<Self> {
-        let options = BackendOptions { variant: variant.map(str::to_string), ..BackendOptions::default() };
+    pub fn with_graphs(
+        package: &ModelPackage,
+        variant: Option<&str>,
+        graphs: Graphs,
+    ) -> Result<Self> {
+        let options = BackendOptions {
+            variant: variant.map(str::to_string),
+            ..BackendOptions::default()
+        };
         Self::with_options(package, &options, graphs)
     }
 
     /// The backend for `graphs` with `options` (variant, threads).
-    pub fn with_options(package: &ModelPackage, options: &BackendOptions, graphs: Graphs) -> Result<Self> {
+    pub fn with_options(
+        package: &ModelPackage,
+        options: &BackendOptions,
+        graphs: Graphs,
+    ) -> Result<Self> {
         init_process();
         let m = &package.manifest;
         let (prior_path, decoder_path) = package.graph_files(options.variant.as_deref())?;
@@ -235,53 +460,82 @@ impl CpuBackend {
         let grid = m.prior.grid;
         let want_prior = graphs != Graphs::Decoder;
         let want_decoder = graphs != Graphs::Prior;
-        let argmax_codes = (m.prior.emits == PriorOutput::TokenLogits).then_some(m.prior.codebook_size);
+        let argmax_codes =
+            (m.prior.emits == PriorOutput::TokenLogits).then_some(m.prior.codebook_size);
         let (output_tail, output_type) = match argmax_codes {
             None => (grid.to_vec(), i64::datum_type()),
             Some(codes) => (vec![codes, grid[0], grid[1]], f32::datum_type()),
         };
-        let prior = want_prior.then(|| plan(
-            &prior_path,
-            GraphContract {
-                input_name: &m.prior.input,
-                output_name: &m.prior.output,
-                input: f32::fact(image_shape),
-                output_tail,
-                output_type,
-                // Measured with `cargo bench --bench graph` (Zen 5, 1 thread): tract picks its
-                // direct spatial conv for the dense prior's 4×4/4 patch stem, prior 10.1 ms
-                // against 6.7 ms without it; the MobileNetV2 prior gains 3 % from it at one
-                // thread (38.8 vs 40.2 ms) and nothing at two, so it is off for every prior.
-                knobs: &[("TRACT_DISABLE_DIRECT_SPATIAL", "true")],
-            },
-        )).transpose()?;
+        let kernels = resolve_kernels(options.kernels);
+        let prior_model = want_prior.then(|| load(&prior_path)).transpose()?;
+        let prior_contract = GraphContract {
+            input_name: &m.prior.input,
+            output_name: &m.prior.output,
+            input: f32::fact(image_shape),
+            output_tail,
+            output_type,
+            // Measured with `cargo bench --bench graph` (Zen 5, 1 thread): tract picks its
+            // direct spatial conv for the dense prior's 4×4/4 patch stem, prior 10.1 ms
+            // against 6.7 ms without it; the MobileNetV2 prior gains 3 % from it at one
+            // thread (38.8 vs 40.2 ms) and nothing at two, so it is off for every prior.
+            knobs: &[("TRACT_DISABLE_DIRECT_SPATIAL", "true")],
+        };
+        let prior = prior_model
+            .as_ref()
+            .map(|model| runner(model, &prior_path, prior_contract, kernels))
+            .transpose()?;
         let decoder_contract = |cells: [usize; 2]| GraphContract {
             input_name: &m.decoder.input,
             output_name: &m.decoder.output,
             input: i64::fact([1, cells[0], cells[1]]),
-            output_tail: vec![3, cells[0] * m.decoder.upsample, cells[1] * m.decoder.upsample],
+            output_tail: vec![
+                3,
+                cells[0] * m.decoder.upsample,
+                cells[1] * m.decoder.upsample,
+            ],
             output_type: f32::datum_type(),
             // Measured with `gss bench` on the bundled model (Zen 4, 1 and 2 threads): tract's
-            // direct spatial conv costs the decoder (full-resolution convs with many
-            // channels) about 20 % over im2col + matmul, while it helps the prior a little,
-            // so it is turned off for the decoder alone.
+            // direct spatial conv costs the decoder (full-resolution convs with many channels)
+            // about 20 % over im2col + matmul, as it costs the priors: off for every graph.
             knobs: &[("TRACT_DISABLE_DIRECT_SPATIAL", "true")],
         };
         let decoder_model = want_decoder.then(|| load(&decoder_path)).transpose()?;
-        let decoder = decoder_model.as_ref().map(|model| plan_model(model.clone(), &decoder_path, decoder_contract(grid))).transpose()?;
-        let reuse = match (&decoder_model, &decoder, options.reuse, m.decoder.halo) {
+        let mut decoder = decoder_model
+            .as_ref()
+            .map(|model| runner(model, &decoder_path, decoder_contract(grid), kernels))
+            .transpose()?;
+        let reuse = match (&decoder_model, &mut decoder, options.reuse, m.decoder.halo) {
             (Some(model), Some(full), Reuse::Auto | Reuse::Always, Some(halo)) => {
-                check_halo(full, &decoder_path, grid, m.decoder.upsample, halo, m.prior.codebook_size)?;
+                check_halo(
+                    full,
+                    &executor,
+                    &decoder_path,
+                    grid,
+                    m.decoder.upsample,
+                    halo,
+                    m.prior.codebook_size,
+                )?;
                 let layout = TileLayout::new(grid, REUSE_TILE, halo);
                 let plans = layout
                     .window_shapes()
                     .into_iter()
                     .map(|shape| {
-                        let state = plan_model(model.clone(), &decoder_path, decoder_contract(shape))?.spawn().map_err(|e| graph_err(&decoder_path, e))?;
-                        Ok((shape, (state, InputSlot::default())))
+                        Ok((
+                            shape,
+                            runner(model, &decoder_path, decoder_contract(shape), kernels)?,
+                        ))
                     })
                     .collect::<Result<HashMap<_, _>>>()?;
-                Some(TileReuse { layout, always: options.reuse == Reuse::Always, plans, previous: Vec::new(), maskige: Vec::new(), window_tokens: Vec::new(), marks: Vec::new(), dirty: Vec::new() })
+                Some(TileReuse {
+                    layout,
+                    always: options.reuse == Reuse::Always,
+                    plans,
+                    previous: Vec::new(),
+                    maskige: Vec::new(),
+                    window_tokens: Vec::new(),
+                    marks: Vec::new(),
+                    dirty: Vec::new(),
+                })
             }
             (Some(_), _, Reuse::Auto | Reuse::Always, None) => {
                 log::info!("token reuse: {} states no decoder.halo (re-export it with gss-convert); decoding every frame in full", m.name);
@@ -289,20 +543,24 @@ impl CpuBackend {
             }
             _ => None,
         };
-        let prior = prior.map(|p| p.spawn().map_err(|e| graph_err(&prior_path, e))).transpose()?;
-        let decoder = decoder.map(|d| d.spawn().map_err(|e| graph_err(&decoder_path, e))).transpose()?;
+        for (graph, r) in [("prior", &prior), ("decoder", &decoder)] {
+            if let Some(r) = r {
+                log::debug!("{graph}: {} kernels", r.name());
+            }
+        }
         Ok(Self {
             prior_path,
             decoder_path,
             prior,
             decoder,
-            prior_input: InputSlot::default(),
-            decoder_input: InputSlot::default(),
             image_shape,
             grid,
             argmax_codes,
             confidence: (options.confidence && argmax_codes.is_some() && want_prior).then(Vec::new),
-            stabiliser: options.stabilise.filter(|_| argmax_codes.is_some() && want_prior).map(|m| (m, Vec::new())),
+            stabiliser: options
+                .stabilise
+                .filter(|_| argmax_codes.is_some() && want_prior)
+                .map(|m| (m, Vec::new())),
             reuse,
             decoded_share: 1.0,
             upsample: m.decoder.upsample,
@@ -325,49 +583,134 @@ impl CpuBackend {
 
     fn profile_here(&mut self, image: &[f32], runs: usize) -> Result<(GraphProfile, GraphProfile)> {
         let prior = self.prior.as_mut().ok_or_else(|| not_planned("prior"))?;
-        let input = Tensor::from_shape(&self.image_shape, image).map_err(|e| graph_err(&self.prior_path, e))?;
-        let p = profile::profile_state(prior, &input, runs).map_err(|e| graph_err(&self.prior_path, e))?;
+        let p = profile_runner(
+            prior,
+            &self.executor,
+            &self.image_shape,
+            image,
+            runs,
+            "prior",
+            &self.prior_path,
+        )?;
         let mut tokens: Vec<i64> = Vec::new();
         self.run_prior_here(image, &mut tokens)?;
-        let decoder = self.decoder.as_mut().ok_or_else(|| not_planned("decoder"))?;
+        let decoder = self
+            .decoder
+            .as_mut()
+            .ok_or_else(|| not_planned("decoder"))?;
         let shape = [1, self.grid[0], self.grid[1]];
-        let input = Tensor::from_shape(&shape, &tokens).map_err(|e| graph_err(&self.decoder_path, e))?;
-        let d = profile::profile_state(decoder, &input, runs).map_err(|e| graph_err(&self.decoder_path, e))?;
+        let d = profile_runner(
+            decoder,
+            &self.executor,
+            &shape,
+            &tokens,
+            runs,
+            "decoder",
+            &self.decoder_path,
+        )?;
         Ok((p, d))
+    }
+
+    /// Whose kernels run the prior and the decoder ("gss" or "tract"; "-" for a graph this
+    /// backend does not hold).
+    pub fn kernels(&self) -> [&'static str; 2] {
+        [
+            self.prior.as_ref().map_or("-", Runner::name),
+            self.decoder.as_ref().map_or("-", Runner::name),
+        ]
+    }
+}
+
+/// Per-node (tract) or per-kernel (gss) times of one graph on one input.
+fn profile_runner<I: Element>(
+    runner: &mut Runner,
+    executor: &Executor,
+    shape: &[usize],
+    input: &[I],
+    runs: usize,
+    stage: &'static str,
+    path: &Path,
+) -> Result<GraphProfile> {
+    match runner {
+        Runner::Tract { state, .. } => {
+            let input = Tensor::from_shape(shape, input).map_err(|e| graph_err(path, e))?;
+            profile::profile_state(state, &input, runs).map_err(|e| graph_err(path, e))
+        }
+        Runner::Gss { .. } => {
+            with_output::<I, f32>(runner, executor, shape, input, stage, path, |_| {})?;
+            let Runner::Gss { program, .. } = runner else {
+                unreachable!("matched above")
+            };
+            program
+                .times
+                .iter_mut()
+                .for_each(|t| *t = std::time::Duration::ZERO);
+            for _ in 0..runs.max(1) {
+                program
+                    .run(threads(executor), true)
+                    .map_err(|msg| Error::inference(stage, msg))?;
+            }
+            Ok(profile::from_program(program, runs.max(1)))
+        }
     }
 }
 
 /// Any ONNX file with static input shapes, optimised as gss plans its graphs (with `knobs` scoped
 /// to it, and tract's named `transforms`, e.g. "conv_nhwc", applied before optimisation), for
 /// design probes (`cargo bench --bench graph`): the plan and its input facts.
-pub fn plan_onnx_file(path: &Path, knobs: &[(&str, &str)], transforms: &[&str]) -> Result<(Plan, Vec<TypedFact>)> {
+pub fn plan_onnx_file(
+    path: &Path,
+    knobs: &[(&str, &str)],
+    transforms: &[&str],
+) -> Result<(Plan, Vec<TypedFact>)> {
     use tract_onnx::tract_core::transform::get_transform;
     init_process();
-    let model = tract_onnx::onnx().model_for_path(path).map_err(|e| graph_err(path, e))?;
-    let scope = tract_onnx::tract_core::knobs::KnobScope::new(knobs.iter().copied()).map_err(|e| graph_err(path, e))?;
+    let model = tract_onnx::onnx()
+        .model_for_path(path)
+        .map_err(|e| graph_err(path, e))?;
+    let scope = tract_onnx::tract_core::knobs::KnobScope::new(knobs.iter().copied())
+        .map_err(|e| graph_err(path, e))?;
     let typed = scope
         .enter(|| {
             let mut typed = model.into_typed()?;
             for name in transforms {
-                let t = get_transform(name)?.ok_or_else(|| tract_onnx::tract_core::internal::format_err!("tract has no transform named {name:?}"))?;
+                let t = get_transform(name)?.ok_or_else(|| {
+                    tract_onnx::tract_core::internal::format_err!(
+                        "tract has no transform named {name:?}"
+                    )
+                })?;
                 t.transform(&mut typed)?;
             }
             typed.into_optimized()
         })
         .map_err(|e| graph_err(path, e))?;
-    let facts = (0..typed.inputs.len()).map(|i| typed.input_fact(i).cloned()).collect::<TractResult<Vec<_>>>().map_err(|e| graph_err(path, e))?;
+    let facts = (0..typed.inputs.len())
+        .map(|i| typed.input_fact(i).cloned())
+        .collect::<TractResult<Vec<_>>>()
+        .map_err(|e| graph_err(path, e))?;
     let plan = typed.into_runnable().map_err(|e| graph_err(path, e))?;
     Ok((plan, facts))
 }
 
 /// Profiles one planned graph (see [`plan_onnx_file`]) on `input` with `threads` (0: all cores).
-pub fn profile_plan(plan: &Plan, input: &Tensor, runs: usize, threads: usize) -> Result<GraphProfile> {
+pub fn profile_plan(
+    plan: &Plan,
+    input: &Tensor,
+    runs: usize,
+    threads: usize,
+) -> Result<GraphProfile> {
     let mut state = plan.spawn().map_err(|e| Error::inference("probe", e))?;
-    multithread_tract_scope(executor(threads).0, || profile::profile_state(&mut state, input, runs)).map_err(|e| Error::inference("probe", e))
+    multithread_tract_scope(executor(threads).0, || {
+        profile::profile_state(&mut state, input, runs)
+    })
+    .map_err(|e| Error::inference("probe", e))
 }
 
 fn not_planned(stage: &'static str) -> Error {
-    Error::Usage { stage, msg: format!("this backend was built without the {stage} graph (CpuBackend::with_graphs)") }
+    Error::Usage {
+        stage,
+        msg: format!("this backend was built without the {stage} graph (CpuBackend::with_graphs)"),
+    }
 }
 
 /// Runs one planned graph on one input and hands its first output, as a contiguous slice, to `f`.
@@ -395,36 +738,110 @@ impl InputSlot {
     }
 }
 
-fn with_output<I: Datum + Copy, O: Datum + Copy>(
-    (state, slot): (&mut State, &mut InputSlot),
+/// An element type at a graph's edge, as gss's kernels hold it: f32 as is, integers as u32 bits.
+trait Element: Datum + Copy {
+    /// None for a value the kernels cannot hold (a negative or huge token id).
+    fn to_lane(self) -> Option<f32>;
+    /// Hands `src` (the kernels' output) to `f` as this type, converting into `ints` if needed.
+    fn with_slice<R>(src: &[f32], ints: &mut Vec<i64>, f: impl FnOnce(&[Self]) -> R) -> R;
+}
+
+impl Element for f32 {
+    fn to_lane(self) -> Option<f32> {
+        Some(self)
+    }
+    fn with_slice<R>(src: &[f32], _: &mut Vec<i64>, f: impl FnOnce(&[f32]) -> R) -> R {
+        f(src)
+    }
+}
+
+impl Element for i64 {
+    fn to_lane(self) -> Option<f32> {
+        u32::try_from(self).ok().map(f32::from_bits)
+    }
+    fn with_slice<R>(src: &[f32], ints: &mut Vec<i64>, f: impl FnOnce(&[i64]) -> R) -> R {
+        ints.clear();
+        ints.extend(src.iter().map(|v| v.to_bits() as i64));
+        // SAFETY-free cast: this impl is for i64, so Self is i64.
+        f(ints)
+    }
+}
+
+/// gss's kernels split their work over the backend's own pool.
+fn threads(executor: &Executor) -> kernels::Threads<'_> {
+    match executor {
+        Executor::MultiThread(pool) => kernels::Threads::Pool(pool),
+        _ => kernels::Threads::One,
+    }
+}
+
+/// Runs one graph on one input and hands its output, as a contiguous slice, to `f`.
+fn with_output<I: Element, O: Element>(
+    runner: &mut Runner,
+    executor: &Executor,
     shape: &[usize],
     input: &[I],
     stage: &'static str,
     path: &Path,
     f: impl FnOnce(&[O]),
 ) -> Result<()> {
-    let inference = |e: TractError| Error::inference(stage, e);
-    let value = slot.value(shape, input).map_err(inference)?;
-    let outputs = state.run(tvec!(value)).map_err(inference)?;
-    let value = outputs.into_iter().next().ok_or_else(|| graph_err(path, "graph produced no output"))?;
-    let view = value.to_plain_array_view::<O>().map_err(|e| graph_err(path, e))?;
-    match view.as_slice() {
-        Some(slice) => f(slice),
-        None => f(&view.iter().copied().collect::<Vec<O>>()),
+    match runner {
+        Runner::Tract { state, input: slot } => {
+            let inference = |e: TractError| Error::inference(stage, e);
+            let value = slot.value(shape, input).map_err(inference)?;
+            let outputs = state.run(tvec!(value)).map_err(inference)?;
+            let value = outputs
+                .into_iter()
+                .next()
+                .ok_or_else(|| graph_err(path, "graph produced no output"))?;
+            let view = value
+                .to_plain_array_view::<O>()
+                .map_err(|e| graph_err(path, e))?;
+            match view.as_slice() {
+                Some(slice) => f(slice),
+                None => f(&view.iter().copied().collect::<Vec<O>>()),
+            }
+        }
+        Runner::Gss { program, ints } => {
+            let dst = program.input_mut();
+            if dst.len() != input.len() {
+                return Err(Error::inference(
+                    stage,
+                    format!(
+                        "{} input values for a graph that takes {}",
+                        input.len(),
+                        dst.len()
+                    ),
+                ));
+            }
+            for (i, (d, &v)) in dst.iter_mut().zip(input).enumerate() {
+                *d = v.to_lane().ok_or_else(|| {
+                    Error::inference(
+                        stage,
+                        format!("input value {i} does not fit a token id (0..2³²)"),
+                    )
+                })?;
+            }
+            program
+                .run(threads(executor), false)
+                .map_err(|msg| Error::inference(stage, msg))?;
+            O::with_slice(program.output(), ints, f);
+        }
     }
     Ok(())
 }
 
-/// Runs one planned graph on one input and copies its first output into the caller's buffer.
-fn run_into<I: Datum + Copy, O: Datum + Copy>(
-    state: (&mut State, &mut InputSlot),
+/// Runs one graph on one input and copies its output into the caller's buffer.
+fn run_into<I: Element, O: Element>(
+    runner: &mut Runner,
+    executor: &Executor,
     shape: &[usize],
     input: &[I],
     stage: &'static str,
     path: &Path,
     out: &mut Vec<O>,
 ) -> Result<()> {
-    with_output(state, shape, input, stage, path, |o: &[O]| {
+    with_output(runner, executor, shape, input, stage, path, |o: &[O]| {
         out.clear();
         out.extend_from_slice(o);
     })
@@ -432,7 +849,11 @@ fn run_into<I: Datum + Copy, O: Datum + Copy>(
 
 impl Backend for CpuBackend {
     fn name(&self) -> &str {
-        "cpu (tract)"
+        match self.kernels() {
+            ["gss" | "-", "gss" | "-"] => "cpu (gss kernels)",
+            ["tract" | "-", "tract" | "-"] => "cpu (tract)",
+            _ => "cpu (gss + tract)",
+        }
     }
 
     fn run_prior(&mut self, image: &[f32], tokens: &mut Vec<i64>) -> Result<()> {
@@ -456,52 +877,112 @@ impl Backend for CpuBackend {
 
 impl CpuBackend {
     fn run_prior_here(&mut self, image: &[f32], tokens: &mut Vec<i64>) -> Result<()> {
-        let state = self.prior.as_mut().ok_or_else(|| not_planned("prior"))?;
+        let runner = self.prior.as_mut().ok_or_else(|| not_planned("prior"))?;
+        let executor = &self.executor;
         match self.argmax_codes {
-            None => run_into((state, &mut self.prior_input), &self.image_shape, image, "prior", &self.prior_path, tokens),
+            None => run_into(
+                runner,
+                executor,
+                &self.image_shape,
+                image,
+                "prior",
+                &self.prior_path,
+                tokens,
+            ),
             Some(codes) => {
                 let cells = self.grid[0] * self.grid[1];
                 let confidence = &mut self.confidence;
                 let stabiliser = &mut self.stabiliser;
-                with_output::<f32, _>((state, &mut self.prior_input), &self.image_shape, image, "prior", &self.prior_path, |logits| {
-                    crate::engine::tokens::argmax_channels_into(logits, codes, cells, tokens);
-                    if let Some((margin, previous)) = stabiliser {
-                        crate::engine::tokens::stabilise(logits, cells, *margin, previous, tokens);
-                    }
-                    if let Some(confidence) = confidence {
-                        crate::engine::tokens::max_probability_into(logits, codes, cells, tokens, confidence);
-                    }
-                })
+                with_output::<f32, _>(
+                    runner,
+                    executor,
+                    &self.image_shape,
+                    image,
+                    "prior",
+                    &self.prior_path,
+                    |logits| {
+                        crate::engine::tokens::argmax_channels_into(logits, codes, cells, tokens);
+                        if let Some((margin, previous)) = stabiliser {
+                            crate::engine::tokens::stabilise(
+                                logits, cells, *margin, previous, tokens,
+                            );
+                        }
+                        if let Some(confidence) = confidence {
+                            crate::engine::tokens::max_probability_into(
+                                logits, codes, cells, tokens, confidence,
+                            );
+                        }
+                    },
+                )
             }
         }
     }
 
     fn run_decoder_here(&mut self, tokens: &[i64], maskige: &mut Vec<f32>) -> Result<()> {
         let shape = [1, self.grid[0], self.grid[1]];
-        let state = self.decoder.as_mut().ok_or_else(|| not_planned("decoder"))?;
+        let runner = self
+            .decoder
+            .as_mut()
+            .ok_or_else(|| not_planned("decoder"))?;
+        let executor = &self.executor;
         let Some(reuse) = self.reuse.as_mut() else {
             self.decoded_share = 1.0;
-            return run_into((state, &mut self.decoder_input), &shape, tokens, "decoder", &self.decoder_path, maskige);
+            return run_into(
+                runner,
+                executor,
+                &shape,
+                tokens,
+                "decoder",
+                &self.decoder_path,
+                maskige,
+            );
         };
         let full = reuse.previous.len() != tokens.len() || {
-            reuse.layout.dirty_tiles_into(&reuse.previous, tokens, &mut reuse.marks, &mut reuse.dirty);
+            reuse.layout.dirty_tiles_into(
+                &reuse.previous,
+                tokens,
+                &mut reuse.marks,
+                &mut reuse.dirty,
+            );
             !reuse.always && reuse.layout.decoded_share(&reuse.dirty) > FULL_DECODE_ABOVE
         };
         if full {
-            run_into((state, &mut self.decoder_input), &shape, tokens, "decoder", &self.decoder_path, &mut reuse.maskige)?;
+            run_into(
+                runner,
+                executor,
+                &shape,
+                tokens,
+                "decoder",
+                &self.decoder_path,
+                &mut reuse.maskige,
+            )?;
             self.decoded_share = 1.0;
         } else {
             let grid = self.grid;
             for &i in &reuse.dirty {
                 let tile = reuse.layout.tiles()[i];
                 let window = tile.window;
-                crate::engine::reuse::window_tokens_into(tokens, grid[1], window, &mut reuse.window_tokens);
-                let (state, slot) = reuse.plans.get_mut(&[window.height(), window.width()]).ok_or_else(|| not_planned("decoder window"))?;
+                crate::engine::reuse::window_tokens_into(
+                    tokens,
+                    grid[1],
+                    window,
+                    &mut reuse.window_tokens,
+                );
+                let runner = reuse
+                    .plans
+                    .get_mut(&[window.height(), window.width()])
+                    .ok_or_else(|| not_planned("decoder window"))?;
                 let frame = &mut reuse.maskige;
                 let s = self.upsample;
-                with_output::<i64, f32>((state, slot), &[1, window.height(), window.width()], &reuse.window_tokens, "decoder", &self.decoder_path, |out| {
-                    crate::engine::reuse::paste_core(out, window, tile.core, grid, s, frame)
-                })?;
+                with_output::<i64, f32>(
+                    runner,
+                    executor,
+                    &[1, window.height(), window.width()],
+                    &reuse.window_tokens,
+                    "decoder",
+                    &self.decoder_path,
+                    |out| crate::engine::reuse::paste_core(out, window, tile.core, grid, s, frame),
+                )?;
             }
             self.decoded_share = reuse.layout.decoded_share(&reuse.dirty);
         }
@@ -540,8 +1021,18 @@ impl OnnxInverse {
             output_type: i64::datum_type(),
             knobs: &[],
         };
-        let state = plan(&path, contract)?.spawn().map_err(|e| graph_err(&path, e))?;
-        Ok(Self { name: format!("onnx ({file})"), path, state, input: InputSlot::default(), shape, ids: Vec::new(), classes: m.classes.len() })
+        let state = plan(&path, contract)?
+            .spawn()
+            .map_err(|e| graph_err(&path, e))?;
+        Ok(Self {
+            name: format!("onnx ({file})"),
+            path,
+            state,
+            input: InputSlot::default(),
+            shape,
+            ids: Vec::new(),
+            classes: m.classes.len(),
+        })
     }
 }
 
@@ -551,10 +1042,26 @@ impl MaskigeInverse for OnnxInverse {
     }
 
     fn classes_into(&mut self, maskige: &[f32], classes: &mut image::GrayImage) -> Result<()> {
-        multithread_tract_scope(Executor::SingleThread, || run_into((&mut self.state, &mut self.input), &self.shape, maskige, "inverse", &self.path, &mut self.ids))?;
+        let inference = |e: TractError| Error::inference("inverse", e);
+        let value = self.input.value(&self.shape, maskige).map_err(inference)?;
+        let outputs =
+            multithread_tract_scope(Executor::SingleThread, || self.state.run(tvec!(value)))
+                .map_err(inference)?;
+        let value = outputs
+            .into_iter()
+            .next()
+            .ok_or_else(|| graph_err(&self.path, "graph produced no output"))?;
+        let view = value
+            .to_plain_array_view::<i64>()
+            .map_err(|e| graph_err(&self.path, e))?;
+        self.ids.clear();
+        self.ids.extend(view.iter().copied());
         for (dst, &id) in classes.iter_mut().zip(&self.ids) {
             if id < 0 || id as usize >= self.classes {
-                return Err(Error::GraphMismatch { path: self.path.clone(), msg: format!("class id {id} outside 0..{}", self.classes) });
+                return Err(Error::GraphMismatch {
+                    path: self.path.clone(),
+                    msg: format!("class id {id} outside 0..{}", self.classes),
+                });
             }
             *dst = id as u8;
         }
@@ -576,12 +1083,21 @@ mod tests {
 
     /// The tiny fixture's decoder on a 24×40 grid (its graph is fully convolutional; the fixture's
     /// own 8×16 grid is within one halo of every cell).
-    fn tiny_backend(reuse: Reuse) -> CpuBackend {
-        let mut package = ModelPackage::open(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/gss-tiny")).unwrap();
+    fn tiny_backend(reuse: Reuse, kernels: Kernels) -> CpuBackend {
+        let mut package = ModelPackage::open(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/gss-tiny"
+        ))
+        .unwrap();
         let m = &mut package.manifest;
         m.prior.grid = [24, 40];
         (m.input.height, m.input.width) = (24 * m.decoder.upsample, 40 * m.decoder.upsample);
-        let options = BackendOptions { threads: 1, reuse, ..BackendOptions::default() };
+        let options = BackendOptions {
+            threads: 1,
+            reuse,
+            kernels,
+            ..BackendOptions::default()
+        };
         CpuBackend::with_options(&package, &options, Graphs::Decoder).unwrap()
     }
 
@@ -610,9 +1126,20 @@ mod tests {
 
     #[test]
     fn reused_tiles_give_the_full_decode_bit_for_bit() {
-        let mut full = tiny_backend(Reuse::Off);
-        let mut always = tiny_backend(Reuse::Always);
-        let mut auto = tiny_backend(Reuse::Auto);
+        for kernels in [Kernels::Tract, Kernels::Gss] {
+            reused_tiles_match(kernels);
+        }
+    }
+
+    fn reused_tiles_match(kernels: Kernels) {
+        let mut full = tiny_backend(Reuse::Off, kernels);
+        let mut always = tiny_backend(Reuse::Always, kernels);
+        let mut auto = tiny_backend(Reuse::Auto, kernels);
+        assert_eq!(
+            full.kernels()[1],
+            kernels.name(),
+            "the tiny decoder is covered by both"
+        );
         let cells = full.grid[0] * full.grid[1];
         let (mut want, mut got, mut got_auto) = (Vec::new(), Vec::new(), Vec::new());
         let mut shares = Vec::new();
@@ -620,32 +1147,67 @@ mod tests {
             full.run_decoder(&tokens, &mut want).unwrap();
             always.run_decoder(&tokens, &mut got).unwrap();
             auto.run_decoder(&tokens, &mut got_auto).unwrap();
-            assert!(want == got && want == got_auto, "a reused maskige differs from the full decode");
+            assert!(
+                want == got && want == got_auto,
+                "a reused maskige differs from the full decode"
+            );
             shares.push((always.decoded_share(), auto.decoded_share()));
         }
-        assert_eq!(shares[0], (1.0, 1.0), "the first frame has nothing to reuse");
-        assert!(shares[1..].iter().all(|&(a, _)| a != 1.0), "always re-decodes tiles: {shares:?}");
+        assert_eq!(
+            shares[0],
+            (1.0, 1.0),
+            "the first frame has nothing to reuse"
+        );
+        assert!(
+            shares[1..].iter().all(|&(a, _)| a != 1.0),
+            "always re-decodes tiles: {shares:?}"
+        );
         // A frame with half the cells changed costs more in tiles than in full: auto decodes it whole.
         assert_eq!(shares[5].1, 1.0);
-        assert!(shares[1].1 < FULL_DECODE_ABOVE, "a couple of changed cells: {shares:?}");
+        assert!(
+            shares[1].1 < FULL_DECODE_ABOVE,
+            "a couple of changed cells: {shares:?}"
+        );
         let same = drifting_grids(cells, 1).remove(0);
         auto.run_decoder(&same, &mut got_auto).unwrap();
         auto.run_decoder(&same, &mut got_auto).unwrap();
-        assert_eq!(auto.decoded_share(), 0.0, "nothing changed, nothing decoded");
+        assert_eq!(
+            auto.decoded_share(),
+            0.0,
+            "nothing changed, nothing decoded"
+        );
     }
 
     #[test]
     fn the_input_tensor_is_reused_from_run_to_run() {
-        let package = ModelPackage::open(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/gss-tiny")).unwrap();
-        let one = BackendOptions { threads: 1, ..BackendOptions::default() };
+        let package = ModelPackage::open(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/gss-tiny"
+        ))
+        .unwrap();
+        let one = BackendOptions {
+            threads: 1,
+            kernels: Kernels::Tract,
+            ..BackendOptions::default()
+        };
         let mut backend = CpuBackend::with_options(&package, &one, Graphs::Both).unwrap();
         let image = vec![0.5f32; backend.image_shape.iter().product()];
         let (mut tokens, mut maskige) = (Vec::new(), Vec::new());
+        let inputs = |b: &CpuBackend| {
+            let ptr = |r: &Option<Runner>| match r {
+                Some(Runner::Tract { input, .. }) => input.0.as_ref().map(Arc::as_ptr),
+                _ => None,
+            };
+            (ptr(&b.prior), ptr(&b.decoder))
+        };
         backend.run(&image, &mut tokens, &mut maskige).unwrap();
-        let first = (backend.prior_input.0.as_ref().map(Arc::as_ptr), backend.decoder_input.0.as_ref().map(Arc::as_ptr));
+        let first = inputs(&backend);
         backend.run(&image, &mut tokens, &mut maskige).unwrap();
-        let second = (backend.prior_input.0.as_ref().map(Arc::as_ptr), backend.decoder_input.0.as_ref().map(Arc::as_ptr));
+        let second = inputs(&backend);
         assert!(first.0.is_some() && first.1.is_some());
-        assert_eq!(first, second, "tract let go of the inputs, so the same tensors take the next frame");
+        assert_eq!(
+            first, second,
+            "tract let go of the inputs, so the same tensors take the next frame"
+        );
     }
 }

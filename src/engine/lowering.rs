@@ -1,7 +1,8 @@
-//! Lowering: a tract typed model (ONNX parsed, shapes inferred by tract) → a flat list of GPU
-//! steps over numbered values, with constants folded on the CPU and elementwise tails fused
-//! into the step that produces their input. Nothing here touches the GPU, so coverage checks
-//! (`auto` backend selection) cost no device.
+//! Lowering: a tract typed model (ONNX parsed, shapes inferred by tract) → a flat list of kernel
+//! steps over numbered values, with constants folded at load and elementwise tails fused into
+//! the step that produces their input. One lowering feeds two executors: the wgpu backend's GPU
+//! program (`engine::wgpu`) and gss's own CPU kernels (`engine::cpu::program`). Nothing here
+//! runs a kernel, so coverage checks (`auto` backend selection) cost nothing.
 //!
 //! We take the graph after `into_typed()` but *before* decluttering: decluttering rewrites 1×1
 //! convolutions into EinSums with dropped batch axes, which is harder to map onto kernels than
@@ -19,20 +20,18 @@ use tract_onnx::tract_core::ops::change_axes::AxisOp;
 use tract_onnx::tract_core::ops::cnn::conv::KernelFormat;
 use tract_onnx::tract_core::ops::cnn::Conv;
 use tract_onnx::tract_core::ops::konst::Const;
+use tract_onnx::tract_core::ops::nn::resize::{CoordTransformer, Interpolator};
 use tract_onnx::tract_core::ops::nn::{DataFormat, Reduce, Reducer};
 use tract_onnx::tract_core::ops::source::TypedSource;
 use tract_onnx_opl::resize::{CoordTransform, Resize};
-use tract_onnx::tract_core::ops::nn::resize::{CoordTransformer, Interpolator};
 
 use crate::error::{Error, Result};
 
-pub const BACKEND: &str = "wgpu";
-
-/// Index of a value (one GPU buffer's worth of elements) in [`Graph::values`].
+/// Index of a value (one buffer's worth of elements) in [`Graph::values`].
 pub type ValueId = usize;
 
-/// Element type on the GPU. WGSL has no 64-bit integers, so ONNX int64 token ids live as u32
-/// (codebooks are far below 2³²); the host converts at the edges.
+/// Element type of a value. WGSL has no 64-bit integers, so ONNX int64 token ids live as u32
+/// (codebooks are far below 2³²); both executors convert at the edges.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DType {
     F32,
@@ -95,15 +94,40 @@ pub enum ResizeCoord {
 
 #[derive(Debug, Clone)]
 pub enum Kernel {
-    Conv { geo: ConvGeo, weights: Arc<Vec<f32>>, bias: Arc<Vec<f32>> },
+    Conv {
+        geo: ConvGeo,
+        weights: Arc<Vec<f32>>,
+        bias: Arc<Vec<f32>>,
+    },
     /// Bilinear resize of the last two axes of `planes` planes.
-    ResizeLinear { planes: usize, ih: usize, iw: usize, oh: usize, ow: usize, scale: [f32; 2], coord: ResizeCoord },
+    ResizeLinear {
+        planes: usize,
+        ih: usize,
+        iw: usize,
+        oh: usize,
+        ow: usize,
+        scale: [f32; 2],
+        coord: ResizeCoord,
+    },
     /// Index of the first (or last) maximum along the middle axis of (outer, n, inner).
-    ArgMax { outer: usize, n: usize, inner: usize, take_last: bool },
+    ArgMax {
+        outer: usize,
+        n: usize,
+        inner: usize,
+        take_last: bool,
+    },
     /// Rows of a constant table picked by u32 indices: out[i, :] = table[idx[i], :].
-    Gather { table: Arc<Vec<f32>>, rows: usize, cols: usize, count: usize },
+    Gather {
+        table: Arc<Vec<f32>>,
+        rows: usize,
+        cols: usize,
+        count: usize,
+    },
     /// out = input transposed: output axis i is input axis perm[i].
-    Permute { in_shape: Vec<usize>, perm: Vec<usize> },
+    Permute {
+        in_shape: Vec<usize>,
+        perm: Vec<usize>,
+    },
     /// out = input, only for carrying a [`Post`] chain when nothing else can.
     Copy { len: usize },
 }
@@ -122,7 +146,13 @@ impl Step {
     /// Values this step reads.
     pub fn reads(&self) -> Vec<ValueId> {
         let mut r = vec![self.input];
-        r.extend(self.post.iter().filter_map(|p| if let Post::AddValue(v) = p { Some(*v) } else { None }));
+        r.extend(self.post.iter().filter_map(|p| {
+            if let Post::AddValue(v) = p {
+                Some(*v)
+            } else {
+                None
+            }
+        }));
         r
     }
 
@@ -148,14 +178,25 @@ impl Graph {
     pub fn append_channel_argmax(&mut self, codes: usize) -> std::result::Result<(), String> {
         let out = self.values[self.output];
         if out.dtype != DType::F32 || codes == 0 || !out.len.is_multiple_of(codes) {
-            return Err(format!("output of {} {:?} values is not {codes} planes of logits", out.len, out.dtype));
+            return Err(format!(
+                "output of {} {:?} values is not {codes} planes of logits",
+                out.len, out.dtype
+            ));
         }
         let cells = out.len / codes;
-        self.values.push(ValueInfo { len: cells, dtype: DType::U32 });
+        self.values.push(ValueInfo {
+            len: cells,
+            dtype: DType::U32,
+        });
         let tokens = self.values.len() - 1;
         self.steps.push(Step {
             nodes: vec!["argmax (runtime)".into()],
-            kernel: Kernel::ArgMax { outer: 1, n: codes, inner: cells, take_last: false },
+            kernel: Kernel::ArgMax {
+                outer: 1,
+                n: codes,
+                inner: cells,
+                take_last: false,
+            },
             input: self.output,
             output: tokens,
             post: vec![],
@@ -165,22 +206,29 @@ impl Graph {
     }
 }
 
-fn unsupported(op: impl Into<String>, node: &str) -> Error {
-    Error::UnsupportedOp { backend: BACKEND, op: op.into(), node: node.to_string() }
+fn unsupported(backend: &'static str, op: impl Into<String>, node: &str) -> Error {
+    Error::UnsupportedOp {
+        backend,
+        op: op.into(),
+        node: node.to_string(),
+    }
 }
 
 fn graph_err(path: &Path, e: impl Into<crate::error::Cause>) -> Error {
-    Error::Graph { path: path.to_path_buf(), source: e.into() }
+    Error::Graph {
+        path: path.to_path_buf(),
+        source: e.into(),
+    }
 }
 
-/// Loads an ONNX file with a concrete input fact and lowers it.
-pub fn load(path: &Path, input: TypedFact) -> Result<Graph> {
+/// Loads an ONNX file with a concrete input fact and lowers it for `backend` (the name errors give).
+pub fn load(path: &Path, input: TypedFact, backend: &'static str) -> Result<Graph> {
     let model = tract_onnx::onnx()
         .model_for_path(path)
         .and_then(|m| m.with_input_fact(0, input.into()))
         .and_then(|m| m.into_typed())
         .map_err(|e| graph_err(path, e))?;
-    lower(&model, path)
+    lower(&model, path, backend)
 }
 
 /// Where a tract outlet lives once lowered.
@@ -191,6 +239,7 @@ enum Slot {
 }
 
 struct Lowering<'a> {
+    backend: &'static str,
     model: &'a TypedModel,
     path: &'a Path,
     slots: HashMap<OutletId, Slot>,
@@ -200,17 +249,24 @@ struct Lowering<'a> {
 
 fn to_f32(t: &Tensor, path: &Path) -> Result<Vec<f32>> {
     let t = t.cast_to::<f32>().map_err(|e| graph_err(path, e))?;
-    let view = t.to_plain_array_view::<f32>().map_err(|e| graph_err(path, e))?;
+    let view = t
+        .to_plain_array_view::<f32>()
+        .map_err(|e| graph_err(path, e))?;
     Ok(view.iter().copied().collect())
 }
 
 impl<'a> Lowering<'a> {
     fn fact(&self, o: OutletId) -> Result<(Vec<usize>, DatumType)> {
-        let f = self.model.outlet_fact(o).map_err(|e| graph_err(self.path, e))?;
-        let shape = f
-            .shape
-            .as_concrete()
-            .ok_or_else(|| graph_err(self.path, format!("outlet {o:?} has a symbolic shape {:?}", f.shape)))?;
+        let f = self
+            .model
+            .outlet_fact(o)
+            .map_err(|e| graph_err(self.path, e))?;
+        let shape = f.shape.as_concrete().ok_or_else(|| {
+            graph_err(
+                self.path,
+                format!("outlet {o:?} has a symbolic shape {:?}", f.shape),
+            )
+        })?;
         Ok((shape.to_vec(), f.datum_type))
     }
 
@@ -219,33 +275,55 @@ impl<'a> Lowering<'a> {
         let dtype = match dt {
             DatumType::F32 => DType::F32,
             DatumType::I64 | DatumType::I32 | DatumType::U32 => DType::U32,
-            other => return Err(unsupported(format!("output type {other:?}"), node)),
+            other => {
+                return Err(unsupported(
+                    self.backend,
+                    format!("output type {other:?}"),
+                    node,
+                ))
+            }
         };
-        self.values.push(ValueInfo { len: shape.iter().product(), dtype });
+        self.values.push(ValueInfo {
+            len: shape.iter().product(),
+            dtype,
+        });
         Ok(self.values.len() - 1)
     }
 
     fn slot(&self, o: OutletId) -> Result<Slot> {
-        self.slots.get(&o).cloned().ok_or_else(|| graph_err(self.path, format!("outlet {o:?} used before it is defined")))
+        self.slots
+            .get(&o)
+            .cloned()
+            .ok_or_else(|| graph_err(self.path, format!("outlet {o:?} used before it is defined")))
     }
 
     fn value(&self, o: OutletId, node: &str, what: &str) -> Result<ValueId> {
         match self.slot(o)? {
             Slot::Value(v) => Ok(v),
-            Slot::Const(_) => Err(unsupported(format!("constant {what}"), node)),
+            Slot::Const(_) => Err(unsupported(self.backend, format!("constant {what}"), node)),
         }
     }
 
     fn konst(&self, o: OutletId, node: &str, what: &str) -> Result<Arc<Tensor>> {
         match self.slot(o)? {
             Slot::Const(t) => Ok(t),
-            Slot::Value(_) => Err(unsupported(format!("non-constant {what}"), node)),
+            Slot::Value(_) => Err(unsupported(
+                self.backend,
+                format!("non-constant {what}"),
+                node,
+            )),
         }
     }
 
     fn push(&mut self, name: &str, kernel: Kernel, input: ValueId, out: OutletId) -> Result<()> {
         let output = self.new_value(out, name)?;
-        self.steps.push(Step { nodes: vec![name.to_string()], kernel, input, output, post: vec![] });
+        self.steps.push(Step {
+            nodes: vec![name.to_string()],
+            kernel,
+            input,
+            output,
+            post: vec![],
+        });
         self.slots.insert(out, Slot::Value(output));
         Ok(())
     }
@@ -264,21 +342,38 @@ impl<'a> Lowering<'a> {
             self.slots.insert(out, Slot::Value(v));
             return Ok(());
         }
-        let inputs: Vec<Slot> = node.inputs.iter().map(|i| self.slot(*i)).collect::<Result<_>>()?;
+        let inputs: Vec<Slot> = node
+            .inputs
+            .iter()
+            .map(|i| self.slot(*i))
+            .collect::<Result<_>>()?;
         // Constant folding: tract evaluates any node fed only by constants (casts of weights,
         // shape arithmetic) once, here.
         if !inputs.is_empty() && inputs.iter().all(|s| matches!(s, Slot::Const(_))) {
-            let tv: TVec<TValue> =
-                inputs.iter().filter_map(|s| if let Slot::Const(t) = s { Some(t.clone().into_tvalue()) } else { None }).collect();
+            let tv: TVec<TValue> = inputs
+                .iter()
+                .filter_map(|s| {
+                    if let Slot::Const(t) = s {
+                        Some(t.clone().into_tvalue())
+                    } else {
+                        None
+                    }
+                })
+                .collect();
             if let Ok(Some(outs)) = node.op.eval_out_of_plan(tv) {
                 for (slot, t) in outs.into_iter().enumerate() {
-                    self.slots.insert(OutletId::new(id, slot), Slot::Const(t.into_arc_tensor()));
+                    self.slots
+                        .insert(OutletId::new(id, slot), Slot::Const(t.into_arc_tensor()));
                 }
                 return Ok(());
             }
         }
         if node.outputs.len() != 1 {
-            return Err(unsupported(format!("{} with {} outputs", node.op.name(), node.outputs.len()), name));
+            return Err(unsupported(
+                self.backend,
+                format!("{} with {} outputs", node.op.name(), node.outputs.len()),
+                name,
+            ));
         }
         if let Some(conv) = node.op_as::<Conv>() {
             return self.conv(conv, node);
@@ -311,27 +406,46 @@ impl<'a> Lowering<'a> {
                 self.slots.insert(out, Slot::Value(input));
                 return Ok(());
             }
-            return Err(unsupported(format!("Cast {from:?} -> {:?}", cast.to), name));
+            return Err(unsupported(
+                self.backend,
+                format!("Cast {from:?} -> {:?}", cast.to),
+                name,
+            ));
         }
         if let Some(g) = node.op_as::<Gather>() {
             let table = self.konst(node.inputs[0], name, "Gather data")?;
             let idx = self.value(node.inputs[1], name, "Gather indices")?;
             if g.axis != 0 || table.rank() < 1 {
-                return Err(unsupported(format!("Gather on axis {}", g.axis), name));
+                return Err(unsupported(
+                    self.backend,
+                    format!("Gather on axis {}", g.axis),
+                    name,
+                ));
             }
             let rows = table.shape()[0];
             let cols = table.shape()[1..].iter().product();
             let (ishape, _) = self.fact(node.inputs[1])?;
-            let kernel = Kernel::Gather { table: Arc::new(to_f32(&table, self.path)?), rows, cols, count: ishape.iter().product() };
+            let kernel = Kernel::Gather {
+                table: Arc::new(to_f32(&table, self.path)?),
+                rows,
+                cols,
+                count: ishape.iter().product(),
+            };
             return self.push(name, kernel, idx, out);
         }
         if let Some(r) = node.op_as::<Reduce>() {
             let take_last = match r.reducer {
                 Reducer::ArgMax(last) => last,
-                ref other => return Err(unsupported(format!("Reduce<{other:?}>"), name)),
+                ref other => {
+                    return Err(unsupported(
+                        self.backend,
+                        format!("Reduce<{other:?}>"),
+                        name,
+                    ))
+                }
             };
             if r.axes.len() != 1 {
-                return Err(unsupported("ArgMax over several axes", name));
+                return Err(unsupported(self.backend, "ArgMax over several axes", name));
             }
             let input = self.value(node.inputs[0], name, "tensor")?;
             let (shape, _) = self.fact(node.inputs[0])?;
@@ -347,23 +461,41 @@ impl<'a> Lowering<'a> {
         if let Some(r) = node.op_as::<Resize>() {
             return self.resize(r, node);
         }
-        Err(unsupported(node.op.name().to_string(), name))
+        Err(unsupported(self.backend, node.op.name().to_string(), name))
     }
 
     fn conv(&mut self, conv: &Conv, node: &TypedNode) -> Result<()> {
         let name = node.name.as_str();
         if conv.q_params.is_some() {
-            return Err(unsupported("quantized Conv (int8 graphs run on the CPU backend)", name));
+            return Err(unsupported(
+                self.backend,
+                "quantized Conv (int8 graphs run on tract)",
+                name,
+            ));
         }
         if conv.kernel_fmt != KernelFormat::OIHW {
-            return Err(unsupported(format!("Conv with kernel format {:?}", conv.kernel_fmt), name));
+            return Err(unsupported(
+                self.backend,
+                format!("Conv with kernel format {:?}", conv.kernel_fmt),
+                name,
+            ));
         }
         let spec = &conv.pool_spec;
-        if !matches!(spec.data_format, DataFormat::NCHW | DataFormat::CHW) || spec.kernel_shape.len() != 2 {
-            return Err(unsupported(format!("Conv {:?} {}-D", spec.data_format, spec.kernel_shape.len()), name));
+        if !matches!(spec.data_format, DataFormat::NCHW | DataFormat::CHW)
+            || spec.kernel_shape.len() != 2
+        {
+            return Err(unsupported(
+                self.backend,
+                format!("Conv {:?} {}-D", spec.data_format, spec.kernel_shape.len()),
+                name,
+            ));
         }
         if node.inputs.len() != 3 {
-            return Err(unsupported(format!("Conv with {} inputs", node.inputs.len()), name));
+            return Err(unsupported(
+                self.backend,
+                format!("Conv with {} inputs", node.inputs.len()),
+                name,
+            ));
         }
         let input = self.value(node.inputs[0], name, "Conv input")?;
         let kernel = self.konst(node.inputs[1], name, "Conv weights")?;
@@ -373,7 +505,13 @@ impl<'a> Lowering<'a> {
         let (ishape, oshape) = match (ishape.len(), spec.data_format) {
             (4, DataFormat::NCHW) if ishape[0] == 1 => (&ishape[1..], &oshape[1..]),
             (3, DataFormat::CHW) => (&ishape[..], &oshape[..]),
-            _ => return Err(unsupported(format!("Conv on input shape {ishape:?}"), name)),
+            _ => {
+                return Err(unsupported(
+                    self.backend,
+                    format!("Conv on input shape {ishape:?}"),
+                    name,
+                ))
+            }
         };
         let pads = spec.computed_padding(&ishape[1..]);
         let dil = spec.dilations();
@@ -393,17 +531,35 @@ impl<'a> Lowering<'a> {
             groups: conv.group,
         };
         let expect = geo.c_out * (geo.c_in / geo.groups.max(1)) * geo.kh * geo.kw;
-        if geo.groups == 0 || !geo.c_in.is_multiple_of(geo.groups) || !geo.c_out.is_multiple_of(geo.groups) || kernel.len() != expect {
-            return Err(graph_err(self.path, format!("{name}: Conv weights {:?} do not fit {geo:?}", kernel.shape())));
+        if geo.groups == 0
+            || !geo.c_in.is_multiple_of(geo.groups)
+            || !geo.c_out.is_multiple_of(geo.groups)
+            || kernel.len() != expect
+        {
+            return Err(graph_err(
+                self.path,
+                format!(
+                    "{name}: Conv weights {:?} do not fit {geo:?}",
+                    kernel.shape()
+                ),
+            ));
         }
         let mut b = to_f32(&bias, self.path)?;
         if b.len() == 1 {
             b = vec![b[0]; geo.c_out];
         }
         if b.len() != geo.c_out {
-            return Err(unsupported(format!("Conv bias of {} values for {} channels", b.len(), geo.c_out), name));
+            return Err(unsupported(
+                self.backend,
+                format!("Conv bias of {} values for {} channels", b.len(), geo.c_out),
+                name,
+            ));
         }
-        let kernel = Kernel::Conv { geo, weights: Arc::new(to_f32(&kernel, self.path)?), bias: Arc::new(b) };
+        let kernel = Kernel::Conv {
+            geo,
+            weights: Arc::new(to_f32(&kernel, self.path)?),
+            bias: Arc::new(b),
+        };
         self.push(name, kernel, input, OutletId::new(node.id, 0))
     }
 
@@ -423,15 +579,23 @@ impl<'a> Lowering<'a> {
         };
         let commutes = matches!(op, "Add" | "Mul" | "Max" | "Min");
         let (value, post) = match (&a, &b) {
-            (Slot::Value(v), Slot::Const(t)) | (Slot::Const(t), Slot::Value(v)) if commutes || matches!(a, Slot::Value(_)) => {
-                let c = scalar(t)?.ok_or_else(|| unsupported(format!("{op} with a non-scalar constant"), name))?;
+            (Slot::Value(v), Slot::Const(t)) | (Slot::Const(t), Slot::Value(v))
+                if commutes || matches!(a, Slot::Value(_)) =>
+            {
+                let c = scalar(t)?.ok_or_else(|| {
+                    unsupported(
+                        self.backend,
+                        format!("{op} with a non-scalar constant"),
+                        name,
+                    )
+                })?;
                 let post = match op {
                     "Add" => Post::AddScalar(c),
                     "Sub" => Post::AddScalar(-c),
                     "Mul" => Post::MulScalar(c),
                     "Max" => Post::Max(c),
                     "Min" => Post::Min(c),
-                    _ => return Err(unsupported(op.to_string(), name)),
+                    _ => return Err(unsupported(self.backend, op.to_string(), name)),
                 };
                 (*v, post)
             }
@@ -439,18 +603,32 @@ impl<'a> Lowering<'a> {
                 let (xs, _) = self.fact(node.inputs[0])?;
                 let (ys, _) = self.fact(node.inputs[1])?;
                 if xs != oshape || ys != oshape {
-                    return Err(unsupported(format!("broadcasting Add {xs:?} + {ys:?}"), name));
+                    return Err(unsupported(
+                        self.backend,
+                        format!("broadcasting Add {xs:?} + {ys:?}"),
+                        name,
+                    ));
                 }
                 (*x, Post::AddValue(*y))
             }
-            _ => return Err(unsupported(op.to_string(), name)),
+            _ => return Err(unsupported(self.backend, op.to_string(), name)),
         };
         let len = oshape.iter().product();
         if self.values[value].len != len || self.values[value].dtype != DType::F32 {
-            return Err(unsupported(format!("{op} on non-f32 or broadcast tensors"), name));
+            return Err(unsupported(
+                self.backend,
+                format!("{op} on non-f32 or broadcast tensors"),
+                name,
+            ));
         }
         let output = self.new_value(out, name)?;
-        self.steps.push(Step { nodes: vec![name.to_string()], kernel: Kernel::Copy { len }, input: value, output, post: vec![post] });
+        self.steps.push(Step {
+            nodes: vec![name.to_string()],
+            kernel: Kernel::Copy { len },
+            input: value,
+            output,
+            post: vec![post],
+        });
         self.slots.insert(out, Slot::Value(output));
         Ok(())
     }
@@ -459,22 +637,47 @@ impl<'a> Lowering<'a> {
         let name = node.name.as_str();
         let coord = match &r.coord_transformer {
             CoordTransform::Plain(CoordTransformer::HalfPixel) => ResizeCoord::HalfPixel,
-            CoordTransform::Plain(CoordTransformer::PytorchHalfPixel) => ResizeCoord::PytorchHalfPixel,
+            CoordTransform::Plain(CoordTransformer::PytorchHalfPixel) => {
+                ResizeCoord::PytorchHalfPixel
+            }
             CoordTransform::Plain(CoordTransformer::AlignCorners) => ResizeCoord::AlignCorners,
             CoordTransform::Plain(CoordTransformer::Asymmetric) => ResizeCoord::Asymmetric,
-            other => return Err(unsupported(format!("Resize coordinate mode {}", other.as_str()), name)),
+            other => {
+                return Err(unsupported(
+                    self.backend,
+                    format!("Resize coordinate mode {}", other.as_str()),
+                    name,
+                ))
+            }
         };
         if !matches!(r.interpolator, Interpolator::Linear) || r.antialias {
-            return Err(unsupported(format!("Resize {} (antialias {})", r.interpolator.as_str(), r.antialias), name));
+            return Err(unsupported(
+                self.backend,
+                format!(
+                    "Resize {} (antialias {})",
+                    r.interpolator.as_str(),
+                    r.antialias
+                ),
+                name,
+            ));
         }
         let input = self.value(node.inputs[0], name, "Resize input")?;
         let (ishape, _) = self.fact(node.inputs[0])?;
         let (oshape, _) = self.fact(OutletId::new(node.id, 0))?;
         let rank = ishape.len();
         if rank < 2 || ishape[..rank - 2] != oshape[..rank - 2] {
-            return Err(unsupported(format!("Resize {ishape:?} -> {oshape:?} (only the last two axes)"), name));
+            return Err(unsupported(
+                self.backend,
+                format!("Resize {ishape:?} -> {oshape:?} (only the last two axes)"),
+                name,
+            ));
         }
-        let (ih, iw, oh, ow) = (ishape[rank - 2], ishape[rank - 1], oshape[rank - 2], oshape[rank - 1]);
+        let (ih, iw, oh, ow) = (
+            ishape[rank - 2],
+            ishape[rank - 1],
+            oshape[rank - 2],
+            oshape[rank - 1],
+        );
         // ONNX: explicit scales drive the coordinate transform; sizes imply out/in.
         let mut scale = [oh as f32 / ih as f32, ow as f32 / iw as f32];
         if let Some(i) = r.optional_scales_input {
@@ -485,14 +688,29 @@ impl<'a> Lowering<'a> {
                 }
             }
         }
-        let kernel = Kernel::ResizeLinear { planes: ishape[..rank - 2].iter().product(), ih, iw, oh, ow, scale, coord };
+        let kernel = Kernel::ResizeLinear {
+            planes: ishape[..rank - 2].iter().product(),
+            ih,
+            iw,
+            oh,
+            ow,
+            scale,
+            coord,
+        };
         self.push(name, kernel, input, OutletId::new(node.id, 0))
     }
 }
 
 /// Lowers every node of `model`, then fuses.
-pub fn lower(model: &TypedModel, path: &Path) -> Result<Graph> {
-    let mut l = Lowering { model, path, slots: HashMap::new(), values: vec![], steps: vec![] };
+pub fn lower(model: &TypedModel, path: &Path, backend: &'static str) -> Result<Graph> {
+    let mut l = Lowering {
+        backend,
+        model,
+        path,
+        slots: HashMap::new(),
+        values: vec![],
+        steps: vec![],
+    };
     let order = model.eval_order().map_err(|e| graph_err(path, e))?;
     for id in order {
         l.node(id)?;
@@ -500,7 +718,14 @@ pub fn lower(model: &TypedModel, path: &Path) -> Result<Graph> {
     let inputs = model.input_outlets().map_err(|e| graph_err(path, e))?;
     let outputs = model.output_outlets().map_err(|e| graph_err(path, e))?;
     if inputs.len() != 1 || outputs.len() != 1 {
-        return Err(graph_err(path, format!("{} inputs and {} outputs; expected one of each", inputs.len(), outputs.len())));
+        return Err(graph_err(
+            path,
+            format!(
+                "{} inputs and {} outputs; expected one of each",
+                inputs.len(),
+                outputs.len()
+            ),
+        ));
     }
     let input = match l.slot(inputs[0])? {
         Slot::Value(v) => v,
@@ -513,7 +738,12 @@ pub fn lower(model: &TypedModel, path: &Path) -> Result<Graph> {
     if output == input {
         return Err(graph_err(path, "the output is the input"));
     }
-    let mut g = Graph { values: l.values, steps: l.steps, input, output };
+    let mut g = Graph {
+        values: l.values,
+        steps: l.steps,
+        input,
+        output,
+    };
     fuse(&mut g);
     Ok(g)
 }
@@ -596,7 +826,9 @@ pub fn fuse(g: &mut Graph) {
                 let prev = &mut g.steps[p];
                 prev.nodes.extend(s.nodes);
                 prev.output = s.output;
-                if let (Kernel::Permute { perm, .. }, Kernel::Permute { perm: p2, .. }) = (&mut prev.kernel, &s.kernel) {
+                if let (Kernel::Permute { perm, .. }, Kernel::Permute { perm: p2, .. }) =
+                    (&mut prev.kernel, &s.kernel)
+                {
                     *perm = p2.iter().map(|&a| perm[a]).collect();
                 }
                 prev.post.extend(s.post);

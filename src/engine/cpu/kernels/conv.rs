@@ -1,0 +1,517 @@
+//! 2-D convolution on the blocked channels-last layout: dense (any kernel, stride, dilation and
+//! padding; pointwise 1×1 and the stem are its common cases) and depthwise, with the bias and a
+//! post chain applied in the same pass as the store. Weights are packed once, when the plan is
+//! built, so no run packs anything.
+//!
+//! Dense: a tile of `MR` output pixels × `NR` channel blocks lives in registers; for each tap and
+//! input channel, one input value per pixel is broadcast against `NR` filter vectors.
+//! Depthwise: a tile of `MR` pixels × one channel block; each tap is one filter vector against
+//! the same block of `MR` input pixels. Taps that fall into the padding read a zero row, so the
+//! border needs no code path of its own.
+
+use super::vector::apply_posts;
+#[cfg(target_arch = "x86_64")]
+use super::vector::{Avx2, Avx512};
+use super::vector::{Portable, Vector};
+#[cfg(target_arch = "aarch64")]
+use super::Fused;
+use super::{PostOp, Separate, Threads, LANES};
+
+/// Depthwise kernels with more taps than this fall back to tract.
+pub const MAX_DEPTHWISE_TAPS: usize = 49;
+
+/// One convolution, planned: geometry in the blocked layout and packed weights.
+#[derive(Debug, Clone)]
+pub struct ConvPlan {
+    pub c_in: usize,
+    pub h: usize,
+    pub w: usize,
+    /// Elements between two input pixels (≥ `c_in`; a multiple of [`LANES`] for depthwise).
+    pub cs_in: usize,
+    pub c_out: usize,
+    pub oh: usize,
+    pub ow: usize,
+    /// Elements between two output pixels: `c_out` rounded up to whole blocks.
+    pub cs_out: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub stride: [usize; 2],
+    pub dilation: [usize; 2],
+    pub pad: [usize; 2],
+    pub depthwise: bool,
+    /// Dense: `[block][tap][c_in][LANES]`; depthwise: `[block][tap][LANES]`; zero past `c_out`.
+    weights: Vec<f32>,
+    /// `cs_out` values, zero past `c_out`.
+    bias: Vec<f32>,
+    pub posts: Vec<PostOp>,
+}
+
+/// The geometry a plan is built from (batch 1; weights OIHW, `groups` 1 or depthwise).
+#[derive(Debug, Clone, Copy)]
+pub struct ConvShape {
+    pub c_in: usize,
+    pub h: usize,
+    pub w: usize,
+    pub cs_in: usize,
+    pub c_out: usize,
+    pub oh: usize,
+    pub ow: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub stride: [usize; 2],
+    pub dilation: [usize; 2],
+    pub pad: [usize; 2],
+    pub depthwise: bool,
+}
+
+impl ConvPlan {
+    /// Packs OIHW `weights` (`[c_out, c_in, kh, kw]`, or `[c, 1, kh, kw]` for depthwise) and
+    /// `bias` (`c_out`). The caller has checked the lengths against the shape.
+    pub fn new(s: ConvShape, weights: &[f32], bias: &[f32], posts: Vec<PostOp>) -> Self {
+        let cs_out = super::padded(s.c_out);
+        let taps = s.kh * s.kw;
+        let blocks = cs_out / LANES;
+        let packed = if s.depthwise {
+            let mut p = vec![0.0; blocks * taps * LANES];
+            for c in 0..s.c_out {
+                for t in 0..taps {
+                    p[((c / LANES) * taps + t) * LANES + c % LANES] = weights[c * taps + t];
+                }
+            }
+            p
+        } else {
+            let mut p = vec![0.0; blocks * taps * s.c_in * LANES];
+            for co in 0..s.c_out {
+                for ci in 0..s.c_in {
+                    for t in 0..taps {
+                        p[(((co / LANES) * taps + t) * s.c_in + ci) * LANES + co % LANES] =
+                            weights[(co * s.c_in + ci) * taps + t];
+                    }
+                }
+            }
+            p
+        };
+        let mut b = vec![0.0; cs_out];
+        b[..s.c_out].copy_from_slice(bias);
+        let mut plan = ConvPlan {
+            c_in: s.c_in,
+            h: s.h,
+            w: s.w,
+            cs_in: s.cs_in,
+            c_out: s.c_out,
+            oh: s.oh,
+            ow: s.ow,
+            cs_out,
+            kh: s.kh,
+            kw: s.kw,
+            stride: s.stride,
+            dilation: s.dilation,
+            pad: s.pad,
+            depthwise: s.depthwise,
+            weights: packed,
+            bias: b,
+            posts,
+        };
+        // A 1×1 stride-1 conv without padding is a matrix product over all pixels: one long row
+        // lets tiles run across row ends.
+        if s.kh == 1
+            && s.kw == 1
+            && s.stride == [1, 1]
+            && s.pad == [0, 0]
+            && s.h == s.oh
+            && s.w == s.ow
+        {
+            (plan.h, plan.w, plan.oh, plan.ow) = (1, s.h * s.w, 1, s.oh * s.ow);
+        }
+        plan
+    }
+
+    pub fn pixels(&self) -> usize {
+        self.oh * self.ow
+    }
+
+    /// Multiply-accumulates one run does (for the share of peak).
+    pub fn macs(&self) -> usize {
+        let per_out = if self.depthwise {
+            self.kh * self.kw
+        } else {
+            self.kh * self.kw * self.c_in
+        };
+        self.pixels() * self.c_out * per_out
+    }
+
+    /// Input elements the kernel reads (`x` must hold at least this many).
+    pub fn input_len(&self) -> usize {
+        self.h * self.w * self.cs_in
+    }
+
+    /// Runs the convolution: `x` in the blocked layout, `out` gets `pixels() * cs_out` values.
+    /// `zeros` is at least `cs_in` zeros (the padding row); `residuals` are the tensors the post
+    /// chain adds, in the output's layout.
+    pub fn run(
+        &self,
+        x: &[f32],
+        residuals: &[&[f32]],
+        zeros: &[f32],
+        out: &mut [f32],
+        threads: Threads,
+    ) {
+        assert!(
+            x.len() >= self.input_len() && zeros.len() >= self.cs_in.max(self.c_in),
+            "conv input shorter than its plan"
+        );
+        assert!(
+            residuals
+                .iter()
+                .all(|r| r.len() >= self.pixels() * self.cs_out),
+            "residual shorter than the output"
+        );
+        // Rows of a few dozen pixels are the smallest unit worth a thread.
+        threads.for_ranges(out, self.pixels(), self.cs_out, 64, |first, end, chunk| {
+            self.range(x, residuals, zeros, chunk, first, end)
+        });
+    }
+
+    /// Output pixels `first..end` into `out` (which starts at pixel `first`).
+    fn range(
+        &self,
+        x: &[f32],
+        residuals: &[&[f32]],
+        zeros: &[f32],
+        out: &mut [f32],
+        first: usize,
+        end: usize,
+    ) {
+        let level = crate::simd::level();
+        #[cfg(target_arch = "x86_64")]
+        {
+            #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+            unsafe fn avx512(
+                p: &ConvPlan,
+                x: &[f32],
+                r: &[&[f32]],
+                z: &[f32],
+                o: &mut [f32],
+                a: usize,
+                b: usize,
+            ) {
+                if p.depthwise {
+                    depthwise::<Avx512, 8>(p, x, r, z, o, a, b)
+                } else {
+                    dense::<Avx512, 8, 2>(p, x, r, z, o, a, b)
+                }
+            }
+            #[target_feature(enable = "avx2,fma")]
+            unsafe fn avx2(
+                p: &ConvPlan,
+                x: &[f32],
+                r: &[&[f32]],
+                z: &[f32],
+                o: &mut [f32],
+                a: usize,
+                b: usize,
+            ) {
+                if p.depthwise {
+                    depthwise::<Avx2, 4>(p, x, r, z, o, a, b)
+                } else {
+                    dense::<Avx2, 4, 1>(p, x, r, z, o, a, b)
+                }
+            }
+            match level {
+                // SAFETY: the CPU reported these features (`simd::level`).
+                crate::simd::Level::Avx512 => {
+                    return unsafe { avx512(self, x, residuals, zeros, out, first, end) }
+                }
+                crate::simd::Level::Avx2 => {
+                    return unsafe { avx2(self, x, residuals, zeros, out, first, end) }
+                }
+                crate::simd::Level::Baseline => {}
+            }
+        }
+        let _ = level;
+        #[cfg(target_arch = "aarch64")]
+        {
+            if self.depthwise {
+                depthwise::<Portable<Fused>, 6>(self, x, residuals, zeros, out, first, end)
+            } else {
+                dense::<Portable<Fused>, 6, 1>(self, x, residuals, zeros, out, first, end)
+            }
+        }
+        #[cfg(not(target_arch = "aarch64"))]
+        {
+            self.portable(x, residuals, zeros, out, first, end)
+        }
+    }
+
+    /// The whole output through the portable copy, for the tests that hold the dispatched
+    /// copies against it.
+    #[cfg(test)]
+    pub(crate) fn run_portable(&self, x: &[f32], zeros: &[f32], out: &mut [f32]) {
+        self.portable(x, &[], zeros, out, 0, self.pixels())
+    }
+
+    /// The copy without FMA or wide registers: the SSE2 baseline, and the twin the tests hold
+    /// the dispatched copies against.
+    #[cfg_attr(target_arch = "aarch64", allow(dead_code))]
+    fn portable(
+        &self,
+        x: &[f32],
+        residuals: &[&[f32]],
+        zeros: &[f32],
+        out: &mut [f32],
+        first: usize,
+        end: usize,
+    ) {
+        if self.depthwise {
+            depthwise::<Portable<Separate>, 4>(self, x, residuals, zeros, out, first, end)
+        } else {
+            dense::<Portable<Separate>, 4, 1>(self, x, residuals, zeros, out, first, end)
+        }
+    }
+
+    /// Index of the input pixel that tap (`ky`, `kx`) of output pixel (`oy`, `ox`) reads, or
+    /// None in the padding.
+    #[inline(always)]
+    fn source(&self, oy: usize, ox: usize, ky: usize, kx: usize) -> Option<usize> {
+        let iy = (oy * self.stride[0] + ky * self.dilation[0]).checked_sub(self.pad[0])?;
+        let ix = (ox * self.stride[1] + kx * self.dilation[1]).checked_sub(self.pad[1])?;
+        (iy < self.h && ix < self.w).then_some(iy * self.w + ix)
+    }
+}
+
+/// (row, column) of the `n` output pixels from `px` on: one division per tile, not per pixel and
+/// tap.
+#[inline(always)]
+fn tile_coords<const MR: usize>(p: &ConvPlan, px: usize, n: usize) -> [(usize, usize); MR] {
+    let mut coords = [(0usize, 0usize); MR];
+    let (mut oy, mut ox) = (px / p.ow, px % p.ow);
+    for c in coords.iter_mut().take(n) {
+        *c = (oy, ox);
+        ox += 1;
+        if ox == p.ow {
+            (oy, ox) = (oy + 1, 0);
+        }
+    }
+    coords
+}
+
+#[inline(always)]
+fn load<V: Vector>(p: *const f32) -> V {
+    // SAFETY: every caller passes a pointer with LANES readable floats (checked by the plan's
+    // lengths: blocked rows are whole blocks, the zero row is at least one pixel long).
+    unsafe { V::load(p) }
+}
+
+#[inline(always)]
+fn store<V: Vector>(v: V, posts: &[PostOp], residuals: &[&[f32]], at: usize, dst: &mut [f32]) {
+    let v = apply_posts(v, posts, residuals, at);
+    let dst = &mut dst[..LANES];
+    // SAFETY: `dst` holds LANES floats (bounds-checked above).
+    unsafe { v.store(dst.as_mut_ptr()) }
+}
+
+#[inline(always)]
+fn dense<V: Vector, const MR: usize, const NR: usize>(
+    p: &ConvPlan,
+    x: &[f32],
+    residuals: &[&[f32]],
+    zeros: &[f32],
+    out: &mut [f32],
+    first: usize,
+    end: usize,
+) {
+    let blocks = p.cs_out / LANES;
+    let mut px = first;
+    while px < end {
+        let n = MR.min(end - px);
+        let mut cob = 0;
+        while cob + NR <= blocks {
+            dense_tile::<V, MR, NR>(p, x, residuals, zeros, out, first, px, n, cob);
+            cob += NR;
+        }
+        while cob < blocks {
+            dense_tile::<V, MR, 1>(p, x, residuals, zeros, out, first, px, n, cob);
+            cob += 1;
+        }
+        px += n;
+    }
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn dense_tile<V: Vector, const MR: usize, const NR: usize>(
+    p: &ConvPlan,
+    x: &[f32],
+    residuals: &[&[f32]],
+    zeros: &[f32],
+    out: &mut [f32],
+    first: usize,
+    px: usize,
+    n: usize,
+    cob: usize,
+) {
+    let taps = p.kh * p.kw;
+    let c_in = p.c_in;
+    let block_len = taps * c_in * LANES;
+    let mut acc = [[V::splat(0.0); NR]; MR];
+    for b in 0..NR {
+        let bias: V = load(p.bias[(cob + b) * LANES..].as_ptr());
+        for a in acc.iter_mut() {
+            a[b] = bias;
+        }
+    }
+    let coords = tile_coords::<MR>(p, px, n);
+    // A pointwise conv over one long row reads its pixels in order, no padding.
+    let plain_rows = p.h == 1 && p.kh == 1 && p.kw == 1 && p.stride == [1, 1] && p.pad == [0, 0];
+    for ky in 0..p.kh {
+        for kx in 0..p.kw {
+            let tap = ky * p.kw + kx;
+            let mut rows = [zeros.as_ptr(); MR];
+            for q in 0..MR {
+                if q < n {
+                    if plain_rows {
+                        rows[q] = x[(px + q) * p.cs_in..].as_ptr();
+                    } else if let Some(i) = p.source(coords[q].0, coords[q].1, ky, kx) {
+                        rows[q] = x[i * p.cs_in..].as_ptr();
+                    }
+                }
+            }
+            let wp = p.weights[(cob * taps + tap) * c_in * LANES..].as_ptr();
+            for ci in 0..c_in {
+                let mut wv = [V::splat(0.0); NR];
+                for (b, w) in wv.iter_mut().enumerate() {
+                    // SAFETY: block cob + b < blocks, so the packed weights hold this vector.
+                    *w = load(unsafe { wp.add(b * block_len + ci * LANES) });
+                }
+                for q in 0..MR {
+                    // SAFETY: rows[q] points at c_in readable floats (an input pixel or the zero row).
+                    let a = unsafe { *rows[q].add(ci) };
+                    for b in 0..NR {
+                        acc[q][b] = acc[q][b].mac_scalar(a, wv[b]);
+                    }
+                }
+            }
+        }
+    }
+    // Constant indices only (a guard, not a loop bound of `n`): indexing the accumulators by a
+    // run-time count would pin them to the stack for the whole reduction.
+    for q in 0..MR {
+        if q < n {
+            for b in 0..NR {
+                let at = (px + q) * p.cs_out + (cob + b) * LANES;
+                store(
+                    acc[q][b],
+                    &p.posts,
+                    residuals,
+                    at,
+                    &mut out[at - first * p.cs_out..],
+                );
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn depthwise<V: Vector, const MR: usize>(
+    p: &ConvPlan,
+    x: &[f32],
+    residuals: &[&[f32]],
+    zeros: &[f32],
+    out: &mut [f32],
+    first: usize,
+    end: usize,
+) {
+    let taps = p.kh * p.kw;
+    let blocks = p.cs_out / LANES;
+    let mut offsets = [[zeros.as_ptr(); MR]; MAX_DEPTHWISE_TAPS];
+    let mut px = first;
+    while px < end {
+        let n = MR.min(end - px);
+        let coords = tile_coords::<MR>(p, px, n);
+        for ky in 0..p.kh {
+            for kx in 0..p.kw {
+                let row = &mut offsets[ky * p.kw + kx];
+                for (q, r) in row.iter_mut().enumerate() {
+                    *r = zeros.as_ptr();
+                    if q < n {
+                        if let Some(i) = p.source(coords[q].0, coords[q].1, ky, kx) {
+                            *r = x[i * p.cs_in..].as_ptr();
+                        }
+                    }
+                }
+            }
+        }
+        for cb in 0..blocks {
+            let bias: V = load(p.bias[cb * LANES..].as_ptr());
+            let mut acc = [bias; MR];
+            let wp = p.weights[cb * taps * LANES..].as_ptr();
+            for (t, row) in offsets.iter().enumerate().take(taps) {
+                // SAFETY: the packed weights hold `taps` vectors per block.
+                let w: V = load(unsafe { wp.add(t * LANES) });
+                for q in 0..MR {
+                    // The zero row is `cs_in` long, so padding taps read zeros for every block.
+                    let v: V = load(row[q].wrapping_add(cb * LANES));
+                    acc[q] = acc[q].mac(v, w);
+                }
+            }
+            for (q, a) in acc.iter().enumerate() {
+                if q < n {
+                    let at = (px + q) * p.cs_out + cb * LANES;
+                    store(
+                        *a,
+                        &p.posts,
+                        residuals,
+                        at,
+                        &mut out[at - first * p.cs_out..],
+                    );
+                }
+            }
+        }
+        px += n;
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// Plain NCHW convolution (groups 1 or depthwise), the reference every copy is held to.
+    #[allow(clippy::too_many_arguments)]
+    pub fn reference(s: &ConvShape, x: &[f32], w: &[f32], b: &[f32]) -> Vec<f32> {
+        let mut y = vec![0.0; s.c_out * s.oh * s.ow];
+        for co in 0..s.c_out {
+            for oy in 0..s.oh {
+                for ox in 0..s.ow {
+                    let mut acc = b[co] as f64;
+                    let cis: Vec<usize> = if s.depthwise {
+                        vec![co]
+                    } else {
+                        (0..s.c_in).collect()
+                    };
+                    for (k, &ci) in cis.iter().enumerate() {
+                        for ky in 0..s.kh {
+                            for kx in 0..s.kw {
+                                let iy = (oy * s.stride[0] + ky * s.dilation[0]) as isize
+                                    - s.pad[0] as isize;
+                                let ix = (ox * s.stride[1] + kx * s.dilation[1]) as isize
+                                    - s.pad[1] as isize;
+                                if iy < 0 || ix < 0 || iy >= s.h as isize || ix >= s.w as isize {
+                                    continue;
+                                }
+                                let wi = if s.depthwise {
+                                    (co * s.kh + ky) * s.kw + kx
+                                } else {
+                                    ((co * s.c_in + k) * s.kh + ky) * s.kw + kx
+                                };
+                                acc += x[(ci * s.h + iy as usize) * s.w + ix as usize] as f64
+                                    * w[wi] as f64;
+                            }
+                        }
+                    }
+                    y[(co * s.oh + oy) * s.ow + ox] = acc as f32;
+                }
+            }
+        }
+        y
+    }
+}

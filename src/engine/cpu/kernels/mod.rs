@@ -1,0 +1,147 @@
+//! gss's own CPU kernels for the layers our packages are made of: convolutions (pointwise,
+//! depthwise, dense and the stem, with bias, ReLU6 / Clip and residual Add fused into the
+//! store), bilinear resize, the channel argmax and the layout changes at a graph's edges.
+//!
+//! Activations between these kernels stay channels-last with the channel axis padded to whole
+//! blocks of [`LANES`] (the layout onnxruntime's MLAS calls NCHWc, with one block spanning every
+//! channel of a pixel): a depthwise tap is one lane-vector FMA per pixel, a pointwise conv
+//! broadcasts one input value against whole blocks of filters, and the stride only changes a
+//! pointer step. Reorders happen only where a graph leaves this layout.
+//!
+//! The kernels are plain Rust over fixed-size lane arrays with register-blocked accumulators,
+//! which the compiler vectorises. Each entry point is compiled again for AVX-512 and for
+//! AVX2+FMA and picks its copy at run time ([`crate::simd::level`]); aarch64 gets NEON from the
+//! same source. The tests hold every kernel against a plain reference.
+
+pub mod conv;
+pub mod layout;
+pub mod resize;
+pub(crate) mod vector;
+
+use rayon::prelude::*;
+
+/// Channels per block: one AVX-512 register, two AVX2 registers, four NEON registers.
+pub const LANES: usize = 16;
+pub type Lane = [f32; LANES];
+
+/// Rounds a channel count up to whole blocks.
+pub fn padded(c: usize) -> usize {
+    c.div_ceil(LANES) * LANES
+}
+
+/// Multiply-accumulate as the target does it best. `f32::mul_add` is one instruction where the
+/// copy is compiled with FMA, but a libm call on the SSE2 baseline, which must multiply and add.
+pub trait Mac {
+    fn mac(a: f32, b: f32, acc: f32) -> f32;
+}
+
+/// Fused multiply-add (FMA3, AVX-512, NEON).
+#[derive(Clone, Copy)]
+pub struct Fused;
+/// Multiply, then add (the SSE2 baseline).
+#[derive(Clone, Copy)]
+pub struct Separate;
+
+impl Mac for Fused {
+    #[inline(always)]
+    fn mac(a: f32, b: f32, acc: f32) -> f32 {
+        a.mul_add(b, acc)
+    }
+}
+
+impl Mac for Separate {
+    #[inline(always)]
+    fn mac(a: f32, b: f32, acc: f32) -> f32 {
+        a * b + acc
+    }
+}
+
+/// An elementwise operation applied to a kernel's result before it is stored (the lowering's
+/// `Post`, with a residual named by its position in the kernel's residual inputs).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PostOp {
+    Max(f32),
+    Min(f32),
+    Add(f32),
+    Mul(f32),
+    /// `v + residuals[i][same index]`
+    Residual(usize),
+}
+
+/// Applies `posts` to one lane vector that will be stored at element `at` of the output.
+#[inline(always)]
+pub(crate) fn apply_posts(v: &mut Lane, posts: &[PostOp], residuals: &[&[f32]], at: usize) {
+    for p in posts {
+        match *p {
+            PostOp::Max(c) => v.iter_mut().for_each(|x| *x = x.max(c)),
+            PostOp::Min(c) => v.iter_mut().for_each(|x| *x = x.min(c)),
+            PostOp::Add(c) => v.iter_mut().for_each(|x| *x += c),
+            PostOp::Mul(c) => v.iter_mut().for_each(|x| *x *= c),
+            PostOp::Residual(i) => {
+                let r = &residuals[i][at..at + LANES];
+                v.iter_mut().zip(r).for_each(|(x, r)| *x += r);
+            }
+        }
+    }
+}
+
+/// Applies `posts` to scalars (the tails no lane vector covers).
+#[inline(always)]
+pub(crate) fn apply_posts_scalar(v: f32, posts: &[PostOp], residuals: &[&[f32]], at: usize) -> f32 {
+    posts.iter().fold(v, |x, p| match *p {
+        PostOp::Max(c) => x.max(c),
+        PostOp::Min(c) => x.min(c),
+        PostOp::Add(c) => x + c,
+        PostOp::Mul(c) => x * c,
+        PostOp::Residual(i) => x + residuals[i][at],
+    })
+}
+
+/// Where a kernel runs: on the calling thread, or split over the backend's pool.
+#[derive(Clone, Copy)]
+pub enum Threads<'a> {
+    One,
+    Pool(&'a rayon::ThreadPool),
+}
+
+impl Threads<'_> {
+    fn count(&self) -> usize {
+        match self {
+            Threads::One => 1,
+            Threads::Pool(p) => p.current_num_threads(),
+        }
+    }
+
+    /// Calls `f(first, end, chunk)` over `units` units of `unit_len` elements of `out`, split
+    /// into contiguous ranges of at least `grain` units, one or a few per thread. Each call gets
+    /// the part of `out` its units own.
+    pub fn for_ranges<F>(&self, out: &mut [f32], units: usize, unit_len: usize, grain: usize, f: F)
+    where
+        F: Fn(usize, usize, &mut [f32]) + Sync,
+    {
+        let out = &mut out[..units * unit_len];
+        let threads = self.count();
+        // A few ranges per thread even out rows of unequal cost (padding at the edges).
+        let tasks = if threads == 1 {
+            1
+        } else {
+            (units / grain.max(1)).clamp(1, threads * 4)
+        };
+        if tasks == 1 || unit_len == 0 {
+            f(0, units, out);
+            return;
+        }
+        let per = units.div_ceil(tasks);
+        let Threads::Pool(pool) = self else {
+            unreachable!("one thread takes the branch above")
+        };
+        pool.install(|| {
+            out.par_chunks_mut(per * unit_len)
+                .enumerate()
+                .for_each(|(i, chunk)| {
+                    let first = i * per;
+                    f(first, first + chunk.len() / unit_len, chunk);
+                })
+        });
+    }
+}
