@@ -27,8 +27,8 @@ pub mod sink;
 pub mod source;
 
 pub use error::{Error, Result};
-pub use frame_path::{Fit, FramePath, StageTimings};
 pub use model::ModelPackage;
 pub use pipeline::{MaskFrame, Pipeline};
+pub use frame_path::{Fit, FramePath, StageTimings};
 pub use segmenter::Segmenter;
 pub use source::{load_rgb, Frame, FrameSource};

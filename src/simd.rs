@@ -49,9 +49,7 @@ pub fn level() -> Level {
             {
                 return Level::Avx512;
             }
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
+            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
                 return Level::Avx2;
             }
         }

@@ -15,56 +15,28 @@ use zenoh::Wait;
 
 /// A loopback port free now (the OS picks it; the sink listens on it right after).
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn connect_to(port: u16) -> SessionOptions {
-    SessionOptions {
-        connect: vec![format!("tcp/127.0.0.1:{port}")],
-        ..SessionOptions::default()
-    }
+    SessionOptions { connect: vec![format!("tcp/127.0.0.1:{port}")], ..SessionOptions::default() }
 }
 
 #[test]
 fn frames_meta_and_ros2_images_reach_subscribers() {
     let package = common::tiny_package();
     let classes = package.manifest.classes.len();
-    let mut pipeline = Pipeline::new(
-        package,
-        PipelineOptions {
-            policy: Policy::RealTime,
-            ..PipelineOptions::default()
-        },
-        |p, _| {
-            Ok(Box::new(ScriptedBackend::new(
-                p,
-                Script::Works {
-                    delay: Duration::from_millis(5),
-                },
-            )))
-        },
-    )
+    let mut pipeline = Pipeline::new(package, PipelineOptions { policy: Policy::RealTime, ..PipelineOptions::default() }, |p, _| {
+        Ok(Box::new(ScriptedBackend::new(p, Script::Works { delay: Duration::from_millis(5) })))
+    })
     .unwrap();
     let port = free_port();
     let key = "gss/test/masks";
     let topic = "/gss/test/classes";
     let options = ZenohSinkOptions {
-        session: SessionOptions {
-            listen: vec![format!("tcp/127.0.0.1:{port}")],
-            ..SessionOptions::default()
-        },
+        session: SessionOptions { listen: vec![format!("tcp/127.0.0.1:{port}")], ..SessionOptions::default() },
         key: Some(key.into()),
-        ros2: Some(Ros2Options {
-            topic: topic.into(),
-            domain_id: 0,
-            frame_id: "cam".into(),
-            node_name: "gss".into(),
-            overlay: false,
-        }),
+        ros2: Some(Ros2Options { topic: topic.into(), domain_id: 0, frame_id: "cam".into(), node_name: "gss".into(), overlay: false }),
     };
     let sink = ZenohSink::start(&mut pipeline, &options).unwrap();
     let stop = pipeline.stop_handle();
@@ -78,24 +50,17 @@ fn frames_meta_and_ros2_images_reach_subscribers() {
     // Bounded: a few frames, each within a generous timeout.
     let mut last_seq = None;
     for _ in 0..4 {
-        let sample = frames
-            .recv_timeout(Duration::from_secs(20))
-            .unwrap()
-            .expect("a frame within 20 s");
+        let sample = frames.recv_timeout(Duration::from_secs(20)).unwrap().expect("a frame within 20 s");
         let payload = sample.payload().to_bytes();
         let (header, pixels) = wire::parse_frame(&payload).expect("a gss-mask/1 frame");
         assert_eq!((header.width, header.height), (40, 30));
         assert!(pixels.iter().all(|&c| (c as usize) < classes || c == 255));
         assert!(last_seq.is_none_or(|s| header.seq > s), "frames in order");
         last_seq = Some(header.seq);
-        let meta: serde_json::Value =
-            serde_json::from_slice(&sample.attachment().expect("metadata").to_bytes()).unwrap();
+        let meta: serde_json::Value = serde_json::from_slice(&sample.attachment().expect("metadata").to_bytes()).unwrap();
         assert_eq!(meta["seq"], header.seq);
         assert_eq!(meta["source_index"], header.source_index);
-        assert_eq!(
-            (meta["width"].as_u64(), meta["height"].as_u64()),
-            (Some(40), Some(30))
-        );
+        assert_eq!((meta["width"].as_u64(), meta["height"].as_u64()), (Some(40), Some(30)));
         assert!(meta["latency_ms"].as_f64().unwrap() >= 0.0);
         for stage in ["preprocess", "prior", "decoder", "inverse", "resize"] {
             assert!(meta["timings_ms"][stage].is_number(), "{stage}");
@@ -105,10 +70,7 @@ fn frames_meta_and_ros2_images_reach_subscribers() {
 
     let mut last_sequence_number = 0;
     for _ in 0..2 {
-        let sample = images
-            .recv_timeout(Duration::from_secs(20))
-            .unwrap()
-            .expect("a ROS 2 image within 20 s");
+        let sample = images.recv_timeout(Duration::from_secs(20)).unwrap().expect("a ROS 2 image within 20 s");
         let payload = sample.payload().to_bytes();
         assert_eq!(&payload[..4], &ros2::CDR_LE_HEADER);
         // height and width follow the stamp (8) and the frame_id "cam" (4 + 4).
@@ -116,10 +78,7 @@ fn frames_meta_and_ros2_images_reach_subscribers() {
         // ... and the data's length comes right before the pixels.
         let n = payload.len() - 40 * 30;
         assert_eq!(&payload[n - 4..n], &(40u32 * 30).to_le_bytes());
-        let attachment = sample
-            .attachment()
-            .expect("rmw_zenoh attachment")
-            .to_bytes();
+        let attachment = sample.attachment().expect("rmw_zenoh attachment").to_bytes();
         assert_eq!(attachment.len(), ros2::ATTACHMENT_LEN);
         let sequence_number = i64::from_le_bytes(attachment[..8].try_into().unwrap());
         assert!(sequence_number > last_sequence_number);
@@ -129,30 +88,17 @@ fn frames_meta_and_ros2_images_reach_subscribers() {
 
     // A subscriber that joins now still gets the classes, from the queryable.
     let late = open_session(&connect_to(port)).unwrap();
-    let replies = late
-        .get(wire::meta_key(key))
-        .timeout(Duration::from_secs(20))
-        .wait()
-        .unwrap();
+    let replies = late.get(wire::meta_key(key)).timeout(Duration::from_secs(20)).wait().unwrap();
     let reply = replies.recv().expect("a reply to the meta query");
-    let meta: serde_json::Value =
-        serde_json::from_slice(&reply.result().expect("meta").payload().to_bytes()).unwrap();
+    let meta: serde_json::Value = serde_json::from_slice(&reply.result().expect("meta").payload().to_bytes()).unwrap();
     assert_eq!(meta["format"], "gss-mask/1");
     assert_eq!(meta["model"], "gss-tiny");
     assert_eq!(meta["classes"].as_array().unwrap().len(), classes);
     assert_eq!(meta["classes"][0]["name"], "road");
-    assert_eq!(
-        meta["classes"][0]["color"],
-        serde_json::json!([128, 64, 128])
-    );
+    assert_eq!(meta["classes"][0]["color"], serde_json::json!([128, 64, 128]));
 
     // The ROS 2 graph sees a node and a publisher of sensor_msgs/msg/Image.
-    let tokens = late
-        .liveliness()
-        .get("@ros2_lv/0/**")
-        .timeout(Duration::from_secs(20))
-        .wait()
-        .unwrap();
+    let tokens = late.liveliness().get("@ros2_lv/0/**").timeout(Duration::from_secs(20)).wait().unwrap();
     let mut keys = Vec::new();
     while let Ok(reply) = tokens.recv() {
         if let Ok(sample) = reply.result() {
@@ -160,15 +106,8 @@ fn frames_meta_and_ros2_images_reach_subscribers() {
         }
     }
     let zid = sink.zid().to_string();
-    assert!(
-        keys.contains(&format!("@ros2_lv/0/{zid}/0/0/NN/%/%/gss")),
-        "{keys:?}"
-    );
-    let publisher = format!(
-        "@ros2_lv/0/{zid}/0/1/MP/%/%/gss/%gss%test%classes/{}/{}/2::,5:,:,:,,",
-        ros2::IMAGE_TYPE_NAME,
-        ros2::IMAGE_TYPE_HASH
-    );
+    assert!(keys.contains(&format!("@ros2_lv/0/{zid}/0/0/NN/%/%/gss")), "{keys:?}");
+    let publisher = format!("@ros2_lv/0/{zid}/0/1/MP/%/%/gss/%gss%test%classes/{}/{}/2::,5:,:,:,,", ros2::IMAGE_TYPE_NAME, ros2::IMAGE_TYPE_HASH);
     assert!(keys.contains(&publisher), "{keys:?}");
 
     stop.stop();
@@ -182,26 +121,13 @@ fn frames_meta_and_ros2_images_reach_subscribers() {
 fn a_sink_with_nothing_to_publish_or_a_bad_topic_is_refused() {
     let package = common::tiny_package();
     let mut pipeline = Pipeline::new(package, PipelineOptions::default(), |p, _| {
-        Ok(Box::new(ScriptedBackend::new(
-            p,
-            Script::Works {
-                delay: Duration::ZERO,
-            },
-        )))
+        Ok(Box::new(ScriptedBackend::new(p, Script::Works { delay: Duration::ZERO })))
     })
     .unwrap();
-    let err = ZenohSink::start(&mut pipeline, &ZenohSinkOptions::default())
-        .err()
-        .unwrap();
+    let err = ZenohSink::start(&mut pipeline, &ZenohSinkOptions::default()).err().unwrap();
     assert!(err.to_string().contains("nothing to publish"), "{err}");
     let bad = ZenohSinkOptions {
-        ros2: Some(Ros2Options {
-            topic: "no/slash".into(),
-            domain_id: 0,
-            frame_id: "cam".into(),
-            node_name: "gss".into(),
-            overlay: false,
-        }),
+        ros2: Some(Ros2Options { topic: "no/slash".into(), domain_id: 0, frame_id: "cam".into(), node_name: "gss".into(), overlay: false }),
         ..ZenohSinkOptions::default()
     };
     let err = ZenohSink::start(&mut pipeline, &bad).err().unwrap();
@@ -217,29 +143,14 @@ fn a_sink_with_nothing_to_publish_or_a_bad_topic_is_refused() {
 #[test]
 fn a_subscriber_that_stops_reading_does_not_hold_up_the_stream_or_the_sink() {
     let package = common::tiny_package();
-    let mut pipeline = Pipeline::new(
-        package,
-        PipelineOptions {
-            policy: Policy::Lossless,
-            ..PipelineOptions::default()
-        },
-        |p, _| {
-            Ok(Box::new(ScriptedBackend::new(
-                p,
-                Script::Works {
-                    delay: Duration::ZERO,
-                },
-            )))
-        },
-    )
+    let mut pipeline = Pipeline::new(package, PipelineOptions { policy: Policy::Lossless, ..PipelineOptions::default() }, |p, _| {
+        Ok(Box::new(ScriptedBackend::new(p, Script::Works { delay: Duration::ZERO })))
+    })
     .unwrap();
     let port = free_port();
     let key = "gss/test/stalled";
     let options = ZenohSinkOptions {
-        session: SessionOptions {
-            listen: vec![format!("tcp/127.0.0.1:{port}")],
-            ..SessionOptions::default()
-        },
+        session: SessionOptions { listen: vec![format!("tcp/127.0.0.1:{port}")], ..SessionOptions::default() },
         key: Some(key.into()),
         ros2: None,
     };
@@ -263,20 +174,13 @@ fn a_subscriber_that_stops_reading_does_not_hold_up_the_stream_or_the_sink() {
     // Frames of 640×480 (300 KB of class ids each): 200 of them are far more than the link's
     // buffers hold once the subscriber has stopped reading.
     let frames = 200;
-    pipeline
-        .run(common::PatternSource::new(640, 480, Some(frames)))
-        .unwrap();
-    first_rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the subscriber got a first frame");
+    pipeline.run(common::PatternSource::new(640, 480, Some(frames))).unwrap();
+    first_rx.recv_timeout(Duration::from_secs(30)).expect("the subscriber got a first frame");
     let mut received = 0;
     while own.recv_timeout(Duration::from_secs(60)).is_ok() {
         received += 1;
     }
-    assert_eq!(
-        received, frames,
-        "the stream's own consumer got every frame"
-    );
+    assert_eq!(received, frames, "the stream's own consumer got every frame");
 
     let (done_tx, done_rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -284,14 +188,9 @@ fn a_subscriber_that_stops_reading_does_not_hold_up_the_stream_or_the_sink() {
     });
     let outcome = done_rx.recv_timeout(Duration::from_secs(60));
     drop(gate_tx);
-    let (stats, sink_stats) = outcome
-        .expect("the pipeline and the sink stopped while the subscriber was stalled")
-        .unwrap();
+    let (stats, sink_stats) = outcome.expect("the pipeline and the sink stopped while the subscriber was stalled").unwrap();
     let sink_stats = sink_stats.unwrap();
     assert_eq!(stats.published, frames);
     let lost = stats.subscribers[0].dropped;
-    assert!(
-        sink_stats.published >= frames / 2 && sink_stats.failed == 0,
-        "{sink_stats:?}, {lost} lost by the sink's queue"
-    );
+    assert!(sink_stats.published >= frames / 2 && sink_stats.failed == 0, "{sink_stats:?}, {lost} lost by the sink's queue");
 }

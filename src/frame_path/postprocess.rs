@@ -29,12 +29,7 @@ type ClassTables = ((u32, u32), Vec<u32>, Vec<u32>);
 impl Postprocess {
     pub fn new(manifest: &Manifest, inverse: Box<dyn MaskigeInverse>, fit: Fit) -> Self {
         let classes = GrayImage::new(manifest.input.width as u32, manifest.input.height as u32);
-        Self {
-            inverse,
-            fit,
-            classes,
-            tables: None,
-        }
+        Self { inverse, fit, classes, tables: None }
     }
 
     pub fn set_fit(&mut self, fit: Fit) {
@@ -49,12 +44,7 @@ impl Postprocess {
 
     /// Writes the class map for a `frame_size` (width, height) frame into `out` (reallocated only
     /// when the size changes); returns the time spent in X⁻¹ and in the mapping back.
-    pub fn run(
-        &mut self,
-        maskige: &[f32],
-        frame_size: (u32, u32),
-        out: &mut GrayImage,
-    ) -> Result<(Duration, Duration)> {
+    pub fn run(&mut self, maskige: &[f32], frame_size: (u32, u32), out: &mut GrayImage) -> Result<(Duration, Duration)> {
         let t0 = Instant::now();
         self.inverse.classes_into(maskige, &mut self.classes)?;
         let t1 = Instant::now();
@@ -64,11 +54,7 @@ impl Postprocess {
         if frame_size == self.classes.dimensions() {
             out.copy_from_slice(&self.classes);
         } else {
-            if self
-                .tables
-                .as_ref()
-                .is_none_or(|(d, _, _)| *d != frame_size)
-            {
+            if self.tables.as_ref().is_none_or(|(d, _, _)| *d != frame_size) {
                 let model = self.classes.dimensions();
                 let (ax, ay) = fit_axes(self.fit, frame_size, model);
                 let (mut cols, mut rows) = (Vec::new(), Vec::new());
@@ -96,11 +82,7 @@ pub fn map_classes_into(classes: &GrayImage, cols: &[u32], rows: &[u32], out: &m
         }
         let src_row = &src[r as usize * width..][..width];
         for (d, &c) in dst_row.iter_mut().zip(cols) {
-            *d = if c == u32::MAX {
-                UNSEEN
-            } else {
-                src_row[c as usize]
-            };
+            *d = if c == u32::MAX { UNSEEN } else { src_row[c as usize] };
         }
     }
 }

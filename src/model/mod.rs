@@ -28,16 +28,9 @@ pub enum Inverse {
     /// `weight[k] · rgb + bias[k]` on the maskige in the decoder's output range, and the highest
     /// score wins (the lowest id on a tie). Run by the same vectorised loop as `Nearest`, so it
     /// costs what nearest colour costs.
-    Linear {
-        weight: Vec<[f32; 3]>,
-        bias: Vec<f32>,
-    },
+    Linear { weight: Vec<[f32; 3]>, bias: Vec<f32> },
     /// A graph in the package: maskige 1×3×H×W in, int64 class ids H×W out.
-    Onnx {
-        file: String,
-        input: String,
-        output: String,
-    },
+    Onnx { file: String, input: String, output: String },
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -132,14 +125,7 @@ impl TryFrom<PriorJson> for Prior {
             (true, other) => return Err(format!("prior.output_dtype {other:?} with the argmax in the graph; expected \"int64\" token ids")),
             (false, other) => return Err(format!("prior.output_dtype {other:?} without the argmax in the graph; expected \"float32\" token logits")),
         };
-        Ok(Prior {
-            file: p.file,
-            input: p.input,
-            output: p.output,
-            emits,
-            grid: p.grid,
-            codebook_size: p.codebook_size,
-        })
+        Ok(Prior { file: p.file, input: p.input, output: p.output, emits, grid: p.grid, codebook_size: p.codebook_size })
     }
 }
 
@@ -214,15 +200,8 @@ impl ModelPackage {
     pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref().to_path_buf();
         let path = dir.join("model.json");
-        let text = std::fs::read_to_string(&path).map_err(|source| Error::Io {
-            path: path.clone(),
-            source,
-        })?;
-        let manifest: Manifest =
-            serde_json::from_str(&text).map_err(|source| Error::ManifestParse {
-                path: path.clone(),
-                source,
-            })?;
+        let text = std::fs::read_to_string(&path).map_err(|source| Error::Io { path: path.clone(), source })?;
+        let manifest: Manifest = serde_json::from_str(&text).map_err(|source| Error::ManifestParse { path: path.clone(), source })?;
         validate(&manifest, &path)?;
         for (name, entry) in &manifest.files {
             verify_file(&dir.join(name), entry)?;
@@ -236,21 +215,14 @@ impl ModelPackage {
     /// multiples of it.
     pub fn at_input_size(&self, height: usize, width: usize) -> Result<Self> {
         let m = &self.manifest;
-        let invalid = |msg: String| Error::InvalidOption {
-            option: "input size",
-            msg,
-        };
+        let invalid = |msg: String| Error::InvalidOption { option: "input size", msg };
         let Some(multiple) = m.input.size_multiple else {
             return Err(invalid(format!(
                 "{} was exported for {}x{} only (model.json has no input.size_multiple); use --fit stretch, crop or letterbox",
                 m.name, m.input.height, m.input.width
             )));
         };
-        if height == 0
-            || width == 0
-            || !height.is_multiple_of(multiple)
-            || !width.is_multiple_of(multiple)
-        {
+        if height == 0 || width == 0 || !height.is_multiple_of(multiple) || !width.is_multiple_of(multiple) {
             return Err(invalid(format!("{height}x{width} is not a multiple of {multiple} in both directions, which {} needs", m.name)));
         }
         let mut package = self.clone();
@@ -279,31 +251,22 @@ impl ModelPackage {
     /// [`native_size_for`](ModelPackage::native_size_for), or the error of
     /// [`at_input_size`](ModelPackage::at_input_size) for a package fixed at its exported size.
     pub fn at_native_size(&self, frame_width: u32, frame_height: u32) -> Result<Self> {
-        let (height, width) = self
-            .native_size_for(frame_width, frame_height)
-            .unwrap_or((self.manifest.input.height, self.manifest.input.width));
+        let (height, width) = self.native_size_for(frame_width, frame_height).unwrap_or((self.manifest.input.height, self.manifest.input.width));
         self.at_input_size(height, width)
     }
 
     /// (prior, decoder) file paths of the fp32 graphs or of a named variant.
     pub fn graph_files(&self, variant: Option<&str>) -> Result<(PathBuf, PathBuf)> {
         match variant {
-            None | Some("fp32") => Ok((
-                self.dir.join(&self.manifest.prior.file),
-                self.dir.join(&self.manifest.decoder.file),
-            )),
+            None | Some("fp32") => Ok((self.dir.join(&self.manifest.prior.file), self.dir.join(&self.manifest.decoder.file))),
             Some(name) => {
-                let v = self
-                    .manifest
-                    .variants
-                    .get(name)
-                    .ok_or_else(|| Error::UnknownVariant {
-                        name: name.to_string(),
-                        available: std::iter::once("fp32".to_string())
-                            .chain(self.manifest.variants.keys().cloned())
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                    })?;
+                let v = self.manifest.variants.get(name).ok_or_else(|| Error::UnknownVariant {
+                    name: name.to_string(),
+                    available: std::iter::once("fp32".to_string())
+                        .chain(self.manifest.variants.keys().cloned())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                })?;
                 Ok((self.dir.join(&v.prior), self.dir.join(&v.decoder)))
             }
         }
@@ -311,36 +274,19 @@ impl ModelPackage {
 }
 
 fn validate(m: &Manifest, path: &Path) -> Result<()> {
-    let invalid = |msg: String| Error::ManifestInvalid {
-        path: path.to_path_buf(),
-        msg,
-    };
+    let invalid = |msg: String| Error::ManifestInvalid { path: path.to_path_buf(), msg };
     let (kind, version) = m.format.split_once('/').unwrap_or(("", ""));
     if kind != "gss-model" || version.split('.').next() != Some(FORMAT_MAJOR) {
-        return Err(Error::UnsupportedFormat {
-            path: path.to_path_buf(),
-            found: m.format.clone(),
-        });
+        return Err(Error::UnsupportedFormat { path: path.to_path_buf(), found: m.format.clone() });
     }
     if m.classes.is_empty() || m.classes.len() > 255 {
-        return Err(invalid(format!(
-            "{} classes; expected 1..=255",
-            m.classes.len()
-        )));
+        return Err(invalid(format!("{} classes; expected 1..=255", m.classes.len())));
     }
-    if m.classes
-        .iter()
-        .enumerate()
-        .any(|(i, c)| c.id as usize != i)
-    {
+    if m.classes.iter().enumerate().any(|(i, c)| c.id as usize != i) {
         return Err(invalid("classes must have ids 0..K-1 in order".into()));
     }
     if m.maskige.palette.len() != m.classes.len() {
-        return Err(invalid(format!(
-            "maskige.palette has {} colours for {} classes",
-            m.maskige.palette.len(),
-            m.classes.len()
-        )));
+        return Err(invalid(format!("maskige.palette has {} colours for {} classes", m.maskige.palette.len(), m.classes.len())));
     }
     if m.input.std.iter().any(|s| *s <= 0.0) {
         return Err(invalid("input.std must be positive".into()));
@@ -353,11 +299,7 @@ fn validate(m: &Manifest, path: &Path) -> Result<()> {
         )));
     }
     if let Some(multiple) = m.input.size_multiple {
-        if multiple == 0
-            || !m.input.height.is_multiple_of(multiple)
-            || !m.input.width.is_multiple_of(multiple)
-            || !multiple.is_multiple_of(m.decoder.upsample)
-        {
+        if multiple == 0 || !m.input.height.is_multiple_of(multiple) || !m.input.width.is_multiple_of(multiple) || !multiple.is_multiple_of(m.decoder.upsample) {
             return Err(invalid(format!(
                 "input.size_multiple {multiple} must divide the input size {}x{} and be a multiple of decoder.upsample {}",
                 m.input.height, m.input.width, m.decoder.upsample
@@ -377,10 +319,7 @@ fn validate(m: &Manifest, path: &Path) -> Result<()> {
             )));
         }
         if weight.iter().flatten().chain(bias).any(|v| !v.is_finite()) {
-            return Err(invalid(
-                "maskige.inverse (linear) holds a weight or bias that is not a finite number"
-                    .into(),
-            ));
+            return Err(invalid("maskige.inverse (linear) holds a weight or bias that is not a finite number".into()));
         }
     }
     let mut referenced = vec![&m.prior.file, &m.decoder.file];
@@ -393,56 +332,34 @@ fn validate(m: &Manifest, path: &Path) -> Result<()> {
     }
     for f in referenced {
         if !m.files.contains_key(f) {
-            return Err(invalid(format!(
-                "{f} is referenced but has no entry under files (no sha256)"
-            )));
+            return Err(invalid(format!("{f} is referenced but has no entry under files (no sha256)")));
         }
     }
     Ok(())
 }
 
 fn verify_file(path: &Path, entry: &FileEntry) -> Result<()> {
-    let meta = std::fs::metadata(path).map_err(|_| Error::MissingFile {
-        path: path.to_path_buf(),
-    })?;
+    let meta = std::fs::metadata(path).map_err(|_| Error::MissingFile { path: path.to_path_buf() })?;
     if meta.len() != entry.bytes {
-        return Err(Error::SizeMismatch {
-            path: path.to_path_buf(),
-            expected: entry.bytes,
-            actual: meta.len(),
-        });
+        return Err(Error::SizeMismatch { path: path.to_path_buf(), expected: entry.bytes, actual: meta.len() });
     }
     let actual = sha256_file(path)?;
     if !actual.eq_ignore_ascii_case(&entry.sha256) {
-        return Err(Error::HashMismatch {
-            path: path.to_path_buf(),
-            expected: entry.sha256.clone(),
-            actual,
-        });
+        return Err(Error::HashMismatch { path: path.to_path_buf(), expected: entry.sha256.clone(), actual });
     }
     Ok(())
 }
 
 pub fn sha256_file(path: &Path) -> Result<String> {
-    let mut file = std::fs::File::open(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let mut file = std::fs::File::open(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
     loop {
-        let n = file.read(&mut buf).map_err(|source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let n = file.read(&mut buf).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
         if n == 0 {
             break;
         }
         hasher.update(&buf[..n]);
     }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }

@@ -7,10 +7,10 @@
 
 pub mod overlay;
 pub mod png;
-pub mod rerun;
 pub mod ros2;
-pub mod serve;
 pub mod stats;
+pub mod rerun;
+pub mod serve;
 
 pub mod wire;
 #[cfg(feature = "zenoh")]

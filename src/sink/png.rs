@@ -19,14 +19,8 @@ pub fn frame_stem(mask: &MaskFrame) -> String {
 
 fn write_err(path: &Path, e: image::ImageError) -> Error {
     match e {
-        image::ImageError::IoError(source) => Error::Io {
-            path: path.to_path_buf(),
-            source,
-        },
-        other => Error::Io {
-            path: path.to_path_buf(),
-            source: std::io::Error::other(other),
-        },
+        image::ImageError::IoError(source) => Error::Io { path: path.to_path_buf(), source },
+        other => Error::Io { path: path.to_path_buf(), source: std::io::Error::other(other) },
     }
 }
 
@@ -46,27 +40,13 @@ pub fn write_overlay(dir: &Path, stem: &str, overlay: &RgbImage) -> Result<PathB
 
 /// Writes a confidence grid (`grid` = [rows, columns], values 0..1) as an 8-bit grey
 /// `<dir>/<stem>.confidence.png` at the grid's size (one pixel per token cell, 255 = certain).
-pub fn write_confidence(
-    dir: &Path,
-    stem: &str,
-    confidence: &[f32],
-    grid: [usize; 2],
-) -> Result<PathBuf> {
+pub fn write_confidence(dir: &Path, stem: &str, confidence: &[f32], grid: [usize; 2]) -> Result<PathBuf> {
     let path = dir.join(format!("{stem}.confidence.png"));
-    let grey: Vec<u8> = confidence
-        .iter()
-        .map(|&p| (p.clamp(0.0, 1.0) * 255.0).round() as u8)
-        .collect();
-    let image =
-        GrayImage::from_raw(grid[1] as u32, grid[0] as u32, grey).ok_or_else(|| Error::Usage {
-            stage: "confidence",
-            msg: format!(
-                "{} values for a {}x{} grid",
-                confidence.len(),
-                grid[0],
-                grid[1]
-            ),
-        })?;
+    let grey: Vec<u8> = confidence.iter().map(|&p| (p.clamp(0.0, 1.0) * 255.0).round() as u8).collect();
+    let image = GrayImage::from_raw(grid[1] as u32, grid[0] as u32, grey).ok_or_else(|| Error::Usage {
+        stage: "confidence",
+        msg: format!("{} values for a {}x{} grid", confidence.len(), grid[0], grid[1]),
+    })?;
     image.save(&path).map_err(|e| write_err(&path, e))?;
     Ok(path)
 }
@@ -83,10 +63,7 @@ mod tests {
         let path = write_classes(&dir, "a", &classes).unwrap();
         assert_eq!(image::open(&path).unwrap().to_luma8(), classes);
         let conf = write_confidence(&dir, "a", &[0.0, 0.5, 1.0, 2.0], [2, 2]).unwrap();
-        assert_eq!(
-            image::open(&conf).unwrap().to_luma8().as_raw(),
-            &[0, 128, 255, 255]
-        );
+        assert_eq!(image::open(&conf).unwrap().to_luma8().as_raw(), &[0, 128, 255, 255]);
         assert!(write_confidence(&dir, "b", &[0.5; 3], [2, 2]).is_err());
         let err = write_classes(&dir.join("missing/dir"), "a", &classes).unwrap_err();
         assert!(err.to_string().contains("missing/dir"), "{err}");

@@ -21,11 +21,7 @@ pub struct WindowReport {
 
 impl LiveWindow {
     pub fn new(period: Duration) -> Self {
-        Self {
-            period,
-            started: Instant::now(),
-            latencies_ms: Vec::with_capacity(64),
-        }
+        Self { period, started: Instant::now(), latencies_ms: Vec::with_capacity(64) }
     }
 
     /// Counts one frame; once the period has passed, the window's report (and a new window).
@@ -70,10 +66,7 @@ impl TokenChangeMeter {
 
     /// Also measures the reach of each change on an h×w grid for a decoder with this halo.
     pub fn with_reach(grid: [usize; 2], halo: usize) -> Self {
-        Self {
-            reach: Some((grid, halo, 0, Vec::new())),
-            ..Self::default()
-        }
+        Self { reach: Some((grid, halo, 0, Vec::new())), ..Self::default() }
     }
 
     /// Mean share of the grid within the halo of a change, per pair (None without a reach, or
@@ -90,29 +83,14 @@ impl TokenChangeMeter {
             return None;
         }
         let share = (self.previous.len() == tokens.len()).then(|| {
-            let changed = tokens
-                .iter()
-                .zip(&self.previous)
-                .filter(|(a, b)| a != b)
-                .count();
-            if let Some(([h, w], halo, reached, marks)) = self
-                .reach
-                .as_mut()
-                .filter(|r| r.0[0] * r.0[1] == tokens.len())
-            {
+            let changed = tokens.iter().zip(&self.previous).filter(|(a, b)| a != b).count();
+            if let Some(([h, w], halo, reached, marks)) = self.reach.as_mut().filter(|r| r.0[0] * r.0[1] == tokens.len()) {
                 marks.clear();
                 marks.resize(tokens.len(), false);
-                for (i, _) in tokens
-                    .iter()
-                    .zip(&self.previous)
-                    .enumerate()
-                    .filter(|(_, (a, b))| a != b)
-                {
+                for (i, _) in tokens.iter().zip(&self.previous).enumerate().filter(|(_, (a, b))| a != b) {
                     let (y, x) = (i / *w, i % *w);
                     for yy in y.saturating_sub(*halo)..=(y + *halo).min(*h - 1) {
-                        marks
-                            [yy * *w + x.saturating_sub(*halo)..=yy * *w + (x + *halo).min(*w - 1)]
-                            .fill(true);
+                        marks[yy * *w + x.saturating_sub(*halo)..=yy * *w + (x + *halo).min(*w - 1)].fill(true);
                     }
                 }
                 *reached += marks.iter().filter(|&&m| m).count() as u64;
@@ -133,11 +111,7 @@ impl TokenChangeMeter {
 
     /// Mean changed share over every pair so far (NaN before the first pair).
     pub fn mean_share(&self) -> f64 {
-        if self.cells == 0 {
-            f64::NAN
-        } else {
-            self.changed as f64 / self.cells as f64
-        }
+        if self.cells == 0 { f64::NAN } else { self.changed as f64 / self.cells as f64 }
     }
 
     /// Neighbouring frame pairs compared.
@@ -158,10 +132,7 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
 /// A memory line of /proc/self/status ("VmRSS" now, "VmHWM" the peak), in MB; None off Linux.
 pub fn process_memory_mb(field: &str) -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| {
-        l.strip_prefix(field)
-            .is_some_and(|rest| rest.starts_with(':'))
-    })?;
+    let line = status.lines().find(|l| l.strip_prefix(field).is_some_and(|rest| rest.starts_with(':')))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb / 1024.0)
 }
@@ -180,9 +151,7 @@ mod tests {
         let mut w = LiveWindow::new(Duration::from_millis(30));
         assert_eq!(w.record(Duration::from_millis(10)), None);
         std::thread::sleep(Duration::from_millis(35));
-        let r = w
-            .record(Duration::from_millis(20))
-            .expect("the period has passed");
+        let r = w.record(Duration::from_millis(20)).expect("the period has passed");
         assert_eq!((r.latency_p50_ms, r.latency_p95_ms), (10.0, 20.0));
         assert!(r.fps > 0.0 && r.fps < 2.0 / 0.03);
         // A new window starts empty.

@@ -18,22 +18,12 @@ pub struct ZenohSink {
 impl ZenohSink {
     /// Always an error in this build: publishing over zenoh needs the `zenoh` feature.
     pub fn start(_pipeline: &mut Pipeline, _options: &ZenohSinkOptions) -> Result<ZenohSink> {
-        Err(Error::Zenoh {
-            what: "--zenoh/--ros2".into(),
-            msg: REBUILD.into(),
-        })
+        Err(Error::Zenoh { what: "--zenoh/--ros2".into(), msg: REBUILD.into() })
     }
 
     /// Always an error in this build, as [`ZenohSink::start`].
-    pub fn start_with(
-        _package: &ModelPackage,
-        _frames: Subscription,
-        _options: &ZenohSinkOptions,
-    ) -> Result<ZenohSink> {
-        Err(Error::Zenoh {
-            what: "--zenoh/--ros2".into(),
-            msg: REBUILD.into(),
-        })
+    pub fn start_with(_package: &ModelPackage, _frames: Subscription, _options: &ZenohSinkOptions) -> Result<ZenohSink> {
+        Err(Error::Zenoh { what: "--zenoh/--ros2".into(), msg: REBUILD.into() })
     }
 
     /// The session's zenoh id (never called: no sink exists in this build).

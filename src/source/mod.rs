@@ -29,9 +29,7 @@ pub use camera::{list_devices, Camera};
 pub use decode::load_rgb;
 pub use device::{CameraOptions, DeviceFormat, DeviceInfo, DeviceSpec};
 pub use files::ImageFiles;
-pub use negotiate::{
-    choose_format, describe_offers, ChosenFormat, FormatOffer, FormatRequest, Interval, SizeOffer,
-};
+pub use negotiate::{choose_format, describe_offers, ChosenFormat, FormatOffer, FormatRequest, Interval, SizeOffer};
 pub use pixfmt::{FourCc, FrameDecoder, FrameLayout, PixelFormat};
 
 use std::sync::atomic::{AtomicBool, Ordering};

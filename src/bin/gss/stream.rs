@@ -10,17 +10,17 @@ use image::RgbImage;
 
 use gss::dataset::{label_path_for, load_label};
 use gss::eval::{ConfusionMatrix, FlickerMeter};
-use gss::pipeline::{Mode, Pipeline, PipelineOptions, Policy};
 use gss::sink::png;
-use gss::sink::rerun::{RerunSink, Target as RerunTarget};
 use gss::sink::serve::{LiveView, ServeOptions};
-use gss::sink::stats::{peak_rss_mb, percentile, LiveWindow, TokenChangeMeter};
+use gss::sink::rerun::{RerunSink, Target as RerunTarget};
 use gss::sink::wire::{Ros2Options, SessionOptions, ZenohSinkOptions};
 use gss::sink::zenoh::ZenohSink;
+use gss::sink::stats::{peak_rss_mb, percentile, LiveWindow, TokenChangeMeter};
+use gss::pipeline::{Mode, Pipeline, PipelineOptions, Policy};
 use gss::source::{Camera, CameraOptions, FrameSource, ImageFiles};
 
 use gss::engine::reuse::Reuse;
-use gss::engine::{create_backend, BackendKind, BackendOptions};
+use gss::engine::{create_backend, BackendOptions, BackendKind};
 
 use crate::RunConfig;
 
@@ -157,13 +157,8 @@ fn zenoh_options(args: &Args) -> Option<ZenohSinkOptions> {
 }
 
 fn parse_size(s: &str) -> std::result::Result<(u32, u32), String> {
-    let (w, h) = s
-        .split_once('x')
-        .ok_or("expected WIDTHxHEIGHT, e.g. 640x480")?;
-    Ok((
-        w.parse().map_err(|_| "bad width")?,
-        h.parse().map_err(|_| "bad height")?,
-    ))
+    let (w, h) = s.split_once('x').ok_or("expected WIDTHxHEIGHT, e.g. 640x480")?;
+    Ok((w.parse().map_err(|_| "bad width")?, h.parse().map_err(|_| "bad height")?))
 }
 
 /// (width, height) in pixels.
@@ -183,19 +178,9 @@ fn open_source(args: &Args) -> Result<(Box<dyn FrameSource>, Option<FrameSize>)>
         Some(pattern) => ImageFiles::from_glob(pattern)?,
         None => ImageFiles::sample_clip()?,
     };
-    let first_size = files
-        .paths()
-        .iter()
-        .find_map(|p| image::image_dimensions(p).ok());
+    let first_size = files.paths().iter().find_map(|p| image::image_dimensions(p).ok());
     let files = files.looping(args.looping);
-    Ok((
-        Box::new(if args.fps > 0.0 {
-            files.with_fps(args.fps)?
-        } else {
-            files
-        }),
-        first_size,
-    ))
+    Ok((Box::new(if args.fps > 0.0 { files.with_fps(args.fps)? } else { files }), first_size))
 }
 
 fn ms(d: Duration) -> f64 {
@@ -215,9 +200,7 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
         (None, Some(url)) => Some(RerunTarget::Viewer(url.clone())),
         (None, None) => None,
     };
-    let rerun = rerun_target
-        .map(|t| RerunSink::open(t, &package.manifest.classes))
-        .transpose()?;
+    let rerun = rerun_target.map(|t| RerunSink::open(t, &package.manifest.classes)).transpose()?;
     if args.stabilise > 0.0 && package.manifest.prior.argmax_in_graph() {
         log::warn!("--stabilise: {}'s prior ends with its ArgMax, so there are no logits to weigh; the stream runs without it",
             package.manifest.name);
@@ -228,9 +211,7 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
             log::info!("--reuse auto: the wgpu backend decodes every frame in full");
             "off (wgpu decodes in full)"
         }
-        Reuse::Auto | Reuse::Always if package.manifest.decoder.halo.is_none() => {
-            "off (the package states no decoder.halo)"
-        }
+        Reuse::Auto | Reuse::Always if package.manifest.decoder.halo.is_none() => "off (the package states no decoder.halo)",
         Reuse::Auto => "auto",
         Reuse::Always => "always",
     };
@@ -238,30 +219,19 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
     let colors: Vec<[u8; 3]> = package.manifest.classes.iter().map(|c| c.color).collect();
     let num_classes = colors.len();
     let source_name = source.name().to_string();
-    let policy = if args.lossless {
-        Policy::Lossless
-    } else {
-        Policy::RealTime
-    };
+    let policy = if args.lossless { Policy::Lossless } else { Policy::RealTime };
     let mode = match args.mode {
         ModeArg::Pipelined => Mode::Pipelined,
         ModeArg::Sequential => Mode::Sequential,
         ModeArg::Auto if config.threads_in_effect() >= 4 => Mode::Pipelined,
         ModeArg::Auto => Mode::Sequential,
     };
-    let mode_name = if mode == Mode::Pipelined {
-        "pipelined"
-    } else {
-        "sequential"
-    };
+    let mode_name = if mode == Mode::Pipelined { "pipelined" } else { "sequential" };
     let options = PipelineOptions {
         policy,
         mode,
         queue_depth: 1,
-        keep_frames: args.save == Save::Overlays
-            || args.serve.is_some()
-            || rerun.is_some()
-            || args.ros2_overlay,
+        keep_frames: args.save == Save::Overlays || args.serve.is_some() || rerun.is_some() || args.ros2_overlay,
         fit: Some(fit),
     };
     // Each stage of a pipelined stream gets half the cores unless told otherwise.
@@ -285,31 +255,15 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
     let masks = pipeline.subscribe(4, policy);
     // Rerun has a consumer of its own, always real-time: a slow disk or viewer loses frames of
     // its own and never holds up the stages or the saver above, even in a lossless stream.
-    let rerun = rerun
-        .map(|sink| sink.spawn(pipeline.subscribe(8, Policy::RealTime)))
-        .transpose()?;
+    let rerun = rerun.map(|sink| sink.spawn(pipeline.subscribe(8, Policy::RealTime))).transpose()?;
     let sink = match &zenoh {
-        Some(options) => {
-            Some(ZenohSink::start(&mut pipeline, options).context("starting the zenoh sink")?)
-        }
+        Some(options) => Some(ZenohSink::start(&mut pipeline, options).context("starting the zenoh sink")?),
         None => None,
     };
     if let (Some(sink), Some(options)) = (&sink, &zenoh) {
-        let what = [
-            options
-                .key
-                .as_ref()
-                .map(|k| format!("masks on {k:?} (meta on {k}/meta)")),
-            options
-                .ros2
-                .as_ref()
-                .map(|r| format!("ROS 2 images on {} (domain {})", r.topic, r.domain_id)),
-        ];
-        log::info!(
-            "zenoh session {}: {}",
-            sink.zid(),
-            what.into_iter().flatten().collect::<Vec<_>>().join(", ")
-        );
+        let what = [options.key.as_ref().map(|k| format!("masks on {k:?} (meta on {k}/meta)")),
+            options.ros2.as_ref().map(|r| format!("ROS 2 images on {} (domain {})", r.topic, r.domain_id))];
+        log::info!("zenoh session {}: {}", sink.zid(), what.into_iter().flatten().collect::<Vec<_>>().join(", "));
     }
     let stop = pipeline.stop_handle();
     {
@@ -324,26 +278,15 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
             let mut options = ServeOptions::for_package(pipeline.package());
             options.title = format!("gss: {} on {source_name}", pipeline.package().manifest.name);
             let live = LiveView::start(addr, options, pipeline.subscribe(2, Policy::RealTime))?;
-            eprintln!(
-                "gss: live view at http://{}/ (/stream.mjpg, /stats.json, /health)",
-                live.local_addr()
-            );
+            eprintln!("gss: live view at http://{}/ (/stream.mjpg, /stats.json, /health)", live.local_addr());
             Some(live)
         }
         None => None,
     };
     if args.save != Save::None {
-        std::fs::create_dir_all(&args.out)
-            .with_context(|| format!("creating {}", args.out.display()))?;
+        std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     }
-    log::info!(
-        "streaming {source_name} ({}, {mode_name}); Ctrl-C stops",
-        if args.lossless {
-            "lossless"
-        } else {
-            "real-time"
-        }
-    );
+    log::info!("streaming {source_name} ({}, {mode_name}); Ctrl-C stops", if args.lossless { "lossless" } else { "real-time" });
     pipeline.run(source)?;
 
     let mut cm = ConfusionMatrix::new(num_classes);
@@ -368,12 +311,7 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
         received += 1;
         first_frame_at.get_or_insert_with(Instant::now);
         decoded_share += f64::from(mask.decoded_share);
-        for &byte in mask
-            .source_index
-            .to_le_bytes()
-            .iter()
-            .chain(mask.classes.as_raw())
-        {
+        for &byte in mask.source_index.to_le_bytes().iter().chain(mask.classes.as_raw()) {
             digest = (digest ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
         }
         decoder_ms += ms(mask.timings.decoder);
@@ -403,10 +341,7 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
                     flicker.update(mask.classes.as_raw(), label.as_raw())?;
                     labelled += 1;
                 }
-                Ok(_) => log::warn!(
-                    "{}: label size differs from its frame; not scored",
-                    label_path.display()
-                ),
+                Ok(_) => log::warn!("{}: label size differs from its frame; not scored", label_path.display()),
                 Err(e) => log::warn!("{e}; not scored"),
             }
         }
@@ -432,11 +367,7 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
     };
     let elapsed = first_frame_at.map_or(Duration::ZERO, |t| t.elapsed());
     latencies.sort_by(f64::total_cmp);
-    let fps = if elapsed > Duration::ZERO && received > 1 {
-        (received - 1) as f64 / elapsed.as_secs_f64()
-    } else {
-        f64::NAN
-    };
+    let fps = if elapsed > Duration::ZERO && received > 1 { (received - 1) as f64 / elapsed.as_secs_f64() } else { f64::NAN };
     let rss = peak_rss_mb();
     let consumer_dropped = stats.subscribers.first().map_or(0, |s| s.dropped);
     let miou = (labelled > 0).then(|| cm.miou());
@@ -469,27 +400,16 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
         println!("{source_name}: captured {}, published {}, dropped {} (before prior {}, decoder {}, publish {}), failed {}, corrupt {}",
             stats.captured, stats.published, stats.dropped(), stats.dropped_before_prior, stats.dropped_before_decoder,
             stats.dropped_before_publish, stats.failed, stats.corrupt);
-        println!(
-            "fps {fps:.1}, latency p50 {:.1} ms p95 {:.1} ms, model load {:.0} ms, peak RSS {}",
-            percentile(&latencies, 50.0),
-            percentile(&latencies, 95.0),
-            ms(cold_start),
-            rss.map_or("n/a".into(), |r| format!("{r:.0} MB"))
-        );
+        println!("fps {fps:.1}, latency p50 {:.1} ms p95 {:.1} ms, model load {:.0} ms, peak RSS {}",
+            percentile(&latencies, 50.0), percentile(&latencies, 95.0), ms(cold_start), rss.map_or("n/a".into(), |r| format!("{r:.0} MB")));
         if consumer_dropped > 0 {
             println!("the saver fell behind and skipped {consumer_dropped} frames");
         }
         if let Some(m) = miou {
-            println!(
-                "mIoU {m:.2} over {labelled} labelled frames (mAcc {:.2})",
-                cm.macc()
-            );
+            println!("mIoU {m:.2} over {labelled} labelled frames (mAcc {:.2})", cm.macc());
         }
         if let Some(t) = token_change_pct {
-            println!(
-                "tokens changed between neighbouring frames: {t:.1} % of the grid ({} pairs)",
-                token_change.pairs()
-            );
+            println!("tokens changed between neighbouring frames: {t:.1} % of the grid ({} pairs)", token_change.pairs());
         }
         if let (Some(r), Some(h)) = (reach_pct, halo) {
             println!("cells within the decoder's halo ({h}) of a change: {r:.1} % of the grid (the least exact reuse re-decodes)");
@@ -505,21 +425,10 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
                 r.logged, r.target, r.skipped, rerun_dropped, r.problem.as_ref().map_or(String::new(), |p| format!("; stopped: {p}")));
         }
         if let Some(s) = sink_stats {
-            println!(
-                "zenoh: published {} frames ({} failed)",
-                s.published, s.failed
-            );
+            println!("zenoh: published {} frames ({} failed)", s.published, s.failed);
         }
         if args.save != Save::None && received > 0 {
-            println!(
-                "{} written to {}",
-                if args.save == Save::Masks {
-                    "masks"
-                } else {
-                    "overlays"
-                },
-                args.out.display()
-            );
+            println!("{} written to {}", if args.save == Save::Masks { "masks" } else { "overlays" }, args.out.display());
         }
     }
     Ok(())

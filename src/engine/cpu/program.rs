@@ -95,9 +95,9 @@ fn op_name(op: &Op) -> String {
     match op {
         Op::ToBlocked { .. } => "gss reorder → blocked".into(),
         Op::ToPlain { .. } => "gss reorder → plain".into(),
-        Op::Conv(c) if c.depthwise => format!("gss depthwise {}×{}/{}", c.kh, c.kw, c.stride[0]),
-        Op::Conv(c) if c.kh == 1 && c.kw == 1 && c.stride == [1, 1] => "gss pointwise".into(),
-        Op::Conv(c) => format!("gss conv {}×{}/{}", c.kh, c.kw, c.stride[0]),
+        Op::Conv(c) if c.shape.depthwise => format!("gss depthwise {}×{}/{}", c.shape.kh, c.shape.kw, c.shape.stride[0]),
+        Op::Conv(c) if c.shape.kh == 1 && c.shape.kw == 1 && c.shape.stride == [1, 1] => "gss pointwise".into(),
+        Op::Conv(c) => format!("gss conv {}×{}/{}", c.shape.kh, c.shape.kw, c.shape.stride[0]),
         Op::Resize(_) => "gss resize".into(),
         Op::ArgMaxBlocked { .. } => "gss argmax (blocked)".into(),
         Op::ArgMax { .. } => "gss argmax".into(),

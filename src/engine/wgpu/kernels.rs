@@ -89,29 +89,13 @@ pub fn compile(step: &Step) -> Compiled {
         Kernel::Conv { geo, weights, bias } => {
             let params = vec![weights.clone(), bias.clone()];
             if geo.is_depthwise() {
-                Compiled {
-                    source: depthwise(geo, &step.post),
-                    params,
-                    groups: depthwise_groups(geo),
-                }
+                Compiled { source: depthwise(geo, &step.post), params, groups: depthwise_groups(geo) }
             } else {
                 let (source, groups) = gemm(geo, &step.post);
-                Compiled {
-                    source,
-                    params,
-                    groups,
-                }
+                Compiled { source, params, groups }
             }
         }
-        Kernel::ResizeLinear {
-            planes,
-            ih,
-            iw,
-            oh,
-            ow,
-            scale,
-            coord,
-        } => {
+        Kernel::ResizeLinear { planes, ih, iw, oh, ow, scale, coord } => {
             let total = planes * oh * ow;
             let groups = spread(div_ceil(total, LINEAR_WG as usize));
             let (decls, post) = epilogue(&step.post, 2);
@@ -119,15 +103,10 @@ pub fn compile(step: &Step) -> Compiled {
                 let s = f(s);
                 match coord {
                     ResizeCoord::HalfPixel => format!("(f32({o}) + 0.5) / {s} - 0.5"),
-                    ResizeCoord::PytorchHalfPixel if len_out > 1 => {
-                        format!("(f32({o}) + 0.5) / {s} - 0.5")
-                    }
+                    ResizeCoord::PytorchHalfPixel if len_out > 1 => format!("(f32({o}) + 0.5) / {s} - 0.5"),
                     ResizeCoord::PytorchHalfPixel => "0.0".into(),
                     ResizeCoord::AlignCorners if len_out > 1 => {
-                        format!(
-                            "f32({o}) * {}",
-                            f((len_in as f32 - 1.0) / (len_out as f32 - 1.0))
-                        )
+                        format!("f32({o}) * {}", f((len_in as f32 - 1.0) / (len_out as f32 - 1.0)))
                     }
                     ResizeCoord::AlignCorners => "0.0".into(),
                     ResizeCoord::Asymmetric => format!("f32({o}) / {s}"),
@@ -156,18 +135,9 @@ pub fn compile(step: &Step) -> Compiled {
                 ihm = f(*ih as f32 - 1.0),
                 iwm = f(*iw as f32 - 1.0),
             );
-            Compiled {
-                source,
-                params: vec![],
-                groups,
-            }
+            Compiled { source, params: vec![], groups }
         }
-        Kernel::ArgMax {
-            outer,
-            n,
-            inner,
-            take_last,
-        } => {
+        Kernel::ArgMax { outer, n, inner, take_last } => {
             let total = outer * inner;
             let groups = spread(div_ceil(total, LINEAR_WG as usize));
             let cmp = if *take_last { ">=" } else { ">" };
@@ -184,18 +154,9 @@ pub fn compile(step: &Step) -> Compiled {
                  \x20   y[i] = arg;\n}}\n",
                 head = linear_head(total, groups),
             );
-            Compiled {
-                source,
-                params: vec![],
-                groups,
-            }
+            Compiled { source, params: vec![], groups }
         }
-        Kernel::Gather {
-            table,
-            rows,
-            cols,
-            count,
-        } => {
+        Kernel::Gather { table, rows, cols, count } => {
             let total = count * cols;
             let groups = spread(div_ceil(total, LINEAR_WG as usize));
             let (decls, post) = epilogue(&step.post, 3);
@@ -211,11 +172,7 @@ pub fn compile(step: &Step) -> Compiled {
                  \x20   y[i] = v;\n}}\n",
                 head = linear_head(total, groups),
             );
-            Compiled {
-                source,
-                params: vec![table.clone()],
-                groups,
-            }
+            Compiled { source, params: vec![table.clone()], groups }
         }
         Kernel::Permute { in_shape, perm } => {
             let total: usize = in_shape.iter().product();
@@ -227,12 +184,7 @@ pub fn compile(step: &Step) -> Compiled {
             }
             let mut walk = String::new();
             for &a in perm.iter().rev() {
-                let _ = writeln!(
-                    walk,
-                    "    src += (r % {d}u) * {s}u; r = r / {d}u;",
-                    d = in_shape[a],
-                    s = strides[a]
-                );
+                let _ = writeln!(walk, "    src += (r % {d}u) * {s}u; r = r / {d}u;", d = in_shape[a], s = strides[a]);
             }
             let source = format!(
                 "@group(0) @binding(0) var<storage, read> x: array<f32>;\n\
@@ -243,11 +195,7 @@ pub fn compile(step: &Step) -> Compiled {
                  \x20   y[i] = v;\n}}\n",
                 head = linear_head(total, groups),
             );
-            Compiled {
-                source,
-                params: vec![],
-                groups,
-            }
+            Compiled { source, params: vec![], groups }
         }
         Kernel::Copy { len } => {
             let groups = spread(div_ceil(*len, LINEAR_WG as usize));
@@ -260,11 +208,7 @@ pub fn compile(step: &Step) -> Compiled {
                  \x20   y[i] = v;\n}}\n",
                 head = linear_head(*len, groups),
             );
-            Compiled {
-                source,
-                params: vec![],
-                groups,
-            }
+            Compiled { source, params: vec![], groups }
         }
     }
 }
@@ -284,15 +228,9 @@ const GEMM_BK: usize = 16;
 /// that wastes at most an eighth of its rows on padding, else the least wasteful one.
 fn gemm_bm(m: usize) -> usize {
     let padded = |bm: usize| m.div_ceil(bm) * bm;
-    [64, 32, 16]
-        .into_iter()
-        .find(|&bm| padded(bm) * 8 <= m * 9)
-        .unwrap_or_else(|| {
-            [64, 32, 16]
-                .into_iter()
-                .min_by_key(|&bm| padded(bm))
-                .unwrap_or(16)
-        })
+    [64, 32, 16].into_iter().find(|&bm| padded(bm) * 8 <= m * 9).unwrap_or_else(|| {
+        [64, 32, 16].into_iter().min_by_key(|&bm| padded(bm)).unwrap_or(16)
+    })
 }
 
 fn gemm(g: &ConvGeo, post: &[Post]) -> (String, [u32; 3]) {
@@ -341,23 +279,12 @@ fn gemm(g: &ConvGeo, post: &[Post]) -> (String, [u32; 3]) {
         }
     }
     for r in 0..tm {
-        let _ = writeln!(
-            inner,
-            "            let a{r} = As[kk * {bm}u + lid.y + {}u];",
-            r * 16
-        );
+        let _ = writeln!(inner, "            let a{r} = As[kk * {bm}u + lid.y + {}u];", r * 16);
     }
     for c in 0..tn {
-        let _ = writeln!(
-            inner,
-            "            let b{c} = Bs[kk * {bn}u + lid.x + {}u];",
-            c * 16
-        );
+        let _ = writeln!(inner, "            let b{c} = Bs[kk * {bn}u + lid.x + {}u];", c * 16);
         for r in 0..tm {
-            let _ = writeln!(
-                inner,
-                "            acc_{r}_{c} = fma(a{r}, b{c}, acc_{r}_{c});"
-            );
+            let _ = writeln!(inner, "            acc_{r}_{c} = fma(a{r}, b{c}, acc_{r}_{c});");
         }
     }
     for r in 0..tm {
@@ -499,18 +426,13 @@ fn depthwise(g: &ConvGeo, post: &[Post]) -> String {
 pub fn check_limits(step: &Step) -> Result<(), String> {
     let c = compile(step);
     if c.groups.iter().any(|&n| n > MAX_GROUPS) {
-        return Err(format!(
-            "needs {:?} workgroups (limit {MAX_GROUPS} per axis)",
-            c.groups
-        ));
+        return Err(format!("needs {:?} workgroups (limit {MAX_GROUPS} per axis)", c.groups));
     }
     if let Kernel::Conv { geo, .. } = &step.kernel {
         if geo.is_depthwise() {
             let (th, tw) = depthwise_tile(geo);
             if th * tw * 4 > 16384 {
-                return Err(format!(
-                    "depthwise tile {th}×{tw} exceeds 16 KiB of shared memory"
-                ));
+                return Err(format!("depthwise tile {th}×{tw} exceeds 16 KiB of shared memory"));
             }
         }
     }

@@ -40,8 +40,8 @@ use crate::error::{Error, Result};
 use crate::model::ModelPackage;
 
 use crate::engine::lowering as graph;
-use graph::DType;
 pub use graph::{Graph, Kernel};
+use graph::DType;
 
 /// The backend name lowering errors carry.
 const BACKEND: &str = "wgpu";
@@ -75,10 +75,7 @@ fn summary(info: &wgpu::AdapterInfo) -> AdapterSummary {
 /// Every adapter wgpu can see (empty when there is no GPU driver at all).
 pub fn adapters() -> Vec<AdapterSummary> {
     let instance = instance();
-    pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()))
-        .iter()
-        .map(|a| summary(&a.get_info()))
-        .collect()
+    pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all())).iter().map(|a| summary(&a.get_info())).collect()
 }
 
 /// The adapter `WgpuBackend::new` would use, if any.
@@ -102,57 +99,27 @@ fn lower_package(package: &ModelPackage, variant: Option<&str>) -> Result<Lowere
     let m = &package.manifest;
     let (prior_path, decoder_path) = package.graph_files(variant)?;
     let [gh, gw] = m.prior.grid;
-    let mut prior = graph::load(
-        &prior_path,
-        f32::fact([1, 3, m.input.height, m.input.width]),
-        BACKEND,
-    )?;
+    let mut prior = graph::load(&prior_path, f32::fact([1, 3, m.input.height, m.input.width]), BACKEND)?;
     let decoder = graph::load(&decoder_path, i64::fact([1, gh, gw]), BACKEND)?;
-    let mismatch = |path: &std::path::Path, msg: String| Error::GraphMismatch {
-        path: path.to_path_buf(),
-        msg,
-    };
+    let mismatch = |path: &std::path::Path, msg: String| Error::GraphMismatch { path: path.to_path_buf(), msg };
     if !m.prior.argmax_in_graph() {
-        prior
-            .append_channel_argmax(m.prior.codebook_size)
-            .map_err(|why| mismatch(&prior_path, why))?;
+        prior.append_channel_argmax(m.prior.codebook_size).map_err(|why| mismatch(&prior_path, why))?;
     }
     let tokens = gh * gw;
     let (pi, po) = (prior.values[prior.input], prior.values[prior.output]);
     if pi.len != 3 * m.input.height * m.input.width || po.len != tokens || po.dtype != DType::U32 {
-        return Err(mismatch(
-            &prior_path,
-            format!(
-                "prior input {} / output {} {:?} values",
-                pi.len, po.len, po.dtype
-            ),
-        ));
+        return Err(mismatch(&prior_path, format!("prior input {} / output {} {:?} values", pi.len, po.len, po.dtype)));
     }
-    let (di, dout) = (
-        decoder.values[decoder.input],
-        decoder.values[decoder.output],
-    );
-    if di.len != tokens
-        || dout.len != 3 * m.input.height * m.input.width
-        || dout.dtype != DType::F32
-    {
-        return Err(mismatch(
-            &decoder_path,
-            format!(
-                "decoder input {} / output {} {:?} values",
-                di.len, dout.len, dout.dtype
-            ),
-        ));
+    let (di, dout) = (decoder.values[decoder.input], decoder.values[decoder.output]);
+    if di.len != tokens || dout.len != 3 * m.input.height * m.input.width || dout.dtype != DType::F32 {
+        return Err(mismatch(&decoder_path, format!("decoder input {} / output {} {:?} values", di.len, dout.len, dout.dtype)));
     }
     for g in [&prior, &decoder] {
         for step in &g.steps {
             kernels::check_limits(step).map_err(|why| Error::UnsupportedOp {
                 backend: BACKEND,
                 op: format!("{:?}", kernel_name(&step.kernel)),
-                node: format!(
-                    "{} ({why})",
-                    step.nodes.first().cloned().unwrap_or_default()
-                ),
+                node: format!("{} ({why})", step.nodes.first().cloned().unwrap_or_default()),
             })?;
         }
     }
@@ -183,17 +150,10 @@ pub fn is_covered(package: &ModelPackage, variant: Option<&str>) -> bool {
 
 /// Dispatch and fusion counts of a package's lowered graphs, for logs and tests:
 /// (prior steps, decoder steps, tract nodes folded into fused steps).
-pub fn plan_summary(
-    package: &ModelPackage,
-    variant: Option<&str>,
-) -> Result<(usize, usize, usize)> {
+pub fn plan_summary(package: &ModelPackage, variant: Option<&str>) -> Result<(usize, usize, usize)> {
     let l = lower_package(package, variant)?;
     let fused = |g: &Graph| g.steps.iter().map(|s| s.nodes.len() - 1).sum::<usize>();
-    Ok((
-        l.prior.steps.len(),
-        l.decoder.steps.len(),
-        fused(&l.prior) + fused(&l.decoder),
-    ))
+    Ok((l.prior.steps.len(), l.decoder.steps.len(), fused(&l.prior) + fused(&l.decoder)))
 }
 
 /// The default adapter's device, with storage limits raised to what the adapter allows.
@@ -236,9 +196,7 @@ pub struct WgpuBackend {
 }
 
 fn gpu_err(msg: impl std::fmt::Display) -> Error {
-    Error::Gpu {
-        msg: msg.to_string(),
-    }
+    Error::Gpu { msg: msg.to_string() }
 }
 
 impl WgpuBackend {
@@ -255,10 +213,7 @@ impl WgpuBackend {
             .max()
             .unwrap_or(0);
         if biggest > device.limits().max_storage_buffer_binding_size {
-            return Err(gpu_err(format!(
-                "{}: a {biggest}-byte tensor exceeds the device's storage binding limit",
-                info.name
-            )));
+            return Err(gpu_err(format!("{}: a {biggest}-byte tensor exceeds the device's storage binding limit", info.name)));
         }
 
         let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
@@ -266,13 +221,7 @@ impl WgpuBackend {
         let mut cache = PipelineCache::new();
         let prior = Program::new(&device, &lowered.prior, "prior", None, &mut cache);
         // The decoder reads the prior's token buffer in place.
-        let decoder = Program::new(
-            &device,
-            &lowered.decoder,
-            "decoder",
-            Some(prior.output_buffer()),
-            &mut cache,
-        );
+        let decoder = Program::new(&device, &lowered.decoder, "decoder", Some(prior.output_buffer()), &mut cache);
         let staging = |label: &str, len: usize| {
             device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(label),
@@ -287,28 +236,16 @@ impl WgpuBackend {
         let tokens_staging = staging("tokens.readback", token_count);
         let maskige_staging = staging("maskige.readback", maskige_len);
         if let Some(e) = pollster::block_on(validation.pop()) {
-            return Err(gpu_err(format!(
-                "{}: building the pipelines failed: {e}",
-                info.name
-            )));
+            return Err(gpu_err(format!("{}: building the pipelines failed: {e}", info.name)));
         }
         if let Some(e) = pollster::block_on(oom.pop()) {
-            return Err(gpu_err(format!(
-                "{}: out of memory while building: {e}",
-                info.name
-            )));
+            return Err(gpu_err(format!("{}: out of memory while building: {e}", info.name)));
         }
         let codebook = lowered
             .decoder
             .steps
             .iter()
-            .find_map(|s| {
-                if let Kernel::Gather { rows, .. } = s.kernel {
-                    Some(rows)
-                } else {
-                    None
-                }
-            })
+            .find_map(|s| if let Kernel::Gather { rows, .. } = s.kernel { Some(rows) } else { None })
             .unwrap_or(m.prior.codebook_size);
         log::info!(
             "wgpu: {} ({}, {:?}); prior {} dispatches, decoder {}, {} pipelines",
@@ -337,10 +274,7 @@ impl WgpuBackend {
 
     fn check_len(stage: &'static str, what: &str, got: usize, want: usize) -> Result<()> {
         if got != want {
-            return Err(Error::Usage {
-                stage,
-                msg: format!("{what} has {got} values; the model takes {want}"),
-            });
+            return Err(Error::Usage { stage, msg: format!("{what} has {got} values; the model takes {want}") });
         }
         Ok(())
     }
@@ -360,9 +294,7 @@ impl WgpuBackend {
         staging.map_async(wgpu::MapMode::Read, .., move |r| {
             let _ = tx.send(r);
         });
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::inference(stage, format!("GPU wait: {e}")))?;
+        self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| Error::inference(stage, format!("GPU wait: {e}")))?;
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(Error::inference(stage, format!("GPU validation: {e}")));
         }
@@ -372,9 +304,7 @@ impl WgpuBackend {
             Err(_) => return Err(Error::inference(stage, "the readback never completed")),
         }
         {
-            let view = staging
-                .get_mapped_range(..)
-                .map_err(|e| Error::inference(stage, format!("reading back: {e}")))?;
+            let view = staging.get_mapped_range(..).map_err(|e| Error::inference(stage, format!("reading back: {e}")))?;
             read(&view);
         }
         staging.unmap();
@@ -382,10 +312,7 @@ impl WgpuBackend {
     }
 
     fn encoder(&self) -> wgpu::CommandEncoder {
-        self.device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("gss frame"),
-            })
+        self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("gss frame") })
     }
 }
 
@@ -396,24 +323,14 @@ impl Backend for WgpuBackend {
 
     fn run_prior(&mut self, image: &[f32], tokens: &mut Vec<i64>) -> Result<()> {
         Self::check_len("prior", "the image", image.len(), self.image_len)?;
-        self.queue
-            .write_buffer(self.prior.input_buffer(), 0, bytemuck::cast_slice(image));
+        self.queue.write_buffer(self.prior.input_buffer(), 0, bytemuck::cast_slice(image));
         let mut enc = self.encoder();
         self.prior.record(&mut enc, "prior");
         let bytes = (self.token_count * 4) as u64;
-        enc.copy_buffer_to_buffer(
-            self.prior.output_buffer(),
-            0,
-            &self.tokens_staging,
-            0,
-            bytes,
-        );
+        enc.copy_buffer_to_buffer(self.prior.output_buffer(), 0, &self.tokens_staging, 0, bytes);
         self.submit_and_read("prior", enc, &self.tokens_staging, |b| {
             tokens.clear();
-            tokens.extend(
-                b.chunks_exact(4)
-                    .map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]) as i64),
-            );
+            tokens.extend(b.chunks_exact(4).map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]) as i64));
         })
     }
 
@@ -422,72 +339,38 @@ impl Backend for WgpuBackend {
         self.upload.clear();
         for &t in tokens {
             if t < 0 || t as u64 >= self.codebook as u64 {
-                return Err(Error::inference(
-                    "decoder",
-                    format!("token {t} is outside the codebook (0..{})", self.codebook),
-                ));
+                return Err(Error::inference("decoder", format!("token {t} is outside the codebook (0..{})", self.codebook)));
             }
             self.upload.push(t as u32);
         }
-        self.queue.write_buffer(
-            self.decoder.input_buffer(),
-            0,
-            bytemuck::cast_slice(&self.upload),
-        );
+        self.queue.write_buffer(self.decoder.input_buffer(), 0, bytemuck::cast_slice(&self.upload));
         let mut enc = self.encoder();
         self.decoder.record(&mut enc, "decoder");
         let bytes = (self.maskige_len * 4) as u64;
-        enc.copy_buffer_to_buffer(
-            self.decoder.output_buffer(),
-            0,
-            &self.maskige_staging,
-            0,
-            bytes,
-        );
+        enc.copy_buffer_to_buffer(self.decoder.output_buffer(), 0, &self.maskige_staging, 0, bytes);
         self.submit_and_read("decoder", enc, &self.maskige_staging, |b| {
             maskige.clear();
-            maskige.extend(
-                b.chunks_exact(4)
-                    .map(|w| f32::from_le_bytes([w[0], w[1], w[2], w[3]])),
-            );
+            maskige.extend(b.chunks_exact(4).map(|w| f32::from_le_bytes([w[0], w[1], w[2], w[3]])));
         })
     }
 
     /// Both graphs in one submission; the token grid never leaves the device and `tokens` is
     /// left empty.
-    fn run(
-        &mut self,
-        image: &[f32],
-        tokens: &mut Vec<i64>,
-        maskige: &mut Vec<f32>,
-    ) -> Result<GraphTimes> {
+    fn run(&mut self, image: &[f32], tokens: &mut Vec<i64>, maskige: &mut Vec<f32>) -> Result<GraphTimes> {
         let start = std::time::Instant::now();
         Self::check_len("prior", "the image", image.len(), self.image_len)?;
-        self.queue
-            .write_buffer(self.prior.input_buffer(), 0, bytemuck::cast_slice(image));
+        self.queue.write_buffer(self.prior.input_buffer(), 0, bytemuck::cast_slice(image));
         let mut enc = self.encoder();
         self.prior.record(&mut enc, "prior");
         self.decoder.record(&mut enc, "decoder");
         let bytes = (self.maskige_len * 4) as u64;
-        enc.copy_buffer_to_buffer(
-            self.decoder.output_buffer(),
-            0,
-            &self.maskige_staging,
-            0,
-            bytes,
-        );
+        enc.copy_buffer_to_buffer(self.decoder.output_buffer(), 0, &self.maskige_staging, 0, bytes);
         tokens.clear();
         self.submit_and_read("decoder", enc, &self.maskige_staging, |b| {
             maskige.clear();
-            maskige.extend(
-                b.chunks_exact(4)
-                    .map(|w| f32::from_le_bytes([w[0], w[1], w[2], w[3]])),
-            );
+            maskige.extend(b.chunks_exact(4).map(|w| f32::from_le_bytes([w[0], w[1], w[2], w[3]])));
         })?;
-        Ok(GraphTimes {
-            prior: start.elapsed(),
-            decoder: std::time::Duration::ZERO,
-        })
+        Ok(GraphTimes { prior: start.elapsed(), decoder: std::time::Duration::ZERO })
     }
 }
 

@@ -94,10 +94,7 @@ impl LiveView {
     ///
     /// [`local_addr`]: LiveView::local_addr
     pub fn start(addr: &str, options: ServeOptions, frames: Subscription) -> Result<LiveView> {
-        let bind_error = |source| Error::ServeBind {
-            addr: addr.to_string(),
-            source,
-        };
+        let bind_error = |source| Error::ServeBind { addr: addr.to_string(), source };
         let listener = std::net::TcpListener::bind(addr).map_err(bind_error)?;
         listener.set_nonblocking(true).map_err(bind_error)?;
         let local = listener.local_addr().map_err(bind_error)?;
@@ -105,29 +102,20 @@ impl LiveView {
             .enable_io()
             .enable_time()
             .build()
-            .map_err(|e| Error::Serve {
-                msg: "cannot start its runtime".into(),
-                source: Some(e),
-            })?;
+            .map_err(|e| Error::Serve { msg: "cannot start its runtime".into(), source: Some(e) })?;
 
         let (latest_tx, latest) = watch::channel(None);
         let stop = Arc::new(watch::channel(false).0);
         let shared = Arc::new(Shared {
             page: Bytes::from(page(&options)),
             names: options.classes.iter().map(|c| c.name.clone()).collect(),
-            live: Mutex::new(Live {
-                shares: vec![0.0; options.classes.len() + 1],
-                ..Live::default()
-            }),
+            live: Mutex::new(Live { shares: vec![0.0; options.classes.len() + 1], ..Live::default() }),
             latest,
             stop: stop.clone(),
             viewers: AtomicUsize::new(0),
             started: Instant::now(),
         });
-        let spawn_error = |e| Error::Serve {
-            msg: "cannot start its thread".into(),
-            source: Some(e),
-        };
+        let spawn_error = |e| Error::Serve { msg: "cannot start its thread".into(), source: Some(e) };
 
         let app = Router::new()
             .route("/", get(index))
@@ -142,9 +130,7 @@ impl LiveView {
             .spawn(move || {
                 runtime.block_on(async move {
                     let listener = tokio::net::TcpListener::from_std(listener)?;
-                    let server = axum::serve(listener, app)
-                        .with_graceful_shutdown(stopped(http_stop.clone()))
-                        .into_future();
+                    let server = axum::serve(listener, app).with_graceful_shutdown(stopped(http_stop.clone())).into_future();
                     // A viewer that stopped reading never lets its response finish: after the
                     // grace period its connection is dropped with the runtime.
                     let deadline = async move {
@@ -186,12 +172,7 @@ impl LiveView {
                 return Err(spawn_error(e));
             }
         };
-        Ok(LiveView {
-            addr: local,
-            stop,
-            encode: Some(encode),
-            http: Some(http),
-        })
+        Ok(LiveView { addr: local, stop, encode: Some(encode), http: Some(http) })
     }
 
     /// The address the server listens on (the port the OS chose for port 0).
@@ -204,10 +185,7 @@ impl LiveView {
         if let Some(encode) = self.encode.take() {
             if encode.join().is_err() {
                 self.stop.send_replace(true);
-                return Err(Error::Serve {
-                    msg: "its encoder thread panicked".into(),
-                    source: None,
-                });
+                return Err(Error::Serve { msg: "its encoder thread panicked".into(), source: None });
             }
         }
         self.join_http()
@@ -216,14 +194,8 @@ impl LiveView {
     fn join_http(&mut self) -> Result<()> {
         match self.http.take().map(JoinHandle::join) {
             None | Some(Ok(Ok(()))) => Ok(()),
-            Some(Ok(Err(e))) => Err(Error::Serve {
-                msg: "the server failed".into(),
-                source: Some(e),
-            }),
-            Some(Err(_)) => Err(Error::Serve {
-                msg: "its server thread panicked".into(),
-                source: None,
-            }),
+            Some(Ok(Err(e))) => Err(Error::Serve { msg: "the server failed".into(), source: Some(e) }),
+            Some(Err(_)) => Err(Error::Serve { msg: "its server thread panicked".into(), source: None }),
         }
     }
 }
@@ -267,14 +239,7 @@ impl AsRef<[u8]> for Part {
 impl PartEncoder {
     fn new(colors: Vec<[u8; 3]>, quality: u8) -> Self {
         // Parts alive at once: the slot's, and one or two per viewer still being written.
-        Self {
-            colors,
-            quality,
-            overlay: RgbImage::new(0, 0),
-            jpeg: Vec::new(),
-            parts: BufferPool::new(8),
-            counts: Box::new([0; 256]),
-        }
+        Self { colors, quality, overlay: RgbImage::new(0, 0), jpeg: Vec::new(), parts: BufferPool::new(8), counts: Box::new([0; 256]) }
     }
 
     fn counts(&self) -> &[u64; 256] {
@@ -284,15 +249,8 @@ impl PartEncoder {
     fn encode(&mut self, mask: &MaskFrame) -> Result<Bytes> {
         let classes = &mask.classes;
         match &mask.frame {
-            Some(frame) if frame.dimensions() == classes.dimensions() => {
-                blend_into(frame, classes, &self.colors, &mut self.overlay)
-            }
-            _ => paint(
-                classes.as_raw(),
-                classes.dimensions(),
-                &self.colors,
-                &mut self.overlay,
-            ),
+            Some(frame) if frame.dimensions() == classes.dimensions() => blend_into(frame, classes, &self.colors, &mut self.overlay),
+            _ => paint(classes.as_raw(), classes.dimensions(), &self.colors, &mut self.overlay),
         }
         self.counts.fill(0);
         for &id in classes.as_raw() {
@@ -302,26 +260,16 @@ impl PartEncoder {
         let (w, h) = self.overlay.dimensions();
         JpegEncoder::new_with_quality(&mut self.jpeg, self.quality)
             .encode(self.overlay.as_raw(), w, h, ExtendedColorType::Rgb8)
-            .map_err(|e| Error::Serve {
-                msg: format!("cannot encode a {w}x{h} overlay as JPEG: {e}"),
-                source: None,
-            })?;
+            .map_err(|e| Error::Serve { msg: format!("cannot encode a {w}x{h} overlay as JPEG: {e}"), source: None })?;
         let jpeg = &self.jpeg;
         let part = self.parts.fill(|buf| {
             buf.clear();
-            write!(
-                buf,
-                "--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
-                jpeg.len()
-            )?;
+            write!(buf, "--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n", jpeg.len())?;
             buf.extend_from_slice(jpeg);
             buf.extend_from_slice(b"\r\n");
             Ok::<_, std::io::Error>(())
         });
-        let part = part.map_err(|e| Error::Serve {
-            msg: "cannot frame a part".into(),
-            source: Some(e),
-        })?;
+        let part = part.map_err(|e| Error::Serve { msg: "cannot frame a part".into(), source: Some(e) })?;
         Ok(Bytes::from_owner(Part(part)))
     }
 }
@@ -347,24 +295,20 @@ impl Shared {
         if live.recent.len() == RECENT {
             live.recent.pop_front();
         }
-        live.recent
-            .push_back((Instant::now(), mask.latency.as_secs_f64() * 1e3));
+        live.recent.push_back((Instant::now(), mask.latency.as_secs_f64() * 1e3));
         let pixels = (mask.classes.as_raw().len() as f64).max(1.0);
         let known = live.shares.len() - 1;
         for (share, &n) in live.shares.iter_mut().zip(counts.iter()) {
             *share = n as f64 / pixels;
         }
-        live.shares[known] =
-            counts.get(known..).map_or(0, |c| c.iter().sum::<u64>()) as f64 / pixels;
+        live.shares[known] = counts.get(known..).map_or(0, |c| c.iter().sum::<u64>()) as f64 / pixels;
     }
 
     fn stats_json(&self) -> serde_json::Value {
         let live = self.live.lock().unwrap_or_else(|p| p.into_inner());
         let n = live.recent.len();
         let fps = match (live.recent.front(), live.recent.back()) {
-            (Some(first), Some(last)) if n > 1 && last.0 > first.0 => {
-                Some((n - 1) as f64 / (last.0 - first.0).as_secs_f64())
-            }
+            (Some(first), Some(last)) if n > 1 && last.0 > first.0 => Some((n - 1) as f64 / (last.0 - first.0).as_secs_f64()),
             _ => None,
         };
         let mut latencies: Vec<f64> = live.recent.iter().map(|r| r.1).collect();
@@ -376,9 +320,7 @@ impl Shared {
             .iter()
             .zip(&live.shares)
             .enumerate()
-            .map(
-                |(id, (name, share))| serde_json::json!({ "id": id, "name": name, "share": share }),
-            )
+            .map(|(id, (name, share))| serde_json::json!({ "id": id, "name": name, "share": share }))
             .collect();
         serde_json::json!({
             "frames": live.frames,
@@ -399,22 +341,11 @@ impl Shared {
 
 fn json_response(value: &serde_json::Value) -> Response {
     let body = serde_json::to_vec(value).unwrap_or_default();
-    (
-        [
-            (header::CONTENT_TYPE, "application/json"),
-            (header::CACHE_CONTROL, "no-store"),
-        ],
-        body,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "no-store")], body).into_response()
 }
 
 async fn index(State(shared): State<Arc<Shared>>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        shared.page.clone(),
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], shared.page.clone()).into_response()
 }
 
 async fn stats(State(shared): State<Arc<Shared>>) -> Response {
@@ -423,11 +354,7 @@ async fn stats(State(shared): State<Arc<Shared>>) -> Response {
 
 async fn health(State(shared): State<Arc<Shared>>) -> Response {
     let frames = shared.live.lock().unwrap_or_else(|p| p.into_inner()).frames;
-    let status = if *shared.stop.borrow() {
-        StatusCode::SERVICE_UNAVAILABLE
-    } else {
-        StatusCode::OK
-    };
+    let status = if *shared.stop.borrow() { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
     let body = serde_json::json!({
         "status": if status == StatusCode::OK { "streaming" } else { "stopping" },
         "frames": frames,
@@ -458,25 +385,22 @@ async fn mjpeg(State(shared): State<Arc<Shared>>) -> Response {
     latest.mark_changed();
     let stop = shared.stop.subscribe();
     let viewer = Viewer::new(shared);
-    let parts = futures_util::stream::unfold(
-        (latest, stop, viewer),
-        |(mut latest, mut stop, viewer)| async move {
-            loop {
-                tokio::select! {
-                    changed = latest.changed() => changed.ok()?,
-                    () = stopped(stop.clone()) => return None,
-                }
-                let part = latest.borrow_and_update().clone();
-                if let Some(part) = part {
-                    return Some((Ok::<_, Infallible>(part), (latest, stop, viewer)));
-                }
-                // Not stopped yet; wait for the first frame.
-                if *stop.borrow_and_update() {
-                    return None;
-                }
+    let parts = futures_util::stream::unfold((latest, stop, viewer), |(mut latest, mut stop, viewer)| async move {
+        loop {
+            tokio::select! {
+                changed = latest.changed() => changed.ok()?,
+                () = stopped(stop.clone()) => return None,
             }
-        },
-    );
+            let part = latest.borrow_and_update().clone();
+            if let Some(part) = part {
+                return Some((Ok::<_, Infallible>(part), (latest, stop, viewer)));
+            }
+            // Not stopped yet; wait for the first frame.
+            if *stop.borrow_and_update() {
+                return None;
+            }
+        }
+    });
     let content_type = format!("multipart/x-mixed-replace; boundary={BOUNDARY}");
     let mut response = axum::body::Body::from_stream(parts).into_response();
     let headers = response.headers_mut();
@@ -565,31 +489,13 @@ mod tests {
     #[test]
     fn the_page_escapes_class_names_and_lists_every_class() {
         let classes = vec![
-            ClassInfo {
-                id: 0,
-                name: "road".into(),
-                color: [1, 2, 3],
-            },
-            ClassInfo {
-                id: 1,
-                name: "<b>&".into(),
-                color: [4, 5, 6],
-            },
+            ClassInfo { id: 0, name: "road".into(), color: [1, 2, 3] },
+            ClassInfo { id: 1, name: "<b>&".into(), color: [4, 5, 6] },
         ];
-        let options = ServeOptions {
-            title: "t".into(),
-            classes,
-            jpeg_quality: 80,
-            shutdown_grace: Duration::from_secs(1),
-        };
+        let options = ServeOptions { title: "t".into(), classes, jpeg_quality: 80, shutdown_grace: Duration::from_secs(1) };
         let html = page(&options);
-        assert!(
-            html.contains(">road<") && html.contains("rgb(1,2,3)") && html.contains("rgb(4,5,6)")
-        );
-        assert!(
-            html.contains("&lt;b&gt;&amp;") && !html.contains("<b>&"),
-            "{html}"
-        );
+        assert!(html.contains(">road<") && html.contains("rgb(1,2,3)") && html.contains("rgb(4,5,6)"));
+        assert!(html.contains("&lt;b&gt;&amp;") && !html.contains("<b>&"), "{html}");
     }
 
     #[test]

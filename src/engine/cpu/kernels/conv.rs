@@ -23,22 +23,10 @@ pub const MAX_DEPTHWISE_TAPS: usize = 49;
 /// One convolution, planned: geometry in the blocked layout and packed weights.
 #[derive(Debug, Clone)]
 pub struct ConvPlan {
-    pub c_in: usize,
-    pub h: usize,
-    pub w: usize,
-    /// Elements between two input pixels (≥ `c_in`; a multiple of [`LANES`] for depthwise).
-    pub cs_in: usize,
-    pub c_out: usize,
-    pub oh: usize,
-    pub ow: usize,
+    /// The geometry; for a pointwise conv over whole planes, one row of `h·w` pixels.
+    pub shape: ConvShape,
     /// Elements between two output pixels: `c_out` rounded up to whole blocks.
     pub cs_out: usize,
-    pub kh: usize,
-    pub kw: usize,
-    pub stride: [usize; 2],
-    pub dilation: [usize; 2],
-    pub pad: [usize; 2],
-    pub depthwise: bool,
     /// Dense: `[block][tap][c_in][LANES]`; depthwise: `[block][tap][LANES]`; zero past `c_out`.
     weights: Vec<f32>,
     /// `cs_out` values, zero past `c_out`.
@@ -52,6 +40,7 @@ pub struct ConvShape {
     pub c_in: usize,
     pub h: usize,
     pub w: usize,
+    /// Elements between two input pixels (≥ `c_in`; a multiple of [`LANES`] for depthwise).
     pub cs_in: usize,
     pub c_out: usize,
     pub oh: usize,
@@ -93,56 +82,33 @@ impl ConvPlan {
         };
         let mut b = vec![0.0; cs_out];
         b[..s.c_out].copy_from_slice(bias);
-        let mut plan = ConvPlan {
-            c_in: s.c_in,
-            h: s.h,
-            w: s.w,
-            cs_in: s.cs_in,
-            c_out: s.c_out,
-            oh: s.oh,
-            ow: s.ow,
-            cs_out,
-            kh: s.kh,
-            kw: s.kw,
-            stride: s.stride,
-            dilation: s.dilation,
-            pad: s.pad,
-            depthwise: s.depthwise,
-            weights: packed,
-            bias: b,
-            posts,
-        };
+        let mut shape = s;
         // A 1×1 stride-1 conv without padding is a matrix product over all pixels: one long row
         // lets tiles run across row ends.
-        if s.kh == 1
-            && s.kw == 1
-            && s.stride == [1, 1]
-            && s.pad == [0, 0]
-            && s.h == s.oh
-            && s.w == s.ow
-        {
-            (plan.h, plan.w, plan.oh, plan.ow) = (1, s.h * s.w, 1, s.oh * s.ow);
+        if s.kh == 1 && s.kw == 1 && s.stride == [1, 1] && s.pad == [0, 0] && s.h == s.oh && s.w == s.ow {
+            (shape.h, shape.w, shape.oh, shape.ow) = (1, s.h * s.w, 1, s.oh * s.ow);
         }
+        let plan = ConvPlan { shape, cs_out, weights: packed, bias: b, posts };
         plan
     }
 
     pub fn pixels(&self) -> usize {
-        self.oh * self.ow
+        self.shape.oh * self.shape.ow
     }
 
     /// Multiply-accumulates one run does (for the share of peak).
     pub fn macs(&self) -> usize {
-        let per_out = if self.depthwise {
-            self.kh * self.kw
+        let per_out = if self.shape.depthwise {
+            self.shape.kh * self.shape.kw
         } else {
-            self.kh * self.kw * self.c_in
+            self.shape.kh * self.shape.kw * self.shape.c_in
         };
-        self.pixels() * self.c_out * per_out
+        self.pixels() * self.shape.c_out * per_out
     }
 
     /// Input elements the kernel reads (`x` must hold at least this many).
     pub fn input_len(&self) -> usize {
-        self.h * self.w * self.cs_in
+        self.shape.h * self.shape.w * self.shape.cs_in
     }
 
     /// Runs the convolution: `x` in the blocked layout, `out` gets `pixels() * cs_out` values.
@@ -157,7 +123,7 @@ impl ConvPlan {
         threads: Threads,
     ) {
         assert!(
-            x.len() >= self.input_len() && zeros.len() >= self.cs_in.max(self.c_in),
+            x.len() >= self.input_len() && zeros.len() >= self.shape.cs_in.max(self.shape.c_in),
             "conv input shorter than its plan"
         );
         assert!(
@@ -195,7 +161,7 @@ impl ConvPlan {
                 a: usize,
                 b: usize,
             ) {
-                if p.depthwise {
+                if p.shape.depthwise {
                     depthwise::<Avx512, 8>(p, x, r, z, o, a, b)
                 } else {
                     dense::<Avx512, 8, 2>(p, x, r, z, o, a, b)
@@ -211,7 +177,7 @@ impl ConvPlan {
                 a: usize,
                 b: usize,
             ) {
-                if p.depthwise {
+                if p.shape.depthwise {
                     depthwise::<Avx2, 4>(p, x, r, z, o, a, b)
                 } else {
                     dense::<Avx2, 4, 1>(p, x, r, z, o, a, b)
@@ -231,7 +197,7 @@ impl ConvPlan {
         let _ = level;
         #[cfg(target_arch = "aarch64")]
         {
-            if self.depthwise {
+            if self.shape.depthwise {
                 depthwise::<Portable<Fused>, 6>(self, x, residuals, zeros, out, first, end)
             } else {
                 dense::<Portable<Fused>, 6, 1>(self, x, residuals, zeros, out, first, end)
@@ -262,7 +228,7 @@ impl ConvPlan {
         first: usize,
         end: usize,
     ) {
-        if self.depthwise {
+        if self.shape.depthwise {
             depthwise::<Portable<Separate>, 4>(self, x, residuals, zeros, out, first, end)
         } else {
             dense::<Portable<Separate>, 4, 1>(self, x, residuals, zeros, out, first, end)
@@ -273,9 +239,9 @@ impl ConvPlan {
     /// None in the padding.
     #[inline(always)]
     fn source(&self, oy: usize, ox: usize, ky: usize, kx: usize) -> Option<usize> {
-        let iy = (oy * self.stride[0] + ky * self.dilation[0]).checked_sub(self.pad[0])?;
-        let ix = (ox * self.stride[1] + kx * self.dilation[1]).checked_sub(self.pad[1])?;
-        (iy < self.h && ix < self.w).then_some(iy * self.w + ix)
+        let iy = (oy * self.shape.stride[0] + ky * self.shape.dilation[0]).checked_sub(self.shape.pad[0])?;
+        let ix = (ox * self.shape.stride[1] + kx * self.shape.dilation[1]).checked_sub(self.shape.pad[1])?;
+        (iy < self.shape.h && ix < self.shape.w).then_some(iy * self.shape.w + ix)
     }
 }
 
@@ -284,11 +250,11 @@ impl ConvPlan {
 #[inline(always)]
 fn tile_coords<const MR: usize>(p: &ConvPlan, px: usize, n: usize) -> [(usize, usize); MR] {
     let mut coords = [(0usize, 0usize); MR];
-    let (mut oy, mut ox) = (px / p.ow, px % p.ow);
+    let (mut oy, mut ox) = (px / p.shape.ow, px % p.shape.ow);
     for c in coords.iter_mut().take(n) {
         *c = (oy, ox);
         ox += 1;
-        if ox == p.ow {
+        if ox == p.shape.ow {
             (oy, ox) = (oy + 1, 0);
         }
     }
@@ -350,8 +316,8 @@ fn dense_tile<V: Vector, const MR: usize, const NR: usize>(
     n: usize,
     cob: usize,
 ) {
-    let taps = p.kh * p.kw;
-    let c_in = p.c_in;
+    let taps = p.shape.kh * p.shape.kw;
+    let c_in = p.shape.c_in;
     let block_len = taps * c_in * LANES;
     let mut acc = [[V::splat(0.0); NR]; MR];
     for b in 0..NR {
@@ -362,17 +328,17 @@ fn dense_tile<V: Vector, const MR: usize, const NR: usize>(
     }
     let coords = tile_coords::<MR>(p, px, n);
     // A pointwise conv over one long row reads its pixels in order, no padding.
-    let plain_rows = p.h == 1 && p.kh == 1 && p.kw == 1 && p.stride == [1, 1] && p.pad == [0, 0];
-    for ky in 0..p.kh {
-        for kx in 0..p.kw {
-            let tap = ky * p.kw + kx;
+    let plain_rows = p.shape.h == 1 && p.shape.kh == 1 && p.shape.kw == 1 && p.shape.stride == [1, 1] && p.shape.pad == [0, 0];
+    for ky in 0..p.shape.kh {
+        for kx in 0..p.shape.kw {
+            let tap = ky * p.shape.kw + kx;
             let mut rows = [zeros.as_ptr(); MR];
             for q in 0..MR {
                 if q < n {
                     if plain_rows {
-                        rows[q] = x[(px + q) * p.cs_in..].as_ptr();
+                        rows[q] = x[(px + q) * p.shape.cs_in..].as_ptr();
                     } else if let Some(i) = p.source(coords[q].0, coords[q].1, ky, kx) {
-                        rows[q] = x[i * p.cs_in..].as_ptr();
+                        rows[q] = x[i * p.shape.cs_in..].as_ptr();
                     }
                 }
             }
@@ -421,21 +387,21 @@ fn depthwise<V: Vector, const MR: usize>(
     first: usize,
     end: usize,
 ) {
-    let taps = p.kh * p.kw;
+    let taps = p.shape.kh * p.shape.kw;
     let blocks = p.cs_out / LANES;
     let mut offsets = [[zeros.as_ptr(); MR]; MAX_DEPTHWISE_TAPS];
     let mut px = first;
     while px < end {
         let n = MR.min(end - px);
         let coords = tile_coords::<MR>(p, px, n);
-        for ky in 0..p.kh {
-            for kx in 0..p.kw {
-                let row = &mut offsets[ky * p.kw + kx];
+        for ky in 0..p.shape.kh {
+            for kx in 0..p.shape.kw {
+                let row = &mut offsets[ky * p.shape.kw + kx];
                 for (q, r) in row.iter_mut().enumerate() {
                     *r = zeros.as_ptr();
                     if q < n {
                         if let Some(i) = p.source(coords[q].0, coords[q].1, ky, kx) {
-                            *r = x[i * p.cs_in..].as_ptr();
+                            *r = x[i * p.shape.cs_in..].as_ptr();
                         }
                     }
                 }
