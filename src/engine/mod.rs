@@ -110,8 +110,7 @@ impl std::str::FromStr for BackendKind {
 /// Whose kernels the CPU backend runs a graph with (`--kernels auto|gss|tract`, `GSS_KERNELS`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Kernels {
-    /// What `gss tune` measured faster on this CPU; without a measurement, gss's own on x86-64
-    /// (where they beat tract's on every CPU seen) and tract's elsewhere.
+    /// What `gss tune` measured faster on this CPU; without a measurement, tract's.
     #[default]
     Auto,
     /// gss's own kernels ([`cpu::kernels`]) wherever they cover the graph; tract runs a graph

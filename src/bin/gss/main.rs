@@ -37,7 +37,7 @@ struct Cli {
     #[arg(long, global = true, default_value_t = BackendKind::Auto, env = "GSS_BACKEND")]
     backend: BackendKind,
     /// The CPU backend's kernels: auto|gss|tract. auto: what `gss tune` measured faster on this
-    /// CPU, else gss's own on x86-64 and tract's elsewhere. A graph gss's kernels do not cover
+    /// CPU, else tract's. A graph gss's kernels do not cover
     /// runs on tract either way (logged)
     #[arg(long, global = true, default_value_t = Kernels::Auto, env = "GSS_KERNELS")]
     kernels: Kernels,

@@ -316,8 +316,8 @@ fn plan_gss(model: &InferenceModel, path: &Path, contract: &GraphContract) -> Re
 }
 
 /// Whose kernels run the graphs when the options say `auto`: `gss tune`'s measurement for this
-/// CPU, else gss's on x86-64 (faster than tract's on every x86 CPU measured) and tract's
-/// elsewhere (tract has its own NEON depthwise kernels on aarch64; `gss tune` decides there).
+/// CPU, else tract's. gss's kernels are not the default yet: on the one CPU they were compared
+/// on (an AVX-512 Xeon, `gss bench`), their prior beat tract's but their decoder lost to it.
 pub fn resolve_kernels(requested: Kernels) -> Kernels {
     let requested = match (requested, std::env::var("GSS_KERNELS")) {
         (Kernels::Auto, Ok(v)) => v.parse().unwrap_or_else(|e| {
@@ -332,7 +332,6 @@ pub fn resolve_kernels(requested: Kernels) -> Kernels {
             .and_then(|k| k.parse().ok())
         {
             Some(k @ (Kernels::Gss | Kernels::Tract)) => k,
-            _ if cfg!(target_arch = "x86_64") => Kernels::Gss,
             _ => Kernels::Tract,
         },
         k => k,
