@@ -343,20 +343,9 @@ fn dense_tile<V: Vector, const MR: usize, const NR: usize>(
                 }
             }
             let wp = p.weights[(cob * taps + tap) * c_in * LANES..].as_ptr();
-            for ci in 0..c_in {
-                let mut wv = [V::splat(0.0); NR];
-                for (b, w) in wv.iter_mut().enumerate() {
-                    // SAFETY: block cob + b < blocks, so the packed weights hold this vector.
-                    *w = load(unsafe { wp.add(b * block_len + ci * LANES) });
-                }
-                for q in 0..MR {
-                    // SAFETY: rows[q] points at c_in readable floats (an input pixel or the zero row).
-                    let a = unsafe { *rows[q].add(ci) };
-                    for b in 0..NR {
-                        acc[q][b] = acc[q][b].mac_scalar(a, wv[b]);
-                    }
-                }
-            }
+            // SAFETY: rows hold c_in readable floats each; the packed weights hold c_in vectors
+            // for each of the NR blocks.
+            acc = unsafe { reduce::<V, MR, NR>(acc, rows, wp, block_len, c_in) };
         }
     }
     // Constant indices only (a guard, not a loop bound of `n`): indexing the accumulators by a
@@ -375,6 +364,37 @@ fn dense_tile<V: Vector, const MR: usize, const NR: usize>(
             }
         }
     }
+}
+
+/// The reduction over input channels of one tap: the accumulators go in and come out by value,
+/// so that they stay in registers (kept in an array across the tap loop, the compiler stored
+/// every one of them after each multiply-add).
+///
+/// # Safety
+/// Each of `rows` points at `c_in` readable floats; `wp` at `NR` blocks of `c_in` vectors,
+/// `block_len` floats apart.
+#[inline(always)]
+unsafe fn reduce<V: Vector, const MR: usize, const NR: usize>(
+    acc: [[V; NR]; MR],
+    rows: [*const f32; MR],
+    wp: *const f32,
+    block_len: usize,
+    c_in: usize,
+) -> [[V; NR]; MR] {
+    let mut acc = acc;
+    for ci in 0..c_in {
+        let mut wv = [V::splat(0.0); NR];
+        for (b, w) in wv.iter_mut().enumerate() {
+            *w = load(unsafe { wp.add(b * block_len + ci * LANES) });
+        }
+        for q in 0..MR {
+            let a = unsafe { *rows[q].add(ci) };
+            for b in 0..NR {
+                acc[q][b] = acc[q][b].mac_scalar(a, wv[b]);
+            }
+        }
+    }
+    acc
 }
 
 #[inline(always)]

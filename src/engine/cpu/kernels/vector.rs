@@ -22,6 +22,7 @@ pub trait Vector: Copy {
     /// `a * b + self`
     fn mac(self, a: Self, b: Self) -> Self;
     /// `self + a * b` with `a` one float.
+    #[inline(always)]
     fn mac_scalar(self, a: f32, b: Self) -> Self {
         self.mac(Self::splat(a), b)
     }
