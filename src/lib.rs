@@ -22,7 +22,7 @@ pub mod model;
 pub mod pipeline;
 pub mod pool;
 pub mod segmenter;
-pub mod simd;
+pub use gss_kernels::simd;
 pub mod sink;
 pub mod source;
 

@@ -63,7 +63,7 @@ impl Palette {
     pub fn nearest_into(&self, maskige: &[f32], classes: &mut [u8]) {
         // The default x86-64 target has SSE2 only; the same loop compiled for AVX2 or AVX-512,
         // picked at run time, is what makes it cheap on the CPUs we run on.
-        crate::simd::dispatch!(self.nearest_portable(maskige, classes))
+        gss_kernels::dispatch!(self.nearest_portable(maskige, classes))
     }
 
     #[inline(always)]
@@ -124,7 +124,7 @@ impl LinearInverse {
 
     /// Planar maskige (3×H×W) → class ids (H×W) written into the caller's buffer.
     pub fn classes_into_slice(&self, maskige: &[f32], classes: &mut [u8]) {
-        crate::simd::dispatch!(self.argmax_portable(maskige, classes))
+        gss_kernels::dispatch!(self.argmax_portable(maskige, classes))
     }
 
     #[inline(always)]

@@ -8,7 +8,7 @@
 /// index of the largest logit of every cell into `tokens` (the first one on a tie, as ONNX
 /// ArgMax with `select_last_index = 0`). NaN logits never win.
 pub fn argmax_channels_into(logits: &[f32], codes: usize, cells: usize, tokens: &mut Vec<i64>) {
-    crate::simd::dispatch!(argmax_portable(logits, codes, cells, tokens))
+    gss_kernels::dispatch!(argmax_portable(logits, codes, cells, tokens))
 }
 
 #[inline(always)]
@@ -65,7 +65,7 @@ pub fn stabilise(logits: &[f32], cells: usize, margin: f32, previous: &mut Vec<i
 /// are the cells' argmax from [`argmax_channels_into`]. A vectorisable exp (relative error below
 /// 5e-6) keeps it near the argmax's own cost.
 pub fn max_probability_into(logits: &[f32], codes: usize, cells: usize, tokens: &[i64], confidence: &mut Vec<f32>) {
-    crate::simd::dispatch!(max_probability_portable(logits, codes, cells, tokens, confidence))
+    gss_kernels::dispatch!(max_probability_portable(logits, codes, cells, tokens, confidence))
 }
 
 #[inline(always)]

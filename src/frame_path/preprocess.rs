@@ -56,7 +56,7 @@ impl Preprocess {
 /// f32, into the caller's buffer (3 × `ys.len()` × `xs.len()`): no intermediate image. Padding
 /// (outside the maps' `inside` ranges) is written as 0, the mean colour.
 pub fn resize_normalize_into(image: &RgbImage, xs: &AxisMap, ys: &AxisMap, mean: [f32; 3], std: [f32; 3], out: &mut [f32]) {
-    crate::simd::dispatch!(resize_normalize_portable(image, xs, ys, mean, std, out))
+    gss_kernels::dispatch!(resize_normalize_portable(image, xs, ys, mean, std, out))
 }
 
 #[inline(always)]
@@ -95,7 +95,7 @@ fn resize_normalize_portable(image: &RgbImage, xs: &AxisMap, ys: &AxisMap, mean:
 
 /// HWC u8 RGB → NCHW f32, `(x − mean)/std` per channel, into the caller's buffer.
 pub fn normalize_into(image: &RgbImage, mean: [f32; 3], std: [f32; 3], out: &mut [f32]) {
-    crate::simd::dispatch!(normalize_portable(image, mean, std, out))
+    gss_kernels::dispatch!(normalize_portable(image, mean, std, out))
 }
 
 #[inline(always)]

@@ -21,7 +21,7 @@ use crate::maskige::MaskigeInverse;
 use crate::model::{ModelPackage, PriorOutput};
 
 pub mod isa;
-pub mod kernels;
+pub use gss_kernels as kernels;
 mod profile;
 pub mod program;
 pub use profile::{GraphProfile, NodeTime, OpTotal};
@@ -316,8 +316,9 @@ fn plan_gss(model: &InferenceModel, path: &Path, contract: &GraphContract) -> Re
 }
 
 /// Whose kernels run the graphs when the options say `auto`: `gss tune`'s measurement for this
-/// CPU, else tract's. gss's kernels are not the default yet: on the one CPU they were compared
-/// on (an AVX-512 Xeon, `gss bench`), their prior beat tract's but their decoder lost to it.
+/// CPU, else gss's on x86-64 with AVX2+FMA or AVX-512 (where `scripts/bench-compare.sh` measured
+/// them faster than tract's on both graphs) and tract's elsewhere (on aarch64 tract has NEON
+/// depthwise kernels of its own and gss's are not measured there).
 pub fn resolve_kernels(requested: Kernels) -> Kernels {
     let requested = match (requested, std::env::var("GSS_KERNELS")) {
         (Kernels::Auto, Ok(v)) => v.parse().unwrap_or_else(|e| {
@@ -332,7 +333,10 @@ pub fn resolve_kernels(requested: Kernels) -> Kernels {
             .and_then(|k| k.parse().ok())
         {
             Some(k @ (Kernels::Gss | Kernels::Tract)) => k,
-            _ => Kernels::Tract,
+            _ => match crate::simd::level() {
+                crate::simd::Level::Baseline => Kernels::Tract,
+                _ => Kernels::Gss,
+            },
         },
         k => k,
     }

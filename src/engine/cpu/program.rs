@@ -74,6 +74,10 @@ enum Op {
     Apply {
         posts: Vec<PostOp>,
     },
+    DepthToSpace {
+        plan: Box<layout::DepthToSpace>,
+        posts: Vec<PostOp>,
+    },
 }
 
 struct Exec {
@@ -104,6 +108,8 @@ fn op_name(op: &Op) -> String {
         Op::Gather { .. } => "gss gather".into(),
         Op::Permute { .. } => "gss transpose".into(),
         Op::Apply { .. } => "gss elementwise".into(),
+        Op::DepthToSpace { plan, .. } if plan.cs_out.is_some() => "gss depth-to-space (blocked)".into(),
+        Op::DepthToSpace { .. } => "gss depth-to-space (to plain)".into(),
     }
 }
 
@@ -463,6 +469,9 @@ impl Planner<'_> {
                 self.plain_posts(step)?;
             }
             Kernel::Permute { in_shape, perm } => {
+                if self.depth_to_space(step, in_shape, perm)? {
+                    return Ok(());
+                }
                 let input = self.form(step.input, Want::Plain, step)?;
                 let (posts, residuals) = self.posts(step, Want::Plain)?;
                 let len = in_shape.iter().product();
@@ -514,6 +523,50 @@ impl Planner<'_> {
             }
         }
         Ok(())
+    }
+
+    /// A transpose that is a DepthToSpace (the 6-D reshape-transpose-reshape ONNX defines it as,
+    /// either order) of a value already in the blocked layout runs from that layout: the
+    /// decoder's upsampling then costs one pass instead of a reorder, a transpose and a reorder.
+    /// Returns false when the step is some other transpose.
+    fn depth_to_space(&mut self, step: &Step, in_shape: &[usize], perm: &[usize]) -> Result<bool> {
+        let (crd, c, r, h, w) = match (in_shape, perm) {
+            (&[1, c, rh, rw, h, w], [0, 1, 4, 2, 5, 3]) => (true, c, [rh, rw], h, w),
+            (&[1, rh, rw, c, h, w], [0, 3, 4, 1, 5, 2]) => (false, c, [rh, rw], h, w),
+            _ => return Ok(false),
+        };
+        if self.graph.values[step.input].dtype != DType::F32 || [c, h, w, r[0], r[1]].contains(&0) {
+            return Ok(false);
+        }
+        let depth = c * r[0] * r[1];
+        let Some(input) = self.forms[step.input].iter().copied().find(|&e| {
+            matches!(self.values[e].layout, Layout::Blocked { c: c2, h: h2, w: w2, .. } if (c2, h2, w2) == (depth, h, w))
+        }) else {
+            return Ok(false);
+        };
+        let Layout::Blocked { cs: cs_in, .. } = self.values[input].layout else {
+            unreachable!("matched blocked")
+        };
+        let (oh, ow) = (h * r[0], w * r[1]);
+        // The graph's output leaves in the plain layout anyway: write it so directly.
+        let (layout, want, cs_out) = if step.output == self.graph.output {
+            (Layout::Plain, Want::Plain, None)
+        } else {
+            let cs = padded(c);
+            let want = Want::Blocked { c, h: oh, w: ow, cs: Some(cs), aligned: true };
+            (Layout::Blocked { c, h: oh, w: ow, cs }, want, Some(cs))
+        };
+        let (posts, residuals) = self.posts(step, want)?;
+        let plan = layout::DepthToSpace::new(c, h, w, r, crd, cs_in, cs_out);
+        let output = self.produce(step.output, layout, plan.output_len());
+        self.execs.push(Exec {
+            nodes: step.nodes.join(" + "),
+            op: Op::DepthToSpace { plan: Box::new(plan), posts },
+            input,
+            output,
+            residuals,
+        });
+        Ok(true)
     }
 
     /// Steps whose kernel has no store of its own carry their post chain as a separate pass.
@@ -763,6 +816,7 @@ impl Program {
                     posts,
                 } => layout::permute(x, in_shape, perm, posts, &residuals, o),
                 Op::Apply { posts } => layout::apply(x, posts, &residuals, o),
+                Op::DepthToSpace { plan, posts } => plan.run(x, posts, &residuals, o, threads),
             }
         };
         self.buffers[out_slot] = out;

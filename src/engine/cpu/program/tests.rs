@@ -4,8 +4,47 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::engine::cpu::kernels::conv::tests::reference;
 use crate::engine::lowering::{ConvGeo, ValueInfo};
+
+/// Plain NCHW convolution (groups 1 or depthwise), the reference every copy is held to.
+#[allow(clippy::too_many_arguments)]
+fn reference(s: &ConvShape, x: &[f32], w: &[f32], b: &[f32]) -> Vec<f32> {
+    let mut y = vec![0.0; s.c_out * s.oh * s.ow];
+    for co in 0..s.c_out {
+        for oy in 0..s.oh {
+            for ox in 0..s.ow {
+                let mut acc = b[co] as f64;
+                let cis: Vec<usize> = if s.depthwise {
+                    vec![co]
+                } else {
+                    (0..s.c_in).collect()
+                };
+                for (k, &ci) in cis.iter().enumerate() {
+                    for ky in 0..s.kh {
+                        for kx in 0..s.kw {
+                            let iy = (oy * s.stride[0] + ky * s.dilation[0]) as isize
+                                - s.pad[0] as isize;
+                            let ix = (ox * s.stride[1] + kx * s.dilation[1]) as isize
+                                - s.pad[1] as isize;
+                            if iy < 0 || ix < 0 || iy >= s.h as isize || ix >= s.w as isize {
+                                continue;
+                            }
+                            let wi = if s.depthwise {
+                                (co * s.kh + ky) * s.kw + kx
+                            } else {
+                                ((co * s.c_in + k) * s.kh + ky) * s.kw + kx
+                            };
+                            acc += x[(ci * s.h + iy as usize) * s.w + ix as usize] as f64
+                                * w[wi] as f64;
+                        }
+                    }
+                }
+                y[(co * s.oh + oy) * s.ow + ox] = acc as f32;
+            }
+        }
+    }
+    y
+}
 
 fn noise(n: usize, seed: u32) -> Vec<f32> {
     let mut s = seed.wrapping_mul(2_654_435_761).wrapping_add(12345);
@@ -418,4 +457,97 @@ fn blocked_argmax_gather_and_transpose() {
     p.input_mut().copy_from_slice(&[f32::from_bits(6); 6]);
     let err = p.run(Threads::One, false).unwrap_err();
     assert!(err.contains("gather") && err.contains("outside"), "{err}");
+}
+
+/// DepthToSpace as ONNX defines it (a 6-D reshape and transpose) on NCHW data: the reference.
+fn depth_to_space_ref(x: &[f32], c: usize, r: usize, h: usize, w: usize, crd: bool) -> Vec<f32> {
+    let mut y = vec![0.0; x.len()];
+    for k in 0..c {
+        for oy in 0..h * r {
+            for ox in 0..w * r {
+                let (dy, dx) = (oy % r, ox % r);
+                let ch = if crd { (k * r + dy) * r + dx } else { (dy * r + dx) * c + k };
+                y[(k * h * r + oy) * w * r + ox] = x[(ch * h + oy / r) * w + ox / r];
+            }
+        }
+    }
+    y
+}
+
+#[test]
+fn depth_to_space_from_the_blocked_layout() {
+    // conv (3 → c·r² channels) → DepthToSpace + ReLU + residual → conv 3×3, and DepthToSpace as
+    // the graph's output; both orders, block sizes 2 and 3, channel counts off the lane count.
+    for (c, r, crd) in [(5, 2, true), (16, 2, true), (3, 3, false), (7, 2, false)] {
+        let (h, w) = (3, 5);
+        let (oh, ow) = (h * r, w * r);
+        let a = geo(3, h, w, c * r * r, 1, 1, 0, false);
+        let (wa, ba) = (noise(a.c_out * 3, 1), noise(a.c_out, 2));
+        let b = geo(c, oh, ow, 4, 3, 1, 1, false);
+        let (wb, bb) = (noise(4 * c * 9, 3), noise(4, 4));
+        let x = noise(3 * h * w, 5);
+        let (in_shape, perm) = if crd {
+            (vec![1, c, r, r, h, w], vec![0, 1, 4, 2, 5, 3])
+        } else {
+            (vec![1, r, r, c, h, w], vec![0, 3, 4, 1, 5, 2])
+        };
+        let ya = reference(&shape_of(&a), &x, &wa, &ba);
+        let mut d2s = depth_to_space_ref(&ya, c, r, h, w, crd);
+        d2s.iter_mut().for_each(|v| *v = v.max(0.0));
+        // The residual: DepthToSpace of the same conv, without the ReLU (a second value).
+        let mut with_res = d2s.clone();
+        with_res.iter_mut().zip(&depth_to_space_ref(&ya, c, r, h, w, crd)).for_each(|(v, e)| *v += e);
+        let permute = |input: usize, output: usize, post: Vec<Post>| Step {
+            nodes: vec!["d2s".into()],
+            kernel: Kernel::Permute { in_shape: in_shape.clone(), perm: perm.clone() },
+            input,
+            output,
+            post,
+        };
+        let conv_a = Step {
+            nodes: vec!["a".into()],
+            kernel: Kernel::Conv { geo: a.clone(), weights: Arc::new(wa.clone()), bias: Arc::new(ba.clone()) },
+            input: 0,
+            output: 1,
+            post: vec![],
+        };
+        let graph = Graph {
+            values: vec![value(3 * h * w), value(a.c_out * h * w), value(c * oh * ow), value(c * oh * ow), value(4 * oh * ow)],
+            steps: vec![
+                conv_a.clone(),
+                permute(1, 2, vec![]),
+                permute(1, 3, vec![Post::Max(0.0), Post::AddValue(2)]),
+                Step {
+                    nodes: vec!["b".into()],
+                    kernel: Kernel::Conv { geo: b.clone(), weights: Arc::new(wb.clone()), bias: Arc::new(bb.clone()) },
+                    input: 3,
+                    output: 4,
+                    post: vec![],
+                },
+            ],
+            input: 0,
+            output: 4,
+        };
+        let kernels = Program::new(&graph, Path::new("t")).unwrap().kernels();
+        assert!(
+            kernels.iter().all(|(_, k)| !k.contains("transpose") && !k.contains("to plain")),
+            "DepthToSpace stays blocked: {kernels:?}"
+        );
+        let want = reference(&shape_of(&b), &with_res, &wb, &bb);
+        let what = format!("c {c}, r {r}, crd {crd}");
+        assert_close(&run(&graph, &x, None), &want, &what);
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        assert_close(&run(&graph, &x, Some(&pool)), &want, &format!("{what}, 2 threads"));
+
+        // As the graph's output: written plain, with its post chain.
+        let graph = Graph {
+            values: vec![value(3 * h * w), value(a.c_out * h * w), value(c * oh * ow)],
+            steps: vec![conv_a, permute(1, 2, vec![Post::Max(0.0)])],
+            input: 0,
+            output: 2,
+        };
+        let kernels = Program::new(&graph, Path::new("t")).unwrap().kernels();
+        assert!(kernels.iter().any(|(_, k)| k.contains("depth-to-space (to plain)")), "{kernels:?}");
+        assert_close(&run(&graph, &x, Some(&pool)), &d2s, &format!("{what}, as the output"));
+    }
 }

@@ -164,7 +164,7 @@ impl ConvPlan {
                 if p.shape.depthwise {
                     depthwise::<Avx512, 8>(p, x, r, z, o, a, b)
                 } else {
-                    dense::<Avx512, 8, 2>(p, x, r, z, o, a, b)
+                    dense::<Avx512, 8, 2, 16>(p, x, r, z, o, a, b)
                 }
             }
             #[target_feature(enable = "avx2,fma")]
@@ -180,7 +180,7 @@ impl ConvPlan {
                 if p.shape.depthwise {
                     depthwise::<Avx2, 4>(p, x, r, z, o, a, b)
                 } else {
-                    dense::<Avx2, 4, 1>(p, x, r, z, o, a, b)
+                    dense::<Avx2, 4, 1, 6>(p, x, r, z, o, a, b)
                 }
             }
             match level {
@@ -200,7 +200,7 @@ impl ConvPlan {
             if self.shape.depthwise {
                 depthwise::<Portable<Fused>, 6>(self, x, residuals, zeros, out, first, end)
             } else {
-                dense::<Portable<Fused>, 6, 1>(self, x, residuals, zeros, out, first, end)
+                dense::<Portable<Fused>, 6, 1, 6>(self, x, residuals, zeros, out, first, end)
             }
         }
         #[cfg(not(target_arch = "aarch64"))]
@@ -211,8 +211,8 @@ impl ConvPlan {
 
     /// The whole output through the portable copy, for the tests that hold the dispatched
     /// copies against it.
-    #[cfg(test)]
-    pub(crate) fn run_portable(&self, x: &[f32], zeros: &[f32], out: &mut [f32]) {
+    #[doc(hidden)]
+    pub fn run_portable(&self, x: &[f32], zeros: &[f32], out: &mut [f32]) {
         self.portable(x, &[], zeros, out, 0, self.pixels())
     }
 
@@ -231,7 +231,7 @@ impl ConvPlan {
         if self.shape.depthwise {
             depthwise::<Portable<Separate>, 4>(self, x, residuals, zeros, out, first, end)
         } else {
-            dense::<Portable<Separate>, 4, 1>(self, x, residuals, zeros, out, first, end)
+            dense::<Portable<Separate>, 4, 1, 4>(self, x, residuals, zeros, out, first, end)
         }
     }
 
@@ -277,7 +277,7 @@ fn store<V: Vector>(v: V, posts: &[PostOp], residuals: &[&[f32]], at: usize, dst
 }
 
 #[inline(always)]
-fn dense<V: Vector, const MR: usize, const NR: usize>(
+fn dense<V: Vector, const MR: usize, const NR: usize, const MR1: usize>(
     p: &ConvPlan,
     x: &[f32],
     residuals: &[&[f32]],
@@ -287,6 +287,17 @@ fn dense<V: Vector, const MR: usize, const NR: usize>(
     end: usize,
 ) {
     let blocks = p.cs_out / LANES;
+    if blocks == 1 {
+        // One block of outputs (a decoder's last convs, narrow projections): more pixels per
+        // tile instead, so each filter vector loaded serves MR1 multiply-adds.
+        let mut px = first;
+        while px < end {
+            let n = MR1.min(end - px);
+            dense_tile::<V, MR1, 1>(p, x, residuals, zeros, out, first, px, n, 0);
+            px += n;
+        }
+        return;
+    }
     let mut px = first;
     while px < end {
         let n = MR.min(end - px);
@@ -454,50 +465,5 @@ fn depthwise<V: Vector, const MR: usize>(
             }
         }
         px += n;
-    }
-}
-
-#[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
-
-    /// Plain NCHW convolution (groups 1 or depthwise), the reference every copy is held to.
-    #[allow(clippy::too_many_arguments)]
-    pub fn reference(s: &ConvShape, x: &[f32], w: &[f32], b: &[f32]) -> Vec<f32> {
-        let mut y = vec![0.0; s.c_out * s.oh * s.ow];
-        for co in 0..s.c_out {
-            for oy in 0..s.oh {
-                for ox in 0..s.ow {
-                    let mut acc = b[co] as f64;
-                    let cis: Vec<usize> = if s.depthwise {
-                        vec![co]
-                    } else {
-                        (0..s.c_in).collect()
-                    };
-                    for (k, &ci) in cis.iter().enumerate() {
-                        for ky in 0..s.kh {
-                            for kx in 0..s.kw {
-                                let iy = (oy * s.stride[0] + ky * s.dilation[0]) as isize
-                                    - s.pad[0] as isize;
-                                let ix = (ox * s.stride[1] + kx * s.dilation[1]) as isize
-                                    - s.pad[1] as isize;
-                                if iy < 0 || ix < 0 || iy >= s.h as isize || ix >= s.w as isize {
-                                    continue;
-                                }
-                                let wi = if s.depthwise {
-                                    (co * s.kh + ky) * s.kw + kx
-                                } else {
-                                    ((co * s.c_in + k) * s.kh + ky) * s.kw + kx
-                                };
-                                acc += x[(ci * s.h + iy as usize) * s.w + ix as usize] as f64
-                                    * w[wi] as f64;
-                            }
-                        }
-                    }
-                    y[(co * s.oh + oy) * s.ow + ox] = acc as f32;
-                }
-            }
-        }
-        y
     }
 }

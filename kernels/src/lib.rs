@@ -8,14 +8,20 @@
 //! broadcasts one input value against whole blocks of filters, and the stride only changes a
 //! pointer step. Reorders happen only where a graph leaves this layout.
 //!
-//! The kernels are plain Rust over fixed-size lane arrays with register-blocked accumulators,
-//! which the compiler vectorises. Each entry point is compiled again for AVX-512 and for
-//! AVX2+FMA and picks its copy at run time ([`crate::simd::level`]); aarch64 gets NEON from the
-//! same source. The tests hold every kernel against a plain reference.
+//! The kernels are plain Rust over lane blocks with register-blocked accumulators; the block is
+//! a fixed-size array the compiler vectorises (aarch64 gets NEON from it), or on x86-64 an
+//! intrinsic register where the array form spilled ([`vector`]). Each entry point is compiled
+//! again for AVX-512 and for AVX2+FMA and picks its copy at run time ([`simd::level`]). The
+//! runtime's tests (`gss`, `engine::cpu::program`) hold every kernel against a plain reference.
+//!
+//! A crate of its own so that it is optimised in every build: the runtime's debug builds (its
+//! test suite) would otherwise run these loops unoptimised, about thirty times slower than
+//! tract.
 
 pub mod conv;
 pub mod layout;
 pub mod resize;
+pub mod simd;
 pub(crate) mod vector;
 
 use rayon::prelude::*;
@@ -85,16 +91,21 @@ pub(crate) fn apply_posts(v: &mut Lane, posts: &[PostOp], residuals: &[&[f32]], 
     }
 }
 
-/// Applies `posts` to scalars (the tails no lane vector covers).
-#[inline(always)]
-pub(crate) fn apply_posts_scalar(v: f32, posts: &[PostOp], residuals: &[&[f32]], at: usize) -> f32 {
-    posts.iter().fold(v, |x, p| match *p {
-        PostOp::Max(c) => x.max(c),
-        PostOp::Min(c) => x.min(c),
-        PostOp::Add(c) => x + c,
-        PostOp::Mul(c) => x * c,
-        PostOp::Residual(i) => x + residuals[i][at],
-    })
+/// Applies `posts` to consecutive values that start at element `at` of the output, one post at
+/// a time over the whole slice (vectorised, no branch per value).
+pub(crate) fn apply_posts_slice(v: &mut [f32], posts: &[PostOp], residuals: &[&[f32]], at: usize) {
+    for p in posts {
+        match *p {
+            PostOp::Max(c) => v.iter_mut().for_each(|x| *x = x.max(c)),
+            PostOp::Min(c) => v.iter_mut().for_each(|x| *x = x.min(c)),
+            PostOp::Add(c) => v.iter_mut().for_each(|x| *x += c),
+            PostOp::Mul(c) => v.iter_mut().for_each(|x| *x *= c),
+            PostOp::Residual(i) => {
+                let r = &residuals[i][at..at + v.len()];
+                v.iter_mut().zip(r).for_each(|(x, r)| *x += r);
+            }
+        }
+    }
 }
 
 /// Where a kernel runs: on the calling thread, or split over the backend's pool.

@@ -1,11 +1,13 @@
-//! Run-time choice of instruction set for the runtime's own per-pixel loops (argmax over token
-//! logits, X⁻¹, resize + normalise). The crate is built for the baseline x86-64 target (SSE2);
+//! Run-time choice of instruction set for gss's own per-pixel loops (these kernels, and in the
+//! runtime the argmax over token logits, X⁻¹, resize + normalise). The crates are built for the
+//! baseline x86-64 target (SSE2);
 //! `dispatch!` compiles a loop again for AVX2+FMA and for AVX-512 and calls the best copy the
 //! CPU has, so one binary is fast on every machine without `-C target-cpu`. The loops do no
 //! float contraction, so every copy gives bit-identical results.
 
 /// `dispatch!(f(args...))` or `dispatch!(self.f(args...))` calls the `#[inline(always)]`
 /// function `f` through a copy compiled for the widest instruction set detected at run time.
+#[macro_export]
 macro_rules! dispatch {
     ($($call:tt)+) => {{
         #[cfg(target_arch = "x86_64")]
@@ -27,7 +29,6 @@ macro_rules! dispatch {
         }
     }};
 }
-pub(crate) use dispatch;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {
@@ -43,13 +44,18 @@ pub fn level() -> Level {
     *LEVEL.get_or_init(|| {
         #[cfg(target_arch = "x86_64")]
         {
-            if std::arch::is_x86_feature_detected!("avx512f")
+            // Every feature a copy is compiled with, not only the ones it was written for: a
+            // virtual machine may report AVX-512 while masking AVX2 or FMA, and running a copy
+            // compiled with a feature the CPU lacks is undefined behaviour.
+            let avx2 = std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma");
+            if avx2
+                && std::arch::is_x86_feature_detected!("avx512f")
                 && std::arch::is_x86_feature_detected!("avx512bw")
                 && std::arch::is_x86_feature_detected!("avx512vl")
             {
                 return Level::Avx512;
             }
-            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            if avx2 {
                 return Level::Avx2;
             }
         }

@@ -83,7 +83,7 @@ impl ResizePlan {
             "resize input shorter than its plan"
         );
         threads.for_ranges(out, self.oh * self.ow, self.cs, 256, |first, end, chunk| {
-            crate::simd::dispatch!(self.range(x, residuals, chunk, first, end))
+            crate::dispatch!(self.range(x, residuals, chunk, first, end))
         });
     }
 

@@ -2,7 +2,7 @@
 //! (NCHW) and the blocked channels-last layout, transposes, the channel argmax, the embedding
 //! gather, and elementwise post chains on their own.
 
-use super::{apply_posts_scalar, PostOp, Threads};
+use super::{apply_posts_slice, PostOp, Threads};
 
 /// Plain `[c][h·w]` → blocked `[h·w][cs]` (channels past `c` set to zero).
 pub fn to_blocked(
@@ -51,7 +51,7 @@ pub fn to_plain(x: &[f32], c: usize, pixels: usize, cs: usize, out: &mut [f32], 
 
 /// Index of the first maximum of each pixel's `c` channels (blocked layout), as u32 bits.
 pub fn argmax_blocked(x: &[f32], c: usize, pixels: usize, cs: usize, out: &mut [f32]) {
-    crate::simd::dispatch!(argmax_blocked_rows(x, c, pixels, cs, out))
+    crate::dispatch!(argmax_blocked_rows(x, c, pixels, cs, out))
 }
 
 #[inline(always)]
@@ -154,11 +154,7 @@ pub fn permute(
         for (k, o) in row.iter_mut().enumerate() {
             *o = x[base + k * inner_stride];
         }
-        if !posts.is_empty() {
-            for (k, o) in row.iter_mut().enumerate() {
-                *o = apply_posts_scalar(*o, posts, residuals, r * inner + k);
-            }
-        }
+        apply_posts_slice(row, posts, residuals, r * inner);
         for a in (0..rank - 1).rev() {
             index[a] += 1;
             base += strides[a];
@@ -173,7 +169,99 @@ pub fn permute(
 
 /// `out = posts(x)` elementwise.
 pub fn apply(x: &[f32], posts: &[PostOp], residuals: &[&[f32]], out: &mut [f32]) {
-    for (i, (o, &v)) in out.iter_mut().zip(x).enumerate() {
-        *o = apply_posts_scalar(v, posts, residuals, i);
+    let n = out.len().min(x.len());
+    out[..n].copy_from_slice(&x[..n]);
+    apply_posts_slice(&mut out[..n], posts, residuals, 0);
+}
+
+/// DepthToSpace read straight from the blocked layout, so that a decoder's upsampling needs no
+/// reorder to plain and back: each output pixel takes `c` of its input pixel's channels.
+#[derive(Debug, Clone)]
+pub struct DepthToSpace {
+    /// Output channels.
+    pub c: usize,
+    /// Input plane.
+    pub h: usize,
+    pub w: usize,
+    /// Block size along rows and columns.
+    pub r: [usize; 2],
+    /// Elements between two input pixels.
+    pub cs_in: usize,
+    /// Elements between two output pixels (blocked output), or None for plain `[c][h·w]`.
+    pub cs_out: Option<usize>,
+    /// `[dy][dx][k]`: the input channel output channel `k` takes at offset (`dy`, `dx`).
+    source: Vec<usize>,
+}
+
+impl DepthToSpace {
+    /// `crd`: ONNX's column-row-depth order (channel `(k·rh + dy)·rw + dx`, PyTorch's
+    /// PixelShuffle); otherwise depth-column-row (`(dy·rw + dx)·c + k`).
+    pub fn new(c: usize, h: usize, w: usize, r: [usize; 2], crd: bool, cs_in: usize, cs_out: Option<usize>) -> Self {
+        let mut source = Vec::with_capacity(r[0] * r[1] * c);
+        for dy in 0..r[0] {
+            for dx in 0..r[1] {
+                for k in 0..c {
+                    source.push(if crd {
+                        (k * r[0] + dy) * r[1] + dx
+                    } else {
+                        (dy * r[1] + dx) * c + k
+                    });
+                }
+            }
+        }
+        DepthToSpace { c, h, w, r, cs_in, cs_out, source }
+    }
+
+    fn out_w(&self) -> usize {
+        self.w * self.r[1]
+    }
+
+    /// Elements the output takes.
+    pub fn output_len(&self) -> usize {
+        let pixels = self.h * self.r[0] * self.out_w();
+        pixels * self.cs_out.unwrap_or(self.c)
+    }
+
+    pub fn run(&self, x: &[f32], posts: &[PostOp], residuals: &[&[f32]], out: &mut [f32], threads: Threads) {
+        assert!(
+            x.len() >= self.h * self.w * self.cs_in && self.source.iter().all(|&s| s < self.cs_in),
+            "DepthToSpace input shorter than its shape"
+        );
+        let (oh, ow, c, r) = (self.h * self.r[0], self.out_w(), self.c, self.r);
+        match self.cs_out {
+            Some(cs) => threads.for_ranges(out, oh, ow * cs, 4, |first, end, chunk| {
+                for oy in first..end {
+                    let (y, dy) = (oy / r[0], oy % r[0]);
+                    let row = &mut chunk[(oy - first) * ow * cs..][..ow * cs];
+                    for xx in 0..self.w {
+                        let src = &x[(y * self.w + xx) * self.cs_in..][..self.cs_in];
+                        for dx in 0..r[1] {
+                            let idx = &self.source[(dy * r[1] + dx) * c..][..c];
+                            let dst = &mut row[(xx * r[1] + dx) * cs..][..cs];
+                            for (d, &i) in dst.iter_mut().zip(idx) {
+                                *d = src[i];
+                            }
+                            dst[c..].fill(0.0);
+                        }
+                    }
+                    apply_posts_slice(row, posts, residuals, oy * ow * cs);
+                }
+            }),
+            None => threads.for_ranges(out, c * oh, ow, 4, |first, end, chunk| {
+                for row in first..end {
+                    let (k, oy) = (row / oh, row % oh);
+                    let (y, dy) = (oy / r[0], oy % r[0]);
+                    let dst = &mut chunk[(row - first) * ow..][..ow];
+                    let src = &x[y * self.w * self.cs_in..][..self.w * self.cs_in];
+                    for dx in 0..r[1] {
+                        let i = self.source[(dy * r[1] + dx) * c + k];
+                        for xx in 0..self.w {
+                            dst[xx * r[1] + dx] = src[xx * self.cs_in + i];
+                        }
+                    }
+                    apply_posts_slice(dst, posts, residuals, row * ow);
+                }
+            }),
+        }
     }
 }
