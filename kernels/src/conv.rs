@@ -15,10 +15,14 @@ use super::vector::{Avx2, Avx512};
 use super::vector::{Portable, Vector};
 #[cfg(target_arch = "aarch64")]
 use super::Fused;
-use super::{PostOp, Separate, Threads, LANES};
+use super::{AlignedVec, PostOp, Separate, Threads, LANES};
 
-/// Depthwise kernels with more taps than this fall back to tract.
-pub const MAX_DEPTHWISE_TAPS: usize = 49;
+/// Depthwise kernels taller or wider than this fall back to tract.
+pub const MAX_DEPTHWISE_SIDE: usize = 7;
+
+/// The input rows one output row of a depthwise conv reads, one per kernel row: a row of
+/// `w` pixels `cs_in` apart, or None where the kernel row falls into the padding.
+pub type DepthwiseRows<'a> = [Option<&'a [f32]>; MAX_DEPTHWISE_SIDE];
 
 /// One convolution, planned: geometry in the blocked layout and packed weights.
 #[derive(Debug, Clone)]
@@ -28,9 +32,9 @@ pub struct ConvPlan {
     /// Elements between two output pixels: `c_out` rounded up to whole blocks.
     pub cs_out: usize,
     /// Dense: `[block][tap][c_in][LANES]`; depthwise: `[block][tap][LANES]`; zero past `c_out`.
-    weights: Vec<f32>,
+    weights: AlignedVec,
     /// `cs_out` values, zero past `c_out`.
-    bias: Vec<f32>,
+    bias: AlignedVec,
     pub posts: Vec<PostOp>,
 }
 
@@ -61,7 +65,7 @@ impl ConvPlan {
         let taps = s.kh * s.kw;
         let blocks = cs_out / LANES;
         let packed = if s.depthwise {
-            let mut p = vec![0.0; blocks * taps * LANES];
+            let mut p = AlignedVec::zeros(blocks * taps * LANES);
             for c in 0..s.c_out {
                 for t in 0..taps {
                     p[((c / LANES) * taps + t) * LANES + c % LANES] = weights[c * taps + t];
@@ -69,7 +73,7 @@ impl ConvPlan {
             }
             p
         } else {
-            let mut p = vec![0.0; blocks * taps * s.c_in * LANES];
+            let mut p = AlignedVec::zeros(blocks * taps * s.c_in * LANES);
             for co in 0..s.c_out {
                 for ci in 0..s.c_in {
                     for t in 0..taps {
@@ -80,7 +84,7 @@ impl ConvPlan {
             }
             p
         };
-        let mut b = vec![0.0; cs_out];
+        let mut b = AlignedVec::zeros(cs_out);
         b[..s.c_out].copy_from_slice(bias);
         let mut shape = s;
         // A 1×1 stride-1 conv without padding is a matrix product over all pixels: one long row
@@ -132,106 +136,163 @@ impl ConvPlan {
                 .all(|r| r.len() >= self.pixels() * self.cs_out),
             "residual shorter than the output"
         );
+        if self.shape.depthwise {
+            let row_len = self.shape.ow * self.cs_out;
+            threads.for_ranges(out, self.shape.oh, row_len, 2, |r0, r1, chunk| {
+                for oy in r0..r1 {
+                    let rows = self.input_rows(x, oy);
+                    let out_row = &mut chunk[(oy - r0) * row_len..][..row_len];
+                    self.depthwise_row(&rows, zeros, residuals, out_row, oy);
+                }
+            });
+            return;
+        }
         // Rows of a few dozen pixels are the smallest unit worth a thread.
         threads.for_ranges(out, self.pixels(), self.cs_out, 64, |first, end, chunk| {
-            self.range(x, residuals, zeros, chunk, first, end)
+            self.dense_range(x, 0, residuals, zeros, chunk, first, end)
         });
     }
 
-    /// Output pixels `first..end` into `out` (which starts at pixel `first`).
-    fn range(
+    /// Depthwise: the input rows output row `oy` reads from `x` (the whole input plane).
+    pub fn input_rows<'a>(&self, x: &'a [f32], oy: usize) -> DepthwiseRows<'a> {
+        let s = &self.shape;
+        let row_len = s.w * s.cs_in;
+        let mut rows: DepthwiseRows = [None; MAX_DEPTHWISE_SIDE];
+        for (ky, r) in rows.iter_mut().enumerate().take(s.kh) {
+            if let Some(iy) = self.input_row(oy, ky) {
+                *r = Some(&x[iy * row_len..][..row_len]);
+            }
+        }
+        rows
+    }
+
+    /// Depthwise: the input row kernel row `ky` of output row `oy` reads, or None in the padding.
+    #[inline]
+    pub fn input_row(&self, oy: usize, ky: usize) -> Option<usize> {
+        let iy = (oy * self.shape.stride[0] + ky * self.shape.dilation[0]).checked_sub(self.shape.pad[0])?;
+        (iy < self.shape.h).then_some(iy)
+    }
+
+    /// Depthwise: output row `oy` into `out_row` (`ow · cs_out` values) from `rows`, each `w`
+    /// pixels of `cs_in`; `residuals` are whole output tensors.
+    pub fn depthwise_row(
+        &self,
+        rows: &DepthwiseRows,
+        zeros: &[f32],
+        residuals: &[&[f32]],
+        out_row: &mut [f32],
+        oy: usize,
+    ) {
+        let s = &self.shape;
+        assert!(
+            s.depthwise
+                && s.kh <= MAX_DEPTHWISE_SIDE
+                && s.kw <= MAX_DEPTHWISE_SIDE
+                && out_row.len() >= s.ow * self.cs_out
+                && zeros.len() >= s.cs_in
+                && rows.iter().flatten().all(|r| r.len() >= s.w * s.cs_in)
+                && residuals.iter().all(|r| r.len() >= (oy + 1) * s.ow * self.cs_out),
+            "depthwise row shorter than its plan"
+        );
+        let level = crate::simd::level();
+        #[cfg(target_arch = "x86_64")]
+        {
+            #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+            unsafe fn avx512(p: &ConvPlan, rows: &DepthwiseRows, z: &[f32], r: &[&[f32]], o: &mut [f32], oy: usize) {
+                depthwise_row::<Avx512, 8>(p, rows, z, r, o, oy)
+            }
+            #[target_feature(enable = "avx2,fma")]
+            unsafe fn avx2(p: &ConvPlan, rows: &DepthwiseRows, z: &[f32], r: &[&[f32]], o: &mut [f32], oy: usize) {
+                depthwise_row::<Avx2, 4>(p, rows, z, r, o, oy)
+            }
+            match level {
+                // SAFETY: the CPU reported these features (`simd::level`).
+                crate::simd::Level::Avx512 => return unsafe { avx512(self, rows, zeros, residuals, out_row, oy) },
+                crate::simd::Level::Avx2 => return unsafe { avx2(self, rows, zeros, residuals, out_row, oy) },
+                crate::simd::Level::Baseline => {}
+            }
+        }
+        let _ = level;
+        #[cfg(target_arch = "aarch64")]
+        depthwise_row::<Portable<Fused>, 6>(self, rows, zeros, residuals, out_row, oy);
+        #[cfg(not(target_arch = "aarch64"))]
+        depthwise_row::<Portable<Separate>, 4>(self, rows, zeros, residuals, out_row, oy);
+    }
+
+    /// Dense: output pixels `first..end` into `out` (which starts at pixel `first`). `x` starts
+    /// at input pixel `x_origin`, which only a pointwise conv over one long row may set (a
+    /// fused block hands it a few rows); every other conv reads the whole input plane.
+    #[allow(clippy::too_many_arguments)]
+    pub fn dense_range(
         &self,
         x: &[f32],
+        x_origin: usize,
         residuals: &[&[f32]],
         zeros: &[f32],
         out: &mut [f32],
         first: usize,
         end: usize,
     ) {
+        let s = &self.shape;
+        assert!(
+            !s.depthwise
+                && end <= self.pixels()
+                && out.len() >= (end - first) * self.cs_out
+                && zeros.len() >= s.c_in
+                && residuals.iter().all(|r| r.len() >= end * self.cs_out),
+            "conv output range outside its plan"
+        );
+        if x_origin > 0 {
+            assert!(
+                self.is_flat_pointwise() && first >= x_origin && x.len() >= (end - x_origin) * s.cs_in,
+                "conv input range outside its plan"
+            );
+        } else {
+            assert!(x.len() >= self.input_len() || (self.is_flat_pointwise() && x.len() >= end * s.cs_in), "conv input shorter than its plan");
+        }
         let level = crate::simd::level();
         #[cfg(target_arch = "x86_64")]
         {
             #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
-            unsafe fn avx512(
-                p: &ConvPlan,
-                x: &[f32],
-                r: &[&[f32]],
-                z: &[f32],
-                o: &mut [f32],
-                a: usize,
-                b: usize,
-            ) {
-                if p.shape.depthwise {
-                    depthwise::<Avx512, 8>(p, x, r, z, o, a, b)
-                } else {
-                    dense::<Avx512, 8, 2, 16>(p, x, r, z, o, a, b)
-                }
+            unsafe fn avx512(p: &ConvPlan, x: &[f32], xo: usize, r: &[&[f32]], z: &[f32], o: &mut [f32], a: usize, b: usize) {
+                dense::<Avx512, 8, 2, 16>(p, x, xo, r, z, o, a, b)
             }
             #[target_feature(enable = "avx2,fma")]
-            unsafe fn avx2(
-                p: &ConvPlan,
-                x: &[f32],
-                r: &[&[f32]],
-                z: &[f32],
-                o: &mut [f32],
-                a: usize,
-                b: usize,
-            ) {
-                if p.shape.depthwise {
-                    depthwise::<Avx2, 4>(p, x, r, z, o, a, b)
-                } else {
-                    dense::<Avx2, 4, 1, 6>(p, x, r, z, o, a, b)
-                }
+            unsafe fn avx2(p: &ConvPlan, x: &[f32], xo: usize, r: &[&[f32]], z: &[f32], o: &mut [f32], a: usize, b: usize) {
+                dense::<Avx2, 4, 1, 6>(p, x, xo, r, z, o, a, b)
             }
             match level {
                 // SAFETY: the CPU reported these features (`simd::level`).
-                crate::simd::Level::Avx512 => {
-                    return unsafe { avx512(self, x, residuals, zeros, out, first, end) }
-                }
-                crate::simd::Level::Avx2 => {
-                    return unsafe { avx2(self, x, residuals, zeros, out, first, end) }
-                }
+                crate::simd::Level::Avx512 => return unsafe { avx512(self, x, x_origin, residuals, zeros, out, first, end) },
+                crate::simd::Level::Avx2 => return unsafe { avx2(self, x, x_origin, residuals, zeros, out, first, end) },
                 crate::simd::Level::Baseline => {}
             }
         }
         let _ = level;
         #[cfg(target_arch = "aarch64")]
-        {
-            if self.shape.depthwise {
-                depthwise::<Portable<Fused>, 6>(self, x, residuals, zeros, out, first, end)
-            } else {
-                dense::<Portable<Fused>, 6, 1, 6>(self, x, residuals, zeros, out, first, end)
-            }
-        }
+        dense::<Portable<Fused>, 6, 1, 6>(self, x, x_origin, residuals, zeros, out, first, end);
         #[cfg(not(target_arch = "aarch64"))]
-        {
-            self.portable(x, residuals, zeros, out, first, end)
-        }
+        dense::<Portable<Separate>, 4, 1, 4>(self, x, x_origin, residuals, zeros, out, first, end);
+    }
+
+    /// A 1×1 stride-1 conv without padding, planned as one long row of pixels.
+    pub fn is_flat_pointwise(&self) -> bool {
+        let s = &self.shape;
+        s.h == 1 && s.kh == 1 && s.kw == 1 && s.stride == [1, 1] && s.pad == [0, 0]
     }
 
     /// The whole output through the portable copy, for the tests that hold the dispatched
     /// copies against it.
     #[doc(hidden)]
     pub fn run_portable(&self, x: &[f32], zeros: &[f32], out: &mut [f32]) {
-        self.portable(x, &[], zeros, out, 0, self.pixels())
-    }
-
-    /// The copy without FMA or wide registers: the SSE2 baseline, and the twin the tests hold
-    /// the dispatched copies against.
-    #[cfg_attr(target_arch = "aarch64", allow(dead_code))]
-    fn portable(
-        &self,
-        x: &[f32],
-        residuals: &[&[f32]],
-        zeros: &[f32],
-        out: &mut [f32],
-        first: usize,
-        end: usize,
-    ) {
         if self.shape.depthwise {
-            depthwise::<Portable<Separate>, 4>(self, x, residuals, zeros, out, first, end)
+            let row_len = self.shape.ow * self.cs_out;
+            for oy in 0..self.shape.oh {
+                let rows = self.input_rows(x, oy);
+                depthwise_row::<Portable<Separate>, 4>(self, &rows, zeros, &[], &mut out[oy * row_len..][..row_len], oy);
+            }
         } else {
-            dense::<Portable<Separate>, 4, 1, 4>(self, x, residuals, zeros, out, first, end)
+            dense::<Portable<Separate>, 4, 1, 4>(self, x, 0, &[], zeros, out, 0, self.pixels());
         }
     }
 
@@ -277,9 +338,11 @@ fn store<V: Vector>(v: V, posts: &[PostOp], residuals: &[&[f32]], at: usize, dst
 }
 
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn dense<V: Vector, const MR: usize, const NR: usize, const MR1: usize>(
     p: &ConvPlan,
     x: &[f32],
+    x_origin: usize,
     residuals: &[&[f32]],
     zeros: &[f32],
     out: &mut [f32],
@@ -293,7 +356,7 @@ fn dense<V: Vector, const MR: usize, const NR: usize, const MR1: usize>(
         let mut px = first;
         while px < end {
             let n = MR1.min(end - px);
-            dense_tile::<V, MR1, 1>(p, x, residuals, zeros, out, first, px, n, 0);
+            dense_tile::<V, MR1, 1>(p, x, x_origin, residuals, zeros, out, first, px, n, 0);
             px += n;
         }
         return;
@@ -303,11 +366,11 @@ fn dense<V: Vector, const MR: usize, const NR: usize, const MR1: usize>(
         let n = MR.min(end - px);
         let mut cob = 0;
         while cob + NR <= blocks {
-            dense_tile::<V, MR, NR>(p, x, residuals, zeros, out, first, px, n, cob);
+            dense_tile::<V, MR, NR>(p, x, x_origin, residuals, zeros, out, first, px, n, cob);
             cob += NR;
         }
         while cob < blocks {
-            dense_tile::<V, MR, 1>(p, x, residuals, zeros, out, first, px, n, cob);
+            dense_tile::<V, MR, 1>(p, x, x_origin, residuals, zeros, out, first, px, n, cob);
             cob += 1;
         }
         px += n;
@@ -319,6 +382,7 @@ fn dense<V: Vector, const MR: usize, const NR: usize, const MR1: usize>(
 fn dense_tile<V: Vector, const MR: usize, const NR: usize>(
     p: &ConvPlan,
     x: &[f32],
+    x_origin: usize,
     residuals: &[&[f32]],
     zeros: &[f32],
     out: &mut [f32],
@@ -339,7 +403,7 @@ fn dense_tile<V: Vector, const MR: usize, const NR: usize>(
     }
     let coords = tile_coords::<MR>(p, px, n);
     // A pointwise conv over one long row reads its pixels in order, no padding.
-    let plain_rows = p.shape.h == 1 && p.shape.kh == 1 && p.shape.kw == 1 && p.shape.stride == [1, 1] && p.shape.pad == [0, 0];
+    let plain_rows = p.is_flat_pointwise();
     for ky in 0..p.shape.kh {
         for kx in 0..p.shape.kw {
             let tap = ky * p.shape.kw + kx;
@@ -347,7 +411,7 @@ fn dense_tile<V: Vector, const MR: usize, const NR: usize>(
             for q in 0..MR {
                 if q < n {
                     if plain_rows {
-                        rows[q] = x[(px + q) * p.shape.cs_in..].as_ptr();
+                        rows[q] = x[(px + q - x_origin) * p.shape.cs_in..].as_ptr();
                     } else if let Some(i) = p.source(coords[q].0, coords[q].1, ky, kx) {
                         rows[q] = x[i * p.shape.cs_in..].as_ptr();
                     }
@@ -408,32 +472,36 @@ unsafe fn reduce<V: Vector, const MR: usize, const NR: usize>(
     acc
 }
 
+/// One output row of a depthwise conv. Tiles whose taps all fall inside the row read `MR`
+/// pixels a constant step apart; tiles at the row's ends take each pixel's own pointer, the
+/// zero row where a tap falls into the padding. Kernel rows in the padding are skipped.
 #[inline(always)]
-fn depthwise<V: Vector, const MR: usize>(
+fn depthwise_row<V: Vector, const MR: usize>(
     p: &ConvPlan,
-    x: &[f32],
-    residuals: &[&[f32]],
+    rows: &DepthwiseRows,
     zeros: &[f32],
+    residuals: &[&[f32]],
     out: &mut [f32],
-    first: usize,
-    end: usize,
+    oy: usize,
 ) {
-    let taps = p.shape.kh * p.shape.kw;
+    let s = &p.shape;
+    let (stride, dil, pad, cs) = (s.stride[1], s.dilation[1], s.pad[1], s.cs_in);
+    let taps = s.kh * s.kw;
     let blocks = p.cs_out / LANES;
-    let mut offsets = [[zeros.as_ptr(); MR]; MAX_DEPTHWISE_TAPS];
-    let mut px = first;
-    while px < end {
-        let n = MR.min(end - px);
-        let coords = tile_coords::<MR>(p, px, n);
-        for ky in 0..p.shape.kh {
-            for kx in 0..p.shape.kw {
-                let row = &mut offsets[ky * p.shape.kw + kx];
-                for (q, r) in row.iter_mut().enumerate() {
-                    *r = zeros.as_ptr();
-                    if q < n {
-                        if let Some(i) = p.source(coords[q].0, coords[q].1, ky, kx) {
-                            *r = x[i * p.shape.cs_in..].as_ptr();
-                        }
+    let step = stride * cs;
+    let mut ox = 0;
+    while ox < s.ow {
+        let n = MR.min(s.ow - ox);
+        let interior = n == MR && ox * stride >= pad && (ox + MR - 1) * stride + (s.kw - 1) * dil < s.w + pad;
+        // At the row's ends: each pixel's offset in the row per kernel column, or None in the
+        // padding (once per tile, not per block and kernel row).
+        let mut cols = [[None; MR]; MAX_DEPTHWISE_SIDE];
+        if !interior {
+            for (kx, col) in cols.iter_mut().enumerate().take(s.kw) {
+                for (q, c) in col.iter_mut().enumerate().take(n) {
+                    let ix = (ox + q) * stride + kx * dil;
+                    if ix >= pad && ix - pad < s.w {
+                        *c = Some((ix - pad) * cs);
                     }
                 }
             }
@@ -442,28 +510,100 @@ fn depthwise<V: Vector, const MR: usize>(
             let bias: V = load(p.bias[cb * LANES..].as_ptr());
             let mut acc = [bias; MR];
             let wp = p.weights[cb * taps * LANES..].as_ptr();
-            for (t, row) in offsets.iter().enumerate().take(taps) {
-                // SAFETY: the packed weights hold `taps` vectors per block.
-                let w: V = load(unsafe { wp.add(t * LANES) });
-                for q in 0..MR {
-                    // The zero row is `cs_in` long, so padding taps read zeros for every block.
-                    let v: V = load(row[q].wrapping_add(cb * LANES));
-                    acc[q] = acc[q].mac(v, w);
+            for (ky, row) in rows.iter().enumerate().take(s.kh) {
+                let Some(row) = row else { continue };
+                if interior && s.kw == 3 && dil == 1 && (stride == 1 || stride == 2) {
+                    // SAFETY: the packed weights hold `taps` vectors per block.
+                    let w: [V; 3] = std::array::from_fn(|kx| load(unsafe { wp.add((ky * 3 + kx) * LANES) }));
+                    // In bounds as in the strided path below, for the tile's whole input span.
+                    let base = row[(ox * stride - pad) * cs + cb * LANES..].as_ptr();
+                    // SAFETY: the span's last pixel is (ox + MR - 1)·stride + 2 - pad < w.
+                    acc = unsafe {
+                        if stride == 1 {
+                            row3::<V, MR, 1>(acc, base, cs, w)
+                        } else {
+                            row3::<V, MR, 2>(acc, base, cs, w)
+                        }
+                    };
+                    continue;
+                }
+                for kx in 0..s.kw {
+                    // SAFETY: the packed weights hold `taps` vectors per block.
+                    let w: V = load(unsafe { wp.add((ky * s.kw + kx) * LANES) });
+                    if interior {
+                        // In bounds: the tile's last tap reads pixel
+                        // (ox + MR - 1)·stride + (kw - 1)·dil - pad < w (the `interior` test).
+                        let base = row[(ox * stride + kx * dil - pad) * cs + cb * LANES..].as_ptr();
+                        // SAFETY: as above, every `base + q·step` is a whole block of the row.
+                        acc = unsafe { taps_strided::<V, MR>(acc, base, step, w) };
+                    } else {
+                        let mut src = [zeros.as_ptr(); MR];
+                        for (sp, c) in src.iter_mut().zip(&cols[kx]) {
+                            if let Some(off) = c {
+                                *sp = row[off + cb * LANES..].as_ptr();
+                            }
+                        }
+                        // SAFETY: each pointer is a whole block of the row, or the zero row
+                        // (`cs_in` ≥ one block long, read at its start).
+                        acc = unsafe { taps_gathered::<V, MR>(acc, src, w) };
+                    }
                 }
             }
             for (q, a) in acc.iter().enumerate() {
                 if q < n {
-                    let at = (px + q) * p.cs_out + cb * LANES;
-                    store(
-                        *a,
-                        &p.posts,
-                        residuals,
-                        at,
-                        &mut out[at - first * p.cs_out..],
-                    );
+                    let at = ((ox + q) * p.cs_out) + cb * LANES;
+                    store(*a, &p.posts, residuals, oy * s.ow * p.cs_out + at, &mut out[at..]);
                 }
             }
         }
-        px += n;
+        ox += n;
     }
+}
+
+/// One depthwise tap for `MR` pixels `step` floats apart. Accumulators by value, as in
+/// [`reduce`].
+///
+/// # Safety
+/// `base + q·step` points at [`LANES`] readable floats for every `q < MR`.
+#[inline(always)]
+unsafe fn taps_strided<V: Vector, const MR: usize>(acc: [V; MR], base: *const f32, step: usize, w: V) -> [V; MR] {
+    let mut acc = acc;
+    for (q, a) in acc.iter_mut().enumerate() {
+        *a = a.mac(load(unsafe { base.add(q * step) }), w);
+    }
+    acc
+}
+
+/// One kernel row of a 3-wide depthwise conv at stride `S` (1 or 2) for `MR` (≤ 8) pixels:
+/// the span's input pixels are loaded once into registers and each feeds every output pixel
+/// its taps reach (the per-tap form loads most pixels three times, each with its own address).
+///
+/// # Safety
+/// `base + j·cs` points at [`LANES`] readable floats for every `j < (MR - 1)·S + 3`.
+#[inline(always)]
+unsafe fn row3<V: Vector, const MR: usize, const S: usize>(acc: [V; MR], base: *const f32, cs: usize, w: [V; 3]) -> [V; MR] {
+    let mut acc = acc;
+    let mut v = [V::splat(0.0); 17];
+    let mut p = base;
+    for x in v.iter_mut().take((MR - 1) * S + 3) {
+        *x = load(p);
+        p = p.wrapping_add(cs);
+    }
+    for (q, a) in acc.iter_mut().enumerate() {
+        *a = a.mac(v[q * S], w[0]).mac(v[q * S + 1], w[1]).mac(v[q * S + 2], w[2]);
+    }
+    acc
+}
+
+/// One depthwise tap for `MR` pixels at their own pointers.
+///
+/// # Safety
+/// Every pointer in `src` points at [`LANES`] readable floats.
+#[inline(always)]
+unsafe fn taps_gathered<V: Vector, const MR: usize>(acc: [V; MR], src: [*const f32; MR], w: V) -> [V; MR] {
+    let mut acc = acc;
+    for (a, &sp) in acc.iter_mut().zip(&src) {
+        *a = a.mac(load(sp), w);
+    }
+    acc
 }

@@ -9,9 +9,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::kernels::conv::{ConvPlan, ConvShape, MAX_DEPTHWISE_TAPS};
+use super::kernels::conv::{ConvPlan, ConvShape, MAX_DEPTHWISE_SIDE};
 use super::kernels::resize::{Coord, ResizePlan};
-use super::kernels::{layout, padded, PostOp, Threads, LANES};
+use super::kernels::{layout, padded, AlignedVec, PostOp, Threads, LANES};
 use crate::engine::lowering::{DType, Graph, Kernel, Post, ResizeCoord, Step, ValueId};
 use crate::error::{Error, Result};
 
@@ -277,7 +277,7 @@ impl Planner<'_> {
                         step,
                     ));
                 }
-                if depthwise && geo.kh * geo.kw > MAX_DEPTHWISE_TAPS {
+                if depthwise && (geo.kh > MAX_DEPTHWISE_SIDE || geo.kw > MAX_DEPTHWISE_SIDE) {
                     return Err(unsupported(
                         format!("depthwise {}×{} Conv", geo.kh, geo.kw),
                         step,
@@ -598,13 +598,13 @@ pub struct Program {
     execs: Vec<Exec>,
     values: Vec<Value>,
     slot_of: Vec<usize>,
-    buffers: Vec<Vec<f32>>,
+    buffers: Vec<AlignedVec>,
     input: usize,
     output: usize,
     input_dtype: DType,
     output_dtype: DType,
     /// The padding row: zeros at least as long as any pixel.
-    zeros: Vec<f32>,
+    zeros: AlignedVec,
     pub(crate) times: Vec<Duration>,
 }
 
@@ -706,7 +706,7 @@ impl Program {
             .unwrap_or(0);
         let times = vec![Duration::ZERO; execs.len()];
         Ok(Program {
-            buffers: sizes.iter().map(|&n| vec![0.0; n]).collect(),
+            buffers: sizes.iter().map(|&n| AlignedVec::zeros(n)).collect(),
             execs,
             values,
             slot_of,
@@ -714,7 +714,7 @@ impl Program {
             output,
             input_dtype: graph.values[graph.input].dtype,
             output_dtype: graph.values[graph.output].dtype,
-            zeros: vec![0.0; max_pixel.max(LANES)],
+            zeros: AlignedVec::zeros(max_pixel.max(LANES)),
             times,
         })
     }

@@ -188,6 +188,9 @@ fn depthwise_stride_1_and_2_every_padding() {
         (16, 1, 1, 3, 1, 1),
         (40, 6, 5, 5, 2, 2),
         (144, 3, 33, 3, 1, 1),
+        // Wide enough for whole tiles away from both ends (the strided path) at stride 2.
+        (24, 6, 41, 3, 2, 1),
+        (48, 4, 40, 5, 2, 2),
     ] {
         check_conv(geo(c, h, w, c, k, s, p, true), (c + h) as u32);
     }
@@ -215,9 +218,11 @@ fn dilation_and_uneven_padding() {
     let mut g = geo(10, 9, 11, 18, 3, 1, 2, false);
     g.dilation = [2, 2];
     check_conv(g, 7);
-    let mut g = geo(32, 9, 11, 32, 3, 1, 2, true);
-    g.dilation = [2, 2];
-    check_conv(g, 8);
+    for w in [11, 37] {
+        let mut g = geo(32, 9, w, 32, 3, 1, 2, true);
+        g.dilation = [2, 2];
+        check_conv(g, 8);
+    }
     // Top/left pad 0 with an output one short of "same": the bottom/right pad is implied.
     let mut g = geo(16, 8, 8, 16, 3, 2, 0, true);
     (g.oh, g.ow, g.pad) = (4, 4, [0, 0]);
