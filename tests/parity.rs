@@ -26,6 +26,21 @@ fn tokens_and_class_maps_match_onnxruntime() {
     agreement_with_onnxruntime("gss-tiny");
 }
 
+/// Both CPU kernel sets (gss's own, and tract's), forced, whatever `auto` picks on this CPU.
+#[test]
+fn both_cpu_kernel_sets_match_onnxruntime() {
+    for kernels in [gss::engine::Kernels::Gss, gss::engine::Kernels::Tract] {
+        for package in ["gss-tiny", "gss-tiny-logits"] {
+            let options = gss::engine::BackendOptions {
+                kind: gss::engine::BackendKind::Cpu,
+                kernels,
+                ..Default::default()
+            };
+            agreement_with(package, &options);
+        }
+    }
+}
+
 /// The same weights exported with token logits (`--argmax runtime`): gss's own argmax must give
 /// the tokens onnxruntime's ArgMax node gave.
 #[test]
@@ -36,11 +51,19 @@ fn runtime_argmax_over_logits_matches_onnxruntime() {
 }
 
 fn agreement_with_onnxruntime(package: &str) {
+    agreement_with(package, &gss::engine::BackendOptions::default());
+}
+
+fn agreement_with(package: &str, options: &gss::engine::BackendOptions) {
     let dir = fixtures().join("reference");
     let reference: Reference = serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap()).unwrap();
     assert!(!reference.cases.is_empty());
     let package = ModelPackage::open(fixtures().join(package)).expect("fixture package loads");
-    let mut seg = Segmenter::new(package, None).expect("tract plans the fixture graphs");
+    let mut seg = Segmenter::with_options(package, options).expect("the backend plans the fixture graphs");
+    if options.kernels == gss::engine::Kernels::Gss {
+        // Both graphs on gss's kernels, not a silent fallback to tract.
+        assert_eq!(seg.backend_name(), "cpu (gss kernels)");
+    }
     let (mut same_tok, mut all_tok, mut same_cls, mut all_cls) = (0usize, 0usize, 0usize, 0usize);
     for case in &reference.cases {
         let image = load_rgb(&dir.join(&case.image)).unwrap();
@@ -57,8 +80,8 @@ fn agreement_with_onnxruntime(package: &str) {
     }
     let tok = 100.0 * same_tok as f64 / all_tok as f64;
     let cls = 100.0 * same_cls as f64 / all_cls as f64;
-    assert!(tok >= 99.9, "token agreement {tok:.3} %");
-    assert!(cls >= 99.9, "class-map agreement {cls:.3} %");
+    assert!(tok >= 99.9, "{:?} kernels: token agreement {tok:.3} %", options.kernels);
+    assert!(cls >= 99.9, "{:?} kernels: class-map agreement {cls:.3} %", options.kernels);
 }
 
 /// A frame whose size differs from the model's goes through the fused bilinear resize, and the

@@ -18,6 +18,7 @@
 //! test suite) would otherwise run these loops unoptimised, about thirty times slower than
 //! tract.
 
+pub mod block;
 pub mod conv;
 pub mod layout;
 pub mod resize;
@@ -167,7 +168,7 @@ pub enum Threads<'a> {
 }
 
 impl Threads<'_> {
-    fn count(&self) -> usize {
+    pub fn count(&self) -> usize {
         match self {
             Threads::One => 1,
             Threads::Pool(p) => p.current_num_threads(),

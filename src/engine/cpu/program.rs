@@ -9,10 +9,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::kernels::block::BlockPlan;
 use super::kernels::conv::{ConvPlan, ConvShape, MAX_DEPTHWISE_SIDE};
 use super::kernels::resize::{Coord, ResizePlan};
 use super::kernels::{layout, padded, AlignedVec, PostOp, Threads, LANES};
-use crate::engine::lowering::{DType, Graph, Kernel, Post, ResizeCoord, Step, ValueId};
+use crate::engine::lowering::{ConvGeo, DType, Graph, Kernel, Post, ResizeCoord, Step, ValueId};
 use crate::error::{Error, Result};
 
 /// The backend name lowering errors carry when gss's kernels cannot take a graph.
@@ -49,6 +50,7 @@ enum Op {
         cs: usize,
     },
     Conv(Box<ConvPlan>),
+    Block(Box<BlockPlan>),
     Resize(Box<ResizePlan>),
     ArgMaxBlocked {
         c: usize,
@@ -102,6 +104,11 @@ fn op_name(op: &Op) -> String {
         Op::Conv(c) if c.shape.depthwise => format!("gss depthwise {}×{}/{}", c.shape.kh, c.shape.kw, c.shape.stride[0]),
         Op::Conv(c) if c.shape.kh == 1 && c.shape.kw == 1 && c.shape.stride == [1, 1] => "gss pointwise".into(),
         Op::Conv(c) => format!("gss conv {}×{}/{}", c.shape.kh, c.shape.kw, c.shape.stride[0]),
+        Op::Block(b) => format!(
+            "gss block ({}dw 3×3/{} → project)",
+            if b.has_expand() { "expand → " } else { "" },
+            b.stride()
+        ),
         Op::Resize(_) => "gss resize".into(),
         Op::ArgMaxBlocked { .. } => "gss argmax (blocked)".into(),
         Op::ArgMax { .. } => "gss argmax".into(),
@@ -128,6 +135,10 @@ enum Want {
 
 struct Planner<'g> {
     graph: &'g Graph,
+    /// Readers of each graph value (steps, and the graph's output).
+    uses: Vec<usize>,
+    /// Whether inverted-residual blocks run as one kernel.
+    fuse: bool,
     values: Vec<Value>,
     /// Every exec value that holds each graph value, in some layout; the first is its producer's.
     forms: Vec<Vec<usize>>,
@@ -265,6 +276,140 @@ impl Planner<'_> {
             });
         }
         Ok((ops, residuals))
+    }
+
+    /// An inverted-residual block starting at `steps[0]` ([optional] expand 1×1 → depthwise →
+    /// project 1×1, each intermediate read by the next step only) as one kernel: returns the
+    /// steps it took, 0 when none starts here.
+    fn block(&mut self, steps: &[Step]) -> Result<usize> {
+        if !self.fuse {
+            return Ok(0);
+        }
+        fn conv(s: &Step) -> Option<(&ConvGeo, &[f32], &[f32])> {
+            match &s.kernel {
+                Kernel::Conv { geo, weights, bias } => Some((geo, weights, bias)),
+                _ => None,
+            }
+        }
+        let flat_pointwise = |g: &ConvGeo| {
+            g.groups == 1
+                && (g.kh, g.kw) == (1, 1)
+                && g.stride == [1, 1]
+                && g.pad == [0, 0]
+                && (g.h, g.w) == (g.oh, g.ow)
+                && g.c_in > 0
+                && g.c_out > 0
+                && g.h * g.w > 0
+        };
+        let no_residual = |s: &Step| !s.post.iter().any(|p| matches!(p, Post::AddValue(_)));
+        let only_feeds = |s: &Step, next: &Step| {
+            self.uses[s.output] == 1 && next.input == s.output && s.output != self.graph.output
+        };
+        let expand = match steps {
+            [e, d, _, ..]
+                if conv(e).is_some_and(|(g, ..)| flat_pointwise(g)) && no_residual(e) && only_feeds(e, d) =>
+            {
+                Some(e)
+            }
+            _ => None,
+        };
+        let rest = &steps[usize::from(expand.is_some())..];
+        let [d, pj, ..] = rest else { return Ok(0) };
+        let (Some((dg, dw_w, dw_b)), Some((pg, pw, pb))) = (conv(d), conv(pj)) else {
+            return Ok(0);
+        };
+        if !dg.is_depthwise()
+            || dg.kh > MAX_DEPTHWISE_SIDE
+            || dg.kw > MAX_DEPTHWISE_SIDE
+            || dg.oh == 0
+            || dg.ow == 0
+            || !no_residual(d)
+            || !only_feeds(d, pj)
+            || !flat_pointwise(pg)
+            || pg.c_in != dg.c_out
+            || (pg.h, pg.w) != (dg.oh, dg.ow)
+        {
+            return Ok(0);
+        }
+        let first = expand.unwrap_or(d);
+        let (c_in, h, w) = match expand.and_then(conv) {
+            Some((eg, ..)) if eg.c_out == dg.c_in && (eg.h, eg.w) == (dg.h, dg.w) => (eg.c_in, eg.h, eg.w),
+            Some(_) => return Ok(0),
+            None => (dg.c_in, dg.h, dg.w),
+        };
+        let input = self.form(
+            first.input,
+            Want::Blocked { c: c_in, h, w, cs: None, aligned: expand.is_none() },
+            first,
+        )?;
+        let Layout::Blocked { cs: cs_in, .. } = self.values[input].layout else {
+            unreachable!("asked for blocked")
+        };
+        let pointwise = |c_in, cs_in, c_out, h, w| ConvShape {
+            c_in,
+            h,
+            w,
+            cs_in,
+            c_out,
+            oh: h,
+            ow: w,
+            kh: 1,
+            kw: 1,
+            stride: [1, 1],
+            dilation: [1, 1],
+            pad: [0, 0],
+            depthwise: false,
+        };
+        let plain_posts = |s: &Step| -> Vec<PostOp> {
+            s.post
+                .iter()
+                .filter_map(|p| match *p {
+                    Post::Max(c) => Some(PostOp::Max(c)),
+                    Post::Min(c) => Some(PostOp::Min(c)),
+                    Post::AddScalar(c) => Some(PostOp::Add(c)),
+                    Post::MulScalar(c) => Some(PostOp::Mul(c)),
+                    Post::AddValue(_) => None,
+                })
+                .collect()
+        };
+        let expand_plan = match expand {
+            Some(e) => {
+                let (eg, ew, eb) = conv(e).expect("matched a conv above");
+                Some(ConvPlan::new(pointwise(c_in, cs_in, eg.c_out, h, w), ew, eb, plain_posts(e)))
+            }
+            None => None,
+        };
+        let dw_shape = ConvShape {
+            c_in: dg.c_in,
+            h: dg.h,
+            w: dg.w,
+            cs_in: if expand.is_some() { padded(dg.c_in) } else { cs_in },
+            c_out: dg.c_out,
+            oh: dg.oh,
+            ow: dg.ow,
+            kh: dg.kh,
+            kw: dg.kw,
+            stride: dg.stride,
+            dilation: dg.dilation,
+            pad: dg.pad,
+            depthwise: true,
+        };
+        let dw_plan = ConvPlan::new(dw_shape, dw_w, dw_b, plain_posts(d));
+        let out_layout = Layout::Blocked { c: pg.c_out, h: pg.oh, w: pg.ow, cs: padded(pg.c_out) };
+        let want_out = Want::Blocked { c: pg.c_out, h: pg.oh, w: pg.ow, cs: Some(padded(pg.c_out)), aligned: true };
+        let (posts, residuals) = self.posts(pj, want_out)?;
+        let project_plan = ConvPlan::new(pointwise(pg.c_in, padded(pg.c_in), pg.c_out, pg.h, pg.w), pw, pb, posts);
+        let plan = BlockPlan::new(expand_plan, dw_plan, project_plan).map_err(|why| unsupported(why, first))?;
+        let output = self.produce(pj.output, out_layout, plan.output_len());
+        let taken = 2 + usize::from(expand.is_some());
+        self.execs.push(Exec {
+            nodes: steps[..taken].iter().flat_map(|s| s.nodes.iter().cloned()).collect::<Vec<_>>().join(" + "),
+            op: Op::Block(Box::new(plan)),
+            input,
+            output,
+            residuals,
+        });
+        Ok(taken)
     }
 
     fn step(&mut self, step: &Step) -> Result<()> {
@@ -612,15 +757,41 @@ impl Program {
     /// Plans `graph` onto the kernels; an op they do not cover is an [`Error::UnsupportedOp`]
     /// naming the node (the backend then runs the whole graph on tract).
     pub fn new(graph: &Graph, path: &Path) -> Result<Self> {
+        Self::with_blocks(graph, path, true)
+    }
+
+    /// As [`new`](Self::new); with `fuse` false, inverted-residual blocks run as three kernels
+    /// (to measure what the fused block buys).
+    pub fn with_blocks(graph: &Graph, path: &Path, fuse: bool) -> Result<Self> {
+        let mut uses = vec![0usize; graph.values.len()];
+        for s in &graph.steps {
+            for v in s.reads() {
+                if let Some(u) = uses.get_mut(v) {
+                    *u += 1;
+                }
+            }
+        }
+        if let Some(u) = uses.get_mut(graph.output) {
+            *u += 1;
+        }
         let mut p = Planner {
             graph,
+            uses,
+            fuse,
             values: vec![],
             forms: vec![Vec::new(); graph.values.len()],
             execs: vec![],
         };
         let input = p.produce(graph.input, Layout::Plain, graph.values[graph.input].len);
-        for step in &graph.steps {
-            p.step(step)?;
+        let mut i = 0;
+        while i < graph.steps.len() {
+            let taken = p.block(&graph.steps[i..])?;
+            if taken > 0 {
+                i += taken;
+                continue;
+            }
+            p.step(&graph.steps[i])?;
+            i += 1;
         }
         let last = Step {
             nodes: vec!["(graph output)".into()],
@@ -702,6 +873,10 @@ impl Program {
                     0
                 }
             })
+            .chain(execs.iter().map(|e| match &e.op {
+                Op::Block(b) => b.widest_pixel(),
+                _ => 0,
+            }))
             .max()
             .unwrap_or(0);
         let times = vec![Duration::ZERO; execs.len()];
@@ -759,7 +934,11 @@ impl Program {
     pub fn conv_macs(&self) -> usize {
         self.execs
             .iter()
-            .map(|e| if let Op::Conv(c) = &e.op { c.macs() } else { 0 })
+            .map(|e| match &e.op {
+                Op::Conv(c) => c.macs(),
+                Op::Block(b) => b.macs(),
+                _ => 0,
+            })
             .sum()
     }
 
@@ -794,6 +973,7 @@ impl Program {
                 }
                 Op::ToPlain { c, pixels, cs } => layout::to_plain(x, *c, *pixels, *cs, o, threads),
                 Op::Conv(plan) => plan.run(x, &residuals, &self.zeros, o, threads),
+                Op::Block(plan) => plan.run(x, &residuals, &self.zeros, o, threads),
                 Op::Resize(plan) => plan.run(x, &residuals, o, threads),
                 Op::ArgMaxBlocked { c, pixels, cs } => {
                     layout::argmax_blocked(x, *c, *pixels, *cs, o)

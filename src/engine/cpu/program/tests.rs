@@ -556,3 +556,90 @@ fn depth_to_space_from_the_blocked_layout() {
         assert_close(&run(&graph, &x, Some(&pool)), &d2s, &format!("{what}, as the output"));
     }
 }
+
+/// An inverted-residual block (expand 1×1 + ReLU6 → depthwise + ReLU6 → project 1×1
+/// [+ the block's input]) as a graph, and its reference output.
+fn block_graph(c: usize, h: usize, w: usize, mid: usize, out: usize, stride: usize, expand: bool, seed: u32) -> (Graph, Vec<f32>, Vec<f32>) {
+    let clip = || vec![Post::Max(0.0), Post::Min(6.0)];
+    let x = noise(c * h * w, seed);
+    let dw_in = if expand { mid } else { c };
+    let e = geo(c, h, w, dw_in, 1, 1, 0, false);
+    let d = geo(dw_in, h, w, dw_in, 3, stride, 1, true);
+    let p = geo(dw_in, d.oh, d.ow, out, 1, 1, 0, false);
+    let (we, be) = (noise(dw_in * c, seed + 1), noise(dw_in, seed + 2));
+    let (wd, bd) = (noise(dw_in * 9, seed + 3), noise(dw_in, seed + 4));
+    let (wp, bp) = (noise(out * dw_in, seed + 5), noise(out, seed + 6));
+    let conv = |g: &ConvGeo, wt: &[f32], b: &[f32], input, output, post| Step {
+        nodes: vec![format!("conv{output}")],
+        kernel: Kernel::Conv { geo: g.clone(), weights: Arc::new(wt.to_vec()), bias: Arc::new(b.to_vec()) },
+        input,
+        output,
+        post,
+    };
+    let residual = stride == 1 && c == out;
+    let mut steps = vec![];
+    let mut values = vec![value(c * h * w)];
+    let mut t = x.clone();
+    if expand {
+        steps.push(conv(&e, &we, &be, 0, 1, clip()));
+        values.push(value(dw_in * h * w));
+        t = reference(&shape_of(&e), &t, &we, &be).iter().map(|v| v.clamp(0.0, 6.0)).collect();
+    }
+    let a = values.len() - 1;
+    steps.push(conv(&d, &wd, &bd, a, a + 1, clip()));
+    values.push(value(dw_in * d.oh * d.ow));
+    t = reference(&shape_of(&d), &t, &wd, &bd).iter().map(|v| v.clamp(0.0, 6.0)).collect();
+    steps.push(conv(&p, &wp, &bp, a + 1, a + 2, if residual { vec![Post::AddValue(0)] } else { vec![] }));
+    values.push(value(out * d.oh * d.ow));
+    let mut want = reference(&shape_of(&p), &t, &wp, &bp);
+    if residual {
+        want.iter_mut().zip(&x).for_each(|(v, r)| *v += r);
+    }
+    let output = values.len() - 1;
+    (Graph { values, steps, input: 0, output }, x, want)
+}
+
+#[test]
+fn inverted_residual_blocks_run_as_one_kernel() {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+    // (channels, h, w, expanded, out, stride, expand): MobileNetV2's shapes shrunk, odd planes,
+    // channel counts off the lane count, one-row and one-pixel planes.
+    for (i, &(c, h, w, mid, out, stride, expand)) in [
+        (16, 9, 17, 96, 24, 2, true),
+        (24, 8, 11, 144, 24, 1, true),
+        (32, 13, 9, 32, 16, 1, false),
+        (17, 5, 7, 40, 17, 1, true),
+        (20, 1, 19, 60, 20, 1, true),
+        (8, 1, 1, 48, 8, 1, true),
+        (24, 6, 41, 144, 32, 2, true),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let (graph, x, want) = block_graph(c, h, w, mid, out, stride, expand, 10 * i as u32);
+        let kernels = Program::new(&graph, Path::new("t")).unwrap().kernels();
+        assert_eq!(
+            kernels.iter().filter(|(_, k)| k.starts_with("gss block")).count(),
+            1,
+            "one fused block: {kernels:?}"
+        );
+        let what = format!("block {c}→{mid}→{out} on {h}×{w}, stride {stride}, expand {expand}");
+        assert_close(&run(&graph, &x, None), &want, &what);
+        assert_close(&run(&graph, &x, Some(&pool)), &want, &format!("{what}, 2 threads"));
+    }
+    // An expansion read elsewhere too is kept as a kernel of its own (the depthwise conv and
+    // the projection still fuse).
+    let (mut graph, x, want) = block_graph(16, 4, 6, 32, 16, 1, true, 99);
+    graph.values.push(value(32 * 24));
+    graph.steps.push(Step {
+        nodes: vec!["relu".into()],
+        kernel: Kernel::Copy { len: 32 * 24 },
+        input: 1,
+        output: graph.values.len() - 1,
+        post: vec![Post::Max(0.0)],
+    });
+    graph.output = graph.values.len() - 2;
+    let p = Program::new(&graph, Path::new("t")).unwrap();
+    assert!(!p.kernels().iter().any(|(_, k)| k.contains("expand")), "{:?}", p.kernels());
+    assert_close(&run(&graph, &x, None), &want, "block with its expansion read twice");
+}
