@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# gss (tract) vs onnxruntime in one run: a new package (default models/gss-edge-street8-dense)
-# against the reference (the bundled models/gss-edge-street8), same frames and thread counts,
-# alternating rounds.
+# gss (its own kernels, and tract's) vs onnxruntime in one run on the same ONNX files, frames and
+# thread counts, alternating rounds: the bundled package first, then the dense one. Markdown on
+# stdout: scripts/bench-compare.sh --threads 1,2 --rounds 5 > docs/bench-compare.md
 # Arguments go to scripts/bench-compare.py (e.g. --threads 1,2 --rounds 5 --frames 30).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

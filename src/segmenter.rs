@@ -16,8 +16,8 @@ pub struct Segmenter {
 }
 
 impl Segmenter {
-    /// The package's fp32 graphs (or `variant`) on the tract CPU backend, every core, the
-    /// package's own fit.
+    /// The package's fp32 graphs (or `variant`) on the CPU backend (gss's kernels or tract's, as
+    /// `Kernels::Auto` picks), every core, the package's own fit.
     pub fn new(package: ModelPackage, variant: Option<&str>) -> Result<Self> {
         let backend = Box::new(CpuBackend::new(&package, variant)?);
         Self::with_backend(package, backend)

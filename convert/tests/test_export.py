@@ -53,6 +53,25 @@ def test_export_with_argmax_in_graph_gives_the_same_tokens(tiny_run, tiny_packag
     assert (tok_graph == tok_logits).all() and (cls_graph == cls_logits).all()
 
 
+def test_logits_turns_an_argmax_package_into_a_logits_one(tiny_run, tmp_path):
+    from gss_convert.export import export_run, logits_prior
+
+    pkg = tmp_path / "graph"
+    export_run(tiny_run, pkg, argmax_in_graph=True)
+    img = (np.random.default_rng(5).random((64, 128, 3)) * 255).astype(np.uint8)
+    tok_before, cls_before = OnnxSegmenter.load(pkg).segment(img)
+    assert main(["logits", str(pkg)]) == 0
+    manifest = check_package(pkg)  # sizes and sha256 re-stamped
+    assert manifest["prior"]["output"] == "logits" and not manifest["prior"]["argmax_in_graph"]
+    prior = onnx.load(str(pkg / "prior.onnx"))
+    assert "ArgMax" not in {n.op_type for n in prior.graph.node}
+    assert prior.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    tok_after, cls_after = OnnxSegmenter.load(pkg).segment(img)
+    assert (tok_after == tok_before).all() and (cls_after == cls_before).all()
+    with pytest.raises(ValueError, match="already ends with its token logits"):
+        logits_prior(pkg)
+
+
 def test_onnx_matches_pytorch(tiny_package, tiny_run, tiny_street8):
     r = verify(tiny_package, tiny_run, tiny_street8, "test")
     assert r["token_agreement"] >= 99.9 and r["class_agreement"] >= 99.9

@@ -102,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="runtime (default): the prior ends with token logits and gss takes the argmax, "
                           "several times faster than tract's ArgMax node; graph: ArgMax inside prior.onnx")
 
+    lg = sub.add_parser("logits", help="make a package whose prior ends with its ArgMax end with the token logits "
+                        "instead (every variant; model.json re-stamped; checked with onnxruntime)")
+    lg.add_argument("package", type=Path)
     inv = sub.add_parser("inverse", help="write the package's nearest-colour X⁻¹ as an ONNX graph")
     inv.add_argument("package", type=Path)
     inv.add_argument("--out", type=Path, default=None, help="default: PACKAGE/inverse.onnx")
@@ -277,6 +280,13 @@ def _run(args: argparse.Namespace) -> int:
         for name, info in manifest["files"].items():
             print(f"{args.out / name}: {info['bytes'] / 1e6:.2f} MB sha256 {info['sha256'][:16]}…")
         print(f"wrote {args.out / 'model.json'}")
+        return 0
+    if args.command == "logits":
+        from .export import logits_prior
+        manifest = logits_prior(args.package)
+        for name, info in manifest["files"].items():
+            print(f"{args.package / name}: sha256 {info['sha256'][:16]}…")
+        print(f"wrote {args.package / 'model.json'}: the prior ends with {manifest['prior']['output']!r}")
         return 0
     if args.command == "inverse" and args.source is not None:
         from .export import install_inverse, inverse_entry

@@ -356,3 +356,54 @@ def _metrics_summary(path: Path) -> dict:
 
 
 __all__ = ["export_run", "PriorTokens", "export_palette_inverse", "install_inverse", "export_baseline"]
+
+
+def logits_prior(package: Path) -> dict:
+    """Rewrites a package whose prior ends with its ArgMax so that it ends with the token logits
+    the ArgMax read (exactly that tensor: no retraining), in every variant, and re-stamps
+    model.json (the prior's output, its dtype, `argmax_in_graph` and the files' sha256). The runtime
+    then takes the argmax itself and can give the prior's confidence and the temporal stabiliser.
+    Checks with onnxruntime that the argmax of the new output is the old graph's token grid."""
+    import onnxruntime as ort
+
+    package = Path(package)
+    path = package / "model.json"
+    manifest = json.loads(path.read_text())
+    prior = manifest["prior"]
+    if not prior.get("argmax_in_graph", False):
+        raise ValueError(f"{path}: the prior already ends with its token logits ({prior['output']!r})")
+    files = [prior["file"]] + [v["prior"] for v in manifest.get("variants", {}).values()]
+    codes, grid = prior["codebook_size"], prior["grid"]
+    rng = np.random.default_rng(0)
+    image = rng.uniform(-2.0, 2.0, (1, 3, manifest["input"]["height"], manifest["input"]["width"])).astype(np.float32)
+    for name in files:
+        model = onnx.load(str(package / name))
+        g = model.graph
+        nodes = [n for n in g.node if prior["output"] in n.output]
+        if len(nodes) != 1 or nodes[0].op_type != "ArgMax":
+            raise ValueError(f"{package / name}: output {prior['output']!r} is not made by one ArgMax node")
+        argmax = nodes[0]
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in argmax.attribute}
+        if attrs.get("axis", 0) != 1 or attrs.get("keepdims", 1) != 0 or attrs.get("select_last_index", 0) != 0:
+            raise ValueError(f"{package / name}: the ArgMax is not over channels (axis 1, keepdims 0): {attrs}")
+        before = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        tokens = before.run(None, {prior["input"]: image})[0]
+        source = argmax.input[0]
+        g.node.remove(argmax)
+        for n in g.node:
+            n.output[:] = ["logits" if o == source else o for o in n.output]
+            n.input[:] = ["logits" if i == source else i for i in n.input]
+        out = next(o for o in g.output if o.name == prior["output"])
+        g.output.remove(out)
+        g.output.append(onnx.helper.make_tensor_value_info("logits", onnx.TensorProto.FLOAT, [1, codes, *grid]))
+        onnx.checker.check_model(model)
+        after = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        logits = after.run(None, {prior["input"]: image})[0]
+        if logits.shape != (1, codes, *grid) or not np.array_equal(logits.argmax(1), tokens):
+            raise ValueError(f"{package / name}: the logits' argmax differs from the ArgMax node's tokens")
+        onnx.save(model, str(package / name))
+        manifest["files"][name] = file_entry(package / name)
+    manifest["prior"] = {**prior, "output": "logits", "output_dtype": "float32", "argmax_in_graph": False}
+    validate_manifest(manifest, str(path))
+    path.write_text(json.dumps(manifest, indent=1) + "\n")
+    return manifest

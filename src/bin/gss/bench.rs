@@ -29,8 +29,9 @@ pub struct Args {
     /// Print JSON instead of a table
     #[arg(long)]
     json: bool,
-    /// Also time every node of both graphs (tract CPU backend, same knobs and threads) and print
-    /// where the time goes, per op and for the most expensive nodes
+    /// Also time every node of both graphs (the CPU backend as it runs them: gss's kernels or
+    /// tract's, same knobs and threads) and print where the time goes, per op and for the most
+    /// expensive nodes
     #[arg(long)]
     profile: bool,
 }
@@ -156,7 +157,7 @@ fn profile_json(p: &GraphProfile) -> serde_json::Value {
 
 fn print_profile(graph: &str, p: &GraphProfile) {
     let total = ms(p.total());
-    println!("\n{graph}: {total:.2} ms in nodes (mean of {} runs, tract CPU backend)", p.runs);
+    println!("\n{graph}: {total:.2} ms in nodes (mean of {} runs)", p.runs);
     println!("| op | nodes | ms | share |\n|---|---:|---:|---:|");
     for (op, n, t) in p.by_op() {
         println!("| {op} | {n} | {:.2} | {:.0} % |", ms(t), 100.0 * ms(t) / total);

@@ -24,7 +24,7 @@ pub mod isa;
 pub use gss_kernels as kernels;
 mod profile;
 pub mod program;
-pub use profile::{GraphProfile, NodeTime, OpTotal};
+pub use profile::{from_program as profile_of_program, GraphProfile, NodeTime, OpTotal};
 use program::Program;
 
 type Plan = Arc<TypedRunnableModel>;

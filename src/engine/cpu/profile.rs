@@ -101,7 +101,7 @@ pub(crate) fn profile_state(
 }
 
 /// The per-kernel times a gss program collected over `runs` timed runs.
-pub(crate) fn from_program(program: &Program, runs: usize) -> GraphProfile {
+pub fn from_program(program: &Program, runs: usize) -> GraphProfile {
     let nodes = program
         .kernels()
         .into_iter()

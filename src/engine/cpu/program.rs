@@ -930,6 +930,11 @@ impl Program {
             .collect()
     }
 
+    /// Zeroes the per-kernel times timed runs add to.
+    pub fn reset_times(&mut self) {
+        self.times.iter_mut().for_each(|t| *t = Duration::ZERO);
+    }
+
     /// Multiply-accumulates one run does in convolutions.
     pub fn conv_macs(&self) -> usize {
         self.execs
