@@ -87,8 +87,9 @@ impl BlockPlan {
         self.expand.as_ref().map_or(0, |e| e.macs()) + self.dw.macs() + self.project.macs()
     }
 
-    pub fn stride(&self) -> usize {
-        self.dw.shape.stride[0]
+    /// The depthwise conv's geometry.
+    pub fn depthwise(&self) -> &super::conv::ConvShape {
+        &self.dw.shape
     }
 
     pub fn has_expand(&self) -> bool {

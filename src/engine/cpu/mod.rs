@@ -137,7 +137,9 @@ pub struct CpuBackend {
     image_shape: [usize; 4],
     grid: [usize; 2],
     /// Some(codebook size) when the prior ends with token logits and the argmax runs here
-    /// (`engine::tokens`), which is much faster than tract's ArgMax node.
+    /// (`engine::tokens`), which is much faster than tract's ArgMax node; None when the prior
+    /// gives tokens (its ArgMax in the graph, or appended to a gss program when nothing else
+    /// reads the logits).
     argmax_codes: Option<usize>,
     /// The last frame's per-cell confidence, when asked for and the prior ends with logits.
     confidence: Option<Vec<f32>>,
@@ -177,6 +179,9 @@ struct GraphContract<'a> {
     output_type: DatumType,
     /// tract knobs scoped to this graph's optimisation (measured per graph, see `new`).
     knobs: &'a [(&'a str, &'a str)],
+    /// On gss's kernels, end the graph with the argmax over this many channels of logits (the
+    /// tokens then leave the program, taken from its blocked layout, instead of every logit).
+    argmax: Option<usize>,
 }
 
 fn load(path: &Path) -> Result<InferenceModel> {
@@ -283,14 +288,19 @@ fn plan_gss(model: &InferenceModel, path: &Path, contract: &GraphContract) -> Re
             )
         })?;
     check_output(&typed, path, contract)?;
-    let graph = lowering::lower(&typed, path, program::BACKEND)?;
+    let mut graph = lowering::lower(&typed, path, program::BACKEND)?;
+    if let Some(codes) = contract.argmax {
+        graph
+            .append_channel_argmax(codes)
+            .map_err(|why| mismatch(path, why))?;
+    }
     let program = Program::new(&graph, path)?;
     let in_dtype = if contract.input.datum_type == f32::datum_type() {
         DType::F32
     } else {
         DType::U32
     };
-    let out_dtype = if contract.output_type == f32::datum_type() {
+    let out_dtype = if contract.output_type == f32::datum_type() && contract.argmax.is_none() {
         DType::F32
     } else {
         DType::U32
@@ -301,7 +311,7 @@ fn plan_gss(model: &InferenceModel, path: &Path, contract: &GraphContract) -> Re
         .as_concrete()
         .map(|s| s.iter().product())
         .unwrap_or(0);
-    let out_len: usize = contract.output_tail.iter().product();
+    let out_len = contract.output_tail.iter().product::<usize>() / contract.argmax.unwrap_or(1).max(1);
     if program.input_dtype() != in_dtype
         || program.output_dtype() != out_dtype
         || program.input_len() != in_len
@@ -482,11 +492,15 @@ impl CpuBackend {
             // against 6.7 ms without it; the MobileNetV2 prior gains 3 % from it at one
             // thread (38.8 vs 40.2 ms) and nothing at two, so it is off for every prior.
             knobs: &[("TRACT_DISABLE_DIRECT_SPATIAL", "true")],
+            // Only the tokens are wanted: no confidence or stabiliser reads the logits.
+            argmax: argmax_codes.filter(|_| !options.confidence && options.stabilise.is_none()),
         };
         let prior = prior_model
             .as_ref()
             .map(|model| runner(model, &prior_path, prior_contract, kernels))
             .transpose()?;
+        let prior_gives_tokens = matches!(&prior, Some(Runner::Gss { program, .. }) if program.output_dtype() == DType::U32);
+        let argmax_codes = argmax_codes.filter(|_| !prior_gives_tokens);
         let decoder_contract = |cells: [usize; 2]| GraphContract {
             input_name: &m.decoder.input,
             output_name: &m.decoder.output,
@@ -501,6 +515,7 @@ impl CpuBackend {
             // direct spatial conv costs the decoder (full-resolution convs with many channels)
             // about 20 % over im2col + matmul, as it costs the priors: off for every graph.
             knobs: &[("TRACT_DISABLE_DIRECT_SPATIAL", "true")],
+            argmax: None,
         };
         let decoder_model = want_decoder.then(|| load(&decoder_path)).transpose()?;
         let mut decoder = decoder_model
@@ -1023,6 +1038,7 @@ impl OnnxInverse {
             output_tail: vec![m.input.height, m.input.width],
             output_type: i64::datum_type(),
             knobs: &[],
+            argmax: None,
         };
         let state = plan(&path, contract)?
             .spawn()

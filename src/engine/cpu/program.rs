@@ -105,9 +105,11 @@ fn op_name(op: &Op) -> String {
         Op::Conv(c) if c.shape.kh == 1 && c.shape.kw == 1 && c.shape.stride == [1, 1] => "gss pointwise".into(),
         Op::Conv(c) => format!("gss conv {}×{}/{}", c.shape.kh, c.shape.kw, c.shape.stride[0]),
         Op::Block(b) => format!(
-            "gss block ({}dw 3×3/{} → project)",
+            "gss block ({}dw {}×{}/{} → project)",
             if b.has_expand() { "expand → " } else { "" },
-            b.stride()
+            b.depthwise().kh,
+            b.depthwise().kw,
+            b.depthwise().stride[0]
         ),
         Op::Resize(_) => "gss resize".into(),
         Op::ArgMaxBlocked { .. } => "gss argmax (blocked)".into(),
@@ -951,6 +953,16 @@ impl Program {
     /// error is a message naming the node (an input the graph cannot take, such as a token id
     /// past its codebook), for the caller to wrap with its stage.
     pub fn run(&mut self, threads: Threads, timed: bool) -> std::result::Result<(), String> {
+        match threads {
+            // The whole run on the pool: each kernel then splits its work from a pool thread,
+            // which starts on its own share at once, instead of the caller handing every kernel
+            // to a sleeping worker and sleeping until it is done (two wake-ups a kernel).
+            Threads::Pool(pool) => pool.install(|| self.run_all(threads, timed)),
+            Threads::One => self.run_all(threads, timed),
+        }
+    }
+
+    fn run_all(&mut self, threads: Threads, timed: bool) -> std::result::Result<(), String> {
         for i in 0..self.execs.len() {
             let t0 = timed.then(Instant::now);
             self.run_one(i, threads)?;
