@@ -404,16 +404,40 @@ fn dense_tile<V: Vector, const MR: usize, const NR: usize>(
     let coords = tile_coords::<MR>(p, px, n);
     // A pointwise conv over one long row reads its pixels in order, no padding.
     let plain_rows = p.is_flat_pointwise();
-    for ky in 0..p.shape.kh {
-        for kx in 0..p.shape.kw {
-            let tap = ky * p.shape.kw + kx;
+    let s = &p.shape;
+    // A whole tile inside one output row whose taps all fall inside the input row: its pixels
+    // are a constant step apart, and a kernel row in the vertical padding is skipped.
+    let (oy0, ox0) = coords[0];
+    let interior = !plain_rows
+        && n == MR
+        && ox0 + MR <= s.ow
+        && ox0 * s.stride[1] >= s.pad[1]
+        && (ox0 + MR - 1) * s.stride[1] + (s.kw - 1) * s.dilation[1] < s.w + s.pad[1];
+    for ky in 0..s.kh {
+        let iy = (oy0 * s.stride[0] + ky * s.dilation[0]).checked_sub(s.pad[0]).filter(|&iy| iy < s.h);
+        if interior && iy.is_none() {
+            continue;
+        }
+        for kx in 0..s.kw {
+            let tap = ky * s.kw + kx;
             let mut rows = [zeros.as_ptr(); MR];
-            for q in 0..MR {
-                if q < n {
-                    if plain_rows {
-                        rows[q] = x[(px + q - x_origin) * p.shape.cs_in..].as_ptr();
-                    } else if let Some(i) = p.source(coords[q].0, coords[q].1, ky, kx) {
-                        rows[q] = x[i * p.shape.cs_in..].as_ptr();
+            if let (true, Some(iy)) = (interior, iy) {
+                let first = iy * s.w + ox0 * s.stride[1] + kx * s.dilation[1] - s.pad[1];
+                let base = x[first * s.cs_in..].as_ptr();
+                let step = s.stride[1] * s.cs_in;
+                for (q, r) in rows.iter_mut().enumerate() {
+                    // In bounds: the tile's last tap reads column
+                    // (ox0 + MR - 1)·stride + (kw - 1)·dil - pad < w (the `interior` test).
+                    *r = base.wrapping_add(q * step);
+                }
+            } else {
+                for q in 0..MR {
+                    if q < n {
+                        if plain_rows {
+                            rows[q] = x[(px + q - x_origin) * s.cs_in..].as_ptr();
+                        } else if let Some(i) = p.source(coords[q].0, coords[q].1, ky, kx) {
+                            rows[q] = x[i * s.cs_in..].as_ptr();
+                        }
                     }
                 }
             }

@@ -205,6 +205,12 @@ fn dense_3x3_and_the_stem() {
         (64, 4, 8, 48, 3, 1, 1),
         (8, 1, 1, 4, 3, 1, 1),
         (5, 6, 6, 7, 1, 2, 0),
+        // Rows wide enough for whole tiles away from both ends (the constant-step path), for
+        // the two-block tile and the one-block tile, at stride 1 and 2.
+        (16, 5, 40, 12, 3, 1, 1),
+        (3, 6, 70, 32, 3, 2, 1),
+        (24, 4, 37, 40, 3, 1, 1),
+        (8, 3, 45, 16, 5, 2, 2),
     ] {
         check_conv(
             geo(c_in, h, w, c_out, k, s, p, false),
