@@ -129,22 +129,12 @@ pub enum PostOp {
 /// Applies `posts` to one lane vector that will be stored at element `at` of the output.
 #[inline(always)]
 pub(crate) fn apply_posts(v: &mut Lane, posts: &[PostOp], residuals: &[&[f32]], at: usize) {
-    for p in posts {
-        match *p {
-            PostOp::Max(c) => v.iter_mut().for_each(|x| *x = x.max(c)),
-            PostOp::Min(c) => v.iter_mut().for_each(|x| *x = x.min(c)),
-            PostOp::Add(c) => v.iter_mut().for_each(|x| *x += c),
-            PostOp::Mul(c) => v.iter_mut().for_each(|x| *x *= c),
-            PostOp::Residual(i) => {
-                let r = &residuals[i][at..at + LANES];
-                v.iter_mut().zip(r).for_each(|(x, r)| *x += r);
-            }
-        }
-    }
+    apply_posts_slice(v, posts, residuals, at)
 }
 
 /// Applies `posts` to consecutive values that start at element `at` of the output, one post at
 /// a time over the whole slice (vectorised, no branch per value).
+#[inline(always)]
 pub(crate) fn apply_posts_slice(v: &mut [f32], posts: &[PostOp], residuals: &[&[f32]], at: usize) {
     for p in posts {
         match *p {
