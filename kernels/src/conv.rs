@@ -92,8 +92,7 @@ impl ConvPlan {
         if s.kh == 1 && s.kw == 1 && s.stride == [1, 1] && s.pad == [0, 0] && s.h == s.oh && s.w == s.ow {
             (shape.h, shape.w, shape.oh, shape.ow) = (1, s.h * s.w, 1, s.oh * s.ow);
         }
-        let plan = ConvPlan { shape, cs_out, weights: packed, bias: b, posts };
-        plan
+        ConvPlan { shape, cs_out, weights: packed, bias: b, posts }
     }
 
     pub fn pixels(&self) -> usize {
@@ -449,17 +448,11 @@ fn dense_tile<V: Vector, const MR: usize, const NR: usize>(
     }
     // Constant indices only (a guard, not a loop bound of `n`): indexing the accumulators by a
     // run-time count would pin them to the stack for the whole reduction.
-    for q in 0..MR {
+    for (q, row) in acc.iter().enumerate() {
         if q < n {
-            for b in 0..NR {
+            for (b, a) in row.iter().enumerate() {
                 let at = (px + q) * p.cs_out + (cob + b) * LANES;
-                store(
-                    acc[q][b],
-                    &p.posts,
-                    residuals,
-                    at,
-                    &mut out[at - first * p.cs_out..],
-                );
+                store(*a, &p.posts, residuals, at, &mut out[at - first * p.cs_out..]);
             }
         }
     }

@@ -69,8 +69,8 @@ impl<M: Mac + Copy> Vector for Portable<M> {
     #[inline(always)]
     fn mac(self, a: Self, b: Self) -> Self {
         let mut r = self.0;
-        for l in 0..LANES {
-            r[l] = M::mac(a.0[l], b.0[l], r[l]);
+        for (r, (a, b)) in r.iter_mut().zip(a.0.iter().zip(&b.0)) {
+            *r = M::mac(*a, *b, *r);
         }
         Portable(r, std::marker::PhantomData)
     }
@@ -80,8 +80,8 @@ impl<M> Portable<M> {
     #[inline(always)]
     fn zip(self, o: Self, f: impl Fn(f32, f32) -> f32) -> Self {
         let mut r = self.0;
-        for l in 0..LANES {
-            r[l] = f(r[l], o.0[l]);
+        for (r, o) in r.iter_mut().zip(&o.0) {
+            *r = f(*r, *o);
         }
         Portable(r, std::marker::PhantomData)
     }
