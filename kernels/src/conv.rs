@@ -412,9 +412,24 @@ fn dense_tile<V: Vector, const MR: usize, const NR: usize>(
         && ox0 + MR <= s.ow
         && ox0 * s.stride[1] >= s.pad[1]
         && (ox0 + MR - 1) * s.stride[1] + (s.kw - 1) * s.dilation[1] < s.w + s.pad[1];
+    // Unpadded pixels (a stem's 3 channels, a narrow decoder conv's 16): a kernel row's pixels
+    // are one run of kw·c_in floats, as its packed weights are, so one reduction covers the row.
+    let merge_row = interior && s.cs_in == c_in && s.dilation[1] == 1;
     for ky in 0..s.kh {
         let iy = (oy0 * s.stride[0] + ky * s.dilation[0]).checked_sub(s.pad[0]).filter(|&iy| iy < s.h);
         if interior && iy.is_none() {
+            continue;
+        }
+        if let (true, Some(iy)) = (merge_row, iy) {
+            let first = iy * s.w + ox0 * s.stride[1] - s.pad[1];
+            let base = x[first * c_in..].as_ptr();
+            let step = s.stride[1] * c_in;
+            let rows: [*const f32; MR] = std::array::from_fn(|q| base.wrapping_add(q * step));
+            let wp = p.weights[(cob * taps + ky * s.kw) * c_in * LANES..].as_ptr();
+            // SAFETY: each row holds kw·c_in readable floats (the tile is interior: its last
+            // pixel's last tap is inside the input row); the packed weights hold the kw taps of
+            // this kernel row as kw·c_in consecutive vectors per block.
+            acc = unsafe { reduce::<V, MR, NR>(acc, rows, wp, block_len, s.kw * c_in) };
             continue;
         }
         for kx in 0..s.kw {
