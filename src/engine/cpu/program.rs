@@ -616,7 +616,7 @@ impl Planner<'_> {
                 self.plain_posts(step)?;
             }
             Kernel::Permute { in_shape, perm } => {
-                if self.depth_to_space(step, in_shape, perm)? {
+                if self.depth_to_space(step, in_shape, perm)? || self.channels_first(step, in_shape, perm)? {
                     return Ok(());
                 }
                 let input = self.form(step.input, Want::Plain, step)?;
@@ -709,6 +709,31 @@ impl Planner<'_> {
         self.execs.push(Exec {
             nodes: step.nodes.join(" + "),
             op: Op::DepthToSpace { plan: Box::new(plan), posts },
+            input,
+            output,
+            residuals,
+        });
+        Ok(true)
+    }
+
+    /// NHWC → NCHW of a plain value (a decoder's embedding rows turned into channels) is the
+    /// blocked layout already, with one pixel every `c` values: a copy, not a transpose and a
+    /// reorder. Returns false for any other transpose.
+    fn channels_first(&mut self, step: &Step, in_shape: &[usize], perm: &[usize]) -> Result<bool> {
+        let (&[1, h, w, c], [0, 3, 1, 2]) = (in_shape, perm) else {
+            return Ok(false);
+        };
+        if self.graph.values[step.input].dtype != DType::F32 || [h, w, c].contains(&0) {
+            return Ok(false);
+        }
+        let input = self.form(step.input, Want::Plain, step)?;
+        let layout = Layout::Blocked { c, h, w, cs: c };
+        let want = Want::Blocked { c, h, w, cs: Some(c), aligned: false };
+        let (posts, residuals) = self.posts(step, want)?;
+        let output = self.produce(step.output, layout, h * w * c);
+        self.execs.push(Exec {
+            nodes: step.nodes.join(" + "),
+            op: Op::Apply { posts },
             input,
             output,
             residuals,

@@ -395,79 +395,82 @@ fn blocked_argmax_gather_and_transpose() {
     let got: Vec<u32> = run(&graph, &x, None).iter().map(|v| v.to_bits()).collect();
     assert_eq!(got, want);
 
-    // tokens → embedding rows → NCHW by a transpose → 3×3 conv.
-    let table = noise(6 * 4, 4);
-    let tokens: Vec<f32> = [0u32, 5, 2, 2, 1, 3]
-        .iter()
-        .map(|&t| f32::from_bits(t))
-        .collect();
-    let c = geo(4, 2, 3, 3, 3, 1, 1, false);
-    let (wc, bc) = (noise(3 * 4 * 9, 5), noise(3, 6));
-    let graph = Graph {
-        values: vec![
-            ValueInfo {
-                len: 6,
-                dtype: DType::U32,
-            },
-            value(24),
-            value(24),
-            value(18),
-        ],
-        steps: vec![
-            Step {
-                nodes: vec!["gather".into()],
-                kernel: Kernel::Gather {
-                    table: Arc::new(table.clone()),
-                    rows: 6,
-                    cols: 4,
-                    count: 6,
+    // tokens → embedding rows → NCHW by a transpose (as a 2-D one, and as the NHWC → NCHW
+    // the decoders export, which is the blocked layout already) → 3×3 conv.
+    for (in_shape, perm) in [(vec![6, 4], vec![1, 0]), (vec![1, 2, 3, 4], vec![0, 3, 1, 2])] {
+        let table = noise(6 * 4, 4);
+        let tokens: Vec<f32> = [0u32, 5, 2, 2, 1, 3]
+            .iter()
+            .map(|&t| f32::from_bits(t))
+            .collect();
+        let c = geo(4, 2, 3, 3, 3, 1, 1, false);
+        let (wc, bc) = (noise(3 * 4 * 9, 5), noise(3, 6));
+        let graph = Graph {
+            values: vec![
+                ValueInfo {
+                    len: 6,
+                    dtype: DType::U32,
                 },
-                input: 0,
-                output: 1,
-                post: vec![],
-            },
-            Step {
-                nodes: vec!["t".into()],
-                kernel: Kernel::Permute {
-                    in_shape: vec![6, 4],
-                    perm: vec![1, 0],
+                value(24),
+                value(24),
+                value(18),
+            ],
+            steps: vec![
+                Step {
+                    nodes: vec!["gather".into()],
+                    kernel: Kernel::Gather {
+                        table: Arc::new(table.clone()),
+                        rows: 6,
+                        cols: 4,
+                        count: 6,
+                    },
+                    input: 0,
+                    output: 1,
+                    post: vec![],
                 },
-                input: 1,
-                output: 2,
-                post: vec![],
-            },
-            Step {
-                nodes: vec!["conv".into()],
-                kernel: Kernel::Conv {
-                    geo: c.clone(),
-                    weights: Arc::new(wc.clone()),
-                    bias: Arc::new(bc.clone()),
+                Step {
+                    nodes: vec!["t".into()],
+                    kernel: Kernel::Permute {
+                        in_shape: in_shape.clone(),
+                        perm: perm.clone(),
+                    },
+                    input: 1,
+                    output: 2,
+                    post: vec![],
                 },
-                input: 2,
-                output: 3,
-                post: vec![],
-            },
-        ],
-        input: 0,
-        output: 3,
-    };
-    let mut nchw = vec![0.0; 24];
-    for (i, t) in [0usize, 5, 2, 2, 1, 3].iter().enumerate() {
-        for d in 0..4 {
-            nchw[d * 6 + i] = table[t * 4 + d];
+                Step {
+                    nodes: vec!["conv".into()],
+                    kernel: Kernel::Conv {
+                        geo: c.clone(),
+                        weights: Arc::new(wc.clone()),
+                        bias: Arc::new(bc.clone()),
+                    },
+                    input: 2,
+                    output: 3,
+                    post: vec![],
+                },
+            ],
+            input: 0,
+            output: 3,
+        };
+        let mut nchw = vec![0.0; 24];
+        for (i, t) in [0usize, 5, 2, 2, 1, 3].iter().enumerate() {
+            for d in 0..4 {
+                nchw[d * 6 + i] = table[t * 4 + d];
+            }
         }
-    }
-    assert_close(
-        &run(&graph, &tokens, None),
-        &reference(&shape_of(&c), &nchw, &wc, &bc),
-        "gather → transpose → conv",
-    );
+        assert_close(
+            &run(&graph, &tokens, None),
+            &reference(&shape_of(&c), &nchw, &wc, &bc),
+            "gather → transpose → conv",
+        );
 
-    // A token past the table is an error naming the node, not a panic.
-    let mut p = Program::new(&graph, Path::new("t")).unwrap();
-    p.input_mut().copy_from_slice(&[f32::from_bits(6); 6]);
-    let err = p.run(Threads::One, false).unwrap_err();
-    assert!(err.contains("gather") && err.contains("outside"), "{err}");
+        // A token past the table is an error naming the node, not a panic.
+        let mut p = Program::new(&graph, Path::new("t")).unwrap();
+        p.input_mut().copy_from_slice(&[f32::from_bits(6); 6]);
+        let err = p.run(Threads::One, false).unwrap_err();
+        assert!(err.contains("gather") && err.contains("outside"), "{err}");
+    }
 }
 
 /// DepthToSpace as ONNX defines it (a 6-D reshape and transpose) on NCHW data: the reference.
