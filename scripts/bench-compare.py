@@ -106,6 +106,12 @@ def ort_round(seg: OnnxSegmenter, image: np.ndarray, frames: int) -> dict:
     return r | {"model": r["prior"] + r["decoder"]}
 
 
+def ort_version() -> str:
+    import onnxruntime
+
+    return onnxruntime.__version__
+
+
 def median_rounds(rounds: list[dict]) -> dict:
     return {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
 
@@ -156,6 +162,10 @@ def main() -> None:
     fma = args.fma_per_cycle or cpu["fma_per_cycle"]
     peak_core = fma * ghz  # GMAC/s of one core
     label = {"gss": "gss (its kernels)", "tract": "gss (tract's kernels)", "ort": "onnxruntime"}
+    print("# gss against onnxruntime (`scripts/bench-compare.sh`)\n")
+    print(f"Generated on {time.strftime('%Y-%m-%d', time.gmtime())} with `scripts/bench-compare.sh "
+          f"--threads {args.threads} --rounds {args.rounds} --frames {args.frames}`, onnxruntime "
+          f"{ort_version()}.\n")
     print(f"CPU: {cpu['name']} ({cpu['isa']}), {os.cpu_count()} cores visible; median of {args.rounds} alternating "
           f"rounds of {args.frames} frames; ratio = time / time, lower is better\n")
     for pkg in args.packages:
