@@ -2,10 +2,12 @@
 //! `--profile`, where the time goes per op and per node. For design probes on candidate networks
 //! and export rewrites, before they become a package (`gss bench --profile` does the same on a
 //! package's own graphs), and for what a kernel change buys (`--kernels gss-unfused` runs the
-//! inverted-residual blocks as three kernels each).
+//! inverted-residual blocks as three kernels each). `--pair` also times two copies of each gss
+//! program running at once on two OS threads, one thread each: what the machine gives two
+//! independent streams, the ceiling for what splitting one graph over two threads can gain.
 //!
 //! `cargo bench --bench graph -- FILE.onnx... [--kernels tract|gss|gss-unfused] [--threads 1,2]
-//!  [--runs 30] [--profile] [--knob NAME=VALUE]... [--transform NAME]... [--max-token N]`
+//!  [--runs 30] [--profile] [--pair] [--knob NAME=VALUE]... [--transform NAME]... [--max-token N]`
 //! Inputs get deterministic values: floats in 0..255 (an image), integers in 0..N (token ids).
 
 use std::time::Instant;
@@ -23,10 +25,11 @@ struct Args {
     transforms: Vec<String>,
     max_token: i64,
     kernels: Vec<String>,
+    pair: bool,
 }
 
 fn parse() -> Result<Args, String> {
-    let mut a = Args { files: vec![], threads: vec![1], runs: 30, profile: false, knobs: vec![], transforms: vec![], max_token: 512, kernels: vec![] };
+    let mut a = Args { files: vec![], threads: vec![1], runs: 30, profile: false, knobs: vec![], transforms: vec![], max_token: 512, kernels: vec![], pair: false };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
@@ -36,6 +39,7 @@ fn parse() -> Result<Args, String> {
             "--runs" => a.runs = value("--runs")?.parse().map_err(|e| format!("--runs: {e}"))?,
             "--max-token" => a.max_token = value("--max-token")?.parse().map_err(|e| format!("--max-token: {e}"))?,
             "--profile" => a.profile = true,
+            "--pair" => a.pair = true,
             "--kernels" => a.kernels = value("--kernels")?.split(',').map(str::to_string).collect(),
             "--transform" => a.transforms.push(value("--transform")?),
             "--knob" => {
@@ -169,6 +173,29 @@ fn gss_kernels(
     let mut ms = (0..args.runs).map(|_| run(&mut program, false)).collect::<Result<Vec<f64>, String>>()?;
     ms.sort_by(f64::total_cmp);
     println!("| {file} | {kernels} | {threads} | {:.2} | {:.2} |", percentile(&ms, 50.0), ms[0]);
+    if args.pair && threads == 1 {
+        let mut twin = Program::with_blocks(&graph, file.as_ref(), kernels == "gss").map_err(|e| e.to_string())?;
+        twin.input_mut().copy_from_slice(&values);
+        program.input_mut().copy_from_slice(&values);
+        let mut pair_ms = Vec::with_capacity(args.runs);
+        for _ in 0..args.runs {
+            let t0 = Instant::now();
+            let (a, b) = std::thread::scope(|s| {
+                let a = s.spawn(|| program.run(Threads::One, false));
+                let b = s.spawn(|| twin.run(Threads::One, false));
+                (a.join(), b.join())
+            });
+            a.map_err(|_| "a run panicked")??;
+            b.map_err(|_| "a run panicked")??;
+            pair_ms.push(t0.elapsed().as_secs_f64() * 1e3);
+        }
+        pair_ms.sort_by(f64::total_cmp);
+        println!(
+            "| {file} | {kernels}, two copies at once, 1 thread each | 2 | {:.2} | {:.2} |",
+            percentile(&pair_ms, 50.0),
+            pair_ms[0]
+        );
+    }
     if args.profile {
         let runs = args.runs.min(10);
         program.reset_times();
