@@ -88,3 +88,30 @@ fn tract_allocations_per_frame() {
         eprintln!("tract backend, {mode:?}, 640x480 frames: {:.1} allocations per frame", n as f64 / 250.0);
     }
 }
+
+/// gss's own kernels keep their promise too (`engine::cpu::program`: buffers allocated when the
+/// graph is planned, recycled by liveness, fused blocks' scratch kept between runs): after a first
+/// run, running both bundled graphs again allocates nothing.
+#[test]
+fn gss_kernel_programs_allocate_nothing_per_run() {
+    use gss::engine::cpu::kernels::Threads;
+    use gss::engine::cpu::program::{Program, BACKEND};
+    use tract_onnx::prelude::*;
+    // The whole test, planning included: the other tests count allocations in windows of their own.
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/gss-edge-street8");
+    for (file, fact) in [("prior.onnx", f32::fact([1, 3, 256, 512])), ("decoder.onnx", i64::fact([1, 32, 64]))] {
+        let path = dir.join(file);
+        let graph = gss::engine::lowering::load(&path, fact, BACKEND).unwrap();
+        let mut program = Program::new(&graph, &path).unwrap();
+        // Small values: token ids for the decoder (u32 bits), pixels for the prior.
+        program.input_mut().iter_mut().enumerate().for_each(|(i, v)| *v = f32::from_bits((i % 500) as u32));
+        program.run(Threads::One, false).unwrap();
+        let start = ALLOCATIONS.load(Ordering::SeqCst);
+        for _ in 0..3 {
+            program.run(Threads::One, false).unwrap();
+        }
+        let n = ALLOCATIONS.load(Ordering::SeqCst) - start;
+        assert_eq!(n, 0, "{file}: {n} allocations in 3 runs");
+    }
+}

@@ -140,27 +140,27 @@ impl BlockPlan {
         let d = self.dw.shape;
         let in_row = d.w * d.cs_in;
         let row_len = d.ow * self.project.cs_out;
-        // Input rows [lo, hi) are expanded in the ring, row iy at slot iy % span.
-        let (mut lo, mut hi) = (0usize, 0usize);
+        // Input rows up to `hi` are expanded, row iy at slot iy % span: the last `span` of them
+        // are in the ring, which covers every output row's reach as rows only move forward.
+        let mut hi = 0usize;
         for oy in r0..r1 {
             let rows: DepthwiseRows = match &self.expand {
                 None => self.dw.input_rows(x, oy),
                 Some(e) => {
                     let first = (oy * d.stride[0]).saturating_sub(d.pad[0]);
                     let last = (oy * d.stride[0] + (d.kh - 1) * d.dilation[0]).saturating_sub(d.pad[0]).min(d.h - 1);
-                    if first >= hi || first < lo {
-                        (lo, hi) = (first, first);
+                    if first >= hi {
+                        hi = first;
                     }
                     while hi <= last {
                         let slot = &mut ring[(hi % self.span) * in_row..][..in_row];
                         e.dense_range(x, 0, &[], zeros, slot, hi * d.w, (hi + 1) * d.w);
                         hi += 1;
                     }
-                    lo = lo.max((hi).saturating_sub(self.span));
                     let mut rows: DepthwiseRows = [None; MAX_DEPTHWISE_SIDE];
                     for (ky, r) in rows.iter_mut().enumerate().take(d.kh) {
                         if let Some(iy) = self.dw.input_row(oy, ky) {
-                            debug_assert!(iy >= lo && iy < hi, "input row {iy} not in the ring [{lo}, {hi})");
+                            debug_assert!(iy < hi && iy + self.span >= hi, "input row {iy} not in the ring (rows up to {hi})");
                             *r = Some(&ring[(iy % self.span) * in_row..][..in_row]);
                         }
                     }

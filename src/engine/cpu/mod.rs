@@ -252,42 +252,38 @@ fn check_output(typed: &TypedModel, path: &Path, contract: &GraphContract) -> Re
 }
 
 fn plan_model(model: InferenceModel, path: &Path, contract: GraphContract) -> Result<Plan> {
-    check_io(&model, path, &contract)?;
-    let expected_input = format!("{:?}", contract.input);
     let scope = tract_onnx::tract_core::knobs::KnobScope::new(contract.knobs.iter().copied())
         .map_err(|e| graph_err(path, e))?;
-    let typed = scope
-        .enter(|| {
-            model
-                .with_input_fact(0, contract.input.clone().into())
-                .and_then(|m| m.into_optimized())
-        })
+    let typed = scope.enter(|| typed_for(model, path, &contract, |m| m.into_optimized()))?;
+    typed.into_runnable().map_err(|e| graph_err(path, e))
+}
+
+/// `model` checked against the contract's names, given the contract's input, typed by `finish`
+/// (tract's optimiser for its plan, plain typing for gss's lowering) and its output checked.
+fn typed_for(
+    model: InferenceModel,
+    path: &Path,
+    contract: &GraphContract,
+    finish: impl FnOnce(InferenceModel) -> TractResult<TypedModel>,
+) -> Result<TypedModel> {
+    check_io(&model, path, contract)?;
+    let typed = model
+        .with_input_fact(0, contract.input.clone().into())
+        .and_then(finish)
         .map_err(|e| {
             mismatch(
                 path,
-                format!("does not accept the input model.json describes ({expected_input}): {e:#}"),
+                format!("does not accept the input model.json describes ({:?}): {e:#}", contract.input),
             )
         })?;
-    check_output(&typed, path, &contract)?;
-    typed.into_runnable().map_err(|e| graph_err(path, e))
+    check_output(&typed, path, contract)?;
+    Ok(typed)
 }
 
 /// The graph on gss's kernels: checked against the contract as tract's plan is, lowered, and
 /// planned onto the kernels. An op they do not cover is an `UnsupportedOp` naming the node.
 fn plan_gss(model: &InferenceModel, path: &Path, contract: &GraphContract) -> Result<Program> {
-    check_io(model, path, contract)?;
-    let expected_input = format!("{:?}", contract.input);
-    let typed = model
-        .clone()
-        .with_input_fact(0, contract.input.clone().into())
-        .and_then(|m| m.into_typed())
-        .map_err(|e| {
-            mismatch(
-                path,
-                format!("does not accept the input model.json describes ({expected_input}): {e:#}"),
-            )
-        })?;
-    check_output(&typed, path, contract)?;
+    let typed = typed_for(model.clone(), path, contract, |m| m.into_typed())?;
     let mut graph = lowering::lower(&typed, path, program::BACKEND)?;
     if let Some(codes) = contract.argmax {
         graph

@@ -16,6 +16,9 @@ use super::kernels::{layout, padded, AlignedVec, PostOp, Threads, LANES};
 use crate::engine::lowering::{ConvGeo, DType, Graph, Kernel, Post, ResizeCoord, Step, ValueId};
 use crate::error::{Error, Result};
 
+/// Residual tensors one kernel may add in its post chain; a step with more runs on tract.
+const MAX_RESIDUALS: usize = 4;
+
 /// The backend name lowering errors carry when gss's kernels cannot take a graph.
 pub const BACKEND: &str = "cpu (gss kernels)";
 
@@ -272,6 +275,9 @@ impl Planner<'_> {
                 Post::AddScalar(c) => PostOp::Add(c),
                 Post::MulScalar(c) => PostOp::Mul(c),
                 Post::AddValue(v) => {
+                    if residuals.len() == MAX_RESIDUALS {
+                        return Err(unsupported(format!("more than {MAX_RESIDUALS} residual Adds on one kernel"), step));
+                    }
                     residuals.push(self.form(v, want, step)?);
                     PostOp::Residual(residuals.len() - 1)
                 }
@@ -362,22 +368,13 @@ impl Planner<'_> {
             pad: [0, 0],
             depthwise: false,
         };
-        let plain_posts = |s: &Step| -> Vec<PostOp> {
-            s.post
-                .iter()
-                .filter_map(|p| match *p {
-                    Post::Max(c) => Some(PostOp::Max(c)),
-                    Post::Min(c) => Some(PostOp::Min(c)),
-                    Post::AddScalar(c) => Some(PostOp::Add(c)),
-                    Post::MulScalar(c) => Some(PostOp::Mul(c)),
-                    Post::AddValue(_) => None,
-                })
-                .collect()
-        };
+        // Neither the expansion nor the depthwise conv adds a residual (checked above), so their
+        // post chains form no values.
         let expand_plan = match expand {
             Some(e) => {
                 let (eg, ew, eb) = conv(e).expect("matched a conv above");
-                Some(ConvPlan::new(pointwise(c_in, cs_in, eg.c_out, h, w), ew, eb, plain_posts(e)))
+                let (posts, _) = self.posts(e, Want::Plain)?;
+                Some(ConvPlan::new(pointwise(c_in, cs_in, eg.c_out, h, w), ew, eb, posts))
             }
             None => None,
         };
@@ -396,7 +393,8 @@ impl Planner<'_> {
             pad: dg.pad,
             depthwise: true,
         };
-        let dw_plan = ConvPlan::new(dw_shape, dw_w, dw_b, plain_posts(d));
+        let (dw_posts, _) = self.posts(d, Want::Plain)?;
+        let dw_plan = ConvPlan::new(dw_shape, dw_w, dw_b, dw_posts);
         let out_layout = Layout::Blocked { c: pg.c_out, h: pg.oh, w: pg.ow, cs: padded(pg.c_out) };
         let want_out = Want::Blocked { c: pg.c_out, h: pg.oh, w: pg.ow, cs: Some(padded(pg.c_out)), aligned: true };
         let (posts, residuals) = self.posts(pj, want_out)?;
@@ -1007,16 +1005,21 @@ impl Program {
         let result = {
             let buf = |v: usize| &self.buffers[self.slot_of[v]][..self.values[v].len];
             let x = buf(e.input);
-            let residuals: Vec<&[f32]> = e.residuals.iter().map(|&r| buf(r)).collect();
+            // At most MAX_RESIDUALS (checked when planned): slices on the stack, no Vec a run.
+            let mut slots: [&[f32]; MAX_RESIDUALS] = [&[]; MAX_RESIDUALS];
+            for (s, &r) in slots.iter_mut().zip(&e.residuals) {
+                *s = buf(r);
+            }
+            let residuals = &slots[..e.residuals.len()];
             let o = &mut out[..out_len];
             match &e.op {
                 Op::ToBlocked { c, pixels, cs } => {
                     layout::to_blocked(x, *c, *pixels, *cs, o, threads)
                 }
                 Op::ToPlain { c, pixels, cs } => layout::to_plain(x, *c, *pixels, *cs, o, threads),
-                Op::Conv(plan) => plan.run(x, &residuals, &self.zeros, o, threads),
-                Op::Block(plan) => plan.run(x, &residuals, &self.zeros, o, threads),
-                Op::Resize(plan) => plan.run(x, &residuals, o, threads),
+                Op::Conv(plan) => plan.run(x, residuals, &self.zeros, o, threads),
+                Op::Block(plan) => plan.run(x, residuals, &self.zeros, o, threads),
+                Op::Resize(plan) => plan.run(x, residuals, o, threads),
                 Op::ArgMaxBlocked { c, pixels, cs } => {
                     layout::argmax_blocked(x, *c, *pixels, *cs, o)
                 }
@@ -1036,9 +1039,9 @@ impl Program {
                     in_shape,
                     perm,
                     posts,
-                } => layout::permute(x, in_shape, perm, posts, &residuals, o),
-                Op::Apply { posts } => layout::apply(x, posts, &residuals, o),
-                Op::DepthToSpace { plan, posts } => plan.run(x, posts, &residuals, o, threads),
+                } => layout::permute(x, in_shape, perm, posts, residuals, o),
+                Op::Apply { posts } => layout::apply(x, posts, residuals, o),
+                Op::DepthToSpace { plan, posts } => plan.run(x, posts, residuals, o, threads),
             }
         };
         self.buffers[out_slot] = out;
