@@ -161,7 +161,7 @@ fn gss_kernels(
     };
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().map_err(|e| e.to_string())?;
     let t = if threads > 1 { Threads::Pool(&pool) } else { Threads::One };
-    let mut run = |program: &mut Program, timed: bool| -> Result<f64, String> {
+    let run = |program: &mut Program, timed: bool| -> Result<f64, String> {
         program.input_mut().copy_from_slice(&values);
         let t0 = Instant::now();
         program.run(t, timed)?;

@@ -52,17 +52,36 @@ def main() -> int:
     deadline = time.monotonic() + args.timeout
     with zenoh.open(config) as session:
         frames = session.declare_subscriber(args.key)
+        # The first frame names its publisher (the attachment's zid); the meta is taken from that
+        # session's queryable only, never from whichever peer answers KEY/meta first.
+        first = None
+        while first is None and time.monotonic() < deadline:
+            first = frames.try_recv()
+            if first is None:
+                time.sleep(0.01)
+        if first is None:
+            print(f"no frame on {args.key} within {args.timeout} s", file=sys.stderr)
+            return 1
+        publisher = json.loads(first.attachment.to_bytes()).get("zid") if first.attachment is not None else None
+        if publisher is None:
+            print(f"the frames on {args.key} do not name their publisher (a gss older than this example?)", file=sys.stderr)
+            return 1
         meta = None
-        # The meta is answered by gss's queryable, also for a subscriber that joins late. The
-        # connection may still be coming up: ask again until the deadline.
+        # The connection may still be coming up: ask again until the deadline.
         while meta is None and time.monotonic() < deadline:
             for reply in session.get(f"{args.key}/meta", timeout=2.0):
-                if reply.ok is not None:
-                    meta = json.loads(reply.ok.payload.to_bytes())
+                if reply.ok is None:
+                    continue
+                # replier_id: the replying entity (its session's zid and the queryable's id).
+                replier = getattr(reply.replier_id, "zid", None)
+                if replier is None or str(replier) != publisher:
+                    print(f"ignoring a meta reply from {replier}, not the publisher {publisher}", file=sys.stderr)
+                    continue
+                meta = json.loads(reply.ok.payload.to_bytes())
             if meta is None:
                 time.sleep(0.2)
         if meta is None:
-            print(f"no reply on {args.key}/meta within {args.timeout} s", file=sys.stderr)
+            print(f"no reply on {args.key}/meta from the publisher {publisher} within {args.timeout} s", file=sys.stderr)
             return 1
         names = {c["id"]: c["name"] for c in meta["classes"]}
         print(f"meta: model {meta['model']}, grid {meta['grid']}, classes {', '.join(names.values())}", flush=True)

@@ -11,6 +11,15 @@ use crate::error::{Error, Result};
 
 pub const FORMAT_MAJOR: &str = "1";
 
+/// The largest model input side (pixels) a package may state: far beyond any edge model, and
+/// small enough that no size derived from it overflows.
+pub const MAX_INPUT_SIDE: usize = 8192;
+/// The largest decoder upsampling factor and codebook a package may state.
+pub const MAX_UPSAMPLE: usize = 256;
+pub const MAX_CODEBOOK: usize = 1 << 20;
+/// model.json is a few kilobytes; a larger file is not one.
+pub const MAX_MANIFEST_BYTES: u64 = 16 << 20;
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct ClassInfo {
     pub id: u32,
@@ -188,6 +197,16 @@ pub struct Manifest {
     pub metrics: serde_json::Value,
 }
 
+impl Manifest {
+    /// Parses and validates the text of a model.json (`path` names it in errors); the files it
+    /// lists are not looked at ([`ModelPackage::open`] checks them).
+    pub fn parse(text: &str, path: &Path) -> Result<Manifest> {
+        let manifest: Manifest = serde_json::from_str(text).map_err(|source| Error::ManifestParse { path: path.to_path_buf(), source })?;
+        validate(&manifest, path)?;
+        Ok(manifest)
+    }
+}
+
 /// A validated model package on disk.
 #[derive(Debug, Clone)]
 pub struct ModelPackage {
@@ -200,9 +219,16 @@ impl ModelPackage {
     pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref().to_path_buf();
         let path = dir.join("model.json");
-        let text = std::fs::read_to_string(&path).map_err(|source| Error::Io { path: path.clone(), source })?;
-        let manifest: Manifest = serde_json::from_str(&text).map_err(|source| Error::ManifestParse { path: path.clone(), source })?;
-        validate(&manifest, &path)?;
+        let io = |source| Error::Io { path: path.clone(), source };
+        let len = std::fs::metadata(&path).map_err(io)?.len();
+        if len > MAX_MANIFEST_BYTES {
+            return Err(Error::ManifestInvalid {
+                path: path.clone(),
+                msg: format!("{len} bytes; a model.json is at most {MAX_MANIFEST_BYTES} (is this the package's manifest?)"),
+            });
+        }
+        let text = std::fs::read_to_string(&path).map_err(io)?;
+        let manifest = Manifest::parse(&text, &path)?;
         for (name, entry) in &manifest.files {
             verify_file(&dir.join(name), entry)?;
         }
@@ -222,6 +248,9 @@ impl ModelPackage {
                 m.name, m.input.height, m.input.width
             )));
         };
+        if height > MAX_INPUT_SIDE || width > MAX_INPUT_SIDE {
+            return Err(invalid(format!("{height}x{width}: the model input is at most {MAX_INPUT_SIDE} pixels a side")));
+        }
         if height == 0 || width == 0 || !height.is_multiple_of(multiple) || !width.is_multiple_of(multiple) {
             return Err(invalid(format!("{height}x{width} is not a multiple of {multiple} in both directions, which {} needs", m.name)));
         }
@@ -288,11 +317,39 @@ fn validate(m: &Manifest, path: &Path) -> Result<()> {
     if m.maskige.palette.len() != m.classes.len() {
         return Err(invalid(format!("maskige.palette has {} colours for {} classes", m.maskige.palette.len(), m.classes.len())));
     }
-    if m.input.std.iter().any(|s| *s <= 0.0) {
-        return Err(invalid("input.std must be positive".into()));
+    // `!(s > 0)` and not `s <= 0`: a NaN fails it too.
+    if m.input.std.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
+        return Err(invalid(format!("input.std {:?} must be finite and positive", m.input.std)));
+    }
+    if m.input.mean.iter().any(|s| !s.is_finite()) {
+        return Err(invalid(format!("input.mean {:?} must be finite", m.input.mean)));
+    }
+    let [lo, hi] = m.decoder.output_range;
+    if !(lo.is_finite() && hi.is_finite() && lo < hi) {
+        return Err(invalid(format!("decoder.output_range [{lo}, {hi}] must be finite, low before high")));
+    }
+    for (field, value, max) in [
+        ("input.height", m.input.height, MAX_INPUT_SIDE),
+        ("input.width", m.input.width, MAX_INPUT_SIDE),
+        ("decoder.upsample", m.decoder.upsample, MAX_UPSAMPLE),
+        ("prior.codebook_size", m.prior.codebook_size, MAX_CODEBOOK),
+        ("prior.grid[0]", m.prior.grid[0], MAX_INPUT_SIDE),
+        ("prior.grid[1]", m.prior.grid[1], MAX_INPUT_SIDE),
+        ("input.size_multiple", m.input.size_multiple.unwrap_or(1), MAX_INPUT_SIDE),
+    ] {
+        if value == 0 || value > max {
+            return Err(invalid(format!("{field} is {value}; expected 1..={max}")));
+        }
     }
     let [gh, gw] = m.prior.grid;
-    if gh * m.decoder.upsample != m.input.height || gw * m.decoder.upsample != m.input.width {
+    // A reach wider than the grid is legitimate (reuse then re-decodes everything); a reach
+    // beyond any grid is not a number the reuse arithmetic should see.
+    if let Some(halo) = m.decoder.halo.filter(|h| *h > MAX_INPUT_SIDE) {
+        return Err(invalid(format!("decoder.halo is {halo}; expected at most {MAX_INPUT_SIDE}")));
+    }
+    // Checked: the bounds above keep these products small, and a crafted grid must not wrap.
+    let up = m.decoder.upsample;
+    if gh.checked_mul(up) != Some(m.input.height) || gw.checked_mul(up) != Some(m.input.width) {
         return Err(invalid(format!(
             "prior.grid {gh}x{gw} × decoder.upsample {} != input {}x{}",
             m.decoder.upsample, m.input.height, m.input.width
@@ -335,7 +392,20 @@ fn validate(m: &Manifest, path: &Path) -> Result<()> {
             return Err(invalid(format!("{f} is referenced but has no entry under files (no sha256)")));
         }
     }
+    for name in m.files.keys() {
+        if !inside_package(name) {
+            return Err(invalid(format!(
+                "file {name:?} is not a plain path inside the package folder (no absolute path, no ..)"
+            )));
+        }
+    }
     Ok(())
+}
+
+/// A relative path of plain names: joined to the package folder, it stays inside it.
+fn inside_package(name: &str) -> bool {
+    use std::path::Component;
+    !name.is_empty() && Path::new(name).components().all(|c| matches!(c, Component::Normal(_)))
 }
 
 fn verify_file(path: &Path, entry: &FileEntry) -> Result<()> {
@@ -362,4 +432,69 @@ pub fn sha256_file(path: &Path) -> Result<String> {
         hasher.update(&buf[..n]);
     }
     Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fixture package's manifest with one field replaced (a JSON pointer), validated.
+    fn validate_with(pointer: &str, value: serde_json::Value) -> std::result::Result<(), String> {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gss-tiny/model.json");
+        let mut json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        *json.pointer_mut(pointer).unwrap_or_else(|| panic!("no {pointer} in the fixture")) = value;
+        let manifest: Manifest = serde_json::from_value(json).map_err(|e| e.to_string())?;
+        validate(&manifest, &path).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_fixture_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gss-tiny");
+        ModelPackage::open(&path).unwrap();
+        validate_with("/name", "x".into()).unwrap();
+    }
+
+    #[test]
+    fn sizes_that_would_wrap_or_exhaust_memory_are_refused_by_field() {
+        // 2^62 × 4 wraps to 0 in 64 bits: it must not pass as a match.
+        let err = validate_with("/prior/grid", serde_json::json!([4611686018427387904u64, 1])).unwrap_err();
+        assert!(err.contains("prior.grid[0]"), "{err}");
+        for (pointer, field) in [
+            ("/input/height", "input.height"),
+            ("/decoder/upsample", "decoder.upsample"),
+            ("/prior/codebook_size", "prior.codebook_size"),
+        ] {
+            let err = validate_with(pointer, serde_json::json!(1u64 << 40)).unwrap_err();
+            assert!(err.contains(field), "{pointer}: {err}");
+            let err = validate_with(pointer, serde_json::json!(0)).unwrap_err();
+            assert!(err.contains(field), "{pointer}: {err}");
+        }
+    }
+
+    #[test]
+    fn std_and_output_range_must_be_finite_and_sensible() {
+        // JSON has no NaN literal; a number too large for f32 parses as infinity.
+        let err = validate_with("/input/std", serde_json::json!([1.0, 1e300, 1.0])).unwrap_err();
+        assert!(err.contains("input.std"), "{err}");
+        let err = validate_with("/input/std", serde_json::json!([1.0, 0.0, 1.0])).unwrap_err();
+        assert!(err.contains("input.std"), "{err}");
+        let err = validate_with("/decoder/output_range", serde_json::json!([1.0, -1.0])).unwrap_err();
+        assert!(err.contains("decoder.output_range"), "{err}");
+    }
+
+    #[test]
+    fn file_names_stay_inside_the_package() {
+        for name in ["../secret.onnx", "/etc/passwd", "a/../../b", ""] {
+            assert!(!inside_package(name), "{name}");
+        }
+        assert!(inside_package("prior.onnx") && inside_package("int8/prior.onnx"));
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gss-tiny/model.json");
+        let mut json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let entry = json["files"][json["prior"]["file"].as_str().unwrap()].clone();
+        json["files"]["../../outside.onnx"] = entry;
+        json["prior"]["file"] = "../../outside.onnx".into();
+        let manifest: Manifest = serde_json::from_value(json).unwrap();
+        let err = validate(&manifest, &path).unwrap_err().to_string();
+        assert!(err.contains("../../outside.onnx") && err.contains("inside the package"), "{err}");
+    }
 }

@@ -122,8 +122,10 @@ fn ms(d: Duration) -> f64 {
 /// The attachment of a frame sample: one JSON object (written into `out`, cleared first), e.g.
 /// `{"seq":3,"source_index":3,"width":64,"height":48,"capture_unix_ns":…,"latency_ms":…,
 /// "timings_ms":{"preprocess":…,"prior":…,"decoder":…,"inverse":…,"resize":…},
-/// "decoded_share":1,"dropped_so_far":0}`.
-pub fn frame_metadata(out: &mut String, frame: &MaskFrame, capture_unix_ns: u64) {
+/// "decoded_share":1,"dropped_so_far":0,"zid":"…"}`. `zid` is the publishing session's zenoh
+/// id: a subscriber takes `KEY/meta` only from the replier with that id, not from any peer that
+/// answers first.
+pub fn frame_metadata(out: &mut String, frame: &MaskFrame, capture_unix_ns: u64, zid: &str) {
     out.clear();
     let t = &frame.timings;
     // Writing into a String cannot fail.
@@ -132,7 +134,7 @@ pub fn frame_metadata(out: &mut String, frame: &MaskFrame, capture_unix_ns: u64)
         concat!(
             "{{\"seq\":{},\"source_index\":{},\"width\":{},\"height\":{},\"capture_unix_ns\":{},",
             "\"latency_ms\":{:.3},\"timings_ms\":{{\"preprocess\":{:.3},\"prior\":{:.3},\"decoder\":{:.3},",
-            "\"inverse\":{:.3},\"resize\":{:.3}}},\"decoded_share\":{},\"dropped_so_far\":{}}}"
+            "\"inverse\":{:.3},\"resize\":{:.3}}},\"decoded_share\":{},\"dropped_so_far\":{},\"zid\":{:?}}}"
         ),
         frame.seq,
         frame.source_index,
@@ -147,6 +149,7 @@ pub fn frame_metadata(out: &mut String, frame: &MaskFrame, capture_unix_ns: u64)
         ms(t.resize),
         if frame.decoded_share.is_finite() { frame.decoded_share } else { 0.0 },
         frame.dropped_so_far,
+        zid,
     );
 }
 

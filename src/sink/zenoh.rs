@@ -28,29 +28,55 @@ fn zenoh_error(what: impl Into<String>, e: impl std::fmt::Display) -> Error {
     Error::Zenoh { what: what.into(), msg: e.to_string() }
 }
 
-/// Opens a zenoh session: the config file if any, then peer (or client) mode, the given
-/// endpoints, and multicast scouting off, so that peers meet only where they are told to.
+/// Opens a zenoh session: the config file if any, then peer (or client) mode and the given
+/// endpoints. Safe by default: multicast scouting is off unless the config file turns it on, and
+/// a peer listens on loopback only unless `--zenoh-listen` or the config file says where, so
+/// that other machines reach gss only where they are told to.
 pub fn open_session(options: &SessionOptions) -> Result<zenoh::Session> {
-    let mut config = match &options.config_file {
-        Some(path) => zenoh::Config::from_file(path).map_err(|e| zenoh_error(format!("config {}", path.display()), e))?,
-        None => zenoh::Config::default(),
+    let (mut config, file) = match &options.config_file {
+        Some(path) => {
+            let config = zenoh::Config::from_file(path).map_err(|e| zenoh_error(format!("config {}", path.display()), e))?;
+            (config, chosen_in_file(path)?)
+        }
+        None => (zenoh::Config::default(), serde_json::Value::Null),
     };
     let set = |config: &mut zenoh::Config, key: &str, value: String| {
         config.insert_json5(key, &value).map_err(|e| zenoh_error(format!("config {key} = {value}"), e))
     };
     set(&mut config, "mode", if options.client { "\"client\"".into() } else { "\"peer\"".into() })?;
-    if options.config_file.is_none() {
+    if file.pointer("/scouting/multicast/enabled") != Some(&serde_json::Value::Bool(true)) {
         set(&mut config, "scouting/multicast/enabled", "false".into())?;
     }
     let list = |endpoints: &[String]| serde_json::to_string(endpoints).unwrap_or_else(|_| "[]".into());
     if !options.connect.is_empty() {
         set(&mut config, "connect/endpoints", list(&options.connect))?;
     }
-    if !options.listen.is_empty() {
-        set(&mut config, "listen/endpoints", list(&options.listen))?;
+    let listen = match (&options.listen[..], file.pointer("/listen/endpoints")) {
+        (given @ [_, ..], _) => Some(given.to_vec()),
+        // A client does not listen; a peer listens where it is told, else on loopback only.
+        ([], None) if !options.client => Some(vec![LOOPBACK_LISTEN.to_string()]),
+        ([], _) => None,
+    };
+    if let Some(listen) = listen {
+        set(&mut config, "listen/endpoints", list(&listen))?;
     }
     zenoh::open(config).wait().map_err(|e| zenoh_error("opening the session (check --zenoh-connect/--zenoh-listen)", e))
 }
+
+/// What a zenoh config file itself sets, parsed the way zenoh picks its format (by extension:
+/// JSON5 or YAML). zenoh's loaded config has its defaults filled in and cannot tell a default
+/// from a choice.
+fn chosen_in_file(path: &std::path::Path) -> Result<serde_json::Value> {
+    let bad = |e: &dyn std::fmt::Display| zenoh_error(format!("config {}", path.display()), e);
+    let text = std::fs::read_to_string(path).map_err(|e| bad(&e))?;
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("yaml" | "yml") => serde_yaml::from_str(&text).map_err(|e| bad(&e)),
+        _ => json5::from_str(&text).map_err(|e| bad(&e)),
+    }
+}
+
+/// Where a peer listens when nothing says otherwise: this machine only, on a port the OS picks.
+pub const LOOPBACK_LISTEN: &str = "tcp/127.0.0.1:0";
 
 /// An owned buffer that zenoh can send without a copy and that comes back for the next frame
 /// once zenoh has let go of it (a new one is made only while zenoh still holds the last).
@@ -105,7 +131,7 @@ impl ZenohSink {
         let session = open_session(&options.session)?;
         let zid = session.zid().to_string();
         let masks = match &options.key {
-            Some(key) => Some(MaskOutput::declare(&session, key, package)?),
+            Some(key) => Some(MaskOutput::declare(&session, key, package, &zid)?),
             None => None,
         };
         let ros = match &options.ros2 {
@@ -151,10 +177,12 @@ struct MaskOutput {
     payload: Recycled,
     attachment: Recycled,
     json: String,
+    /// This session's zenoh id, in every frame's attachment.
+    zid: String,
 }
 
 impl MaskOutput {
-    fn declare(session: &zenoh::Session, key: &str, package: &ModelPackage) -> Result<Self> {
+    fn declare(session: &zenoh::Session, key: &str, package: &ModelPackage, zid: &str) -> Result<Self> {
         let publisher = session
             .declare_publisher(key.to_string())
             .congestion_control(CongestionControl::Drop)
@@ -179,7 +207,7 @@ impl MaskOutput {
             })
             .wait()
             .map_err(|e| zenoh_error(format!("declaring the queryable on {meta_key:?}"), e))?;
-        Ok(MaskOutput { publisher, _meta: queryable, payload: Recycled::new(), attachment: Recycled::new(), json: String::new() })
+        Ok(MaskOutput { publisher, _meta: queryable, payload: Recycled::new(), attachment: Recycled::new(), json: String::new(), zid: zid.to_string() })
     }
 
     fn publish(&mut self, frame: &MaskFrame) -> bool {
@@ -189,7 +217,7 @@ impl MaskOutput {
             wire::write_header(buf, classes.width(), classes.height(), frame.seq, frame.source_index);
             buf.extend_from_slice(classes.as_raw());
         });
-        wire::frame_metadata(&mut self.json, frame, wire::capture_unix_ns(frame));
+        wire::frame_metadata(&mut self.json, frame, wire::capture_unix_ns(frame), &self.zid);
         let json = &self.json;
         let attachment = self.attachment.fill(|buf| buf.extend_from_slice(json.as_bytes()));
         match self.publisher.put(payload).attachment(attachment).wait() {

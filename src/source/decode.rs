@@ -10,6 +10,13 @@ use image::{ColorType, ImageDecoder, ImageReader, Limits, RgbImage};
 use std::io::{Cursor, Read};
 use std::path::Path;
 
+/// The largest image file read: an uncompressed 8K PNG is about 100 MB.
+pub const MAX_FILE_BYTES: u64 = 128 << 20;
+/// The largest decoded frame: 8K UHD (7680×4320) is 33 Mpx; a frame of more pixels, or wider
+/// or taller than [`MAX_SIDE`], is refused before anything is allocated for it.
+pub const MAX_PIXELS: u64 = 40_000_000;
+pub const MAX_SIDE: u32 = 16384;
+
 /// Decodes an image file to RGB; a missing, corrupt or empty file is an error naming it.
 pub fn load_rgb(path: &Path) -> Result<RgbImage> {
     let mut out = RgbImage::new(0, 0);
@@ -22,7 +29,17 @@ pub fn load_rgb(path: &Path) -> Result<RgbImage> {
 pub fn load_rgb_into(path: &Path, bytes: &mut Vec<u8>, out: &mut RgbImage) -> Result<()> {
     let io_err = |source| Error::Io { path: path.to_path_buf(), source };
     bytes.clear();
-    std::fs::File::open(path).and_then(|mut file| file.read_to_end(bytes)).map_err(io_err)?;
+    let mut file = std::fs::File::open(path).map_err(io_err)?;
+    // One byte past the bound tells a file at the bound from a larger one, whatever its
+    // metadata says (a FIFO, a file still growing).
+    file.by_ref().take(MAX_FILE_BYTES + 1).read_to_end(bytes).map_err(io_err)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(Error::Image {
+            path: path.to_path_buf(),
+            problem: "larger than the 128 MiB an image file may have (is it an image?)",
+            source: None,
+        });
+    }
     decode_rgb_into(path, bytes, out)
 }
 
@@ -40,11 +57,18 @@ pub fn decode_rgb_into(path: &Path, bytes: &[u8], out: &mut RgbImage) -> Result<
         .with_guessed_format()
         .map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
     let decoder = reader.into_decoder().map_err(refused)?;
+    let (width, height) = decoder.dimensions();
+    if width > MAX_SIDE || height > MAX_SIDE || u64::from(width) * u64::from(height) > MAX_PIXELS {
+        return Err(Error::Image {
+            path: path.to_path_buf(),
+            problem: "declares a frame larger than gss takes (at most 16384 pixels a side and 40 Mpx)",
+            source: None,
+        });
+    }
     // The reader checks the declared size against the limits only when it allocates the image
     // itself; we allocate, so we check.
     Limits::default().reserve(decoder.total_bytes()).map_err(refused)?;
     if decoder.color_type() == ColorType::Rgb8 {
-        let (width, height) = decoder.dimensions();
         ensure_size(out, width, height);
         decoder.read_image(out.as_mut()).map_err(refused)
     } else {
@@ -114,5 +138,18 @@ mod tests {
     fn missing_files_are_io_errors_naming_them() {
         let err = load_rgb(Path::new("/nonexistent/gss/frame.png")).unwrap_err();
         assert!(matches!(err, Error::Io { .. }) && err.to_string().contains("/nonexistent/gss/frame.png"), "{err}");
+    }
+
+    #[test]
+    fn frames_beyond_the_bound_are_refused_before_allocation() {
+        // A valid 1×1 PNG whose header is patched to declare 20000×20000 (400 Mpx); its CRC is
+        // not the decoder's concern before the size check.
+        let mut bytes = png_of(&RgbImage::new(1, 1).into());
+        bytes[16..20].copy_from_slice(&20000u32.to_be_bytes());
+        bytes[20..24].copy_from_slice(&20000u32.to_be_bytes());
+        let mut out = RgbImage::new(0, 0);
+        let err = decode_rgb_into(Path::new("huge.png"), &bytes, &mut out).unwrap_err().to_string();
+        assert!(err.contains("huge.png") && (err.contains("40 Mpx") || err.contains("cannot decode")), "{err}");
+        assert_eq!(out.dimensions(), (0, 0), "nothing allocated for it");
     }
 }

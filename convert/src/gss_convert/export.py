@@ -3,7 +3,7 @@
 `prior.onnx`: float image [1, 3, H, W] (RGB, 0..255, normalised by the runtime with the manifest's
 mean/std) → int64 tokens [1, H/8, W/8], the argmax inside the graph. `decoder.onnx`: tokens →
 maskige [1, 3, H, W] in [0, 1], the codebook as an embedding gather. Static shapes throughout,
-because tract plans concrete shapes far better than symbolic ones (shared/TRACT-NOTES.md).
+because tract plans concrete shapes far better than symbolic ones (docs/tract.md).
 """
 
 from __future__ import annotations

@@ -58,6 +58,8 @@ struct DefaultStream {
     args: stream::Args,
 }
 
+// Parsed once per process: the size of `stream`'s options costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Show a model package: classes, input size, grid, codebook, variants, metrics, files
@@ -92,15 +94,16 @@ fn main() {
 fn quiet_headless_vulkan() {
     #[cfg(all(feature = "wgpu", unix))]
     if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
-        use std::os::unix::fs::DirBuilderExt;
+        use std::os::unix::fs::{DirBuilderExt, MetadataExt};
         // SAFETY: getuid has no preconditions.
-        let dir = std::env::temp_dir().join(format!("gss-xdg-{}", unsafe { libc::getuid() }));
-        if std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)
-            .is_ok()
-        {
+        let uid = unsafe { libc::getuid() };
+        let dir = std::env::temp_dir().join(format!("gss-xdg-{uid}"));
+        let _ = std::fs::DirBuilder::new().mode(0o700).create(&dir);
+        // /tmp is shared: a directory another user made first (or a link to one) is not ours to
+        // hand to the loader. Checked without following links.
+        let ours = std::fs::symlink_metadata(&dir)
+            .is_ok_and(|m| m.file_type().is_dir() && m.uid() == uid && m.mode() & 0o077 == 0);
+        if ours {
             // Edition 2021: set_var is safe; no other thread exists yet.
             std::env::set_var("XDG_RUNTIME_DIR", &dir);
         }

@@ -6,12 +6,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use image::RgbImage;
 
 use gss::dataset::{label_path_for, load_label};
 use gss::eval::{ConfusionMatrix, FlickerMeter};
-use gss::sink::png;
-use gss::sink::serve::{LiveView, ServeOptions};
+use gss::sink::png::{SaveKind, Saver};
+use gss::sink::serve::{Credentials, LiveView, ServeOptions, TlsFiles, View};
 use gss::sink::rerun::{RerunSink, Target as RerunTarget};
 use gss::sink::wire::{Ros2Options, SessionOptions, ZenohSinkOptions};
 use gss::sink::zenoh::ZenohSink;
@@ -63,10 +62,15 @@ pub struct Args {
     /// (on 2 cores sequential measured faster, see README)
     #[arg(long, value_enum, default_value_t = ModeArg::Auto)]
     mode: ModeArg,
-    #[arg(long, value_enum, default_value_t = Save::Overlays)]
-    save: Save,
+    /// What to write to --out per frame. Default: overlays for files and the bundled clip,
+    /// none for a camera (a camera left running would fill the disk; see --save-keep)
+    #[arg(long, value_enum)]
+    save: Option<Save>,
     #[arg(long, default_value = "out")]
     out: PathBuf,
+    /// Keep only the files of the last N frames saved (older ones are deleted), for long runs
+    #[arg(long = "save-keep", value_name = "N")]
+    save_keep: Option<usize>,
     /// Stop after this many published frames
     #[arg(long)]
     max_frames: Option<u64>,
@@ -83,10 +87,37 @@ pub struct Args {
     /// Print the summary as JSON
     #[arg(long)]
     json: bool,
-    /// Serve a live view on ADDR:PORT (port 0: any free one; the address is printed): the
-    /// overlay as MJPEG, live figures and the legend (needs the `serve` feature)
-    #[arg(long, value_name = "ADDR:PORT")]
+    /// Serve a live view on PORT (on 127.0.0.1) or ADDR:PORT (port 0: any free one; the address
+    /// is printed): the overlay as MJPEG, live figures and the legend (needs the `serve`
+    /// feature). An address other than loopback needs --serve-auth (or --serve-insecure)
+    #[arg(long, value_name = "[ADDR:]PORT")]
     serve: Option<String>,
+    /// USER:PASSWORD every live-view request must carry (HTTP Basic); @FILE reads them from
+    /// the file's first line. Without TLS they cross the network in clear
+    #[arg(long = "serve-auth", env = "GSS_SERVE_AUTH", hide_env_values = true, value_name = "USER:PASSWORD")]
+    serve_auth: Option<String>,
+    /// Serve the live view over HTTPS with this PEM certificate chain (with --serve-tls-key;
+    /// needs the `serve-tls` feature)
+    #[arg(long = "serve-tls-cert", value_name = "CERT.pem", requires = "serve_tls_key")]
+    serve_tls_cert: Option<PathBuf>,
+    /// The certificate's PEM private key
+    #[arg(long = "serve-tls-key", value_name = "KEY.pem", requires = "serve_tls_cert")]
+    serve_tls_key: Option<PathBuf>,
+    /// Serve an address other than loopback without credentials: anyone who can reach it sees
+    /// the camera
+    #[arg(long = "serve-insecure")]
+    serve_insecure: bool,
+    /// A host name the live view answers to besides IP addresses and localhost, e.g. the
+    /// machine's DNS name (repeatable; other names are refused against DNS rebinding)
+    #[arg(long = "serve-host", value_name = "NAME")]
+    serve_host: Vec<String>,
+    /// Live-view connections served at once; the next gets 503
+    #[arg(long = "serve-max-clients", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    serve_max_clients: u32,
+    /// overlay: the camera image under the class colours; mask: the class colours alone (no
+    /// camera pixel leaves the machine)
+    #[arg(long = "serve-view", default_value = "overlay", value_name = "overlay|mask")]
+    serve_view: View,
     /// Also log the stream to a Rerun recording (frames, class maps, stage timings); open it
     /// with `rerun FILE.rrd` (needs the `rerun` feature)
     #[arg(long, value_name = "FILE.rrd")]
@@ -139,9 +170,9 @@ fn zenoh_options(args: &Args) -> Option<ZenohSinkOptions> {
         client: args.zenoh_client,
     };
     if args.ros2.is_some() && session == SessionOptions::default() {
-        // rmw_zenoh's session defaults: the local router, and a loopback port for peers.
+        // rmw_zenoh's session default: the local router (the sink listens on loopback
+        // whenever nothing says otherwise).
         session.connect = vec!["tcp/localhost:7447".into()];
-        session.listen = vec!["tcp/localhost:0".into()];
     }
     Some(ZenohSinkOptions {
         session,
@@ -187,12 +218,37 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
+/// The live view's options from the command line (credentials read from a file for @FILE).
+fn serve_options(args: &Args, mut options: ServeOptions) -> Result<ServeOptions> {
+    if let Some(auth) = &args.serve_auth {
+        let text = match auth.strip_prefix('@') {
+            Some(file) => {
+                let text = std::fs::read_to_string(file).with_context(|| format!("--serve-auth: reading {file}"))?;
+                text.lines().next().unwrap_or("").trim_end().to_string()
+            }
+            None => auth.clone(),
+        };
+        options.access.credentials = Some(Credentials::parse(&text)?);
+    }
+    options.access.open = args.serve_insecure;
+    options.access.hosts = args.serve_host.clone();
+    options.limits.max_clients = args.serve_max_clients as usize;
+    options.view = args.serve_view;
+    options.tls = match (&args.serve_tls_cert, &args.serve_tls_key) {
+        (Some(cert), Some(key)) => Some(TlsFiles { cert: cert.clone(), key: key.clone() }),
+        _ => None,
+    };
+    Ok(options)
+}
+
 pub fn run(config: &RunConfig, args: Args) -> Result<()> {
     let zenoh = zenoh_options(&args);
     if zenoh.is_some() && !cfg!(feature = "zenoh") {
         // Before the model loads: the flag cannot work in this build whatever else happens.
         anyhow::bail!("--zenoh/--ros2: this gss was built without the zenoh feature; rebuild with --features zenoh");
     }
+    // A camera saves nothing unless asked: left running, it would fill the disk.
+    let save = args.save.unwrap_or(if args.camera.is_some() { Save::None } else { Save::Overlays });
     let (source, frame_size) = open_source(&args)?;
     let (package, fit) = config.fitted(config.open_package()?, frame_size)?;
     let rerun_target = match (&args.rerun, &args.rerun_connect) {
@@ -231,7 +287,10 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
         policy,
         mode,
         queue_depth: 1,
-        keep_frames: args.save == Save::Overlays || args.serve.is_some() || rerun.is_some() || args.ros2_overlay,
+        keep_frames: save == Save::Overlays
+            || (args.serve.is_some() && args.serve_view == View::Overlay)
+            || rerun.is_some()
+            || args.ros2_overlay,
         fit: Some(fit),
     };
     // Each stage of a pipelined stream gets half the cores unless told otherwise.
@@ -275,17 +334,20 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
     // frames and never holds up the saver or the stages.
     let live = match &args.serve {
         Some(addr) => {
-            let mut options = ServeOptions::for_package(pipeline.package());
+            let mut options = serve_options(&args, ServeOptions::for_package(pipeline.package()))?;
             options.title = format!("gss: {} on {source_name}", pipeline.package().manifest.name);
+            let scheme = if options.tls.is_some() { "https" } else { "http" };
             let live = LiveView::start(addr, options, pipeline.subscribe(2, Policy::RealTime))?;
-            eprintln!("gss: live view at http://{}/ (/stream.mjpg, /stats.json, /health)", live.local_addr());
+            eprintln!("gss: live view at {scheme}://{}/ (/stream.mjpg, /stats.json, /health)", live.local_addr());
             Some(live)
         }
         None => None,
     };
-    if args.save != Save::None {
-        std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
-    }
+    let mut saver = match save {
+        Save::None => None,
+        Save::Masks => Some(Saver::new(&args.out, SaveKind::Masks, colors.clone(), args.save_keep)?),
+        Save::Overlays => Some(Saver::new(&args.out, SaveKind::Overlays, colors.clone(), args.save_keep)?),
+    };
     log::info!("streaming {source_name} ({}, {mode_name}); Ctrl-C stops", if args.lossless { "lossless" } else { "real-time" });
     pipeline.run(source)?;
 
@@ -304,7 +366,6 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
     let mut digest = 0xcbf2_9ce4_8422_2325u64;
     let mut latencies: Vec<f64> = Vec::new();
     let mut window = LiveWindow::new(Duration::from_secs(1));
-    let mut overlay = RgbImage::new(0, 0);
     let mut received = 0u64;
     let mut first_frame_at = None;
     for mask in masks.iter() {
@@ -316,16 +377,10 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
         }
         decoder_ms += ms(mask.timings.decoder);
         latencies.push(ms(mask.latency));
-        match args.save {
-            Save::None => {}
-            Save::Masks => {
-                png::write_classes(&args.out, &png::frame_stem(&mask), &mask.classes)?;
-            }
-            Save::Overlays => {
-                if let Some(frame) = &mask.frame {
-                    gss::sink::blend_into(frame, &mask.classes, &colors, &mut overlay);
-                    png::write_overlay(&args.out, &png::frame_stem(&mask), &overlay)?;
-                }
+        if let Some(saver) = &mut saver {
+            // An output failing (a full disk, no descriptors left) stops that output only.
+            if let Err(e) = saver.save(&mask) {
+                eprintln!("gss: error: saving stopped, the stream goes on: {e}");
             }
         }
         if last_index.is_none_or(|i| i + 1 != mask.source_index) {
@@ -356,15 +411,25 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
         }
     }
     let stats = pipeline.join()?;
-    if let Some(live) = live {
-        live.join()?;
+    let live_problem = live.and_then(|live| live.join().err()).map(|e| e.to_string());
+    if let Some(p) = &live_problem {
+        eprintln!("gss: error: {p}");
     }
     let rerun = rerun.map(|thread| thread.join());
     let rerun_dropped = stats.subscribers.get(1).map_or(0, |s| s.dropped);
-    let sink_stats = match sink {
-        Some(sink) => Some(sink.join()?),
-        None => None,
+    let (sink_stats, zenoh_problem) = match sink.map(|sink| sink.join()) {
+        Some(Ok(stats)) => (Some(stats), None),
+        Some(Err(e)) => {
+            eprintln!("gss: error: zenoh: {e}");
+            (None, Some(e.to_string()))
+        }
+        None => (None, None),
     };
+    let save_problem = saver.as_ref().and_then(|s| s.failure()).map(str::to_string);
+    let output_errors: Vec<String> = [("saving", &save_problem), ("live view", &live_problem), ("zenoh", &zenoh_problem)]
+        .into_iter()
+        .filter_map(|(what, p)| p.as_ref().map(|p| format!("{what}: {p}")))
+        .collect();
     let elapsed = first_frame_at.map_or(Duration::ZERO, |t| t.elapsed());
     latencies.sort_by(f64::total_cmp);
     let fps = if elapsed > Duration::ZERO && received > 1 { (received - 1) as f64 / elapsed.as_secs_f64() } else { f64::NAN };
@@ -394,6 +459,8 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
                 "target": r.target, "logged": r.logged, "skipped": r.skipped, "dropped": rerun_dropped, "problem": r.problem,
             })),
             "zenoh_published": sink_stats.map(|s| s.published), "zenoh_failed": sink_stats.map(|s| s.failed),
+            "saved": saver.as_ref().map(|s| s.saved()),
+            "output_errors": output_errors,
         });
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -427,8 +494,12 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
         if let Some(s) = sink_stats {
             println!("zenoh: published {} frames ({} failed)", s.published, s.failed);
         }
-        if args.save != Save::None && received > 0 {
-            println!("{} written to {}", if args.save == Save::Masks { "masks" } else { "overlays" }, args.out.display());
+        if let Some(saver) = saver.as_ref().filter(|s| s.saved() > 0) {
+            let kept = args.save_keep.map_or(String::new(), |n| format!(" (the last {n} kept)"));
+            println!("{} {} written to {}{kept}", saver.saved(), if save == Save::Masks { "masks" } else { "overlays" }, saver.dir().display());
+        }
+        for e in &output_errors {
+            println!("output stopped: {e}");
         }
     }
     Ok(())

@@ -1,6 +1,6 @@
 //! Which of tract's kernel families to use on this CPU. tract picks AVX-512 kernels wherever the
 //! CPU has them, but which family is faster depends on the CPU, not only on its flags: AVX2 won
-//! on a Zen 4 and on an Ice Lake for some graphs and lost for others (shared/TRACT-NOTES.md). So
+//! on a Zen 4 and on an Ice Lake for some graphs and lost for others (docs/tract.md). So
 //! the choice is measured on the machine at hand (`gss tune` times each candidate on the model)
 //! and kept per CPU model in a small cache file that every later run applies before tract starts.
 //! An explicit `TRACT_CPU_ISA` in the environment always wins.

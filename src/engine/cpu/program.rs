@@ -1002,7 +1002,7 @@ impl Program {
         let out_len = self.values[e.output].len;
         // The output buffer is never one of the step's inputs (allocated before they are freed).
         let mut out = std::mem::take(&mut self.buffers[out_slot]);
-        let result = {
+        {
             let buf = |v: usize| &self.buffers[self.slot_of[v]][..self.values[v].len];
             let x = buf(e.input);
             // At most MAX_RESIDUALS (checked when planned): slices on the stack, no Vec a run.
@@ -1043,9 +1043,8 @@ impl Program {
                 Op::Apply { posts } => layout::apply(x, posts, residuals, o),
                 Op::DepthToSpace { plan, posts } => plan.run(x, posts, residuals, o, threads),
             }
-        };
+        }
         self.buffers[out_slot] = out;
-        let _: () = result;
         Ok(())
     }
 }

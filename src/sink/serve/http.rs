@@ -5,8 +5,15 @@
 //! Subscription ─► gss-serve-encode: blend + JPEG once per frame ─► latest-part slot (watch) ─► each viewer's connection
 //!                                    └─► live figures (Mutex) ◄─ /stats.json, /health
 //! ```
-//! Endpoints: `/` (the page), `/stream.mjpg` (`multipart/x-mixed-replace` of JPEG overlays),
-//! `/stats.json`, `/health`.
+//! Endpoints: `/` (the page), `/stream.mjpg` (`multipart/x-mixed-replace` of JPEG overlays, or
+//! of the class colours alone with [`View::Mask`](super::View)), `/stats.json`, `/health`.
+//!
+//! Every request passes the gate first (`gate.rs`: the `Host` it names, its credentials), and
+//! every response carries headers that keep other sites from embedding it. Connections are
+//! capped, and timed out when they trickle headers, idle, or stop reading (`conn.rs`). A
+//! server on an address other than loopback is refused without credentials unless the caller
+//! asked for an open one ([`Access::open`](super::Access)). Frames are JPEG-encoded only while
+//! someone watches.
 //!
 //! Each overlay is encoded once, as a whole multipart part, and shared by every viewer (the
 //! same bytes, reference-counted). Viewers read a latest-frame slot, so one that reads slowly
@@ -19,7 +26,6 @@
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::future::IntoFuture;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -29,6 +35,7 @@ use std::time::Instant;
 
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
+use hyper::body::Incoming;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -40,7 +47,9 @@ use tokio::sync::watch;
 use crate::error::{Error, Result};
 use crate::pipeline::{MaskFrame, Subscription};
 
-use super::ServeOptions;
+use super::conn;
+use super::gate::Gate;
+use super::{check_exposure, listen_address, ServeOptions, View};
 use crate::pool::BufferPool;
 use crate::sink::overlay::blend_into;
 use crate::sink::stats::percentile;
@@ -94,8 +103,22 @@ impl LiveView {
     ///
     /// [`local_addr`]: LiveView::local_addr
     pub fn start(addr: &str, options: ServeOptions, frames: Subscription) -> Result<LiveView> {
+        let socket = listen_address(addr)?;
+        check_exposure(socket, &options.access)?;
+        let tls = match &options.tls {
+            None => None,
+            #[cfg(feature = "serve-tls")]
+            Some(files) => Some(super::tls::acceptor(files)?),
+            #[cfg(not(feature = "serve-tls"))]
+            Some(_) => {
+                return Err(Error::Serve {
+                    msg: "HTTPS needs a gss built with the serve-tls feature; rebuild with --features serve-tls".into(),
+                    source: None,
+                })
+            }
+        };
         let bind_error = |source| Error::ServeBind { addr: addr.to_string(), source };
-        let listener = std::net::TcpListener::bind(addr).map_err(bind_error)?;
+        let listener = std::net::TcpListener::bind(socket).map_err(bind_error)?;
         listener.set_nonblocking(true).map_err(bind_error)?;
         let local = listener.local_addr().map_err(bind_error)?;
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -123,39 +146,54 @@ impl LiveView {
             .route("/stats.json", get(stats))
             .route("/health", get(health))
             .with_state(shared.clone());
-        let grace = options.shutdown_grace;
+        let gate = Arc::new(Gate::new(&options.access, SCRIPT));
+        let handle = move |request: hyper::Request<Incoming>| {
+            let (mut app, gate) = (app.clone(), gate.clone());
+            async move {
+                let mut response = match gate.refusal(request.headers()) {
+                    None => match tower_service::Service::call(&mut app, request).await {
+                        Ok(response) => response,
+                        Err(never) => match never {},
+                    },
+                    Some(refused) => refused,
+                };
+                gate.secure(response.headers_mut());
+                Ok::<_, Infallible>(response)
+            }
+        };
+        let (grace, limits) = (options.shutdown_grace, options.limits);
         let http_stop = stop.subscribe();
         let http = std::thread::Builder::new()
             .name("gss-serve-http".into())
             .spawn(move || {
                 runtime.block_on(async move {
                     let listener = tokio::net::TcpListener::from_std(listener)?;
-                    let server = axum::serve(listener, app).with_graceful_shutdown(stopped(http_stop.clone())).into_future();
-                    // A viewer that stopped reading never lets its response finish: after the
-                    // grace period its connection is dropped with the runtime.
-                    let deadline = async move {
-                        stopped(http_stop).await;
-                        tokio::time::sleep(grace).await;
-                    };
-                    tokio::select! {
-                        result = server => result,
-                        () = deadline => Ok(()),
-                    }
+                    conn::serve(listener, tls, handle, limits, http_stop, grace).await;
+                    Ok(())
                 })
             })
             .map_err(spawn_error)?;
 
         let colors: Vec<[u8; 3]> = options.classes.iter().map(|c| c.color).collect();
         let quality = options.jpeg_quality.clamp(1, 100);
+        let view = options.view;
         let encode_shared = shared;
         let encode = std::thread::Builder::new()
             .name("gss-serve-encode".into())
             .spawn(move || {
-                let mut encoder = PartEncoder::new(colors, quality);
+                let mut encoder = PartEncoder::new(colors, quality, view);
                 for mask in frames.iter() {
+                    encoder.count(&mask);
+                    encode_shared.record(&mask, encoder.counts());
+                    if encode_shared.viewers.load(Ordering::Relaxed) == 0 {
+                        // No one watches: no JPEG, and no stale picture for the next viewer.
+                        if latest_tx.borrow().is_some() {
+                            latest_tx.send_replace(None);
+                        }
+                        continue;
+                    }
                     match encoder.encode(&mask) {
                         Ok(part) => {
-                            encode_shared.record(&mask, encoder.counts());
                             latest_tx.send_replace(Some(part));
                         }
                         Err(e) => log::warn!("live view: frame {}: {}", mask.seq, e.chain()),
@@ -220,6 +258,7 @@ async fn stopped(mut stop: watch::Receiver<bool>) {
 struct PartEncoder {
     colors: Vec<[u8; 3]>,
     quality: u8,
+    view: View,
     overlay: RgbImage,
     jpeg: Vec<u8>,
     parts: BufferPool<Vec<u8>>,
@@ -237,24 +276,30 @@ impl AsRef<[u8]> for Part {
 }
 
 impl PartEncoder {
-    fn new(colors: Vec<[u8; 3]>, quality: u8) -> Self {
+    fn new(colors: Vec<[u8; 3]>, quality: u8, view: View) -> Self {
         // Parts alive at once: the slot's, and one or two per viewer still being written.
-        Self { colors, quality, overlay: RgbImage::new(0, 0), jpeg: Vec::new(), parts: BufferPool::new(8), counts: Box::new([0; 256]) }
+        Self { colors, quality, view, overlay: RgbImage::new(0, 0), jpeg: Vec::new(), parts: BufferPool::new(8), counts: Box::new([0; 256]) }
     }
 
     fn counts(&self) -> &[u64; 256] {
         &self.counts
     }
 
+    /// Pixels per class id of `mask`, for the live figures (every frame, watched or not).
+    fn count(&mut self, mask: &MaskFrame) {
+        self.counts.fill(0);
+        for &id in mask.classes.as_raw() {
+            self.counts[id as usize] += 1;
+        }
+    }
+
     fn encode(&mut self, mask: &MaskFrame) -> Result<Bytes> {
         let classes = &mask.classes;
         match &mask.frame {
-            Some(frame) if frame.dimensions() == classes.dimensions() => blend_into(frame, classes, &self.colors, &mut self.overlay),
+            Some(frame) if self.view == View::Overlay && frame.dimensions() == classes.dimensions() => {
+                blend_into(frame, classes, &self.colors, &mut self.overlay)
+            }
             _ => paint(classes.as_raw(), classes.dimensions(), &self.colors, &mut self.overlay),
-        }
-        self.counts.fill(0);
-        for &id in classes.as_raw() {
-            self.counts[id as usize] += 1;
         }
         self.jpeg.clear();
         let (w, h) = self.overlay.dimensions();
@@ -426,6 +471,26 @@ fn escape(text: &str) -> String {
     out
 }
 
+/// The page's one script (allowed by its hash in the Content-Security-Policy, see `gate.rs`).
+const SCRIPT: &str = r#"const f = (v, d) => v == null ? "-" : v.toFixed(d);
+async function tick() {
+  try {
+    const s = await (await fetch("/stats.json", {cache: "no-store"})).json();
+    document.getElementById("stats").textContent =
+      `fps ${f(s.fps, 1)} | latency p50 ${f(s.latency_p50_ms, 1)} ms p95 ${f(s.latency_p95_ms, 1)} ms | dropped ${s.dropped} | frames ${s.frames} | viewers ${s.viewers}`;
+    for (const c of s.classes) {
+      const e = document.getElementById("share-" + c.id);
+      if (e) e.textContent = (100 * c.share).toFixed(1) + " %";
+    }
+  } catch (e) {
+    document.getElementById("stats").textContent = "the stream has ended";
+    return;
+  }
+  setTimeout(tick, 500);
+}
+tick();
+"#;
+
 /// The page: the MJPEG image, the legend (with each class's share, filled in from /stats.json)
 /// and the live figures.
 fn page(options: &ServeOptions) -> String {
@@ -456,25 +521,7 @@ li {{ margin: 3px 0; white-space: nowrap; }}
 <main><div><img id="view" src="/stream.mjpg" alt="live overlay"><div id="stats">waiting for frames</div></div>
 <ul id="legend">
 {legend}</ul></main>
-<script>
-const f = (v, d) => v == null ? "-" : v.toFixed(d);
-async function tick() {{
-  try {{
-    const s = await (await fetch("/stats.json", {{cache: "no-store"}})).json();
-    document.getElementById("stats").textContent =
-      `fps ${{f(s.fps, 1)}} | latency p50 ${{f(s.latency_p50_ms, 1)}} ms p95 ${{f(s.latency_p95_ms, 1)}} ms | dropped ${{s.dropped}} | frames ${{s.frames}} | viewers ${{s.viewers}}`;
-    for (const c of s.classes) {{
-      const e = document.getElementById("share-" + c.id);
-      if (e) e.textContent = (100 * c.share).toFixed(1) + " %";
-    }}
-  }} catch (e) {{
-    document.getElementById("stats").textContent = "the stream has ended";
-    return;
-  }}
-  setTimeout(tick, 500);
-}}
-tick();
-</script></body></html>
+<script>{SCRIPT}</script></body></html>
 "#
     )
 }
@@ -492,10 +539,22 @@ mod tests {
             ClassInfo { id: 0, name: "road".into(), color: [1, 2, 3] },
             ClassInfo { id: 1, name: "<b>&".into(), color: [4, 5, 6] },
         ];
-        let options = ServeOptions { title: "t".into(), classes, jpeg_quality: 80, shutdown_grace: Duration::from_secs(1) };
+        let options = ServeOptions {
+            title: "t".into(),
+            classes,
+            jpeg_quality: 80,
+            shutdown_grace: Duration::from_secs(1),
+            view: View::Overlay,
+            access: Default::default(),
+            limits: Default::default(),
+            tls: None,
+        };
         let html = page(&options);
         assert!(html.contains(">road<") && html.contains("rgb(1,2,3)") && html.contains("rgb(4,5,6)"));
         assert!(html.contains("&lt;b&gt;&amp;") && !html.contains("<b>&"), "{html}");
+        // The Content-Security-Policy allows the script by the hash of exactly this text.
+        assert!(html.contains(&format!("<script>{SCRIPT}</script>")), "{html}");
+        assert_eq!(html.matches("<script").count(), 1, "one script, the hashed one");
     }
 
     #[test]

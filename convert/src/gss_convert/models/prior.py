@@ -1,7 +1,7 @@
 """Stage 2, the prior p(z|x), and the discriminative baseline that shares its backbone and head.
 
 Backbones: ImageNet MobileNetV2 (torchvision layout), or `dense`, a plain stack of 3×3 convs
-shaped for tract (shared/TRACT-NOTES.md): a 4×4/4 patch stem, then channels spent at strides
+shaped for tract (docs/tract.md): a 4×4/4 patch stem, then channels spent at strides
 8-32 in dense convs, no depthwise anywhere (tract's x86 depthwise kernel is its slowest path).
 Dense blocks train as RepVGG-style branches (3×3, 1×1 and identity, each with BN) and are folded
 into one 3×3 conv for export (`reparameterize`), so the extra branches cost nothing at run time.

@@ -1,6 +1,6 @@
 """Stage 1, the posterior q(z|c): a small VQ-VAE that turns maskiges into a grid of discrete tokens.
 
-The decoder is shaped for the edge runtime (see shared/TRACT-NOTES.md): channels are spent at the
+The decoder is shaped for the edge runtime (see docs/tract.md): channels are spent at the
 token resolution, and every upsampling step is a conv at low resolution followed by pixel shuffle,
 including the RGB head (12 channels at half resolution, then DepthToSpace).
 """
