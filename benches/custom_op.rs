@@ -828,6 +828,8 @@ fn diff(a: &[f32], reference: &[f32]) -> (f32, f32) {
 }
 
 fn main() {
+    // The settings the gss binary runs with, so figures match `gss bench`.
+    gss::process::configure();
     if let Err(e) = run() {
         eprintln!("error: {e}");
         std::process::exit(1);

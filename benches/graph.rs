@@ -75,6 +75,8 @@ fn input_for(fact: &TypedFact, max_token: i64) -> Result<Tensor, String> {
 }
 
 fn main() {
+    // The settings the gss binary runs with, so figures match `gss bench`.
+    gss::process::configure();
     if let Err(e) = run() {
         eprintln!("error: {e}");
         std::process::exit(1);

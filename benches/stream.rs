@@ -13,6 +13,8 @@ use gss::source::ImageFiles;
 use gss::ModelPackage;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // The settings the gss binary runs with, so figures match `gss bench`.
+    gss::process::configure();
     let frames: u64 = std::env::args().skip(1).find(|a| !a.starts_with('-')).map_or(Ok(2000), |a| a.parse())?;
     let model = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/gss-edge-street8");
     println!("| mode | threads/stage | frames | fps | latency p50 ms | p95 ms | RSS after 100 frames MB | RSS at end MB |");

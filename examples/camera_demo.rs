@@ -12,6 +12,9 @@ use gss::ModelPackage;
 
 fn main() -> Result<()> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    // Optional: the allocator thresholds and the tract kernel family `gss tune` measured, as the
+    // gss binary applies them (the library changes no process-wide state on its own).
+    gss::process::configure();
     let device = std::env::args().nth(1).unwrap_or_else(|| "0".into());
     let (width, height) = match std::env::args().nth(2) {
         Some(size) => {

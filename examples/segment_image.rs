@@ -7,6 +7,9 @@ use anyhow::{Context, Result};
 use gss::{load_rgb, ModelPackage, Segmenter};
 
 fn main() -> Result<()> {
+    // Optional: the allocator thresholds and the tract kernel family `gss tune` measured, as the
+    // gss binary applies them (the library changes no process-wide state on its own).
+    gss::process::configure();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let mut args = std::env::args_os().skip(1).map(PathBuf::from);
     let image_path = args.next().unwrap_or_else(|| root.join("assets/street8-clip/images/seq/frame_000000.jpg"));

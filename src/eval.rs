@@ -190,57 +190,6 @@ impl ConfidenceSplit {
     }
 }
 
-/// Flicker between consecutive frames: the share of pixels whose predicted class changed where the
-/// ground truth did not (both frames labelled there, the same class). A stream that drops frames
-/// should [`reset`](FlickerMeter::reset) at the gap: only neighbouring frames are compared.
-#[derive(Debug, Clone, Default)]
-pub struct FlickerMeter {
-    previous: Option<(Vec<u8>, Vec<u8>)>,
-    stable: u64,
-    flickered: u64,
-}
-
-impl FlickerMeter {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Adds the frame after the last one (`pred` and `gt` of the same length).
-    pub fn update(&mut self, pred: &[u8], gt: &[u8]) -> Result<()> {
-        if pred.len() != gt.len() {
-            return Err(Error::LabelMismatch { msg: format!("prediction has {} pixels, label has {}", pred.len(), gt.len()) });
-        }
-        if let Some((prev_pred, prev_gt)) = self.previous.as_mut().filter(|(p, _)| p.len() == pred.len()) {
-            for ((&p, &g), (&pp, &pg)) in pred.iter().zip(gt).zip(prev_pred.iter().zip(prev_gt.iter())) {
-                if g != IGNORE && g == pg {
-                    self.stable += 1;
-                    self.flickered += u64::from(p != pp);
-                }
-            }
-            prev_pred.copy_from_slice(pred);
-            prev_gt.copy_from_slice(gt);
-        } else {
-            self.previous = Some((pred.to_vec(), gt.to_vec()));
-        }
-        Ok(())
-    }
-
-    /// Forgets the last frame (the next one does not follow it).
-    pub fn reset(&mut self) {
-        self.previous = None;
-    }
-
-    /// Flicker in percent; NaN before two neighbouring frames.
-    pub fn flicker(&self) -> f64 {
-        if self.stable == 0 { f64::NAN } else { 100.0 * self.flickered as f64 / self.stable as f64 }
-    }
-
-    /// Pixels compared (labelled the same in two neighbouring frames).
-    pub fn stable_pixels(&self) -> u64 {
-        self.stable
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -294,22 +243,6 @@ mod tests {
         assert_eq!(low.pixel_acc(), 0.0);
         assert!((0.3..=0.9).contains(&threshold), "{threshold}");
         assert!(split.update(&pred, &gt, 4, &[0.5; 3], [2, 2]).is_err());
-    }
-
-    #[test]
-    fn flicker_counts_class_changes_where_the_label_held() {
-        let mut f = FlickerMeter::new();
-        assert!(f.flicker().is_nan());
-        f.update(&[0, 1, 2, 3], &[0, 1, 2, 255]).unwrap();
-        // pixel 0: label held, prediction changed (flicker); 1: held and kept; 2: label changed
-        // (not compared); 3: unlabelled (not compared)
-        f.update(&[5, 1, 0, 0], &[0, 1, 4, 255]).unwrap();
-        assert_eq!((f.stable_pixels(), f.flicker()), (2, 50.0));
-        // After a gap the next frame starts a new pair.
-        f.reset();
-        f.update(&[9, 9, 9, 9], &[0, 1, 4, 255]).unwrap();
-        assert_eq!(f.stable_pixels(), 2);
-        assert!(f.update(&[0], &[0, 1]).is_err());
     }
 
     #[test]

@@ -20,11 +20,14 @@ pub mod locate;
 pub mod maskige;
 pub mod model;
 pub mod pipeline;
+pub mod pixel_format;
 pub mod pool;
+pub mod process;
 pub mod segmenter;
 pub use gss_kernels::simd;
 pub mod sink;
 pub mod source;
+pub mod temporal;
 
 pub use error::{Error, Result};
 pub use model::ModelPackage;

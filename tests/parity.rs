@@ -247,18 +247,18 @@ fn graphs_that_disagree_with_the_manifest_are_refused() {
 }
 
 #[test]
-fn token_reuse_refuses_a_halo_smaller_than_the_decoders_reach_and_skips_a_package_without_one() {
+fn token_reuse_refuses_a_halo_smaller_than_the_decoders_reach_and_a_package_without_one() {
     use gss::engine::reuse::Reuse;
-    use gss::engine::{cpu::CpuBackend, Backend, BackendOptions, Graphs};
+    use gss::engine::{create_backend, BackendKind, BackendOptions, Graphs};
     let dir = copy_package("halo");
     let path = dir.join("model.json");
     let original: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    let options = BackendOptions { threads: 1, reuse: Reuse::Always, ..BackendOptions::default() };
+    let options = BackendOptions { kind: BackendKind::Cpu, threads: 1, reuse: Reuse::Always, ..BackendOptions::default() };
 
     let mut v = original.clone();
     v["decoder"]["halo"] = serde_json::json!(1);
     std::fs::write(&path, v.to_string()).unwrap();
-    let err = CpuBackend::with_options(&ModelPackage::open(&dir).unwrap(), &options, Graphs::Decoder).err().unwrap();
+    let err = create_backend(&ModelPackage::open(&dir).unwrap(), &options, Graphs::Decoder).err().unwrap();
     assert!(matches!(err, Error::GraphMismatch { .. }) && err.to_string().contains("decoder.halo 1"), "{err}");
 
     let mut v = original.clone();
@@ -266,7 +266,11 @@ fn token_reuse_refuses_a_halo_smaller_than_the_decoders_reach_and_skips_a_packag
     std::fs::write(&path, v.to_string()).unwrap();
     let package = ModelPackage::open(&dir).unwrap();
     assert_eq!(package.manifest.decoder.halo, None, "an older package without the field still loads");
-    let mut backend = CpuBackend::with_options(&package, &options, Graphs::Decoder).unwrap();
+    // Asked for outright, reuse without a halo is refused; auto decodes every frame in full.
+    let err = create_backend(&package, &options, Graphs::Decoder).err().unwrap();
+    assert!(err.to_string().contains("decoder.halo"), "{err}");
+    let auto = BackendOptions { reuse: Reuse::Auto, ..options };
+    let mut backend = create_backend(&package, &auto, Graphs::Decoder).unwrap();
     let [h, w] = package.manifest.prior.grid;
     let mut maskige = Vec::new();
     for _ in 0..2 {
@@ -429,17 +433,16 @@ fn native_fit_runs_a_fully_convolutional_package_at_the_frames_aspect_ratio() {
 }
 
 /// The prior's confidence: the chosen token's probability per grid cell, for a prior that ends
-/// with its logits; none for one with the ArgMax inside; carried by the pipeline's frames.
+/// with its logits; refused for one with the ArgMax inside; carried by the pipeline's frames.
 #[test]
 fn confidence_comes_with_logits_priors_only() {
-    use gss::engine::{cpu::CpuBackend, BackendOptions, Graphs};
+    use gss::engine::{create_backend, BackendKind, BackendOptions};
     let image = load_rgb(&fixtures().join("reference/street8_test_000000.png")).unwrap();
-    let asked = BackendOptions { confidence: true, threads: 1, ..BackendOptions::default() };
+    let asked = BackendOptions { kind: BackendKind::Cpu, confidence: true, threads: 1, ..BackendOptions::default() };
     let logits = ModelPackage::open(fixtures().join("gss-tiny-logits")).unwrap();
     let [gh, gw] = logits.manifest.prior.grid;
     let codes = logits.manifest.prior.codebook_size as f32;
-    let backend = CpuBackend::with_options(&logits, &asked, Graphs::Both).unwrap();
-    let mut seg = Segmenter::with_backend(logits.clone(), Box::new(backend)).unwrap();
+    let mut seg = Segmenter::with_options(logits.clone(), &asked).unwrap();
     seg.segment(&image).unwrap();
     let confidence = seg.confidence().expect("a logits prior gives confidence").to_vec();
     assert_eq!(confidence.len(), gh * gw);
@@ -448,15 +451,14 @@ fn confidence_comes_with_logits_priors_only() {
     assert!(confidence.iter().any(|&p| p < 0.999), "not every cell is certain");
     // Not asked for, or an ArgMax inside the graph: none.
     assert!(Segmenter::new(logits.clone(), None).unwrap().confidence().is_none());
+    // A prior with its ArgMax inside cannot give it: refused, naming what is missing.
     let argmax = ModelPackage::open(fixtures().join("gss-tiny")).unwrap();
-    let backend = CpuBackend::with_options(&argmax, &asked, Graphs::Both).unwrap();
-    let mut seg = Segmenter::with_backend(argmax, Box::new(backend)).unwrap();
-    seg.segment(&image).unwrap();
-    assert!(seg.confidence().is_none());
+    let err = Segmenter::with_options(argmax, &asked).err().unwrap();
+    assert!(err.to_string().contains("token logits"), "{err}");
     // The pipeline's frames carry the same grid, in both modes.
     for mode in [gss::pipeline::Mode::Sequential, gss::pipeline::Mode::Pipelined] {
         let options = gss::pipeline::PipelineOptions { policy: gss::pipeline::Policy::Lossless, mode, ..Default::default() };
-        let mut p = gss::Pipeline::new(logits.clone(), options, |pkg, graphs| Ok(Box::new(CpuBackend::with_options(pkg, &asked, graphs)?))).unwrap();
+        let mut p = gss::Pipeline::new(logits.clone(), options, |pkg, graphs| create_backend(pkg, &asked, graphs)).unwrap();
         let rx = p.subscribe(2, gss::pipeline::Policy::Lossless);
         p.run(gss::source::ImageFiles::from_glob(&format!("{}/reference/street8_test_000000.png", fixtures().display())).unwrap()).unwrap();
         let frames: Vec<_> = rx.iter().collect();

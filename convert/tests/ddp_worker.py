@@ -31,8 +31,14 @@ def main(data: str, config: str, out: Path, interrupt_at: int) -> None:
 
     def recording_run(self: Trainer, stage: str) -> dict:
         result = real_run(self, stage)
-        runs.append({"out": self.paths.root.name, "stage": stage, "losses": self.losses.get(stage, []),
-                     "model": result["model"]})
+        runs.append(
+            {
+                "out": self.paths.root.name,
+                "stage": stage,
+                "losses": self.losses.get(stage, []),
+                "model": result["model"],
+            }
+        )
         return result
 
     Trainer.run = recording_run
@@ -58,8 +64,10 @@ def main(data: str, config: str, out: Path, interrupt_at: int) -> None:
     codes.append(cli.main(["train", "stage1", "--out", str(out / "b"), "--resume", *common]))
 
     rank = int(os.environ["RANK"])
-    torch.save({"codes": codes, "runs": runs, "world_size": int(os.environ["WORLD_SIZE"])},
-               out / f"rank{rank}.pt")
+    torch.save(
+        {"codes": codes, "runs": runs, "world_size": int(os.environ["WORLD_SIZE"])},
+        out / f"rank{rank}.pt",
+    )
     session.__exit__(None, None, None)
 
 

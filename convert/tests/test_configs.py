@@ -16,7 +16,7 @@ from gss_convert.train import STAGES, check_batches
 # the classes come from the dataset loader; the configs must fit that many
 DATASET_CLASSES = {"cityscapes": len(CITYSCAPES_CLASSES), "ade20k": ADE_NUM_CLASSES}
 GPU_COUNTS = (1, 2, 4, 8)  # the global batch must split over the usual machines
-BACKBONE_STRIDE = 32       # MobileNetV2's coarsest tap: the exported input must be a multiple
+BACKBONE_STRIDE = 32  # MobileNetV2's coarsest tap: the exported input must be a multiple
 
 
 @pytest.mark.parametrize("name", sorted(DATASET_CLASSES))
@@ -40,7 +40,11 @@ def test_dataset_config_loads_and_builds(name):
     grid = (64 // cfg.vqvae.downsample, 128 // cfg.vqvae.downsample)
     with torch.no_grad():
         tokens, aux = Prior(cfg.prior, cfg.vqvae.codebook_size, classes).eval()(x)
-        assert tokens.shape == (1, cfg.vqvae.codebook_size, *grid) and aux.shape == (1, classes, *grid)
+        assert tokens.shape == (1, cfg.vqvae.codebook_size, *grid) and aux.shape == (
+            1,
+            classes,
+            *grid,
+        )
         assert PixelBaseline(cfg.prior, classes).eval()(x).shape == (1, classes, 64, 128)
         recon, idx, _ = VQVAE(cfg.vqvae).eval()(x)
         assert recon.shape == x.shape and idx.shape == (1, *grid)

@@ -40,7 +40,9 @@ def _save(arr: np.ndarray, path: Path) -> Path:
     return path
 
 
-def make_folder(root: Path, split: str = "train", stems: tuple[str, ...] = ("b", "a", "c")) -> dict[str, np.ndarray]:
+def make_folder(
+    root: Path, split: str = "train", stems: tuple[str, ...] = ("b", "a", "c")
+) -> dict[str, np.ndarray]:
     root.mkdir(parents=True, exist_ok=True)
     write_classes_json(root / "classes.json", STREET8)
     labels = {}
@@ -57,9 +59,13 @@ def _save_label(path: Path, lab: np.ndarray) -> np.ndarray:
 
 def make_cityscapes(root: Path, split: str = "val") -> dict[str, np.ndarray]:
     labels = {}
-    for i, (city, x) in enumerate([("lindau", "lindau_000001_000019"), ("frankfurt", "frankfurt_000000_000294")]):
+    for i, (city, x) in enumerate(
+        [("lindau", "lindau_000001_000019"), ("frankfurt", "frankfurt_000000_000294")]
+    ):
         _save(_rgb(i), root / "leftImg8bit" / split / city / f"{x}_leftImg8bit.png")
-        labels[x] = _save_label(root / "gtFine" / split / city / f"{x}_gtFine_labelTrainIds.png", _label(i, 19))
+        labels[x] = _save_label(
+            root / "gtFine" / split / city / f"{x}_gtFine_labelTrainIds.png", _label(i, 19)
+        )
     return labels
 
 
@@ -74,11 +80,13 @@ def make_ade(root: Path, sub: str = "training", csv: bool = True) -> dict[str, n
     if csv:
         (root / "objectInfo150.csv").write_text(
             "Idx,Ratio,Train,Val,Name\n1,0.1576,11664,1172,wall\n2,0.1072,6046,612,building;edifice\n"
-            "3,0.0878,8265,796,sky\n")
+            "3,0.0878,8265,796,sky\n"
+        )
     return raws
 
 
 # --- loading -------------------------------------------------------------------------------------
+
 
 def test_folder_loads_sorted_and_exact(tmp_path: Path) -> None:
     labels = make_folder(tmp_path)
@@ -120,7 +128,10 @@ def test_cityscapes(tmp_path: Path) -> None:
     assert ds.num_classes == 19
     assert ds.classes[0].name == "road" and ds.classes[18].name == "bicycle"
     assert ds.classes[13].name == "car" and ds.classes[13].color == (0, 0, 142)
-    assert [ds[i].name for i in range(len(ds))] == ["frankfurt_000000_000294", "lindau_000001_000019"]
+    assert [ds[i].name for i in range(len(ds))] == [
+        "frankfurt_000000_000294",
+        "lindau_000001_000019",
+    ]
     np.testing.assert_array_equal(ds[1].label, labels["lindau_000001_000019"])
 
 
@@ -161,7 +172,11 @@ def test_auto_detection(tmp_path: Path) -> None:
     assert detect_layout(tmp_path) is None
     with pytest.raises(DatasetError) as e:
         open_dataset(tmp_path, "train")
-    assert str(tmp_path) in str(e.value) and "leftImg8bit" in str(e.value) and "annotations" in str(e.value)
+    assert (
+        str(tmp_path) in str(e.value)
+        and "leftImg8bit" in str(e.value)
+        and "annotations" in str(e.value)
+    )
     with pytest.raises(DatasetError, match="layout"):
         open_dataset(tmp_path / "f", "train", layout="coco")
     with pytest.raises(DatasetError) as e:
@@ -170,6 +185,7 @@ def test_auto_detection(tmp_path: Path) -> None:
 
 
 # --- errors --------------------------------------------------------------------------------------
+
 
 def test_missing_split_dir(tmp_path: Path) -> None:
     make_folder(tmp_path)

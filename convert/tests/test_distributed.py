@@ -23,10 +23,12 @@ from gss_convert.train import Trainer, global_mean_cross_entropy
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
 WORLD = 2
-GLOBAL_BATCH = 4                                        # 2 crops per rank
-ITERS = {"stage1": 8, "stage2": 3, "baseline": 3}       # a few steps: the comparison, not training
+GLOBAL_BATCH = 4  # 2 crops per rank
+ITERS = {"stage1": 8, "stage2": 3, "baseline": 3}  # a few steps: the comparison, not training
 CKPT_EVERY = 4
-INTERRUPT_AT = 6  # the DDP run's stage 1 stops here, after its checkpoint at iteration 4, and resumes
+INTERRUPT_AT = (
+    6  # the DDP run's stage 1 stops here, after its checkpoint at iteration 4, and resumes
+)
 # Stage 1 (the VQ-VAE: no BatchNorm, equal-sized crops) on 2 x 2 crops is the same computation as on
 # 1 x 4: the same samples (RandomBatcher's shards), DDP's mean of the two half-batch gradients (each a
 # mean over equally many pixels) is the full batch's gradient, and the codebook's EMA statistics
@@ -63,16 +65,33 @@ def test_the_global_batch_must_split_evenly(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("RANK", "0")
     monkeypatch.setenv("WORLD_SIZE", "3")
     monkeypatch.setenv("LOCAL_RANK", "0")
-    assert main(["train", "stage1", "--config", "tiny", "--data", str(tmp_path), "--out", str(tmp_path / "o"),
-                 "--device", "cpu"]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "stage1",
+                "--config",
+                "tiny",
+                "--data",
+                str(tmp_path),
+                "--out",
+                str(tmp_path / "o"),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 2
+    )
     assert "stage1.batch_size 4 is the global batch" in capsys.readouterr().err
     assert not torch.distributed.is_initialized()
 
 
 def test_rank_shards_together_are_the_one_process_batch():
     rng = np.random.default_rng(0)
-    images = [rng.integers(0, 256, (int(rng.integers(40, 90)), int(rng.integers(60, 140)), 3), np.uint8)
-              for _ in range(5)]
+    images = [
+        rng.integers(0, 256, (int(rng.integers(40, 90)), int(rng.integers(60, 140)), 3), np.uint8)
+        for _ in range(5)
+    ]
     labels = [rng.integers(0, 8, im.shape[:2]).astype(np.uint8) for im in images]
     cfg = StageConfig(batch_size=4, crop=(64, 64), scale=(0.5, 1.5), color_jitter=0.3)
     one = RandomBatcher(images, labels, cfg, seed=3)
@@ -107,14 +126,20 @@ def test_cross_entropy_shares_add_up_to_the_global_mean():
     whole = F.cross_entropy(logits, target, ignore_index=255)
     (g_whole,) = torch.autograd.grad(whole, logits)
     n = [int((target[h] != 255).sum()) for h in (slice(0, 2), slice(2, 4))]
-    halves = [global_mean_cross_entropy(logits[h], target[h], 255, _OneOfTwo(world_size=WORLD, other=n[1 - i]))
-              for i, h in enumerate((slice(0, 2), slice(2, 4)))]
+    halves = [
+        global_mean_cross_entropy(
+            logits[h], target[h], 255, _OneOfTwo(world_size=WORLD, other=n[1 - i])
+        )
+        for i, h in enumerate((slice(0, 2), slice(2, 4)))
+    ]
     ddp = (halves[0] + halves[1]) / WORLD  # what DDP's gradient averaging optimises
     (g_ddp,) = torch.autograd.grad(ddp, logits)
     assert ddp.item() == pytest.approx(whole.item(), rel=1e-6)
     assert torch.allclose(g_ddp, g_whole, atol=1e-7)
-    naive = (F.cross_entropy(logits[:2], target[:2], ignore_index=255)
-             + F.cross_entropy(logits[2:], target[2:], ignore_index=255)) / WORLD
+    naive = (
+        F.cross_entropy(logits[:2], target[:2], ignore_index=255)
+        + F.cross_entropy(logits[2:], target[2:], ignore_index=255)
+    ) / WORLD
     assert abs(naive.item() - whole.item()) > 1e-3  # the case is one where it matters
     assert global_mean_cross_entropy(logits, target, 255, DistEnv()).item() == whole.item()
 
@@ -137,8 +162,18 @@ def test_two_cpu_processes_match_one_process(tiny_street8, tmp_path):
     out = tmp_path / "ddp"
     out.mkdir()
     # --standalone: a rendezvous on localhost at a free port, so parallel test runs cannot collide
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={WORLD}",
-           str(WORKER), str(tiny_street8), str(cfg_path), str(out), str(INTERRUPT_AT)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={WORLD}",
+        str(WORKER),
+        str(tiny_street8),
+        str(cfg_path),
+        str(out),
+        str(INTERRUPT_AT),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
@@ -173,14 +208,20 @@ def test_two_cpu_processes_match_one_process(tiny_street8, tmp_path):
     ddp1 = result(ranks[0], "a", "stage1")
     assert len(ddp1["losses"]) == len(ref.losses["stage1"]) == ITERS["stage1"]
     worst = {}
-    for stage, rtol in (("stage1", STAGE1_RTOL), ("stage2", BN_STAGES_RTOL), ("baseline", BN_STAGES_RTOL)):
+    for stage, rtol in (
+        ("stage1", STAGE1_RTOL),
+        ("stage2", BN_STAGES_RTOL),
+        ("baseline", BN_STAGES_RTOL),
+    ):
         mine = result(ranks[0], "a", stage)["losses"]
         for it, (one, two) in enumerate(zip(ref.losses[stage], mine)):
             for term in one:
                 worst[stage] = max(worst.get(stage, 0.0), _rel(two[term], one[term]))
                 assert _rel(two[term], one[term]) <= rtol, (stage, it, term, one[term], two[term])
-    weight_diff = max((ddp1["model"][k].float() - v.float()).abs().max().item()
-                      for k, v in ref_models["stage1"].items())
+    weight_diff = max(
+        (ddp1["model"][k].float() - v.float()).abs().max().item()
+        for k, v in ref_models["stage1"].items()
+    )
     assert weight_diff <= STAGE1_WEIGHT_ATOL
 
     # interrupted on both ranks after the checkpoint, resumed: bit for bit the uninterrupted run
@@ -195,8 +236,11 @@ def test_two_cpu_processes_match_one_process(tiny_street8, tmp_path):
     log_a = (out / "a" / "train.log").read_text()
     assert {n: log_a.count(f"{n}: done") for n in ITERS} == {n: 1 for n in ITERS}
     assert (out / "b" / "train.log").read_text().count("stage1: resuming from") == 1
-    totals = [[round(sum(x.values()), 6) for x in run] for run in (ref.losses["stage1"], ddp1["losses"])]
-    print(f"\nDDP 2 x gloo vs 1 process: stage1 losses {totals[0]} (1 process) vs {totals[1]} (2 processes); "
-          f"worst relative difference per stage {worst}; stage1 weights max |diff| {weight_diff:.2e}; "
-          f"torchrun run {ddp_seconds:.1f} s")
-
+    totals = [
+        [round(sum(x.values()), 6) for x in run] for run in (ref.losses["stage1"], ddp1["losses"])
+    ]
+    print(
+        f"\nDDP 2 x gloo vs 1 process: stage1 losses {totals[0]} (1 process) vs {totals[1]} (2 processes); "
+        f"worst relative difference per stage {worst}; stage1 weights max |diff| {weight_diff:.2e}; "
+        f"torchrun run {ddp_seconds:.1f} s"
+    )

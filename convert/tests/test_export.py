@@ -10,7 +10,8 @@ from gss_convert.cli import main
 from gss_convert.evaluate import Predictors
 from gss_convert.manifest import ManifestError, check_package, validate_manifest
 from gss_convert.quantize import quantize_package
-from gss_convert.verify import OnnxSegmenter, verify, write_fixtures
+from gss_convert.runtime import OnnxSegmenter
+from gss_convert.verify import verify, write_fixtures
 
 
 def _static(model: onnx.ModelProto) -> None:
@@ -31,7 +32,9 @@ def test_export_writes_static_graphs_with_logits_and_gather(tiny_package):
     out = prior.graph.output[0]
     assert out.name == manifest["prior"]["output"] == "logits"
     assert out.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
-    assert [d.dim_value for d in out.type.tensor_type.shape.dim][1] == manifest["prior"]["codebook_size"]
+    assert [d.dim_value for d in out.type.tensor_type.shape.dim][1] == manifest["prior"][
+        "codebook_size"
+    ]
     assert manifest["cost"]["prior_gmac"] > 0 and manifest["cost"]["decoder_gmac"] > 0
     # Traced with symbolic sizes, the graphs run at other multiples of 32: the runtime may run
     # them at a frame's own aspect ratio (`--fit native`), which the package recommends.
@@ -149,8 +152,13 @@ def test_quantize_produces_variants_that_agree_with_fp32(tiny_package, tiny_stre
     pkg = tmp_path / "pkg"
     shutil.copytree(tiny_package, pkg)
     fp32 = OnnxSegmenter.load(pkg)
-    images = [s.image for s in (open_dataset(tiny_street8, split)[i] for split, i in
-                                (("test", 0), ("test", 1), ("test", 2), ("val", 0), ("val", 1)))]
+    images = [
+        s.image
+        for s in (
+            open_dataset(tiny_street8, split)[i]
+            for split, i in (("test", 0), ("test", 1), ("test", 2), ("val", 0), ("val", 1))
+        )
+    ]
     for fmt, variant in (("qdq", "int8"), ("qoperator", "int8-qoperator")):
         manifest = quantize_package(pkg, tiny_street8, fmt, images=4)
         assert variant in manifest["variants"]
@@ -158,14 +166,18 @@ def test_quantize_produces_variants_that_agree_with_fp32(tiny_package, tiny_stre
         tok, classes = seg.segment(images[0])
         assert tok.shape == (8, 16) and classes.shape == (64, 128)
         tokens, class_maps = _agreement(fp32, seg, images)
-        assert tokens >= INT8_TOKEN_AGREEMENT and class_maps >= INT8_CLASS_AGREEMENT, (variant, tokens, class_maps)
+        assert tokens >= INT8_TOKEN_AGREEMENT and class_maps >= INT8_CLASS_AGREEMENT, (
+            variant,
+            tokens,
+            class_maps,
+        )
     check_package(pkg)  # hashes of the new files were recorded
 
 
 def test_fixtures_are_written(tiny_package, tiny_street8, tmp_path):
-    from gss_convert.data.datasets import open_dataset
-
     from PIL import Image
+
+    from gss_convert.data.datasets import open_dataset
 
     images = [p for p, _ in open_dataset(tiny_street8, "test").pairs[:2]]
     entries = write_fixtures(tiny_package, images, tmp_path / "fx")
@@ -178,7 +190,9 @@ def test_fixtures_are_written(tiny_package, tiny_street8, tmp_path):
         want_tokens, want_classes = seg.segment(image)
         tok = np.fromfile(tmp_path / "fx" / entry["tokens"], "<u2").reshape(entry["grid"])
         assert entry["grid"] == [8, 16] and np.array_equal(tok, want_tokens)
-        assert np.array_equal(np.asarray(Image.open(tmp_path / "fx" / entry["classes"])), want_classes)
+        assert np.array_equal(
+            np.asarray(Image.open(tmp_path / "fx" / entry["classes"])), want_classes
+        )
 
 
 def test_cli_export_needs_a_prior(tmp_path, capsys):
@@ -201,9 +215,13 @@ def test_palette_inverse_graph_equals_nearest_colour(tiny_package, tmp_path):
     rng = np.random.default_rng(0)
     # palette colours plus noise, and pure noise: both must land on the nearest colour
     ids = rng.integers(0, len(palette), size=(h, w))
-    maskige = palette[ids].transpose(2, 0, 1)[None] + rng.normal(0, 0.1, (1, 3, h, w)).astype(np.float32)
+    maskige = palette[ids].transpose(2, 0, 1)[None] + rng.normal(0, 0.1, (1, 3, h, w)).astype(
+        np.float32
+    )
     maskige[..., : h // 2, :] = rng.random((1, 3, h // 2, w), dtype=np.float32)
-    session = ort.InferenceSession(str(package / "inverse.onnx"), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(
+        str(package / "inverse.onnx"), providers=["CPUExecutionProvider"]
+    )
     classes = session.run(None, {"maskige": maskige.astype(np.float32)})[0]
     d = ((maskige[0].transpose(1, 2, 0)[:, :, None, :] - palette[None, None]) ** 2).sum(-1)
     expected = d.argmin(-1)

@@ -13,9 +13,9 @@ import torch
 from gss_convert.cli import main
 from gss_convert.inverse import InverseConfig, NearestInverse, TrainedInverse, palette_in_range
 from gss_convert.manifest import check_package, validate_manifest
-from gss_convert.maskige import maskige_tensor_to_labels, Palette
+from gss_convert.maskige import Palette, maskige_tensor_to_labels
 from gss_convert.onnxeval import eval_onnx
-from gss_convert.verify import OnnxSegmenter
+from gss_convert.runtime import OnnxSegmenter
 
 FIXTURES = Path(__file__).resolve().parents[2] / "tests" / "fixtures"
 
@@ -39,7 +39,9 @@ def test_argmax_chain_is_argmax_with_first_index_on_ties():
 
     logits = torch.randint(0, 3, (2, 8, 5, 7)).float()  # many ties
     ids = {form: InverseClasses(torch.nn.Identity(), form)(logits) for form in ("chain", "node")}
-    assert torch.equal(ids["chain"], logits.argmax(1)) and torch.equal(ids["node"], logits.argmax(1))
+    assert torch.equal(ids["chain"], logits.argmax(1)) and torch.equal(
+        ids["node"], logits.argmax(1)
+    )
     assert ids["chain"].dtype == torch.int64 and ids["chain"].shape == (2, 5, 7)
 
 
@@ -47,9 +49,32 @@ def test_train_inverse_exports_installs_and_runs(tmp_path):
     package = tmp_path / "gss-tiny"
     shutil.copytree(FIXTURES / "gss-tiny", package)
     out = tmp_path / "ft" / "inverse-ft.onnx"
-    assert main(["train-inverse", str(package), "--data", str(FIXTURES / "street8-tiny"), "--split", "test",
-                 "--val-split", "", "--out", str(out), "--iters", "3", "--crop", "32", "--hidden", "4",
-                 "--install", "--cache", str(tmp_path / "cache")]) == 0
+    assert (
+        main(
+            [
+                "train-inverse",
+                str(package),
+                "--data",
+                str(FIXTURES / "street8-tiny"),
+                "--split",
+                "test",
+                "--val-split",
+                "",
+                "--out",
+                str(out),
+                "--iters",
+                "3",
+                "--crop",
+                "32",
+                "--hidden",
+                "4",
+                "--install",
+                "--cache",
+                str(tmp_path / "cache"),
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "cache" / "maskiges-test.npz").is_file()
     report = json.loads(out.with_suffix(".json").read_text())
     assert report["gmac"] > 0 and set(report["mIoU"]["test"]) == {"nearest", "trained"}
@@ -57,19 +82,34 @@ def test_train_inverse_exports_installs_and_runs(tmp_path):
     model = onnx.load(str(out))
     assert {"Greater", "Max", "Where"} <= {n.op_type for n in model.graph.node}
     sess = _session(out)
-    assert [i.name for i in sess.get_inputs()] == ["maskige"] and sess.get_outputs()[0].name == "classes"
-    ids = sess.run(None, {"maskige": np.random.default_rng(0).random((1, 3, 64, 128), np.float32)})[0]
+    assert [i.name for i in sess.get_inputs()] == ["maskige"] and sess.get_outputs()[
+        0
+    ].name == "classes"
+    ids = sess.run(None, {"maskige": np.random.default_rng(0).random((1, 3, 64, 128), np.float32)})[
+        0
+    ]
     assert ids.shape == (1, 64, 128) and ids.dtype == np.int64 and 0 <= ids.min() and ids.max() < 8
     # fully convolutional: it runs at another size too (the runtime's --fit native)
     from gss_convert.export import _with_input_size
-    other = ort.InferenceSession(_with_input_size(model, [1, 3, 96, 160]).SerializeToString(),
-                                 providers=["CPUExecutionProvider"])
-    assert other.run(None, {"maskige": np.zeros((1, 3, 96, 160), np.float32)})[0].shape == (1, 96, 160)
+
+    other = ort.InferenceSession(
+        _with_input_size(model, [1, 3, 96, 160]).SerializeToString(),
+        providers=["CPUExecutionProvider"],
+    )
+    assert other.run(None, {"maskige": np.zeros((1, 3, 96, 160), np.float32)})[0].shape == (
+        1,
+        96,
+        160,
+    )
     # --install: copied into the package, hashed, and a manifest that validates
     manifest = check_package(package)
     validate_manifest(manifest)
-    assert manifest["maskige"]["inverse"] == {"kind": "onnx", "file": "inverse-ft.onnx", "input": "maskige",
-                                              "output": "classes"}
+    assert manifest["maskige"]["inverse"] == {
+        "kind": "onnx",
+        "file": "inverse-ft.onnx",
+        "input": "maskige",
+        "output": "classes",
+    }
     assert manifest["files"]["inverse-ft.onnx"]["bytes"] == out.stat().st_size
     assert manifest["cost"]["inverse_gmac"] == report["gmac"]
     assert not (package / "inverse-ft.pt").exists()
@@ -88,7 +128,7 @@ def test_train_inverse_exports_installs_and_runs(tmp_path):
 
 
 def test_default_inverse_installs_as_linear_and_every_side_agrees(tmp_path):
-    from gss_convert.export import _export, inverse_entry
+    from gss_convert.export import export_onnx, inverse_entry
     from gss_convert.inverse import InverseClasses
 
     manifest = json.loads((FIXTURES / "gss-tiny" / "model.json").read_text())
@@ -98,7 +138,14 @@ def test_default_inverse_installs_as_linear_and_every_side_agrees(tmp_path):
         ft.palette.weight.add_(torch.randn_like(ft.palette.weight))
         ft.palette.bias.add_(torch.randn_like(ft.palette.bias))
     graph = tmp_path / "ft.onnx"
-    _export(InverseClasses(ft), torch.zeros(1, 3, 16, 24), graph, "maskige", "classes", spatial_axes=(2, 3))
+    export_onnx(
+        InverseClasses(ft),
+        torch.zeros(1, 3, 16, 24),
+        graph,
+        "maskige",
+        "classes",
+        spatial_axes=(2, 3),
+    )
     entry = inverse_entry(graph)
     assert entry["kind"] == "linear" and len(entry["weight"]) == len(entry["bias"]) == 8
     assert inverse_entry(graph, "onnx")["kind"] == "onnx"
@@ -115,8 +162,14 @@ def test_default_inverse_installs_as_linear_and_every_side_agrees(tmp_path):
     assert np.array_equal(ft(torch.from_numpy(x)).argmax(1)[0].numpy(), want)
     # a network with a branch is not linear: auto keeps the graph, --kind linear refuses it
     branch = tmp_path / "branch.onnx"
-    _export(InverseClasses(TrainedInverse(palette_in_range(manifest), InverseConfig(hidden=4))),
-            torch.zeros(1, 3, 16, 24), branch, "maskige", "classes", spatial_axes=(2, 3))
+    export_onnx(
+        InverseClasses(TrainedInverse(palette_in_range(manifest), InverseConfig(hidden=4))),
+        torch.zeros(1, 3, 16, 24),
+        branch,
+        "maskige",
+        "classes",
+        spatial_axes=(2, 3),
+    )
     assert inverse_entry(branch)["kind"] == "onnx"
     with pytest.raises(ValueError, match="--kind onnx"):
         inverse_entry(branch, "linear")
@@ -143,12 +196,15 @@ def test_baseline_export_and_eval_onnx(tiny_street8, tmp_path):
     pred = Predictors.from_run(tmp_path / "run", torch.device("cpu"))
     from gss_convert.data.datasets import open_dataset
     from gss_convert.metrics import ConfusionMatrix
+
     cm = ConfusionMatrix(8)
     for s in open_dataset(tiny_street8, "test"):
         img = torch.from_numpy(s.image).permute(2, 0, 1)[None].float()
         cm.update(pred.discriminative(img)[0].numpy().astype(np.uint8), s.label)
     assert abs(report["mIoU"] - cm.miou()) < 0.5 and report["images"] == 3
-    assert main(["eval-onnx", str(out), "--data", str(tiny_street8), "--split", "test", "--json"]) == 0
+    assert (
+        main(["eval-onnx", str(out), "--data", str(tiny_street8), "--split", "test", "--json"]) == 0
+    )
 
 
 def test_eval_onnx_on_a_package_matches_the_reference_pipeline():
@@ -156,6 +212,7 @@ def test_eval_onnx_on_a_package_matches_the_reference_pipeline():
     report = eval_onnx(package, data, "test", progress=False)
     from gss_convert.data.datasets import open_dataset
     from gss_convert.metrics import ConfusionMatrix
+
     seg, cm = OnnxSegmenter.load(package), ConfusionMatrix(8)
     for s in open_dataset(data, "test"):
         cm.update(seg.segment(s.image)[1], s.label)
@@ -163,14 +220,35 @@ def test_eval_onnx_on_a_package_matches_the_reference_pipeline():
     assert set(report) >= {"mIoU", "mAcc", "aAcc", "per_class", "confusion", "images"}
 
 
-def test_verify_runs_the_installed_inverse_on_both_sides(tiny_package, tiny_run, tiny_street8, tmp_path):
+def test_verify_runs_the_installed_inverse_on_both_sides(
+    tiny_package, tiny_run, tiny_street8, tmp_path
+):
     from gss_convert.verify import verify
 
     package = tmp_path / "pkg"
     shutil.copytree(tiny_package, package)
-    assert main(["train-inverse", str(package), "--data", str(tiny_street8), "--split", "train",
-                 "--val-split", "", "--out", str(package / "inverse.onnx"), "--iters", "2", "--crop", "32",
-                 "--install"]) == 0
+    assert (
+        main(
+            [
+                "train-inverse",
+                str(package),
+                "--data",
+                str(tiny_street8),
+                "--split",
+                "train",
+                "--val-split",
+                "",
+                "--out",
+                str(package / "inverse.onnx"),
+                "--iters",
+                "2",
+                "--crop",
+                "32",
+                "--install",
+            ]
+        )
+        == 0
+    )
     assert not (package / "inverse.pt").exists()  # the package holds the graph alone
     r = verify(package, tiny_run, tiny_street8, "test")
     assert r["class_agreement"] >= 99.9 and abs(r["mIoU_pytorch"] - r["mIoU_onnxruntime"]) < 0.5

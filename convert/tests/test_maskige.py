@@ -1,8 +1,16 @@
 import numpy as np
 import torch
 
-from gss_convert.maskige import (Palette, fill_ignore_nearest, labels_to_maskige_tensor, mask_to_maskige,
-                                 maskige_tensor_to_labels, maskige_to_mask, max_distance_palette)
+from gss_convert.maskige import (
+    Palette,
+    fill_ignore_nearest,
+    labels_to_maskige_tensor,
+    mask_to_maskige,
+    maskige_tensor_to_labels,
+    maskige_to_mask,
+    max_distance_palette,
+    nearest_scores,
+)
 
 
 def test_palette_is_far_apart_and_deterministic():
@@ -27,6 +35,22 @@ def test_round_trip_exact_on_clean_maskige():
     assert np.array_equal(maskige_to_mask(mask_to_maskige(label, p), p), label)
     t = torch.from_numpy(label).long()[None]
     assert torch.equal(maskige_tensor_to_labels(labels_to_maskige_tensor(t, p), p), t)
+
+
+def test_numpy_and_torch_forms_of_the_nearest_colour_agree_ties_included():
+    """The distances (numpy) and the linear planes (torch) are one rule: on integer colours both
+    are exact, so they must give the same class everywhere, the first of equidistant ones too."""
+    rng = np.random.default_rng(2)
+    for k in (8, 19):
+        p = max_distance_palette(k, restarts=2)
+        colours = rng.integers(0, 256, (64, 96, 3)).astype(np.float32)
+        colours[0, :k] = p.colors  # the palette itself
+        colours[1, : k - 1] = (p.colors[:-1].astype(np.float32) + p.colors[1:]) / 2  # midpoints
+        colours = np.rint(colours)
+        cols = torch.from_numpy(p.colors.astype(np.float32))
+        batch = torch.from_numpy(colours).permute(2, 0, 1)[None]
+        ours = nearest_scores(batch, cols).argmax(1)[0].numpy()
+        assert np.array_equal(ours, maskige_to_mask(colours, p))
 
 
 def test_inverse_tolerates_noise_below_half_the_distance():

@@ -58,13 +58,23 @@ def test_pretrained_backbone_loads_imagenet_weights():
     imagenet.eval()
     features = torch.nn.Sequential(*prior.backbone.features, imagenet.features[18])
     # ImageNet classes: 281-285 domestic cats; 967 espresso, 968 cup, 504 coffee mug
-    for photo, classes in ((skimage.data.chelsea(), {281, 282, 283, 284, 285}), (skimage.data.coffee(), {967, 968, 504})):
+    for photo, classes in (
+        (skimage.data.chelsea(), {281, 282, 283, 284, 285}),
+        (skimage.data.coffee(), {967, 968, 504}),
+    ):
         x = torch.from_numpy(resize_image(photo, (224, 224), "crop")).permute(2, 0, 1)[None]
         with torch.no_grad():
-            pooled = torch.nn.functional.adaptive_avg_pool2d(features(prior.normalize(x)), 1).flatten(1)
+            pooled = torch.nn.functional.adaptive_avg_pool2d(
+                features(prior.normalize(x)), 1
+            ).flatten(1)
             probs = imagenet.classifier(pooled).softmax(1)[0]
-        assert int(probs.argmax()) in classes and float(probs.max()) > 0.5, (sorted(classes), int(probs.argmax()))
-    frozen = [p.requires_grad for p in prior.backbone.features[: cfg.prior.frozen_blocks].parameters()]
+        assert int(probs.argmax()) in classes and float(probs.max()) > 0.5, (
+            sorted(classes),
+            int(probs.argmax()),
+        )
+    frozen = [
+        p.requires_grad for p in prior.backbone.features[: cfg.prior.frozen_blocks].parameters()
+    ]
     assert frozen and not any(frozen)
 
 
@@ -73,11 +83,36 @@ def test_mac_counter_on_a_known_conv():
     assert count_macs(conv, torch.zeros(1, 4, 10, 10)) == 6 * 10 * 10 * 2 * 9
 
 
+def test_mac_counter_counts_what_module_hooks_miss():
+    """Transposed and functional convolutions and matrix products (attention) count too."""
+
+    class Mixed(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.up = torch.nn.ConvTranspose2d(4, 2, 2, stride=2)
+            self.w = torch.nn.Parameter(torch.zeros(3, 2, 1, 1))  # a conv without a Conv2d module
+
+        def forward(self, x):
+            y = torch.nn.functional.conv2d(self.up(x), self.w)  # [1, 3, 10, 10]
+            q = y.flatten(2)  # [1, 3, 100]
+            return q @ q.transpose(1, 2)
+
+    model = Mixed().train()
+    macs = count_macs(model, torch.zeros(1, 4, 5, 5))
+    assert macs == 4 * 5 * 5 * 2 * 4 + 3 * 10 * 10 * 2 + 3 * 100 * 3
+    assert model.training  # the caller's mode is left as it was
+    with torch.device("meta"):  # modules built without weights are counted without arithmetic
+        meta = Mixed()
+    assert count_macs(meta, torch.zeros(1, 4, 5, 5, device="meta")) == macs
+
+
 def test_default_config_fits_the_edge_budget():
     cfg = load_config("default")
     rows = {r["part"]: r for r in inference_budget(cfg)}
     runtime = rows["prior"]["macs"] + rows["decoder"]["macs"]
-    assert runtime <= 1.5e9, f"prior + decoder cost {runtime / 1e9:.3f} GMAC, over the 1.5 GMAC budget"
+    assert runtime <= 1.5e9, (
+        f"prior + decoder cost {runtime / 1e9:.3f} GMAC, over the 1.5 GMAC budget"
+    )
 
 
 def test_wrong_weights_file_is_refused_with_its_path(tmp_path, monkeypatch):
@@ -94,8 +129,15 @@ def test_wrong_weights_file_is_refused_with_its_path(tmp_path, monkeypatch):
 def _dense_cfg(tiny, upsample="d2s"):
     import dataclasses
 
-    return dataclasses.replace(tiny.prior, backbone="dense", pretrained=False, frozen_blocks=0,
-                               dense_channels=(8, 16, 24, 32), dense_blocks=(1, 1, 1, 1), upsample=upsample)
+    return dataclasses.replace(
+        tiny.prior,
+        backbone="dense",
+        pretrained=False,
+        frozen_blocks=0,
+        dense_channels=(8, 16, 24, 32),
+        dense_blocks=(1, 1, 1, 1),
+        upsample=upsample,
+    )
 
 
 @pytest.mark.parametrize("upsample", ["d2s", "bilinear", "nearest"])
@@ -119,7 +161,9 @@ def test_dense_prior_folds_its_branches_into_the_same_function(tiny, upsample):
         fused = reparameterize(prior)
         got = fused(img, with_aux=False)
     assert not any(isinstance(m, RepConv) for m in fused.modules())
-    assert not any(m.groups > 1 for m in fused.modules() if isinstance(m, torch.nn.Conv2d)), "no depthwise convs"
+    assert not any(m.groups > 1 for m in fused.modules() if isinstance(m, torch.nn.Conv2d)), (
+        "no depthwise convs"
+    )
     assert got.shape == (1, tiny.vqvae.codebook_size, 8, 16)
     assert torch.allclose(got, want, atol=1e-4, rtol=1e-4)
 

@@ -13,13 +13,15 @@ from PIL import Image
 from gss_convert.cli import main
 from gss_convert.data.synth import render_scene
 from gss_convert.resize import UNKNOWN_CLASS
-from gss_convert.verify import OnnxSegmenter
+from gss_convert.runtime import OnnxSegmenter
 
 FIXTURES = Path(__file__).resolve().parents[2] / "tests" / "fixtures"
 PACKAGE = FIXTURES / "gss-tiny"  # model input 64×128 (h×w), ArgMax in the graph
 LOGITS_PACKAGE = FIXTURES / "gss-tiny-logits"  # the same weights, argmax left to the runtime
 
-pytestmark = pytest.mark.skipif(not PACKAGE.is_dir(), reason="tests/fixtures/gss-tiny missing (make-fixtures.sh)")
+pytestmark = pytest.mark.skipif(
+    not PACKAGE.is_dir(), reason="tests/fixtures/gss-tiny missing (make-fixtures.sh)"
+)
 
 
 def _read(out: Path, case: dict, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -37,8 +39,21 @@ def test_reference_command_on_a_small_frame(tmp_path, package):
     frame = tmp_path / "small.png"
     Image.fromarray(image).save(frame)
     out = tmp_path / "ref"
-    assert main(["reference", str(package), "--image", str(frame), "--out", str(out),
-                 "--fit", "stretch,crop,letterbox"]) == 0
+    assert (
+        main(
+            [
+                "reference",
+                str(package),
+                "--image",
+                str(frame),
+                "--out",
+                str(out),
+                "--fit",
+                "stretch,crop,letterbox",
+            ]
+        )
+        == 0
+    )
     reference = json.loads((out / "reference.json").read_text())
     assert reference["package"] == str(package) and reference["image"] == "frame.png"
     assert reference["size"] == [80, 60]
@@ -61,14 +76,29 @@ def test_reference_command_on_a_small_frame(tmp_path, package):
         want_tokens, want_classes = seg.segment(image, case["fit"])
         assert np.array_equal(tokens, want_tokens) and np.array_equal(classes, want_classes)
     stretch, crop, letterbox = (_read(out, c, (80, 60))[1] for c in reference["cases"])
-    assert len({stretch.tobytes(), crop.tobytes(), letterbox.tobytes()}) > 1  # the fits see different inputs
+    assert (
+        len({stretch.tobytes(), crop.tobytes(), letterbox.tobytes()}) > 1
+    )  # the fits see different inputs
 
 
 def test_reference_command_refuses_unknown_fits(tmp_path, capsys):
     frame = tmp_path / "f.png"
     Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(frame)
-    assert main(["reference", str(PACKAGE), "--image", str(frame), "--out", str(tmp_path / "o"),
-                 "--fit", "stretch,zoom"]) == 2
+    assert (
+        main(
+            [
+                "reference",
+                str(PACKAGE),
+                "--image",
+                str(frame),
+                "--out",
+                str(tmp_path / "o"),
+                "--fit",
+                "stretch,zoom",
+            ]
+        )
+        == 2
+    )
     assert "zoom" in capsys.readouterr().err
 
 
@@ -77,9 +107,18 @@ def test_committed_640x480_fixture_is_reproduced(tmp_path):
     pipeline that moves these outputs has to regenerate it (scripts/make-fixtures.sh)."""
     committed = FIXTURES / "frame-640x480"
     reference = json.loads((committed / "reference.json").read_text())
-    assert reference["size"] == [640, 480] and {c["fit"] for c in reference["cases"]} == {"stretch", "crop", "letterbox"}
+    assert reference["size"] == [640, 480] and {c["fit"] for c in reference["cases"]} == {
+        "stretch",
+        "crop",
+        "letterbox",
+    }
     out = tmp_path / "again"
-    assert main(["reference", str(PACKAGE), "--image", str(committed / "frame.png"), "--out", str(out)]) == 0
+    assert (
+        main(
+            ["reference", str(PACKAGE), "--image", str(committed / "frame.png"), "--out", str(out)]
+        )
+        == 0
+    )
     for case in reference["cases"]:
         classes, tokens = _read(out, case, (640, 480))
         want_classes, want_tokens = _read(committed, case, (640, 480))

@@ -28,7 +28,9 @@ def _gss_binary() -> Path:
     target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
     binary = target / "debug" / "gss"
     if not binary.is_file():
-        pytest.skip(f"no gss binary at {binary}; build it with `cargo build --features rerun` or set GSS_BIN")
+        pytest.skip(
+            f"no gss binary at {binary}; build it with `cargo build --features rerun` or set GSS_BIN"
+        )
     return binary
 
 
@@ -41,9 +43,24 @@ def _record(tmp_path: Path) -> tuple[Path, dict]:
     for f in clip:
         shutil.copy(f, frames / f.name)
     rrd = tmp_path / "stream.rrd"
-    cmd = [str(binary), "--model", str(REPO / "tests/fixtures/gss-tiny"), "--threads", "1",
-           "stream", "--dir", str(frames), "--fps", "0", "--lossless", "--save", "none",
-           "--json", "--rerun", str(rrd)]
+    cmd = [
+        str(binary),
+        "--model",
+        str(REPO / "tests/fixtures/gss-tiny"),
+        "--threads",
+        "1",
+        "stream",
+        "--dir",
+        str(frames),
+        "--fps",
+        "0",
+        "--lossless",
+        "--save",
+        "none",
+        "--json",
+        "--rerun",
+        str(rrd),
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     if done.returncode != 0 and "--features rerun" in done.stderr and not os.environ.get("GSS_BIN"):
         pytest.skip(f"{binary} was built without the rerun feature")
@@ -68,7 +85,9 @@ def test_stream_recording_reads_back_with_the_rerun_sdk(tmp_path):
         if chunk.is_static:
             static[chunk.entity_path] = batch
             continue
-        assert "frame" in chunk.timeline_names and "capture_time" in chunk.timeline_names, chunk.timeline_names
+        assert "frame" in chunk.timeline_names and "capture_time" in chunk.timeline_names, (
+            chunk.timeline_names
+        )
         rows[chunk.entity_path] = rows.get(chunk.entity_path, 0) + chunk.num_rows
         if chunk.entity_path == "/camera/classes":
             formats = batch.column("SegmentationImage:format").to_pylist()

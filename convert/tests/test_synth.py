@@ -12,8 +12,16 @@ import pytest
 from PIL import Image
 
 from gss_convert.data.classes import IGNORE_INDEX, STREET8
-from gss_convert.data.synth import (DOMAINS, Domain, World, derive_seed, draw_shift, generate_dataset,
-                                   render_scene, render_sequence)
+from gss_convert.data.synth import (
+    DOMAINS,
+    Domain,
+    World,
+    derive_seed,
+    draw_shift,
+    generate_dataset,
+    render_scene,
+    render_sequence,
+)
 
 SMALL = (64, 128)
 VALID = set(range(8)) | {IGNORE_INDEX}
@@ -59,7 +67,8 @@ def test_every_class_appears_and_ignore_share(frames):
     assert shares.max() < 0.3
     # road, building and sky are large, people and poles small
     total = np.bincount(np.concatenate([lab.ravel() for _, lab in frames]), minlength=256) / sum(
-        lab.size for _, lab in frames)
+        lab.size for _, lab in frames
+    )
     assert total[0] > 0.1 and total[2] > 0.05 and total[4] > 0.01
     assert 0 < total[5] < 0.06 and 0 < total[7] < 0.06
 
@@ -78,14 +87,17 @@ def _load(path: Path) -> tuple[str, str, tuple[int, int], np.ndarray]:
 
 
 def _read_tree(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
 
 
 def test_generate_dataset_layout_and_classes_json(tmp_path):
     out = tmp_path / "ds"
     generate_dataset(out, SMALL, {"train": 3, "val": 2}, seed=1, workers=1)
     assert json.loads((out / "classes.json").read_text()) == [
-        {"id": c.id, "name": c.name, "color": list(c.color)} for c in STREET8]
+        {"id": c.id, "name": c.name, "color": list(c.color)} for c in STREET8
+    ]
     for split, n in (("train", 3), ("val", 2)):
         imgs = sorted((out / "images" / split).iterdir())
         labs = sorted((out / "labels" / split).iterdir())
@@ -140,7 +152,9 @@ def test_sequence_frames_are_coherent():
     d_other = np.abs(seq[0][0].astype(np.int16) - other).mean()
     assert d_seq < d_other
     again = list(render_sequence(9, 4, SMALL))
-    assert all(np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) for a, b in zip(seq, again))
+    assert all(
+        np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) for a, b in zip(seq, again)
+    )
 
 
 def test_generate_sequence_mode(tmp_path):
@@ -152,7 +166,8 @@ def test_generate_sequence_mode(tmp_path):
     generate_dataset(tmp_path / "t", SMALL, {"clip": 1}, seed=2, sequence=3, workers=1)
     generate_dataset(tmp_path / "u", SMALL, {"clip": 1}, seed=2, sequence=3, workers=2)
     assert sorted(p.name for p in (tmp_path / "t" / "images" / "clip").iterdir()) == [
-        f"frame_{i:06d}.png" for i in range(3)]
+        f"frame_{i:06d}.png" for i in range(3)
+    ]
     assert _read_tree(tmp_path / "t") == _read_tree(tmp_path / "u")
     f0 = _load(tmp_path / "t" / "images" / "clip" / "frame_000000.png")[3]
     f1 = _load(tmp_path / "t" / "images" / "clip" / "frame_000001.png")[3]
@@ -193,7 +208,9 @@ def test_image_shifts_keep_the_scene_and_its_labels(name):
         assert np.array_equal(lab, sl)
     seq = list(render_sequence(9, 2, SMALL, name))
     ref = list(render_sequence(9, 2, SMALL))
-    assert all(np.array_equal(a[1], b[1]) and not np.array_equal(a[0], b[0]) for a, b in zip(seq, ref))
+    assert all(
+        np.array_equal(a[1], b[1]) and not np.array_equal(a[0], b[0]) for a, b in zip(seq, ref)
+    )
 
 
 def test_camera_shift_changes_the_view_with_valid_labels():
@@ -202,7 +219,9 @@ def test_camera_shift_changes_the_view_with_valid_labels():
         si, sl = render_scene(seed, SMALL, "camera")
         assert not np.array_equal(img, si) and not np.array_equal(lab, sl)
         assert set(np.unique(sl).tolist()) <= VALID
-        assert len(set(np.unique(sl).tolist()) - {IGNORE_INDEX}) >= 3  # still a street, not one wall
+        assert (
+            len(set(np.unique(sl).tolist()) - {IGNORE_INDEX}) >= 3
+        )  # still a street, not one wall
 
 
 def test_shift_mix_draws_every_case_outside_street8_ranges():
@@ -223,7 +242,9 @@ def test_shift_mix_draws_every_case_outside_street8_ranges():
             assert d.hfov > 75
     dusk = next(i for i, d in enumerate(draws) if d.dusk)
     w = World(derive_seed(7, "test", dusk), SMALL, 1, shift)
-    assert math.degrees(math.asin(w.light.sun[1])) < 18 and w.light.glow > 0 and w.light.ambient < 0.45
+    assert (
+        math.degrees(math.asin(w.light.sun[1])) < 18 and w.light.glow > 0 and w.light.ambient < 0.45
+    )
     # the street8 draws are not consumed: the shifted world has street8's scene
     w8 = World(derive_seed(7, "test", dusk), SMALL, 1)
     assert len(w.objects) == len(w8.objects) and w.speed == w8.speed and w.camera_x == w8.camera_x
@@ -267,12 +288,44 @@ def test_cli_domain(tmp_path, capsys):
     from gss_convert.cli import main
 
     out = tmp_path / "cli"
-    assert main(["data", "synth", "--out", str(out), "--size", "32x64", "--split", "test=2", "--seed", "7",
-                 "--domain", "shift", "--workers", "1"]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "synth",
+                "--out",
+                str(out),
+                "--size",
+                "32x64",
+                "--split",
+                "test=2",
+                "--seed",
+                "7",
+                "--domain",
+                "shift",
+                "--workers",
+                "1",
+            ]
+        )
+        == 0
+    )
     assert json.loads((out / "domain.json").read_text())["domain"] == "shift"
     assert len(list((out / "images" / "test").iterdir())) == 2
-    assert main(["data", "synth", "--out", str(tmp_path / "bad"), "--split", "test=1",
-                 "--domain", "nowhere"]) == 2
+    assert (
+        main(
+            [
+                "data",
+                "synth",
+                "--out",
+                str(tmp_path / "bad"),
+                "--split",
+                "test=1",
+                "--domain",
+                "nowhere",
+            ]
+        )
+        == 2
+    )
     assert "unknown domain 'nowhere'" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
     # the help text lists every preset (the parser does not import synth to get them)

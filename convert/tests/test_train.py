@@ -13,7 +13,7 @@ def test_lr_schedule_warms_up_then_decays():
     s = load_config("default").stage2
     f = [lr_factor(i, s) for i in range(s.iters)]
     assert f[0] < f[s.warmup_iters - 1] == pytest.approx(1.0)
-    assert all(a >= b for a, b in zip(f[s.warmup_iters:], f[s.warmup_iters + 1:]))
+    assert all(a >= b for a, b in zip(f[s.warmup_iters :], f[s.warmup_iters + 1 :]))
     assert f[-1] < 0.01
 
 
@@ -36,6 +36,7 @@ def test_a_few_steps_lower_the_loss(tiny_street8, tmp_path, stage):
             out = step_fn(images, labels)
             losses.append(float(sum(v.item() for v in out.values())))
             return out
+
         return orig(name, model, batcher, recording, extra)
 
     trainer._loop = spy
@@ -46,12 +47,43 @@ def test_a_few_steps_lower_the_loss(tiny_street8, tmp_path, stage):
 
 def test_cli_trains_and_evaluates_end_to_end(tiny_street8, tmp_path, capsys):
     run = tmp_path / "run"
-    assert main(["train", "all", "--config", "tiny", "--data", str(tiny_street8), "--out", str(run),
-                 "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "all",
+                "--config",
+                "tiny",
+                "--data",
+                str(tiny_street8),
+                "--out",
+                str(run),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     for name in ("vqvae.pt", "prior.pt", "baseline.pt", "train.log", "config.yaml"):
         assert (run / name).is_file(), name
-    assert main(["eval", "--run", str(run), "--data", str(tiny_street8), "--split", "test",
-                 "--device", "cpu", "--panels", "2"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--run",
+                str(run),
+                "--data",
+                str(tiny_street8),
+                "--split",
+                "test",
+                "--device",
+                "cpu",
+                "--panels",
+                "2",
+            ]
+        )
+        == 0
+    )
     report = json.loads((run / "eval-test" / "metrics.json").read_text())
     assert set(report["methods"]) == {"reconstruction", "GSS prior", "discriminative"}
     # every labelled test pixel is counted once per method, and mIoU is the mean of the classes' IoU
@@ -75,15 +107,46 @@ def test_cli_reports_missing_checkpoint_clearly(tmp_path, tiny_street8, capsys):
 def test_bad_config_key_is_named(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("stage1: {iterz: 3}\n")
-    assert main(["train", "stage1", "--config", str(bad), "--data", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "stage1",
+                "--config",
+                str(bad),
+                "--data",
+                str(tmp_path),
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "iterz" in err and str(bad) in err
 
 
 def test_cli_synth_and_check(tmp_path, capsys):
     root = tmp_path / "s8"
-    assert main(["data", "synth", "--out", str(root), "--size", "32x64", "--split", "train=2,test=1",
-                 "--seed", "3", "--workers", "1"]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "synth",
+                "--out",
+                str(root),
+                "--size",
+                "32x64",
+                "--split",
+                "train=2,test=1",
+                "--seed",
+                "3",
+                "--workers",
+                "1",
+            ]
+        )
+        == 0
+    )
     assert len(list((root / "images" / "train").iterdir())) == 2
     assert main(["data", "check", str(root), "--split", "test"]) == 0
     assert "1 samples ok" in capsys.readouterr().out
@@ -107,7 +170,9 @@ def test_resume_skips_finished_stages(tiny_run, tiny_street8):
     assert (tiny_run / "vqvae.pt").stat().st_mtime_ns == before
 
 
-def test_resume_after_interruption_matches_an_uninterrupted_run(tiny_street8, tmp_path, monkeypatch):
+def test_resume_after_interruption_matches_an_uninterrupted_run(
+    tiny_street8, tmp_path, monkeypatch
+):
     import gss_convert.train as train_mod
 
     cfg = load_config("tiny")
@@ -130,12 +195,16 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(tiny_street8, tm
     with pytest.raises(Interrupted):
         Trainer(cfg, tiny_street8, tmp_path / "b", torch.device("cpu")).run("stage1")
     monkeypatch.setattr(train_mod, "_save", real_save)
-    resumed = Trainer(cfg, tiny_street8, tmp_path / "b", torch.device("cpu"), resume=True).run("stage1")
+    resumed = Trainer(cfg, tiny_street8, tmp_path / "b", torch.device("cpu"), resume=True).run(
+        "stage1"
+    )
     for k, v in whole["model"].items():
         assert torch.equal(v, resumed["model"][k]), k
 
 
-def test_stage1_with_a_frozen_package_decoder_trains_only_the_encoder(tiny_package, tiny_street8, tmp_path):
+def test_stage1_with_a_frozen_package_decoder_trains_only_the_encoder(
+    tiny_package, tiny_street8, tmp_path
+):
     """`--decoder-from`: the package's decoder and codebook are copied and never move."""
     import onnx
     from onnx import numpy_helper
@@ -144,7 +213,10 @@ def test_stage1_with_a_frozen_package_decoder_trains_only_the_encoder(tiny_packa
     cfg.stage1.iters = 6
     trainer = Trainer(cfg, tiny_street8, tmp_path, torch.device("cpu"), decoder_from=tiny_package)
     ckpt = trainer.run("stage1")
-    weights = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(tiny_package / "decoder.onnx")).graph.initializer}
+    weights = {
+        i.name: numpy_helper.to_array(i)
+        for i in onnx.load(str(tiny_package / "decoder.onnx")).graph.initializer
+    }
     assert np.array_equal(ckpt["model"]["quantizer.embed"].numpy(), weights["embed"])
     for key, value in ckpt["model"].items():
         if key.startswith("decoder."):
@@ -163,17 +235,23 @@ def test_stage1_refuses_a_package_with_another_palette(tiny_package, tiny_street
     cfg = load_config("tiny")
     cfg.stage1.iters = 2
     with pytest.raises(ValueError, match="palette"):
-        Trainer(cfg, tiny_street8, tmp_path / "run", torch.device("cpu"), decoder_from=pkg).run("stage1")
+        Trainer(cfg, tiny_street8, tmp_path / "run", torch.device("cpu"), decoder_from=pkg).run(
+            "stage1"
+        )
 
 
-def test_stage2_distills_from_a_package_and_starts_from_a_checkpoint(tiny_run, tiny_package, tiny_street8, tmp_path):
+def test_stage2_distills_from_a_package_and_starts_from_a_checkpoint(
+    tiny_run, tiny_package, tiny_street8, tmp_path
+):
     """Distillation runs the teacher package on each crop; `stage2_init` takes all weights but the
     skipped ones from an earlier prior."""
     import shutil
 
     cfg = load_config("tiny")
     cfg.stage2.iters = 4
-    cfg.stage2.lr = 0.0  # the weights stay where stage2_init put them, so the test can see where that was
+    cfg.stage2.lr = (
+        0.0  # the weights stay where stage2_init put them, so the test can see where that was
+    )
     cfg.distill.package = str(tiny_package)
     cfg.stage2_init = str(tiny_run / "prior.pt")
     cfg.stage2_init_skip = ["token_logits."]

@@ -21,13 +21,19 @@ zenoh = pytest.importorskip("zenoh")
 typesys = pytest.importorskip("rosbags.typesys")
 
 ROOT = Path(__file__).resolve().parents[2]
-IMAGE_KEY = ("0/gss/test/classes/sensor_msgs::msg::dds_::Image_/"
-             "RIHS01_d31d41a9a4c4bc8eae9be757b0beed306564f7526c88ea6a4588fb9582527d47")
+IMAGE_KEY = (
+    "0/gss/test/classes/sensor_msgs::msg::dds_::Image_/"
+    "RIHS01_d31d41a9a4c4bc8eae9be757b0beed306564f7526c88ea6a4588fb9582527d47"
+)
 
 
 def gss_binary() -> Path | None:
     candidates = [os.environ.get("GSS_BIN")]
-    candidates += [str(Path(d) / "debug" / "gss") for d in (os.environ.get("CARGO_TARGET_DIR"), ROOT / "target") if d]
+    candidates += [
+        str(Path(d) / "debug" / "gss")
+        for d in (os.environ.get("CARGO_TARGET_DIR"), ROOT / "target")
+        if d
+    ]
     for c in candidates:
         if c and Path(c).is_file():
             return Path(c)
@@ -50,10 +56,30 @@ def gss_stream():
     port = free_port()
     env = dict(os.environ, GSS_MODEL=str(ROOT / "tests/fixtures/gss-tiny"), RUST_LOG="warn")
     proc = subprocess.Popen(
-        [str(binary), "stream", "--dir", str(ROOT / "assets/street8-clip/images/seq"), "--loop", "--fps", "20",
-         "--save", "none", "--zenoh", "gss/test", "--ros2", "/gss/test/classes", "--ros2-frame-id", "cam",
-         "--zenoh-listen", f"tcp/127.0.0.1:{port}"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            str(binary),
+            "stream",
+            "--dir",
+            str(ROOT / "assets/street8-clip/images/seq"),
+            "--loop",
+            "--fps",
+            "20",
+            "--save",
+            "none",
+            "--zenoh",
+            "gss/test",
+            "--ros2",
+            "/gss/test/classes",
+            "--ros2-frame-id",
+            "cam",
+            "--zenoh-listen",
+            f"tcp/127.0.0.1:{port}",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         time.sleep(0.2)
         if proc.poll() is not None:
@@ -73,21 +99,36 @@ def gss_stream():
 
 def test_example_subscriber_reads_meta_and_frames(gss_stream):
     out = subprocess.run(
-        [sys.executable, str(ROOT / "examples/zenoh_subscriber.py"), "--connect", gss_stream, "--key", "gss/test",
-         "--count", "3", "--timeout", "60"],
-        capture_output=True, text=True, timeout=90)
+        [
+            sys.executable,
+            str(ROOT / "examples/zenoh_subscriber.py"),
+            "--connect",
+            gss_stream,
+            "--key",
+            "gss/test",
+            "--count",
+            "3",
+            "--timeout",
+            "60",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert lines[0].startswith("meta: model gss-tiny"), lines
     assert "road" in lines[0] and "sky" in lines[0]
-    frames = [l for l in lines if l.startswith("frame seq")]
+    frames = [row for row in lines if row.startswith("frame seq")]
     assert len(frames) == 3, lines
-    seqs = [int(l.split()[2]) for l in frames]
+    seqs = [int(row.split()[2]) for row in frames]
     assert seqs == sorted(seqs) and len(set(seqs)) == 3
     for line in frames:
         # the clip's frames are 512 wide, 256 high
         assert "shape 256x512" in line, line
-        shares = [float(part.split()[-1].rstrip("%")) for part in line.split(": ", 1)[1].split(", ")]
+        shares = [
+            float(part.split()[-1].rstrip("%")) for part in line.split(": ", 1)[1].split(", ")
+        ]
         assert all(0 < s <= 100 for s in shares) and sum(shares) <= 100.01
 
 
@@ -111,7 +152,13 @@ def test_ros2_image_decodes_with_rosbags(gss_stream):
     seqs = []
     for payload, attachment in samples:
         msg = store.deserialize_cdr(payload, "sensor_msgs/msg/Image")
-        assert (msg.height, msg.width, msg.encoding, msg.step, msg.is_bigendian) == (256, 512, "mono8", 512, 0)
+        assert (msg.height, msg.width, msg.encoding, msg.step, msg.is_bigendian) == (
+            256,
+            512,
+            "mono8",
+            512,
+            0,
+        )
         assert msg.header.frame_id == "cam"
         assert msg.header.stamp.sec > 1_600_000_000
         assert len(msg.data) == 256 * 512 and max(msg.data) < 8

@@ -3,15 +3,14 @@
 pub mod cpu;
 pub mod lowering;
 pub mod reuse;
+pub mod stream;
 pub mod tokens;
-#[cfg(feature = "wgpu")]
 pub mod wgpu;
 
 use std::time::{Duration, Instant};
 
-use crate::error::Result;
-use crate::maskige::{LinearInverse, MaskigeInverse, Palette};
-use crate::model::{Inverse, ModelPackage};
+use crate::error::{Error, Result};
+use crate::model::ModelPackage;
 
 /// Time each graph took in one [`Backend::run`].
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -31,9 +30,42 @@ pub trait Backend: Send {
     fn run_prior(&mut self, image: &[f32], tokens: &mut Vec<i64>) -> Result<()>;
     /// Token ids (h×w) → maskige (1×3×H×W, the manifest's output range) written into `maskige`.
     fn run_decoder(&mut self, tokens: &[i64], maskige: &mut Vec<f32>) -> Result<()>;
+    /// Runs the prior and hands its token logits (codes × h × w, channel-major) to `read`, for
+    /// the stream features that weigh them ([`stream`]). A backend offers it when it was built
+    /// with [`BackendOptions::wants_logits`] for a prior that ends with logits.
+    fn run_prior_logits(&mut self, image: &[f32], read: &mut dyn FnMut(&[f32])) -> Result<()> {
+        let _ = (image, read);
+        Err(Error::Usage {
+            stage: "prior",
+            msg: format!("{} was built without the prior's token logits", self.name()),
+        })
+    }
+    /// Plans the decoder for windows of the token grid of these shapes (cells, height × width),
+    /// for token reuse ([`stream`]). A backend that cannot decode windows says why.
+    fn plan_decoder_windows(&mut self, shapes: &[[usize; 2]]) -> Result<()> {
+        let _ = shapes;
+        Err(Error::Usage {
+            stage: "decoder",
+            msg: format!("{} cannot decode windows of the token grid", self.name()),
+        })
+    }
+    /// Decodes a window of `shape` token cells (one of the shapes planned by
+    /// [`plan_decoder_windows`](Backend::plan_decoder_windows)) into its maskige
+    /// (1×3×(h·s)×(w·s)), with the zero padding a graph of that size gives at its edges.
+    fn run_decoder_window(
+        &mut self,
+        tokens: &[i64],
+        shape: [usize; 2],
+        maskige: &mut Vec<f32>,
+    ) -> Result<()> {
+        let _ = (tokens, maskige);
+        Err(Error::Usage {
+            stage: "decoder",
+            msg: format!("{} has no plan for a {}×{} window", self.name(), shape[0], shape[1]),
+        })
+    }
     /// The last prior run's confidence per grid cell (the chosen token's softmax probability,
-    /// h×w), when the backend was asked for it and the prior ends with token logits. None
-    /// otherwise (a prior with its ArgMax inside, the GPU backend).
+    /// h×w), when the stream asked for it ([`BackendOptions::confidence`]).
     fn confidence(&self) -> Option<&[f32]> {
         None
     }
@@ -110,7 +142,9 @@ impl std::str::FromStr for BackendKind {
 /// Whose kernels the CPU backend runs a graph with (`--kernels auto|gss|tract`, `GSS_KERNELS`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Kernels {
-    /// What `gss tune` measured faster on this CPU; without a measurement, tract's.
+    /// What `gss tune` measured faster on this CPU; without a measurement, gss's kernels where
+    /// the CPU has a SIMD level they are written for ([`crate::simd::level`] above baseline),
+    /// else tract's.
     #[default]
     Auto,
     /// gss's own kernels ([`cpu::kernels`]) wherever they cover the graph; tract runs a graph
@@ -154,30 +188,46 @@ pub struct BackendOptions {
     pub variant: Option<String>,
     /// CPU threads for this backend's graphs; 0: every core the process may use.
     pub threads: usize,
-    /// Also give the prior's confidence per grid cell ([`Backend::confidence`]), where the
-    /// backend can: the CPU backend for priors that end with token logits.
+    /// Also give the prior's confidence per grid cell ([`Backend::confidence`]); needs a prior
+    /// that ends with token logits ([`create_backend`] refuses it otherwise).
     pub confidence: bool,
     /// For a stream: keep each cell's previous token unless the new one wins by this margin in
-    /// logits ([`tokens::stabilise`]); priors that end with token logits, CPU backend. None: off.
+    /// logits ([`tokens::stabilise`]); needs a prior that ends with token logits. None: off.
     /// The backend then remembers the last frame, so give it one stream only.
     pub stabilise: Option<f32>,
     /// For a stream: re-decode only the tiles near tokens that changed since the last frame
-    /// ([`reuse`]); the CPU backend, packages that state `decoder.halo`. The backend then
-    /// remembers the last frame, so give it one stream only.
+    /// ([`reuse`]), for packages that state `decoder.halo`; the masks are those of a full
+    /// decode. The backend then remembers the last frame, so give it one stream only.
     pub reuse: reuse::Reuse,
     /// The CPU backend's kernels (the GPU backend has its own).
     pub kernels: Kernels,
 }
 
-/// Builds the backend `options.kind` names for `graphs` (the CPU backend plans only those; the
-/// GPU backend keeps both, its plans live in GPU memory). `Auto` logs (info) which backend it
-/// picked and why.
+impl BackendOptions {
+    /// Whether a stream feature reads the prior's token logits, so a backend keeps them rather
+    /// than fusing the ArgMax into the prior.
+    pub fn wants_logits(&self) -> bool {
+        self.confidence || self.stabilise.is_some()
+    }
+}
+
+/// Builds the backend `options.kind` names for `graphs` (each backend plans only those), with the stream features `options`
+/// asks for ([`stream::wrap`]): an option the package or the backend cannot honour is refused
+/// with an error that says why. `Auto` logs (info) which backend it picked and why.
 pub fn create_backend(
     package: &ModelPackage,
     options: &BackendOptions,
     graphs: Graphs,
 ) -> Result<Box<dyn Backend>> {
-    let variant = options.variant.as_deref();
+    stream::wrap(create_engine(package, options, graphs)?, package, options, graphs)
+}
+
+/// The backend itself, before any stream feature.
+fn create_engine(
+    package: &ModelPackage,
+    options: &BackendOptions,
+    graphs: Graphs,
+) -> Result<Box<dyn Backend>> {
     let cpu = || -> Result<Box<dyn Backend>> {
         Ok(Box::new(cpu::CpuBackend::with_options(
             package, options, graphs,
@@ -185,13 +235,13 @@ pub fn create_backend(
     };
     match options.kind {
         BackendKind::Cpu => cpu(),
-        BackendKind::Wgpu => wgpu_backend(package, variant),
+        BackendKind::Wgpu => wgpu_backend(package, options, graphs),
         BackendKind::Auto => {
-            if let Some(why) = auto_rejects_gpu(package, variant) {
+            if let Some(why) = auto_rejects_gpu(package, options.variant.as_deref()) {
                 log::info!("backend auto: cpu ({why})");
                 return cpu();
             }
-            match wgpu_backend(package, variant) {
+            match wgpu_backend(package, options, graphs) {
                 Ok(b) => {
                     log::info!(
                         "backend auto: {} (hardware adapter, every op covered)",
@@ -208,54 +258,28 @@ pub fn create_backend(
     }
 }
 
-/// The package's X⁻¹: the nearest palette colour, a trained linear classifier (both the
-/// runtime's own loop), or its ONNX graph (run on tract whichever backend runs the two main
-/// graphs).
-pub fn create_inverse(package: &ModelPackage) -> Result<Box<dyn MaskigeInverse>> {
-    let m = &package.manifest;
-    Ok(match &m.maskige.inverse {
-        Inverse::Nearest => Box::new(Palette::new(&m.maskige.palette, m.decoder.output_range)),
-        Inverse::Linear { weight, bias } => {
-            Box::new(LinearInverse::new(weight.clone(), bias.clone())?)
-        }
-        Inverse::Onnx {
-            file,
-            input,
-            output,
-        } => Box::new(cpu::OnnxInverse::new(package, file, input, output)?),
-    })
-}
-
-#[cfg(feature = "wgpu")]
-fn wgpu_backend(package: &ModelPackage, variant: Option<&str>) -> Result<Box<dyn Backend>> {
-    Ok(Box::new(wgpu::WgpuBackend::new(package, variant)?))
-}
-
-#[cfg(not(feature = "wgpu"))]
-fn wgpu_backend(_: &ModelPackage, _: Option<&str>) -> Result<Box<dyn Backend>> {
-    Err(crate::error::Error::Gpu { msg: "this gss was built without the `wgpu` feature; rebuild with --features wgpu or use --backend cpu".into() })
+fn wgpu_backend(
+    package: &ModelPackage,
+    options: &BackendOptions,
+    graphs: Graphs,
+) -> Result<Box<dyn Backend>> {
+    Ok(Box::new(wgpu::WgpuBackend::with_options(package, options, graphs)?))
 }
 
 /// Why `auto` should not try the GPU, if it should not. A software adapter (lavapipe, WARP)
-/// runs these graphs slower than tract on the same cores, so it does not count.
-#[cfg(feature = "wgpu")]
+/// runs these graphs slower than the CPU backend on the same cores, so it does not count.
 fn auto_rejects_gpu(package: &ModelPackage, variant: Option<&str>) -> Option<String> {
+    if !wgpu::AVAILABLE {
+        return Some("built without the `wgpu` feature".into());
+    }
     match wgpu::default_adapter() {
         None => return Some("no GPU adapter".into()),
         Some(a) if a.is_software => {
-            return Some(format!(
-                "only a software adapter ({}, {})",
-                a.name, a.backend
-            ))
+            return Some(format!("only a software adapter ({}, {})", a.name, a.backend))
         }
         Some(_) => {}
     }
     wgpu::check_coverage(package, variant)
         .err()
         .map(|e| format!("wgpu cannot run this model: {}", e.chain()))
-}
-
-#[cfg(not(feature = "wgpu"))]
-fn auto_rejects_gpu(_: &ModelPackage, _: Option<&str>) -> Option<String> {
-    Some("built without the `wgpu` feature".into())
 }

@@ -9,7 +9,7 @@
 //! gives them, so the tile comes out as a full decode would make it; the rest of the last maskige
 //! is kept. Fixed tiles keep the number of window shapes, and so of planned graphs, small.
 //!
-//! This module is the geometry; the CPU backend runs the windows.
+//! This module is the geometry; [`super::stream`] runs the windows on any backend.
 
 use std::str::FromStr;
 
@@ -17,10 +17,12 @@ use std::str::FromStr;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Reuse {
     /// Every frame decoded in full.
-    #[default]
     Off,
-    /// Re-decode the tiles near changed tokens when that is cheaper than a full decode, on a
-    /// backend and package that allow it (the CPU backend, a package with `decoder.halo`).
+    /// Re-decode the tiles near changed tokens when that is cheaper than a full decode, for a
+    /// package that states `decoder.halo` on a backend that decodes windows (both do); else
+    /// decode in full. The default for the library as for `gss stream`: the masks are exactly
+    /// a full decode's.
+    #[default]
     Auto,
     /// Re-decode the tiles near changed tokens even when a full decode would be cheaper: for
     /// measuring what reuse costs and checking it against full decodes.

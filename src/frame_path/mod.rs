@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 
 use image::{GrayImage, RgbImage};
 
-pub use geometry::{Fit, UNSEEN};
+pub use crate::model::Fit;
+pub use geometry::UNSEEN;
 pub use postprocess::Postprocess;
 pub use preprocess::Preprocess;
 
@@ -66,7 +67,7 @@ impl FramePath {
         let pre = (graphs != Graphs::Decoder).then(|| Preprocess::new(m, fit));
         let post = match graphs {
             Graphs::Prior => None,
-            _ => Some(Postprocess::new(m, crate::engine::create_inverse(package)?, fit)),
+            _ => Some(Postprocess::new(m, crate::maskige::for_package(package)?, fit)),
         };
         Ok(Self { pre, backend, post, fit, tokens: Vec::new(), maskige: Vec::new() })
     }

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use image::GrayImage;
 
-use super::geometry::{class_axis, fit_axes, Fit, UNSEEN};
+use super::geometry::{class_axis, fit_axes, UNSEEN};
+use crate::model::Fit;
 use crate::error::Result;
 use crate::maskige::MaskigeInverse;
 use crate::model::Manifest;

@@ -3,7 +3,8 @@
 
 use image::RgbImage;
 
-use super::geometry::{fit_axes, AxisMap, Fit};
+use super::geometry::{fit_axes, AxisMap};
+use crate::model::Fit;
 use crate::model::Manifest;
 
 pub struct Preprocess {

@@ -9,6 +9,9 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 
+mod fit;
+pub use fit::Fit;
+
 pub const FORMAT_MAJOR: &str = "1";
 
 /// The largest model input side (pixels) a package may state: far beyond any edge model, and
@@ -71,7 +74,6 @@ pub enum Resample {
     Bilinear,
 }
 
-pub use crate::frame_path::geometry::Fit;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Input {

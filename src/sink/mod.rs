@@ -13,10 +13,6 @@ pub mod rerun;
 pub mod serve;
 
 pub mod wire;
-#[cfg(feature = "zenoh")]
-pub mod zenoh;
-#[cfg(not(feature = "zenoh"))]
-#[path = "zenoh_disabled.rs"]
 pub mod zenoh;
 
 pub use overlay::blend_into;

@@ -43,83 +43,6 @@ impl LiveWindow {
     }
 }
 
-/// How much of the token grid changes from one frame to the next: the share of grid cells whose
-/// token differs from the previous frame's (reset at a gap, so only neighbouring frames count).
-///
-/// Given the grid's shape and the decoder's halo ([`TokenChangeMeter::with_reach`]), it also
-/// counts the cells within `halo` cells of a changed token: the cells whose pixels a change can
-/// alter, so the least that any exact token reuse has to decode again.
-#[derive(Debug, Clone, Default)]
-pub struct TokenChangeMeter {
-    previous: Vec<i64>,
-    changed: u64,
-    cells: u64,
-    pairs: u64,
-    /// (grid, halo, reached cells so far, this pair's marks)
-    reach: Option<([usize; 2], usize, u64, Vec<bool>)>,
-}
-
-impl TokenChangeMeter {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Also measures the reach of each change on an h×w grid for a decoder with this halo.
-    pub fn with_reach(grid: [usize; 2], halo: usize) -> Self {
-        Self { reach: Some((grid, halo, 0, Vec::new())), ..Self::default() }
-    }
-
-    /// Mean share of the grid within the halo of a change, per pair (None without a reach, or
-    /// before the first pair).
-    pub fn mean_reach(&self) -> Option<f64> {
-        let (_, _, reached, _) = self.reach.as_ref()?;
-        (self.cells > 0).then(|| *reached as f64 / self.cells as f64)
-    }
-
-    /// The next frame's grid; returns its changed share (0..1) when there is a previous grid of
-    /// the same size. An empty grid (a backend that keeps it on its device) is not counted.
-    pub fn update(&mut self, tokens: &[i64]) -> Option<f64> {
-        if tokens.is_empty() {
-            return None;
-        }
-        let share = (self.previous.len() == tokens.len()).then(|| {
-            let changed = tokens.iter().zip(&self.previous).filter(|(a, b)| a != b).count();
-            if let Some(([h, w], halo, reached, marks)) = self.reach.as_mut().filter(|r| r.0[0] * r.0[1] == tokens.len()) {
-                marks.clear();
-                marks.resize(tokens.len(), false);
-                for (i, _) in tokens.iter().zip(&self.previous).enumerate().filter(|(_, (a, b))| a != b) {
-                    let (y, x) = (i / *w, i % *w);
-                    for yy in y.saturating_sub(*halo)..=(y + *halo).min(*h - 1) {
-                        marks[yy * *w + x.saturating_sub(*halo)..=yy * *w + (x + *halo).min(*w - 1)].fill(true);
-                    }
-                }
-                *reached += marks.iter().filter(|&&m| m).count() as u64;
-            }
-            self.changed += changed as u64;
-            self.cells += tokens.len() as u64;
-            self.pairs += 1;
-            changed as f64 / tokens.len() as f64
-        });
-        self.previous.clear();
-        self.previous.extend_from_slice(tokens);
-        share
-    }
-
-    pub fn reset(&mut self) {
-        self.previous.clear();
-    }
-
-    /// Mean changed share over every pair so far (NaN before the first pair).
-    pub fn mean_share(&self) -> f64 {
-        if self.cells == 0 { f64::NAN } else { self.changed as f64 / self.cells as f64 }
-    }
-
-    /// Neighbouring frame pairs compared.
-    pub fn pairs(&self) -> u64 {
-        self.pairs
-    }
-}
-
 /// p-th percentile (0..=100) of ascending `sorted` values by nearest rank; NaN when empty.
 pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
@@ -156,34 +79,6 @@ mod tests {
         assert!(r.fps > 0.0 && r.fps < 2.0 / 0.03);
         // A new window starts empty.
         assert_eq!(w.record(Duration::from_millis(5)), None);
-    }
-
-    #[test]
-    fn token_change_is_the_share_of_cells_that_differ_from_the_last_frame() {
-        let mut m = TokenChangeMeter::new();
-        assert_eq!(m.update(&[1, 2, 3, 4]), None);
-        assert_eq!(m.update(&[1, 2, 3, 5]), Some(0.25));
-        assert_eq!(m.update(&[]), None);
-        assert_eq!(m.update(&[0, 0, 3, 5]), Some(0.5));
-        assert_eq!((m.pairs(), m.mean_share()), (2, 0.375));
-        m.reset();
-        assert_eq!(m.update(&[9, 9, 9, 9]), None);
-    }
-
-    #[test]
-    fn reach_counts_the_cells_within_the_halo_of_a_change() {
-        // 4×5 grid, halo 1: a change at a corner reaches 2×2 cells, one in the middle 3×3.
-        let mut m = TokenChangeMeter::with_reach([4, 5], 1);
-        let base = vec![0i64; 20];
-        m.update(&base);
-        let mut corner = base.clone();
-        corner[0] = 1;
-        m.update(&corner);
-        let mut middle = corner.clone();
-        middle[2 * 5 + 2] = 1;
-        m.update(&middle);
-        assert_eq!(m.mean_reach(), Some((4 + 9) as f64 / 40.0));
-        assert_eq!(TokenChangeMeter::new().mean_reach(), None);
     }
 
     #[test]

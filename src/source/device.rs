@@ -92,7 +92,7 @@ impl Default for CameraOptions {
 mod tests {
     use super::*;
     use crate::source::negotiate::{Interval, SizeOffer};
-    use crate::source::pixfmt::FourCc;
+    use crate::pixel_format::FourCc;
 
     #[test]
     fn specs_are_indices_or_paths() {

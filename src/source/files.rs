@@ -3,7 +3,7 @@
 //! image from the source's own pool, so a steady stream allocates no image per frame.
 
 use super::decode::load_rgb_into;
-use super::pixfmt::FRAME_POOL_CAPACITY;
+use super::frame_decoder::FRAME_POOL_CAPACITY;
 use super::{Frame, FrameSource, StopSignal};
 use crate::locate::{self, Candidate};
 use crate::pool::BufferPool;

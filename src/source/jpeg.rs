@@ -5,7 +5,8 @@
 //! The standard tables are one segment built at compile time, and a frame that needs them is
 //! reassembled in a buffer the decoder keeps, so repairing allocates nothing per frame.
 
-use super::pixfmt::{bad_buffer, ensure_size, FrameLayout, PixelFormat};
+use super::pixfmt::{bad_buffer, ensure_size};
+use crate::pixel_format::{FrameLayout, PixelFormat};
 use crate::{Error, Result};
 use image::codecs::jpeg::JpegDecoder;
 use image::{ColorType, ImageDecoder, RgbImage};

@@ -14,14 +14,11 @@ pub mod backoff;
 pub mod decode;
 pub mod device;
 pub mod files;
+pub mod frame_decoder;
 pub mod jpeg;
 pub mod negotiate;
 pub mod pixfmt;
 
-#[cfg(feature = "v4l")]
-pub mod camera;
-#[cfg(not(feature = "v4l"))]
-#[path = "camera_disabled.rs"]
 pub mod camera;
 
 pub use backoff::Backoff;
@@ -30,7 +27,8 @@ pub use decode::load_rgb;
 pub use device::{CameraOptions, DeviceFormat, DeviceInfo, DeviceSpec};
 pub use files::ImageFiles;
 pub use negotiate::{choose_format, describe_offers, ChosenFormat, FormatOffer, FormatRequest, Interval, SizeOffer};
-pub use pixfmt::{FourCc, FrameDecoder, FrameLayout, PixelFormat};
+pub use crate::pixel_format::{FourCc, FrameLayout, PixelFormat};
+pub use frame_decoder::{FrameDecoder, FRAME_POOL_CAPACITY};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

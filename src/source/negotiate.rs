@@ -4,7 +4,7 @@
 //! print. Nothing here touches a device, so it is compiled and tested without the `v4l` feature;
 //! the camera only turns V4L2's enumerations into offers and applies the choice.
 
-use super::pixfmt::{FourCc, PixelFormat};
+use crate::pixel_format::{FourCc, PixelFormat};
 use crate::{Error, Result};
 
 /// What a caller wants from a camera; every field is a preference, not a demand.

@@ -1,108 +1,16 @@
-//! Pixel formats of raw camera buffers and their conversion to RGB: the format codes
-//! ([`FourCc`], [`PixelFormat`]), a buffer's geometry ([`FrameLayout`]), the packed
-//! conversions (YUYV, RGB3, GREY) and [`FrameDecoder`], which turns a buffer of any supported
-//! format into an image (MJPG through [`super::jpeg`]).
+//! The packed camera formats (YUYV, RGB3, GREY) converted to RGB, and the buffer checks the
+//! MJPG path shares.
 //!
 //! Conversions write into a caller-owned [`RgbImage`] that is only reallocated when the frame
-//! size changes, and [`FrameDecoder::decode_pooled`] takes that image from a [`BufferPool`], so
-//! a steady stream allocates no output image per frame. A truncated or malformed buffer is
-//! [`Error::FrameData`], never a panic: buffers come from hardware.
+//! size changes ([`super::frame_decoder::FrameDecoder::decode_pooled`] takes that image from a
+//! pool), so a steady stream allocates no output image per frame. A truncated or malformed
+//! buffer is [`Error::FrameData`], never a panic: buffers come from hardware.
 //!
 //! Which format to ask a device for is [`super::negotiate`]'s business, not this module's.
 
-use super::jpeg::MjpgDecoder;
-use crate::pool::BufferPool;
+use crate::pixel_format::{FrameLayout, PixelFormat};
 use crate::{Error, Result};
 use image::RgbImage;
-use std::fmt;
-use std::sync::Arc;
-
-/// A V4L2 four-character pixel format code (`YUYV`, `MJPG`, ...).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct FourCc(pub [u8; 4]);
-
-impl FourCc {
-    /// From a string such as "MJPG"; anything but four ASCII characters is None.
-    pub fn parse(s: &str) -> Option<FourCc> {
-        let bytes: [u8; 4] = s.as_bytes().try_into().ok()?;
-        bytes.iter().all(|b| b.is_ascii_graphic() || *b == b' ').then_some(FourCc(bytes))
-    }
-}
-
-impl fmt::Display for FourCc {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for &b in &self.0 {
-            if b.is_ascii_graphic() || b == b' ' {
-                write!(f, "{}", b as char)?;
-            } else {
-                write!(f, "\\x{b:02x}")?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// The raw formats gss can turn into RGB.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum PixelFormat {
-    /// YUV 4:2:2 packed as Y0 U Y1 V, BT.601 limited range: most webcams' uncompressed format.
-    Yuyv,
-    /// Motion-JPEG: each buffer is one JPEG, often without Huffman tables.
-    Mjpg,
-    /// Packed 8-bit R, G, B.
-    Rgb3,
-    /// 8-bit luminance.
-    Grey,
-}
-
-impl PixelFormat {
-    pub const ALL: [PixelFormat; 4] = [PixelFormat::Yuyv, PixelFormat::Mjpg, PixelFormat::Rgb3, PixelFormat::Grey];
-
-    pub fn fourcc(self) -> FourCc {
-        FourCc(match self {
-            PixelFormat::Yuyv => *b"YUYV",
-            PixelFormat::Mjpg => *b"MJPG",
-            PixelFormat::Rgb3 => *b"RGB3",
-            PixelFormat::Grey => *b"GREY",
-        })
-    }
-
-    pub fn from_fourcc(fourcc: FourCc) -> Option<PixelFormat> {
-        PixelFormat::ALL.into_iter().find(|f| f.fourcc() == fourcc)
-    }
-
-    /// Bytes per pixel of the packed formats; None for compressed ones.
-    fn packed_bytes_per_pixel(self) -> Option<usize> {
-        match self {
-            PixelFormat::Yuyv => Some(2),
-            PixelFormat::Rgb3 => Some(3),
-            PixelFormat::Grey => Some(1),
-            PixelFormat::Mjpg => None,
-        }
-    }
-}
-
-impl fmt::Display for PixelFormat {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.fourcc().fmt(f)
-    }
-}
-
-/// Geometry of a raw buffer as negotiated with the device.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FrameLayout {
-    pub width: u32,
-    pub height: u32,
-    /// Bytes from the start of one row to the next; 0 means tightly packed. Drivers pad rows,
-    /// so the negotiated value must be used rather than width × bytes per pixel.
-    pub stride: u32,
-}
-
-impl FrameLayout {
-    pub fn packed(width: u32, height: u32) -> Self {
-        FrameLayout { width, height, stride: 0 }
-    }
-}
 
 /// Reuses `out` when it already has the right size.
 pub(crate) fn ensure_size(out: &mut RgbImage, width: u32, height: u32) {
@@ -198,72 +106,11 @@ pub fn grey_into(data: &[u8], layout: FrameLayout, out: &mut RgbImage) -> Result
     Ok(())
 }
 
-/// Frames alive at once in a stream: one being filled, one per pipeline queue slot and stage,
-/// and one a subscriber holds. More only costs an allocation per extra frame (the pool counts
-/// them), so this need not cover a subscriber that hoards frames.
-pub const FRAME_POOL_CAPACITY: usize = 6;
-
-/// Turns raw buffers of any [`PixelFormat`] into RGB, keeping between frames the scratch
-/// buffers MJPG needs and the pool of output images.
-#[derive(Debug)]
-pub struct FrameDecoder {
-    mjpg: MjpgDecoder,
-    images: BufferPool<RgbImage>,
-}
-
-impl Default for FrameDecoder {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl FrameDecoder {
-    pub fn new() -> Self {
-        Self { mjpg: MjpgDecoder::new(), images: BufferPool::new(FRAME_POOL_CAPACITY) }
-    }
-
-    /// Decodes one buffer into `out`. For MJPG, a frame whose size differs from a non-zero
-    /// `layout` is corrupt, because the rest of the stream assumes the negotiated size.
-    pub fn decode(&mut self, format: PixelFormat, data: &[u8], layout: FrameLayout, out: &mut RgbImage) -> Result<()> {
-        decode_with(&mut self.mjpg, format, data, layout, out)
-    }
-
-    /// Decodes one buffer into an image from the decoder's pool: once every clone of an image
-    /// handed out earlier has been dropped, its memory holds a later frame.
-    pub fn decode_pooled(&mut self, format: PixelFormat, data: &[u8], layout: FrameLayout) -> Result<Arc<RgbImage>> {
-        let Self { mjpg, images } = self;
-        images.fill(|out| decode_with(mjpg, format, data, layout, out))
-    }
-
-    /// Keeps enough images for a consumer that holds `frames` at once.
-    pub fn reserve_frames(&mut self, frames: usize) {
-        self.images.reserve(frames);
-    }
-
-    /// Images made outside the pool because every pooled one was still held downstream.
-    pub fn pool_overflow(&self) -> u64 {
-        self.images.overflow()
-    }
-}
-
-fn decode_with(
-    mjpg: &mut MjpgDecoder,
-    format: PixelFormat,
-    data: &[u8],
-    layout: FrameLayout,
-    out: &mut RgbImage,
-) -> Result<()> {
-    match format {
-        PixelFormat::Yuyv => yuyv_into(data, layout, out),
-        PixelFormat::Rgb3 => rgb3_into(data, layout, out),
-        PixelFormat::Grey => grey_into(data, layout, out),
-        PixelFormat::Mjpg => mjpg.decode_into(data, layout, out),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pixel_format::FourCc;
+    use crate::source::frame_decoder::{FrameDecoder, FRAME_POOL_CAPACITY};
 
     /// BT.601 limited-range forward transform in floating point, the reference the integer
     /// decoder is checked against.

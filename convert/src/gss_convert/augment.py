@@ -17,11 +17,11 @@ from .resize import resize_classes_torch, resize_image_torch
 class _Draw:
     """Every random number one augmented sample takes, drawn before any pixel is touched."""
 
-    index: int                                   # which training sample
-    size: tuple[int, int]                        # (h, w) after the random scale
-    offset: tuple[int, int]                      # (y, x) of the crop in the scaled (padded) sample
+    index: int  # which training sample
+    size: tuple[int, int]  # (h, w) after the random scale
+    offset: tuple[int, int]  # (y, x) of the crop in the scaled (padded) sample
     flip: bool
-    jitter: tuple[float, float, float] | None    # brightness, contrast, saturation factors
+    jitter: tuple[float, float, float] | None  # brightness, contrast, saturation factors
 
 
 class RandomBatcher:
@@ -38,15 +38,26 @@ class RandomBatcher:
     as one process, and a resumed run (same Generator state on every rank) the same batches.
     """
 
-    def __init__(self, images: list[np.ndarray] | None, labels: list[np.ndarray], cfg: StageConfig,
-                 seed: int, rank: int = 0, world_size: int = 1):
+    def __init__(
+        self,
+        images: list[np.ndarray] | None,
+        labels: list[np.ndarray],
+        cfg: StageConfig,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+    ):
         if any(c % 8 for c in cfg.crop):
-            raise ValueError(f"crop {cfg.crop}: both sides must be multiples of 8 (the token stride)")
+            raise ValueError(
+                f"crop {cfg.crop}: both sides must be multiples of 8 (the token stride)"
+            )
         if world_size < 1 or not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} of {world_size} processes: not a rank")
         if cfg.batch_size % world_size:
-            raise ValueError(f"batch_size {cfg.batch_size} is the global batch and must split evenly over "
-                             f"{world_size} training processes")
+            raise ValueError(
+                f"batch_size {cfg.batch_size} is the global batch and must split evenly over "
+                f"{world_size} training processes"
+            )
         self.images, self.labels, self.cfg = images, labels, cfg
         self.rng = np.random.default_rng(seed)
         self.local_batch = cfg.batch_size // world_size
@@ -79,7 +90,11 @@ class RandomBatcher:
         """Sample `d.index` scaled, padded, cropped, flipped and jittered as `d` says."""
         ch, cw = self.cfg.crop
         lab = torch.tensor(self.labels[d.index])[None, None].float()
-        img = None if self.images is None else torch.tensor(self.images[d.index]).permute(2, 0, 1)[None].float()
+        img = (
+            None
+            if self.images is None
+            else torch.tensor(self.images[d.index]).permute(2, 0, 1)[None].float()
+        )
         nh, nw = d.size
         # the runtime's resize (stretch), so training sees rescaled frames as inference makes them
         lab = resize_classes_torch(lab[:, 0], (nh, nw), "stretch")[:, None]
@@ -91,9 +106,9 @@ class RandomBatcher:
             if img is not None:
                 img = F.pad(img, (0, pw, 0, ph), value=0.0)
         y, x = d.offset
-        lab = lab[..., y:y + ch, x:x + cw]
+        lab = lab[..., y : y + ch, x : x + cw]
         if img is not None:
-            img = img[..., y:y + ch, x:x + cw]
+            img = img[..., y : y + ch, x : x + cw]
         if d.flip:
             lab = lab.flip(-1)
             if img is not None:

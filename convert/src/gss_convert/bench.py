@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
-from .verify import OnnxSegmenter
+from .runtime import OnnxSegmenter
 
 
 def _time(fn, runs: int, warmup: int) -> list[float]:
@@ -33,24 +34,42 @@ def bench_package(package: Path, threads: int = 1, runs: int = 20, warmup: int =
         seg = OnnxSegmenter.load(package, variant, threads=threads)
         x = seg.preprocess(image)
         tokens = seg.prior.run(None, {manifest["prior"]["input"]: x})[0]
-        prior_ms = _time(lambda: seg.prior.run(None, {manifest["prior"]["input"]: x}), runs, warmup)
-        dec_ms = _time(lambda: seg.decoder.run(None, {manifest["decoder"]["input"]: tokens}), runs, warmup)
-        total_ms = _time(lambda: seg.segment(image), runs, warmup)
+        prior_ms = _time(
+            partial(seg.prior.run, None, {manifest["prior"]["input"]: x}), runs, warmup
+        )
+        dec_ms = _time(
+            partial(seg.decoder.run, None, {manifest["decoder"]["input"]: tokens}), runs, warmup
+        )
+        total_ms = _time(partial(seg.segment, image), runs, warmup)
         name = variant or "fp32"
-        files = manifest["variants"][variant] if variant else {"prior": manifest["prior"]["file"],
-                                                               "decoder": manifest["decoder"]["file"]}
+        files = (
+            manifest["variants"][variant]
+            if variant
+            else {"prior": manifest["prior"]["file"], "decoder": manifest["decoder"]["file"]}
+        )
         size = sum(manifest["files"][files[p]]["bytes"] for p in ("prior", "decoder"))
-        rows.append({"variant": name, "threads": threads, "prior_ms": float(np.median(prior_ms)),
-                     "decoder_ms": float(np.median(dec_ms)), "frame_ms": float(np.median(total_ms)),
-                     "size_mb": size / 1e6})
+        rows.append(
+            {
+                "variant": name,
+                "threads": threads,
+                "prior_ms": float(np.median(prior_ms)),
+                "decoder_ms": float(np.median(dec_ms)),
+                "frame_ms": float(np.median(total_ms)),
+                "size_mb": size / 1e6,
+            }
+        )
     return rows
 
 
 def format_rows(rows: list[dict]) -> str:
     base = rows[0]["frame_ms"]
-    lines = ["| variant | threads | prior ms | decoder ms | frame ms (incl. pre/post) | vs fp32 | size MB |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| variant | threads | prior ms | decoder ms | frame ms (incl. pre/post) | vs fp32 | size MB |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in rows:
-        lines.append(f"| {r['variant']} | {r['threads']} | {r['prior_ms']:.1f} | {r['decoder_ms']:.1f} | "
-                     f"{r['frame_ms']:.1f} | {r['frame_ms'] / base:.2f}x | {r['size_mb']:.2f} |")
+        lines.append(
+            f"| {r['variant']} | {r['threads']} | {r['prior_ms']:.1f} | {r['decoder_ms']:.1f} | "
+            f"{r['frame_ms']:.1f} | {r['frame_ms'] / base:.2f}x | {r['size_mb']:.2f} |"
+        )
     return "\n".join(lines)

@@ -19,7 +19,7 @@ CONFIG_DIR = Path(__file__).parent / "configs"
 class StageConfig:
     iters: int = 3000
     batch_size: int = 8
-    crop: tuple[int, int] = (256, 256)      # (h, w) random crop after scaling
+    crop: tuple[int, int] = (256, 256)  # (h, w) random crop after scaling
     scale: tuple[float, float] = (0.75, 1.5)
     lr: float = 1e-3
     weight_decay: float = 1e-4
@@ -27,7 +27,7 @@ class StageConfig:
     poly_power: float = 0.9
     log_every: int = 50
     ckpt_every: int = 500
-    color_jitter: float = 0.3               # brightness/contrast/saturation strength; 0 disables
+    color_jitter: float = 0.3  # brightness/contrast/saturation strength; 0 disables
 
 
 @dataclass
@@ -35,7 +35,8 @@ class DistillConfig:
     """Stage 2 can also learn from a trained prior (the teacher, an exported package run by
     onnxruntime): KL between the student's and the teacher's token distributions at
     `temperature`, weighted by `weight`, beside the cross-entropy against the posterior's tokens."""
-    package: str = ""          # model package folder of the teacher; empty: no distillation
+
+    package: str = ""  # model package folder of the teacher; empty: no distillation
     weight: float = 1.0
     temperature: float = 2.0
 
@@ -44,11 +45,14 @@ class DistillConfig:
 class Config:
     name: str = "gss-edge"
     seed: int = 0
-    input_size: tuple[int, int] = (256, 512)   # (h, w) the exported model takes
+    input_size: tuple[int, int] = (256, 512)  # (h, w) the exported model takes
     vqvae: VQVAEConfig = field(default_factory=VQVAEConfig)
     prior: PriorConfig = field(default_factory=PriorConfig)
-    stage1: StageConfig = field(default_factory=lambda: StageConfig(
-        iters=4000, batch_size=16, crop=(128, 128), scale=(0.75, 1.5), lr=2e-3, color_jitter=0.0))
+    stage1: StageConfig = field(
+        default_factory=lambda: StageConfig(
+            iters=4000, batch_size=16, crop=(128, 128), scale=(0.75, 1.5), lr=2e-3, color_jitter=0.0
+        )
+    )
     stage2: StageConfig = field(default_factory=StageConfig)
     baseline: StageConfig = field(default_factory=StageConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
@@ -58,8 +62,8 @@ class Config:
     # parameter name prefixes not taken from `stage2_init` (e.g. "token_logits." when the posterior,
     # and so the meaning of each token, differs from the one that prior was trained on)
     stage2_init_skip: list[str] = field(default_factory=list)
-    aux_weight: float = 0.4                    # weight of the prior's auxiliary per-pixel loss
-    class_weight_power: float = 0.5            # stage-1 pixel weight = frequency^-power (0: unweighted)
+    aux_weight: float = 0.4  # weight of the prior's auxiliary per-pixel loss
+    class_weight_power: float = 0.5  # stage-1 pixel weight = frequency^-power (0: unweighted)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -99,8 +103,10 @@ def load_config(path_or_name: str | Path) -> Config:
         bundled = CONFIG_DIR / f"{path_or_name}.yaml"
         if not bundled.exists():
             names = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
-            raise FileNotFoundError(f"config {path_or_name}: no such file, and no bundled config of "
-                                    f"that name (bundled: {names})")
+            raise FileNotFoundError(
+                f"config {path_or_name}: no such file, and no bundled config of "
+                f"that name (bundled: {names})"
+            )
         path = bundled
     data = yaml.safe_load(path.read_text()) or {}
     try:

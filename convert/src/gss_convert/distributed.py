@@ -18,8 +18,9 @@ import contextlib
 import datetime
 import inspect
 import os
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -63,7 +64,8 @@ class DistEnv:
             raise ValueError(
                 f"{what} {global_batch} is the global batch and must split evenly over the "
                 f"{self.world_size} training processes (WORLD_SIZE={self.world_size}); set it to a "
-                f"multiple of {self.world_size} or start torchrun with a divisor of {global_batch} processes")
+                f"multiple of {self.world_size} or start torchrun with a divisor of {global_batch} processes"
+            )
         return global_batch // self.world_size
 
     def barrier(self) -> None:
@@ -108,16 +110,22 @@ def env_from_torchrun(environ: Mapping[str, str] | None = None) -> DistEnv:
         return DistEnv()
     missing = [k for k in TORCHRUN_VARS if k not in environ]
     if missing:
-        raise RuntimeError(f"distributed training: {', '.join(present)} set but not {', '.join(missing)}; "
-                           f"start several processes with torchrun, which sets all of {', '.join(TORCHRUN_VARS)}")
+        raise RuntimeError(
+            f"distributed training: {', '.join(present)} set but not {', '.join(missing)}; "
+            f"start several processes with torchrun, which sets all of {', '.join(TORCHRUN_VARS)}"
+        )
     try:
         env = DistEnv(int(environ["RANK"]), int(environ["WORLD_SIZE"]), int(environ["LOCAL_RANK"]))
     except ValueError:
-        raise RuntimeError("distributed training: RANK, WORLD_SIZE and LOCAL_RANK must be integers, got "
-                           + ", ".join(f"{k}={environ[k]!r}" for k in TORCHRUN_VARS)) from None
+        raise RuntimeError(
+            "distributed training: RANK, WORLD_SIZE and LOCAL_RANK must be integers, got "
+            + ", ".join(f"{k}={environ[k]!r}" for k in TORCHRUN_VARS)
+        ) from None
     if env.world_size < 1 or not 0 <= env.rank < env.world_size or env.local_rank < 0:
-        raise RuntimeError(f"distributed training: RANK={env.rank}, WORLD_SIZE={env.world_size}, "
-                           f"LOCAL_RANK={env.local_rank} do not describe a process among the others")
+        raise RuntimeError(
+            f"distributed training: RANK={env.rank}, WORLD_SIZE={env.world_size}, "
+            f"LOCAL_RANK={env.local_rank} do not describe a process among the others"
+        )
     return env
 
 
@@ -127,8 +135,9 @@ def backend_for(device: torch.device) -> str:
 
 
 @contextlib.contextmanager
-def distributed_session(device_name: str,
-                        environ: Mapping[str, str] | None = None) -> Iterator[tuple[DistEnv, torch.device]]:
+def distributed_session(
+    device_name: str, environ: Mapping[str, str] | None = None
+) -> Iterator[tuple[DistEnv, torch.device]]:
     """This process's DistEnv and training device; with several ranks, the process group is up
     for the duration of the block and destroyed after it, whatever happens inside.
 
@@ -140,9 +149,11 @@ def distributed_session(device_name: str,
     launched = any(k in environ for k in TORCHRUN_VARS)  # by torchrun, even as its only process
     if device.type == "cuda" and launched:
         if env.local_rank >= torch.cuda.device_count():
-            raise RuntimeError(f"LOCAL_RANK {env.local_rank}: this machine shows only "
-                               f"{torch.cuda.device_count()} CUDA GPUs; start at most that many "
-                               f"processes per machine (--nproc_per_node)")
+            raise RuntimeError(
+                f"LOCAL_RANK {env.local_rank}: this machine shows only "
+                f"{torch.cuda.device_count()} CUDA GPUs; start at most that many "
+                f"processes per machine (--nproc_per_node)"
+            )
         device = torch.device("cuda", env.local_rank)
         torch.cuda.set_device(device)  # NCCL's collectives and broadcast_object_list use it
     if not env.enabled or (dist.is_available() and dist.is_initialized()):
@@ -152,14 +163,27 @@ def distributed_session(device_name: str,
         yield env, device
         return
     # NCCL told its GPU up front: barriers and broadcasts then know the device without guessing
-    eager = device.type == "cuda" and "device_id" in inspect.signature(dist.init_process_group).parameters
-    dist.init_process_group(backend_for(device), timeout=PROCESS_GROUP_TIMEOUT,
-                            **({"device_id": device} if eager else {}))
+    eager = (
+        device.type == "cuda"
+        and "device_id" in inspect.signature(dist.init_process_group).parameters
+    )
+    dist.init_process_group(
+        backend_for(device),
+        timeout=PROCESS_GROUP_TIMEOUT,
+        **({"device_id": device} if eager else {}),
+    )
     try:
         yield env, device
     finally:
         dist.destroy_process_group()
 
 
-__all__ = ["DistEnv", "TORCHRUN_VARS", "PROCESS_GROUP_TIMEOUT", "current", "env_from_torchrun", "backend_for",
-           "distributed_session"]
+__all__ = [
+    "DistEnv",
+    "TORCHRUN_VARS",
+    "PROCESS_GROUP_TIMEOUT",
+    "current",
+    "env_from_torchrun",
+    "backend_for",
+    "distributed_session",
+]

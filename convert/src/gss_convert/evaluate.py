@@ -19,7 +19,12 @@ from tqdm import tqdm
 from .config import config_from_dict
 from .data.classes import ClassInfo
 from .data.datasets import open_dataset
-from .maskige import Palette, labels_to_maskige_tensor, maskige_tensor_to_labels, fill_ignore_nearest
+from .maskige import (
+    Palette,
+    fill_ignore_nearest,
+    labels_to_maskige_tensor,
+    maskige_tensor_to_labels,
+)
 from .metrics import ConfusionMatrix, markdown_comparison
 from .resize import resize_classes_torch, resize_image_torch
 from .train import CKPT_NAMES, build_baseline, build_prior, build_vqvae, load_checkpoint
@@ -29,6 +34,7 @@ from .utils import log
 @dataclass
 class Predictors:
     """The trained parts of one run, ready for inference on a device."""
+
     input_size: tuple[int, int]
     palette: Palette
     classes: list[ClassInfo]
@@ -37,12 +43,14 @@ class Predictors:
     baseline: torch.nn.Module | None
 
     @staticmethod
-    def from_run(run: Path, device: torch.device) -> "Predictors":
+    def from_run(run: Path, device: torch.device) -> Predictors:
         run = Path(run)
         paths = {k: run / v for k, v in CKPT_NAMES.items()}
         if not any(p.is_file() for p in paths.values()):
-            raise FileNotFoundError(f"{run}: no checkpoints ({', '.join(CKPT_NAMES.values())}); "
-                                    "run `gss-convert train` first")
+            raise FileNotFoundError(
+                f"{run}: no checkpoints ({', '.join(CKPT_NAMES.values())}); "
+                "run `gss-convert train` first"
+            )
         vq_ckpt = load_checkpoint(paths["stage1"]) if paths["stage1"].is_file() else None
         prior_ckpt = load_checkpoint(paths["stage2"]) if paths["stage2"].is_file() else None
         base_ckpt = load_checkpoint(paths["baseline"]) if paths["baseline"].is_file() else None
@@ -51,12 +59,22 @@ class Predictors:
         palette_src = prior_ckpt or vq_ckpt
         palette = Palette.from_dict(palette_src["palette"]) if palette_src else None
         # the prior checkpoint carries the VQ-VAE it was trained against: use that one with it
-        vqvae = build_vqvae(prior_ckpt) if prior_ckpt else (build_vqvae(vq_ckpt) if vq_ckpt else None)
+        vqvae = (
+            build_vqvae(prior_ckpt) if prior_ckpt else (build_vqvae(vq_ckpt) if vq_ckpt else None)
+        )
         classes = [ClassInfo(c["id"], c["name"], tuple(c["color"])) for c in ref["classes"]]
-        to = (lambda m: m.to(device).eval() if m is not None else None)
-        return Predictors(tuple(cfg.input_size), palette, classes, to(vqvae),
-                          to(build_prior(prior_ckpt) if prior_ckpt else None),
-                          to(build_baseline(base_ckpt) if base_ckpt else None))
+
+        def to(m):
+            return m.to(device).eval() if m is not None else None
+
+        return Predictors(
+            tuple(cfg.input_size),
+            palette,
+            classes,
+            to(vqvae),
+            to(build_prior(prior_ckpt) if prior_ckpt else None),
+            to(build_baseline(base_ckpt) if base_ckpt else None),
+        )
 
     @torch.no_grad()
     def reconstruct(self, labels: torch.Tensor) -> torch.Tensor:
@@ -81,7 +99,9 @@ class Predictors:
 
     @torch.no_grad()
     def discriminative(self, images: torch.Tensor) -> torch.Tensor:
-        return self._to_label_size(self.baseline(self._to_input(images)).argmax(1), images.shape[-2:])
+        return self._to_label_size(
+            self.baseline(self._to_input(images)).argmax(1), images.shape[-2:]
+        )
 
 
 def colorize(label: np.ndarray, classes: list[ClassInfo]) -> np.ndarray:
@@ -99,14 +119,24 @@ def _panel(image: np.ndarray, columns: list[np.ndarray]) -> np.ndarray:
     return np.concatenate(parts, axis=1)
 
 
-def evaluate(run: Path, data: Path, split: str, out: Path, device: torch.device,
-             batch_size: int = 8, panels: int = 6, max_images: int | None = None,
-             layout: str = "auto") -> dict:
+def evaluate(
+    run: Path,
+    data: Path,
+    split: str,
+    out: Path,
+    device: torch.device,
+    batch_size: int = 8,
+    panels: int = 6,
+    max_images: int | None = None,
+    layout: str = "auto",
+) -> dict:
     pred = Predictors.from_run(run, device)
     ds = open_dataset(data, split, layout)
     names = [c.name for c in pred.classes]
     if [c.name for c in ds.classes] != names:
-        raise ValueError(f"{data}: classes {[c.name for c in ds.classes]} differ from the model's {names}")
+        raise ValueError(
+            f"{data}: classes {[c.name for c in ds.classes]} differ from the model's {names}"
+        )
     k = len(names)
     methods = {}
     if pred.vqvae is not None and pred.palette is not None:
@@ -125,13 +155,18 @@ def evaluate(run: Path, data: Path, split: str, out: Path, device: torch.device,
         shapes = {s.image.shape for _, s in batch}
         groups = [batch] if len(shapes) == 1 else [[b] for b in batch]  # mixed sizes: one at a time
         for group in groups:
-            images = torch.from_numpy(np.stack([s.image for _, s in group])).permute(0, 3, 1, 2).float().to(device)
+            images = (
+                torch.from_numpy(np.stack([s.image for _, s in group]))
+                .permute(0, 3, 1, 2)
+                .float()
+                .to(device)
+            )
             labels = np.stack([s.label for _, s in group])
             results: dict[str, np.ndarray] = {}
             for method in methods:
                 t0 = time.perf_counter()
                 if method == "reconstruction":
-                    filled = np.stack([fill_ignore_nearest(l) for l in labels])
+                    filled = np.stack([fill_ignore_nearest(lab) for lab in labels])
                     r = pred.reconstruct(torch.from_numpy(filled).long().to(device))
                 elif method == "GSS prior":
                     r = pred.gss(images)
@@ -143,16 +178,25 @@ def evaluate(run: Path, data: Path, split: str, out: Path, device: torch.device,
             for j, (idx, s) in enumerate(group):
                 if idx % panel_every == 0 and idx // panel_every < panels:
                     cols = [colorize(labels[j], pred.classes)] + [
-                        colorize(results[m][j], pred.classes) for m in methods if m != "reconstruction"]
+                        colorize(results[m][j], pred.classes)
+                        for m in methods
+                        if m != "reconstruction"
+                    ]
                     Image.fromarray(_panel(s.image, cols)).save(out / "panels" / f"{s.name}.png")
     report = {
-        "run": str(run), "data": str(data), "split": split, "images": n,
-        "columns_in_panels": ["image", "ground truth"] + [m for m in methods if m != "reconstruction"],
+        "run": str(run),
+        "data": str(data),
+        "split": split,
+        "images": n,
+        "columns_in_panels": ["image", "ground truth"]
+        + [m for m in methods if m != "reconstruction"],
         "seconds_per_image": {m: seconds[m] / max(1, n) for m in methods},
         "methods": {m: cm.to_dict(names) for m, cm in methods.items()},
     }
     if "GSS prior" in methods and "discriminative" in methods:
-        report["gap_gss_minus_discriminative_mIoU"] = methods["GSS prior"].miou() - methods["discriminative"].miou()
+        report["gap_gss_minus_discriminative_mIoU"] = (
+            methods["GSS prior"].miou() - methods["discriminative"].miou()
+        )
     (out / "metrics.json").write_text(json.dumps(report, indent=1) + "\n")
     md = [f"# {split} split of {data} ({n} images)", "", markdown_comparison(methods, names), ""]
     for m, cm in methods.items():

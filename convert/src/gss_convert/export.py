@@ -9,8 +9,8 @@ because tract plans concrete shapes far better than symbolic ones (docs/tract.md
 from __future__ import annotations
 
 import copy
-import math
 import json
+import math
 import subprocess
 import warnings
 from pathlib import Path
@@ -24,6 +24,7 @@ from . import __version__
 from .evaluate import Predictors
 from .flops import count_macs
 from .manifest import FORMAT, file_entry, validate_manifest
+from .maskige import nearest_planes, palette_in_range
 from .models.prior import IMAGENET_MEAN, IMAGENET_STD, reparameterize
 from .models.vqvae import TokenDecoder
 from .receptive import halo_entry
@@ -63,7 +64,13 @@ def _runs_at_other_sizes(package: Path, h: int, w: int, s: int, multiple: int) -
     try:
         prior = _with_input_size(onnx.load(package / "prior.onnx"), [1, 3, hh, ww])
         decoder = _with_input_size(onnx.load(package / "decoder.onnx"), [1, hh // s, ww // s])
-        run = lambda m, x: ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {m.graph.input[0].name: x})[0]
+
+        def run(m: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
+            session = ort.InferenceSession(
+                m.SerializeToString(), providers=["CPUExecutionProvider"]
+            )
+            return session.run(None, {m.graph.input[0].name: x})[0]
+
         logits = run(prior, np.zeros((1, 3, hh, ww), np.float32))
         maskige = run(decoder, np.zeros((1, hh // s, ww // s), np.int64))
     except Exception:  # noqa: BLE001 - any failure means "not at other sizes"
@@ -89,36 +96,69 @@ class PriorTokens(nn.Module):
 
 def _git_commit() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).parent)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).parent,
+        )
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
 
 
-def _export(module: nn.Module, example: torch.Tensor, path: Path, input_name: str, output_name: str,
-            spatial_axes: tuple[int, int] | None = None) -> None:
-    """Exports `module` at `example`'s shape. With `spatial_axes` (the input's height and width
-    axes) it is traced with those axes symbolic, so sizes computed from tensor shapes (the FPN's
-    upsampling targets) stay Shape ops instead of constants, and the graph runs at other sizes;
-    the file still declares the example's static shape, which tract plans best."""
+def export_onnx(
+    module: nn.Module,
+    example: torch.Tensor,
+    path: Path,
+    input_name: str,
+    output_name: str,
+    spatial_axes: tuple[int, int] | None = None,
+    input_shape: list[int] | None = None,
+    output_shape: list[int] | None = None,
+    quiet_tracer: bool = False,
+) -> None:
+    """Exports `module`, traced on `example`, to `path` with the TorchScript exporter: it gives
+    plain, static graphs (Conv, Gather, DepthToSpace, ArgMax) that both tract and onnxruntime load;
+    dynamo's graphs add ops tract lacks. Every export of the package goes through here.
+
+    Without `spatial_axes` the file declares `example`'s shape. With them (the input's height and
+    width axes) the trace keeps those axes symbolic, so sizes computed from tensor shapes (the
+    FPN's upsampling targets) stay Shape ops instead of constants and the graph runs at other
+    sizes; the file still declares static shapes, which tract plans best: `input_shape` (default
+    `example`'s) and `output_shape` (default the module's output on `example`, one more forward).
+    Giving both lets a small `example` stand in for a large size (the official dVAE decoder, whose
+    forward at the real size costs TMACs). `quiet_tracer` hides the tracer's warnings."""
     module.eval()
     dynamic_axes = None
     if spatial_axes is not None:
         dynamic_axes = {input_name: {spatial_axes[0]: "height", spatial_axes[1]: "width"}}
     with torch.no_grad(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=DeprecationWarning)
-        # The TorchScript exporter gives plain, static graphs (Conv, Gather, DepthToSpace, ArgMax)
-        # that both tract 0.23 and onnxruntime load; dynamo's graphs add ops tract lacks.
-        torch.onnx.export(module, (example,), str(path), input_names=[input_name], output_names=[output_name],
-                          opset_version=OPSET, do_constant_folding=True, dynamo=False, dynamic_axes=dynamic_axes)
-        expected = module(example)
+        if quiet_tracer:
+            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        torch.onnx.export(
+            module,
+            (example,),
+            str(path),
+            input_names=[input_name],
+            output_names=[output_name],
+            opset_version=OPSET,
+            do_constant_folding=True,
+            dynamo=False,
+            dynamic_axes=dynamic_axes,
+        )
+        if spatial_axes is not None and output_shape is None:
+            output_shape = list(module(example).shape)
     model = onnx.load(str(path))
     if spatial_axes is not None:
-        model = _with_input_size(model, list(example.shape))
-        shape = model.graph.output[0].type.tensor_type.shape
-        for value in expected.shape:
-            shape.dim.add().dim_value = value
+        model = _with_input_size(
+            model, list(example.shape) if input_shape is None else list(input_shape)
+        )
+        dims = model.graph.output[0].type.tensor_type.shape.dim
+        for value in output_shape:
+            dims.add().dim_value = value
     # Shape inference output is not needed by either runtime and symbolic entries trip tract.
     del model.graph.value_info[:]
     model.producer_name, model.producer_version = "gss_convert", __version__
@@ -126,8 +166,14 @@ def _export(module: nn.Module, example: torch.Tensor, path: Path, input_name: st
     onnx.save(model, str(path))
 
 
-def export_run(run: Path, out: Path, name: str | None = None, metrics: Path | None = None,
-               dataset: str = "street8", argmax_in_graph: bool = False) -> dict:
+def export_run(
+    run: Path,
+    out: Path,
+    name: str | None = None,
+    metrics: Path | None = None,
+    dataset: str = "street8",
+    argmax_in_graph: bool = False,
+) -> dict:
     """Writes prior.onnx, decoder.onnx and model.json for a trained run; returns the manifest.
 
     By default the prior ends with its token logits and the runtime takes the argmax: tract runs
@@ -146,11 +192,15 @@ def export_run(run: Path, out: Path, name: str | None = None, metrics: Path | No
     prior_graph = PriorTokens(pred.prior, argmax=argmax_in_graph)
     decoder_graph = TokenDecoder(pred.vqvae)
     image, tokens = torch.zeros(1, 3, h, w), torch.zeros(1, h // s, w // s, dtype=torch.long)
-    _export(prior_graph, image, out / "prior.onnx", "image", prior_out, spatial_axes=(2, 3))
-    _export(decoder_graph, tokens, out / "decoder.onnx", "tokens", "maskige", spatial_axes=(1, 2))
+    export_onnx(prior_graph, image, out / "prior.onnx", "image", prior_out, spatial_axes=(2, 3))
+    export_onnx(
+        decoder_graph, tokens, out / "decoder.onnx", "tokens", "maskige", spatial_axes=(1, 2)
+    )
     any_size = _runs_at_other_sizes(out, h, w, s, multiple)
-    cost = {"prior_gmac": round(count_macs(prior_graph, image) / 1e9, 4),
-            "decoder_gmac": round(count_macs(decoder_graph, tokens) / 1e9, 4)}
+    cost = {
+        "prior_gmac": round(count_macs(prior_graph, image) / 1e9, 4),
+        "decoder_gmac": round(count_macs(decoder_graph, tokens) / 1e9, 4),
+    }
     manifest = {
         "format": FORMAT,
         "name": name or out.name,
@@ -158,18 +208,43 @@ def export_run(run: Path, out: Path, name: str | None = None, metrics: Path | No
         "dataset": {"name": dataset},
         "metrics": _metrics_summary(metrics) if metrics else {},
         "classes": [{"id": c.id, "name": c.name, "color": list(c.color)} for c in pred.classes],
-        "maskige": {**{k: v for k, v in pred.palette.to_dict().items() if k != "colors"},
-                    "palette": pred.palette.colors.tolist(), "inverse": {"kind": "nearest"}},
-        "input": {"height": h, "width": w, "channel_order": "RGB", "layout": "NCHW", "value_range": [0, 255],
-                  "mean": [round(m * 255, 4) for m in IMAGENET_MEAN],
-                  "std": [round(v * 255, 4) for v in IMAGENET_STD], "resize": "bilinear",
-                  **({"fit": FIT_FULLY_CONVOLUTIONAL, "size_multiple": multiple} if any_size else {"fit": FIT_FIXED_SIZE})},
-        "prior": {"file": "prior.onnx", "input": "image", "output": prior_out,
-                  "output_dtype": "int64" if argmax_in_graph else "float32",
-                  "grid": [h // s, w // s], "codebook_size": pred.vqvae.cfg.codebook_size,
-                  "argmax_in_graph": argmax_in_graph},
-        "decoder": {"file": "decoder.onnx", "input": "tokens", "output": "maskige", "upsample": s,
-                    "output_range": [0.0, 1.0], **halo_entry(out / "decoder.onnx")},
+        "maskige": {
+            **{k: v for k, v in pred.palette.to_dict().items() if k != "colors"},
+            "palette": pred.palette.colors.tolist(),
+            "inverse": {"kind": "nearest"},
+        },
+        "input": {
+            "height": h,
+            "width": w,
+            "channel_order": "RGB",
+            "layout": "NCHW",
+            "value_range": [0, 255],
+            "mean": [round(m * 255, 4) for m in IMAGENET_MEAN],
+            "std": [round(v * 255, 4) for v in IMAGENET_STD],
+            "resize": "bilinear",
+            **(
+                {"fit": FIT_FULLY_CONVOLUTIONAL, "size_multiple": multiple}
+                if any_size
+                else {"fit": FIT_FIXED_SIZE}
+            ),
+        },
+        "prior": {
+            "file": "prior.onnx",
+            "input": "image",
+            "output": prior_out,
+            "output_dtype": "int64" if argmax_in_graph else "float32",
+            "grid": [h // s, w // s],
+            "codebook_size": pred.vqvae.cfg.codebook_size,
+            "argmax_in_graph": argmax_in_graph,
+        },
+        "decoder": {
+            "file": "decoder.onnx",
+            "input": "tokens",
+            "output": "maskige",
+            "upsample": s,
+            "output_range": [0.0, 1.0],
+            **halo_entry(out / "decoder.onnx"),
+        },
         "cost": cost,
         "variants": {},
         "files": {f: file_entry(out / f) for f in ("prior.onnx", "decoder.onnx")},
@@ -180,17 +255,17 @@ def export_run(run: Path, out: Path, name: str | None = None, metrics: Path | No
 
 
 class PaletteInverse(nn.Module):
-    """X⁻¹ as a graph: the nearest palette colour is argmax_k (2 p_k·x − |p_k|²), a 1×1 conv plus
-    ArgMax, so it gives exactly the runtime's nearest-colour classes. A trained inverse (GSS-FT)
+    """X⁻¹ as a graph: the nearest palette colour is argmax_k (2 p_k·x − |p_k|²)
+    (`maskige.nearest_planes`), a 1×1 conv plus ArgMax, so it gives exactly the runtime's nearest-colour classes. A trained inverse (GSS-FT)
     would be exported the same way, maskige in and int64 class ids out."""
 
     def __init__(self, palette: torch.Tensor) -> None:
         super().__init__()
-        k = palette.shape[0]
-        self.scores = nn.Conv2d(3, k, 1)
+        weight, bias = nearest_planes(palette)
+        self.scores = nn.Conv2d(3, palette.shape[0], 1)
         with torch.no_grad():
-            self.scores.weight.copy_(2 * palette[:, :, None, None])
-            self.scores.bias.copy_(-(palette ** 2).sum(1))
+            self.scores.weight.copy_(weight[:, :, None, None])
+            self.scores.bias.copy_(bias)
 
     def forward(self, maskige: torch.Tensor) -> torch.Tensor:
         return torch.argmax(self.scores(maskige), dim=1)
@@ -203,11 +278,10 @@ def export_palette_inverse(package: Path, out: Path | None = None, install: bool
     it (`"inverse": {"kind": "onnx", ...}`) and records its hash. Returns the inverse entry."""
     package = Path(package)
     manifest = json.loads((package / "model.json").read_text())
-    lo, hi = manifest["decoder"]["output_range"]
-    palette = torch.tensor(manifest["maskige"]["palette"], dtype=torch.float32) * ((hi - lo) / 255.0) + lo
+    palette = palette_in_range(manifest)
     h, w = manifest["input"]["height"], manifest["input"]["width"]
     out = Path(out) if out else package / "inverse.onnx"
-    _export(PaletteInverse(palette), torch.zeros(1, 3, h, w), out, "maskige", "classes")
+    export_onnx(PaletteInverse(palette), torch.zeros(1, 3, h, w), out, "maskige", "classes")
     entry = {"kind": "onnx", "file": out.name, "input": "maskige", "output": "classes"}
     if install:
         if out.parent.resolve() != package.resolve():
@@ -218,8 +292,20 @@ def export_palette_inverse(package: Path, out: Path | None = None, install: bool
 
 # Ops an exported per-pixel linear inverse may hold beside its one 1×1 Conv: the argmax (a node or
 # the Greater/Max/Where chain of InverseClasses) and the shape plumbing around it.
-_LINEAR_ARGMAX_OPS = {"ArgMax", "Split", "Greater", "Max", "Where", "Squeeze", "Unsqueeze", "Constant",
-                      "Identity", "Cast", "Slice", "Gather"}
+_LINEAR_ARGMAX_OPS = {
+    "ArgMax",
+    "Split",
+    "Greater",
+    "Max",
+    "Where",
+    "Squeeze",
+    "Unsqueeze",
+    "Constant",
+    "Identity",
+    "Cast",
+    "Slice",
+    "Gather",
+}
 
 
 def linear_entry_from_onnx(graph: Path) -> dict | None:
@@ -242,8 +328,14 @@ def linear_entry_from_onnx(graph: Path) -> dict | None:
         return None
     w, b = init[conv.input[1]].astype(np.float32), init[conv.input[2]].astype(np.float32)
     attrs = {a.name: onnx.helper.get_attribute_value(a) for a in conv.attribute}
-    if w.ndim != 4 or w.shape[1:] != (3, 1, 1) or b.shape != (w.shape[0],) or attrs.get("group", 1) != 1 \
-            or any(v != 1 for v in attrs.get("strides", [1, 1])) or any(v != 0 for v in attrs.get("pads", [0] * 4)):
+    if (
+        w.ndim != 4
+        or w.shape[1:] != (3, 1, 1)
+        or b.shape != (w.shape[0],)
+        or attrs.get("group", 1) != 1
+        or any(v != 1 for v in attrs.get("strides", [1, 1]))
+        or any(v != 0 for v in attrs.get("pads", [0] * 4))
+    ):
         return None
     return {"kind": "linear", "weight": w[:, :, 0, 0].tolist(), "bias": b.tolist()}
 
@@ -257,15 +349,24 @@ def inverse_entry(graph: Path, kind: str = "auto", name: str | None = None) -> d
         if linear is not None:
             return linear
         if kind == "linear":
-            raise ValueError(f"{graph}: not one 1x1 convolution followed by an argmax, so it cannot be a linear "
-                             "inverse; install it with --kind onnx")
+            raise ValueError(
+                f"{graph}: not one 1x1 convolution followed by an argmax, so it cannot be a linear "
+                "inverse; install it with --kind onnx"
+            )
     import onnx
 
     g = onnx.load(str(graph)).graph
-    return {"kind": "onnx", "file": name or Path(graph).name, "input": g.input[0].name, "output": g.output[0].name}
+    return {
+        "kind": "onnx",
+        "file": name or Path(graph).name,
+        "input": g.input[0].name,
+        "output": g.output[0].name,
+    }
 
 
-def install_inverse(package: Path, graph: Path | None, entry: dict, gmac: float | None = None) -> dict:
+def install_inverse(
+    package: Path, graph: Path | None, entry: dict, gmac: float | None = None
+) -> dict:
     """Switches `package`'s model.json to the inverse `entry`. An ONNX entry (kind, file, input,
     output) copies `graph` into the package as `entry["file"]` when it lives elsewhere and records
     its sha256 under `files`; a linear entry (kind, weight, bias) lives in model.json alone. When
@@ -277,14 +378,18 @@ def install_inverse(package: Path, graph: Path | None, entry: dict, gmac: float 
     manifest = json.loads((package / "model.json").read_text())
     if entry["kind"] == "onnx":
         if graph is None or Path(entry["file"]).name != entry["file"]:
-            raise ValueError(f"inverse file {entry.get('file')!r}: must be a file name inside the package")
+            raise ValueError(
+                f"inverse file {entry.get('file')!r}: must be a file name inside the package"
+            )
         graph, target = Path(graph), package / entry["file"]
         if graph.resolve() != target.resolve():
             shutil.copyfile(graph, target)
     elif entry["kind"] != "linear":
         raise ValueError(f"inverse kind {entry['kind']!r}: install takes onnx or linear")
     if len(entry.get("weight", manifest["classes"])) != len(manifest["classes"]):
-        raise ValueError(f"a linear inverse of {len(entry['weight'])} classes for a package of {len(manifest['classes'])}")
+        raise ValueError(
+            f"a linear inverse of {len(entry['weight'])} classes for a package of {len(manifest['classes'])}"
+        )
     old = manifest["maskige"].get("inverse", {})
     if old.get("kind") == "onnx" and old.get("file") != entry.get("file"):
         manifest["files"].pop(old["file"], None)
@@ -324,19 +429,30 @@ def export_baseline(run: Path, out: Path) -> dict:
     if ckpt["stage"] != "baseline":
         raise ValueError(f"{ckpt_path}: a {ckpt['stage']} checkpoint, not the baseline")
     from .config import config_from_dict
+
     h, w = config_from_dict(ckpt["config"]).input_size
     graph = BaselineClasses(build_baseline(ckpt))
     image = torch.zeros(1, 3, h, w)
     out.parent.mkdir(parents=True, exist_ok=True)
-    _export(graph, image, out, "image", "classes", spatial_axes=(2, 3))
-    info = {"kind": "class-map", "file": out.name, "input": "image", "output": "classes",
-            "input_size": [h, w], "value_range": [0, 255], "layout": "NCHW", "channel_order": "RGB",
-            "normalisation": "in the graph (ImageNet mean/std)", "output_dtype": "int64",
-            "gmac": round(count_macs(graph, image) / 1e9, 4), "iterations": ckpt.get("iter"),
-            "train_seconds": round(float(ckpt.get("train_seconds", 0.0)), 1),
-            "classes": [c["name"] for c in ckpt["classes"]],
-            "checkpoint": {"path": str(ckpt_path), "sha256": sha256_file(ckpt_path)},
-            "onnx": file_entry(out)}
+    export_onnx(graph, image, out, "image", "classes", spatial_axes=(2, 3))
+    info = {
+        "kind": "class-map",
+        "file": out.name,
+        "input": "image",
+        "output": "classes",
+        "input_size": [h, w],
+        "value_range": [0, 255],
+        "layout": "NCHW",
+        "channel_order": "RGB",
+        "normalisation": "in the graph (ImageNet mean/std)",
+        "output_dtype": "int64",
+        "gmac": round(count_macs(graph, image) / 1e9, 4),
+        "iterations": ckpt.get("iter"),
+        "train_seconds": round(float(ckpt.get("train_seconds", 0.0)), 1),
+        "classes": [c["name"] for c in ckpt["classes"]],
+        "checkpoint": {"path": str(ckpt_path), "sha256": sha256_file(ckpt_path)},
+        "onnx": file_entry(out),
+    }
     out.with_suffix(".json").write_text(json.dumps(info, indent=1) + "\n")
     return info
 
@@ -344,18 +460,30 @@ def export_baseline(run: Path, out: Path) -> dict:
 def _metrics_summary(path: Path) -> dict:
     report = json.loads(Path(path).read_text())
     methods = report["methods"]
-    names = {"GSS prior": "mIoU", "reconstruction": "reconstruction_mIoU", "discriminative": "discriminative_mIoU"}
+    names = {
+        "GSS prior": "mIoU",
+        "reconstruction": "reconstruction_mIoU",
+        "discriminative": "discriminative_mIoU",
+    }
     out = {"split": report.get("split"), "images": report.get("images")}
     for method, key in names.items():
         if method in methods:
             out[key] = round(methods[method]["mIoU"], 2)
     if "GSS prior" in methods:
-        out["per_class_IoU"] = {k: (None if v["IoU"] is None else round(v["IoU"], 2))
-                                for k, v in methods["GSS prior"]["per_class"].items()}
+        out["per_class_IoU"] = {
+            k: (None if v["IoU"] is None else round(v["IoU"], 2))
+            for k, v in methods["GSS prior"]["per_class"].items()
+        }
     return out
 
 
-__all__ = ["export_run", "PriorTokens", "export_palette_inverse", "install_inverse", "export_baseline"]
+__all__ = [
+    "export_run",
+    "PriorTokens",
+    "export_palette_inverse",
+    "install_inverse",
+    "export_baseline",
+]
 
 
 def logits_prior(package: Path) -> dict:
@@ -371,21 +499,33 @@ def logits_prior(package: Path) -> dict:
     manifest = json.loads(path.read_text())
     prior = manifest["prior"]
     if not prior.get("argmax_in_graph", False):
-        raise ValueError(f"{path}: the prior already ends with its token logits ({prior['output']!r})")
+        raise ValueError(
+            f"{path}: the prior already ends with its token logits ({prior['output']!r})"
+        )
     files = [prior["file"]] + [v["prior"] for v in manifest.get("variants", {}).values()]
     codes, grid = prior["codebook_size"], prior["grid"]
     rng = np.random.default_rng(0)
-    image = rng.uniform(-2.0, 2.0, (1, 3, manifest["input"]["height"], manifest["input"]["width"])).astype(np.float32)
+    image = rng.uniform(
+        -2.0, 2.0, (1, 3, manifest["input"]["height"], manifest["input"]["width"])
+    ).astype(np.float32)
     for name in files:
         model = onnx.load(str(package / name))
         g = model.graph
         nodes = [n for n in g.node if prior["output"] in n.output]
         if len(nodes) != 1 or nodes[0].op_type != "ArgMax":
-            raise ValueError(f"{package / name}: output {prior['output']!r} is not made by one ArgMax node")
+            raise ValueError(
+                f"{package / name}: output {prior['output']!r} is not made by one ArgMax node"
+            )
         argmax = nodes[0]
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in argmax.attribute}
-        if attrs.get("axis", 0) != 1 or attrs.get("keepdims", 1) != 0 or attrs.get("select_last_index", 0) != 0:
-            raise ValueError(f"{package / name}: the ArgMax is not over channels (axis 1, keepdims 0): {attrs}")
+        if (
+            attrs.get("axis", 0) != 1
+            or attrs.get("keepdims", 1) != 0
+            or attrs.get("select_last_index", 0) != 0
+        ):
+            raise ValueError(
+                f"{package / name}: the ArgMax is not over channels (axis 1, keepdims 0): {attrs}"
+            )
         before = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
         tokens = before.run(None, {prior["input"]: image})[0]
         source = argmax.input[0]
@@ -395,15 +535,24 @@ def logits_prior(package: Path) -> dict:
             n.input[:] = ["logits" if i == source else i for i in n.input]
         out = next(o for o in g.output if o.name == prior["output"])
         g.output.remove(out)
-        g.output.append(onnx.helper.make_tensor_value_info("logits", onnx.TensorProto.FLOAT, [1, codes, *grid]))
+        g.output.append(
+            onnx.helper.make_tensor_value_info("logits", onnx.TensorProto.FLOAT, [1, codes, *grid])
+        )
         onnx.checker.check_model(model)
         after = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
         logits = after.run(None, {prior["input"]: image})[0]
         if logits.shape != (1, codes, *grid) or not np.array_equal(logits.argmax(1), tokens):
-            raise ValueError(f"{package / name}: the logits' argmax differs from the ArgMax node's tokens")
+            raise ValueError(
+                f"{package / name}: the logits' argmax differs from the ArgMax node's tokens"
+            )
         onnx.save(model, str(package / name))
         manifest["files"][name] = file_entry(package / name)
-    manifest["prior"] = {**prior, "output": "logits", "output_dtype": "float32", "argmax_in_graph": False}
+    manifest["prior"] = {
+        **prior,
+        "output": "logits",
+        "output_dtype": "float32",
+        "argmax_in_graph": False,
+    }
     validate_manifest(manifest, str(path))
     path.write_text(json.dumps(manifest, indent=1) + "\n")
     return manifest

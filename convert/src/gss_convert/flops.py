@@ -1,7 +1,10 @@
-"""Counts multiply-accumulates and parameters of the parts that run at inference, by forward hooks.
+"""Counts multiply-accumulates and parameters of the parts that run at inference.
 
-Counted: convolutions, transposed convolutions and linear layers (the arithmetic that dominates);
-element-wise ops, pooling, resizes, pixel shuffles and the codebook gather are left out and said so.
+`count_macs` is torch's FlopCounterMode over one forward (its flops / 2): convolutions (transposed
+and functional ones included), linear layers and matrix products (attention); element-wise ops,
+pooling, resizes, pixel shuffles and gathers (the codebook) are left out. It is the one counter
+here: the edge models' numbers (`macs`, `cost` in model.json) and the official imports' (built on
+the meta device, so their TMAC graphs cost nothing to count).
 """
 
 from __future__ import annotations
@@ -11,43 +14,26 @@ import torch.nn as nn
 
 
 def count_macs(model: nn.Module, *inputs: torch.Tensor) -> int:
-    total = 0
+    """Multiply-accumulates of one forward of `model` (in eval mode; each submodule's mode is restored after) on
+    `inputs`, on whatever device they are: a model and inputs on the meta device run no arithmetic."""
+    from torch.utils.flop_counter import FlopCounterMode
 
-    def conv_hook(m: nn.Conv2d, _inp, out):
-        nonlocal total
-        kh, kw = m.kernel_size
-        total += out.numel() * (m.in_channels // m.groups) * kh * kw
-
-    def tconv_hook(m: nn.ConvTranspose2d, inp, _out):
-        nonlocal total
-        kh, kw = m.kernel_size
-        total += inp[0].numel() * (m.out_channels // m.groups) * kh * kw
-
-    def linear_hook(m: nn.Linear, _inp, out):
-        nonlocal total
-        total += out.numel() * m.in_features
-
-    handles = []
-    for mod in model.modules():
-        if isinstance(mod, nn.Conv2d):
-            handles.append(mod.register_forward_hook(conv_hook))
-        elif isinstance(mod, nn.ConvTranspose2d):
-            handles.append(mod.register_forward_hook(tconv_hook))
-        elif isinstance(mod, nn.Linear):
-            handles.append(mod.register_forward_hook(linear_hook))
+    counter = FlopCounterMode(display=False)
+    modes = [(m, m.training) for m in model.modules()]
     try:
-        with torch.no_grad():
-            model.eval()
+        model.eval()
+        with torch.no_grad(), counter:
             model(*inputs)
     finally:
-        for h in handles:
-            h.remove()
-    return total
+        for m, training in modes:
+            m.training = training
+    return int(counter.get_total_flops() // 2)
 
 
 def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters()) + sum(
-        b.numel() for name, b in model.named_buffers() if name.endswith("embed"))
+        b.numel() for name, b in model.named_buffers() if name.endswith("embed")
+    )
 
 
 def inference_budget(cfg) -> list[dict]:
@@ -77,19 +63,42 @@ def inference_budget(cfg) -> list[dict]:
 
     rows = []
     for name, model, args, params in [
-        ("prior", PriorTokensOnly(prior), (image,),
-         count_params(prior) - sum(p.numel() for p in prior.aux_logits.parameters())),
+        (
+            "prior",
+            PriorTokensOnly(prior),
+            (image,),
+            count_params(prior) - sum(p.numel() for p in prior.aux_logits.parameters()),
+        ),
         ("decoder", decoder, (tokens,), count_params(decoder)),
-        ("vqvae encoder (training only)", vq.encoder, (torch.zeros(1, 3, h, w),), count_params(vq.encoder)),
-        ("discriminative baseline", reparameterize(PixelBaseline(prior_cfg, num_classes).eval()), (image,), None),
+        (
+            "vqvae encoder (training only)",
+            vq.encoder,
+            (torch.zeros(1, 3, h, w),),
+            count_params(vq.encoder),
+        ),
+        (
+            "discriminative baseline",
+            reparameterize(PixelBaseline(prior_cfg, num_classes).eval()),
+            (image,),
+            None,
+        ),
     ]:
         macs = count_macs(model, *args)
-        rows.append({"part": name, "macs": macs, "params": params if params is not None else count_params(model)})
+        rows.append(
+            {
+                "part": name,
+                "macs": macs,
+                "params": params if params is not None else count_params(model),
+            }
+        )
     return rows
 
 
 def format_budget(rows: list[dict], input_size: tuple[int, int]) -> str:
-    lines = [f"| part (input {input_size[0]}x{input_size[1]}) | GMAC | params (M) |", "|---|---:|---:|"]
+    lines = [
+        f"| part (input {input_size[0]}x{input_size[1]}) | GMAC | params (M) |",
+        "|---|---:|---:|",
+    ]
     for r in rows:
         lines.append(f"| {r['part']} | {r['macs'] / 1e9:.3f} | {r['params'] / 1e6:.3f} |")
     runtime = sum(r["macs"] for r in rows if r["part"] in ("prior", "decoder"))

@@ -35,33 +35,28 @@ import torch.nn.functional as F
 
 from .data.classes import IGNORE_INDEX
 from .flops import count_macs
+from .maskige import nearest_planes, nearest_scores, palette_in_range
 from .metrics import ConfusionMatrix
 from .utils import log
 
 
 @dataclass
 class InverseConfig:
-    hidden: int = 0           # channels of the residual branch (0, the default: the palette conv alone)
-    kernel: int = 3           # its first conv's kernel (1: purely per pixel)
-    layers: int = 0           # extra 1×1 hidden→hidden layers
+    hidden: int = 0  # channels of the residual branch (0, the default: the palette conv alone)
+    kernel: int = 3  # its first conv's kernel (1: purely per pixel)
+    layers: int = 0  # extra 1×1 hidden→hidden layers
     temperature: float = 8.0  # the palette conv starts as temperature × nearest-colour scores
     iters: int = 3000
     batch_size: int = 16
-    crop: int = 96            # square training crops (the full maskige is used when smaller)
+    crop: int = 96  # square training crops (the full maskige is used when smaller)
     lr: float = 5e-3
     weight_decay: float = 1e-4
     warmup_iters: int = 100
     seed: int = 0
     log_every: int = 250
-    argmax: str = "chain"            # how the exported graph takes the argmax (InverseClasses)
+    argmax: str = "chain"  # how the exported graph takes the argmax (InverseClasses)
     class_weight_power: float = 0.0  # cross-entropy weight frequency^-power (0: unweighted)
-    calibrate: bool = True           # then per-class logit offsets that maximise train mIoU
-
-
-def palette_in_range(manifest: dict) -> torch.Tensor:
-    """The maskige palette [K, 3] in the decoder's output range (what X⁻¹ compares against)."""
-    lo, hi = manifest["decoder"]["output_range"]
-    return torch.tensor(manifest["maskige"]["palette"], dtype=torch.float32) * ((hi - lo) / 255.0) + lo
+    calibrate: bool = True  # then per-class logit offsets that maximise train mIoU
 
 
 class TrainedInverse(nn.Module):
@@ -71,12 +66,16 @@ class TrainedInverse(nn.Module):
         super().__init__()
         k = palette.shape[0]
         self.palette = nn.Conv2d(3, k, 1)
+        weight, bias = nearest_planes(palette)
         with torch.no_grad():
-            self.palette.weight.copy_(cfg.temperature * 2 * palette[:, :, None, None])
-            self.palette.bias.copy_(-cfg.temperature * (palette ** 2).sum(1))
+            self.palette.weight.copy_(cfg.temperature * weight[:, :, None, None])
+            self.palette.bias.copy_(cfg.temperature * bias)
         self.branch = None
         if cfg.hidden > 0:
-            layers: list[nn.Module] = [nn.Conv2d(3, cfg.hidden, cfg.kernel, padding=cfg.kernel // 2), nn.ReLU()]
+            layers: list[nn.Module] = [
+                nn.Conv2d(3, cfg.hidden, cfg.kernel, padding=cfg.kernel // 2),
+                nn.ReLU(),
+            ]
             for _ in range(cfg.layers):
                 layers += [nn.Conv2d(cfg.hidden, cfg.hidden, 1), nn.ReLU()]
             last = nn.Conv2d(cfg.hidden, k, 1)
@@ -123,16 +122,27 @@ class InverseClasses(nn.Module):
 
 # ------------------------------------------------------------------------------------------- data
 
+
 def _fingerprint(package: Path, data: Path, split: str, max_images: int | None) -> dict:
     manifest = json.loads((Path(package) / "model.json").read_text())
     files = manifest["files"]
-    return {"prior": files[manifest["prior"]["file"]]["sha256"],
-            "decoder": files[manifest["decoder"]["file"]]["sha256"],
-            "data": str(Path(data).resolve()), "split": split, "max_images": max_images}
+    return {
+        "prior": files[manifest["prior"]["file"]]["sha256"],
+        "decoder": files[manifest["decoder"]["file"]]["sha256"],
+        "data": str(Path(data).resolve()),
+        "split": split,
+        "max_images": max_images,
+    }
 
 
-def decode_split(package: Path, data: Path, split: str = "train", max_images: int | None = None,
-                 threads: int = 0, cache: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
+def decode_split(
+    package: Path,
+    data: Path,
+    split: str = "train",
+    max_images: int | None = None,
+    threads: int = 0,
+    cache: Path | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """The package's decoded maskiges over a split, as the runtime computes them (onnxruntime on its
     prior and decoder, the runtime's stretch-bilinear preprocessing), and the labels at the model's
     size: (float16 [N, 3, h, w] in the decoder's output range, uint8 [N, h, w] with 255 = ignore).
@@ -143,7 +153,7 @@ def decode_split(package: Path, data: Path, split: str = "train", max_images: in
 
     from .data.datasets import open_dataset
     from .resize import resize_classes
-    from .verify import OnnxSegmenter
+    from .runtime import OnnxSegmenter
 
     key = _fingerprint(package, data, split, max_images)
     if cache is not None and Path(cache).is_file():
@@ -174,19 +184,30 @@ def decode_split(package: Path, data: Path, split: str = "train", max_images: in
 
 # --------------------------------------------------------------------------------------- training
 
-def _crops(rng: np.random.Generator, maskiges: np.ndarray, labels: np.ndarray, n: int,
-           size: int) -> tuple[torch.Tensor, torch.Tensor]:
+
+def _crops(
+    rng: np.random.Generator, maskiges: np.ndarray, labels: np.ndarray, n: int, size: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     _, _, h, w = maskiges.shape
     ch, cw = min(size, h), min(size, w)
     idx = rng.integers(0, len(maskiges), n)
     ys, xs = rng.integers(0, h - ch + 1, n), rng.integers(0, w - cw + 1, n)
-    x = np.stack([maskiges[i, :, y:y + ch, x0:x0 + cw] for i, y, x0 in zip(idx, ys, xs)]).astype(np.float32)
-    t = np.stack([labels[i, y:y + ch, x0:x0 + cw] for i, y, x0 in zip(idx, ys, xs)]).astype(np.int64)
+    x = np.stack(
+        [maskiges[i, :, y : y + ch, x0 : x0 + cw] for i, y, x0 in zip(idx, ys, xs)]
+    ).astype(np.float32)
+    t = np.stack([labels[i, y : y + ch, x0 : x0 + cw] for i, y, x0 in zip(idx, ys, xs)]).astype(
+        np.int64
+    )
     return torch.from_numpy(x), torch.from_numpy(t)
 
 
-def fit_inverse(maskiges: np.ndarray, labels: np.ndarray, palette: torch.Tensor, cfg: InverseConfig,
-                progress: bool = True) -> tuple[TrainedInverse, list[float]]:
+def fit_inverse(
+    maskiges: np.ndarray,
+    labels: np.ndarray,
+    palette: torch.Tensor,
+    cfg: InverseConfig,
+    progress: bool = True,
+) -> tuple[TrainedInverse, list[float]]:
     """Cross-entropy of TrainedInverse against the labels (255 ignored) on random crops; AdamW,
     linear warmup and cosine decay. Returns the model (eval mode) and the loss per iteration."""
     from tqdm import tqdm
@@ -212,7 +233,9 @@ def fit_inverse(maskiges: np.ndarray, labels: np.ndarray, palette: torch.Tensor,
     model.train()
     losses: list[float] = []
     running = None
-    for it in tqdm(range(cfg.iters), desc="inverse", dynamic_ncols=True, disable=None if progress else True):
+    for it in tqdm(
+        range(cfg.iters), desc="inverse", dynamic_ncols=True, disable=None if progress else True
+    ):
         x, t = _crops(rng, maskiges, labels, cfg.batch_size, cfg.crop)
         if not (t != IGNORE_INDEX).any():
             continue
@@ -224,27 +247,39 @@ def fit_inverse(maskiges: np.ndarray, labels: np.ndarray, palette: torch.Tensor,
         losses.append(loss.item())
         running = losses[-1] if running is None else 0.9 * running + 0.1 * losses[-1]
         if (it + 1) % cfg.log_every == 0 or it + 1 == cfg.iters:
-            log.info("inverse it %d/%d lr %.2e ce=%.4f", it + 1, cfg.iters, sched.get_last_lr()[0], running)
+            log.info(
+                "inverse it %d/%d lr %.2e ce=%.4f",
+                it + 1,
+                cfg.iters,
+                sched.get_last_lr()[0],
+                running,
+            )
     model.eval()
     if cfg.calibrate:
         every = max(1, len(maskiges) // 400)  # 400 images give the pixels plenty of variety
-        offsets, before, after = calibrate_biases(model, maskiges[::every], labels[::every], palette.shape[0],
-                                                  seed=cfg.seed)
+        offsets, before, after = calibrate_biases(
+            model, maskiges[::every], labels[::every], palette.shape[0], seed=cfg.seed
+        )
         with torch.no_grad():
             model.palette.bias += offsets
-        log.info("inverse: per-class logit offsets %s: mIoU on sampled train pixels %.2f -> %.2f",
-                 [round(float(v), 2) for v in offsets], before, after)
+        log.info(
+            "inverse: per-class logit offsets %s: mIoU on sampled train pixels %.2f -> %.2f",
+            [round(float(v), 2) for v in offsets],
+            before,
+            after,
+        )
     return model, losses
 
 
 @torch.no_grad()
-def score(inverse: nn.Module, maskiges: np.ndarray, labels: np.ndarray, num_classes: int,
-          batch: int = 8) -> ConfusionMatrix:
+def score(
+    inverse: nn.Module, maskiges: np.ndarray, labels: np.ndarray, num_classes: int, batch: int = 8
+) -> ConfusionMatrix:
     """Confusion matrix of an inverse (logits module) over decoded maskiges at the model's size."""
     cm = ConfusionMatrix(num_classes)
     for i in range(0, len(maskiges), batch):
-        x = torch.from_numpy(maskiges[i:i + batch].astype(np.float32))
-        cm.update(inverse(x).argmax(1).numpy().astype(np.uint8), labels[i:i + batch])
+        x = torch.from_numpy(maskiges[i : i + batch].astype(np.float32))
+        cm.update(inverse(x).argmax(1).numpy().astype(np.uint8), labels[i : i + batch])
     return cm
 
 
@@ -257,9 +292,16 @@ def _miou_from(pred: torch.Tensor, target: torch.Tensor, k: int) -> float:
 
 
 @torch.no_grad()
-def calibrate_biases(inverse: nn.Module, maskiges: np.ndarray, labels: np.ndarray, num_classes: int,
-                     pixels: int = 2_000_000, steps: tuple[float, ...] = (1.0, 0.5, 0.25, 0.1), seed: int = 0,
-                     batch: int = 8) -> tuple[torch.Tensor, float, float]:
+def calibrate_biases(
+    inverse: nn.Module,
+    maskiges: np.ndarray,
+    labels: np.ndarray,
+    num_classes: int,
+    pixels: int = 2_000_000,
+    steps: tuple[float, ...] = (1.0, 0.5, 0.25, 0.1),
+    seed: int = 0,
+    batch: int = 8,
+) -> tuple[torch.Tensor, float, float]:
     """Per-class offsets added to the logits that maximise mIoU (not the pixel accuracy that
     cross-entropy optimises) on `pixels` labelled pixels drawn at random: coordinate ascent, each
     class's offset moved by ± step while mIoU rises, steps shrinking. Returns (offsets [K], mIoU
@@ -269,18 +311,23 @@ def calibrate_biases(inverse: nn.Module, maskiges: np.ndarray, labels: np.ndarra
     per_image = max(1, pixels // n)
     logits, targets = [], []
     for i in range(0, n, batch):
-        lg = inverse(torch.from_numpy(maskiges[i:i + batch].astype(np.float32)))
+        lg = inverse(torch.from_numpy(maskiges[i : i + batch].astype(np.float32)))
         lg = lg.permute(0, 2, 3, 1).reshape(-1, num_classes)
-        lab = torch.from_numpy(labels[i:i + batch].astype(np.int64)).reshape(-1)
+        lab = torch.from_numpy(labels[i : i + batch].astype(np.int64)).reshape(-1)
         keep = torch.nonzero(lab != IGNORE_INDEX)[:, 0].numpy()
         if keep.size == 0:
             continue
-        pick = torch.from_numpy(rng.choice(keep, min(keep.size, per_image * len(lab) // (h * w)), replace=False))
+        pick = torch.from_numpy(
+            rng.choice(keep, min(keep.size, per_image * len(lab) // (h * w)), replace=False)
+        )
         logits.append(lg[pick])
         targets.append(lab[pick])
     logits, targets = torch.cat(logits), torch.cat(targets)
     offsets = torch.zeros(num_classes)
-    score_of = lambda b: _miou_from((logits + b).argmax(1), targets, num_classes)
+
+    def score_of(b: torch.Tensor) -> float:
+        return _miou_from((logits + b).argmax(1), targets, num_classes)
+
     before = best = score_of(offsets)
     for step in steps:
         improved = True
@@ -305,7 +352,7 @@ class NearestInverse(nn.Module):
         self.register_buffer("p", palette)
 
     def forward(self, maskige: torch.Tensor) -> torch.Tensor:
-        return 2 * torch.einsum("nchw,kc->nkhw", maskige, self.p) - (self.p ** 2).sum(1)[None, :, None, None]
+        return nearest_scores(maskige, self.p)
 
 
 def inverse_gmac(inverse: nn.Module, height: int, width: int) -> float:
@@ -313,15 +360,24 @@ def inverse_gmac(inverse: nn.Module, height: int, width: int) -> float:
     return count_macs(inverse, torch.zeros(1, 3, height, width)) / 1e9
 
 
-def train_inverse(package: Path, data: Path, out: Path, split: str = "train", val_split: str | None = "val",
-                  cfg: InverseConfig | None = None, install: bool = False, max_images: int | None = None,
-                  cache_dir: Path | None = None, threads: int = 0) -> dict:
+def train_inverse(
+    package: Path,
+    data: Path,
+    out: Path,
+    split: str = "train",
+    val_split: str | None = "val",
+    cfg: InverseConfig | None = None,
+    install: bool = False,
+    max_images: int | None = None,
+    cache_dir: Path | None = None,
+    threads: int = 0,
+) -> dict:
     """Decodes `split` with the package, fits a TrainedInverse, exports it to `out` (ONNX, ArgMax
     inside; beside it, unless `out` is in the package, `.pt` with the weights and `.json` with the
     report) and, with `install`, switches the package's model.json to it (copying the graph into
     the package). Returns a report: the config, GMAC per frame, seconds, and nearest-colour vs
     trained mIoU on `split` and `val_split` (decoded maskiges at the model's size)."""
-    from .export import _export, install_inverse, inverse_entry
+    from .export import export_onnx, install_inverse, inverse_entry
 
     cfg = cfg or InverseConfig()
     package, out = Path(package), Path(out)
@@ -337,26 +393,53 @@ def train_inverse(package: Path, data: Path, out: Path, split: str = "train", va
     t1 = time.perf_counter()
     model, losses = fit_inverse(maskiges, labels, palette, cfg)
     t_fit = time.perf_counter() - t1
-    report: dict = {"package": str(package), "data": str(data), "split": split, "images": len(maskiges),
-                    "train_scored_every": max(1, len(maskiges) // 400),
-                    "config": asdict(cfg), "gmac": round(inverse_gmac(model, h, w), 4),
-                    "decode_seconds": round(t_decode, 1), "train_seconds": round(t_fit, 1),
-                    "final_loss": float(np.mean(losses[-50:])) if losses else None, "mIoU": {}}
+    report: dict = {
+        "package": str(package),
+        "data": str(data),
+        "split": split,
+        "images": len(maskiges),
+        "train_scored_every": max(1, len(maskiges) // 400),
+        "config": asdict(cfg),
+        "gmac": round(inverse_gmac(model, h, w), 4),
+        "decode_seconds": round(t_decode, 1),
+        "train_seconds": round(t_fit, 1),
+        "final_loss": float(np.mean(losses[-50:])) if losses else None,
+        "mIoU": {},
+    }
     ff = NearestInverse(palette)
     every = max(1, len(maskiges) // 400)  # the training split's score on at most ~400 of its images
     sets = {split: (maskiges[::every], labels[::every])}
     if val_split:
         sets[val_split] = decode_split(package, data, val_split, None, threads, cache(val_split))
-    for name, (m, l) in sets.items():
-        report["mIoU"][name] = {"nearest": round(score(ff, m, l, k).miou(), 2),
-                                "trained": round(score(model, m, l, k).miou(), 2)}
-        log.info("%s: mIoU nearest colour %.2f, trained inverse %.2f", name, *report["mIoU"][name].values())
+    for name, (m, lab) in sets.items():
+        report["mIoU"][name] = {
+            "nearest": round(score(ff, m, lab, k).miou(), 2),
+            "trained": round(score(model, m, lab, k).miou(), 2),
+        }
+        log.info(
+            "%s: mIoU nearest colour %.2f, trained inverse %.2f",
+            name,
+            *report["mIoU"][name].values(),
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
-    _export(InverseClasses(model, cfg.argmax), torch.zeros(1, 3, h, w), out, "maskige", "classes",
-            spatial_axes=(2, 3))
+    export_onnx(
+        InverseClasses(model, cfg.argmax),
+        torch.zeros(1, 3, h, w),
+        out,
+        "maskige",
+        "classes",
+        spatial_axes=(2, 3),
+    )
     if out.parent.resolve() != package.resolve():  # the package holds the graph alone
-        torch.save({"state_dict": model.state_dict(), "config": asdict(cfg), "palette": palette,
-                    "report": report}, out.with_suffix(".pt"))
+        torch.save(
+            {
+                "state_dict": model.state_dict(),
+                "config": asdict(cfg),
+                "palette": palette,
+                "report": report,
+            },
+            out.with_suffix(".pt"),
+        )
         out.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
     # The default network (the palette conv alone) installs as a linear inverse the runtime runs in
     # its own loop; a network with a branch installs as the graph (copied into the package).
@@ -366,5 +449,17 @@ def train_inverse(package: Path, data: Path, out: Path, split: str = "train", va
     return report
 
 
-__all__ = ["InverseConfig", "TrainedInverse", "calibrate_biases", "InverseClasses", "ARGMAX_FORMS", "NearestInverse", "decode_split", "fit_inverse",
-           "score", "inverse_gmac", "train_inverse", "palette_in_range"]
+__all__ = [
+    "InverseConfig",
+    "TrainedInverse",
+    "calibrate_biases",
+    "InverseClasses",
+    "ARGMAX_FORMS",
+    "NearestInverse",
+    "decode_split",
+    "fit_inverse",
+    "score",
+    "inverse_gmac",
+    "train_inverse",
+    "palette_in_range",
+]

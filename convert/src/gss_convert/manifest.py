@@ -42,25 +42,33 @@ def validate_manifest(manifest: dict[str, Any], where: str = "model.json") -> No
         raise ManifestError(f"{where}: {path}: {e.message}") from None
     major = manifest["format"].split("/")[-1].split(".")[0]
     if manifest["format"].split("/")[0] != "gss-model" or major != "1":
-        raise ManifestError(f"{where}: format {manifest['format']!r} is not {FORMAT}; "
-                            "this gss_convert reads format 1 only")
+        raise ManifestError(
+            f"{where}: format {manifest['format']!r} is not {FORMAT}; "
+            "this gss_convert reads format 1 only"
+        )
     k = len(manifest["classes"])
     if [c["id"] for c in manifest["classes"]] != list(range(k)):
         raise ManifestError(f"{where}: classes must have ids 0..{k - 1} in order")
     if len(manifest["maskige"]["palette"]) != k:
-        raise ManifestError(f"{where}: maskige.palette has {len(manifest['maskige']['palette'])} colours "
-                            f"for {k} classes")
+        raise ManifestError(
+            f"{where}: maskige.palette has {len(manifest['maskige']['palette'])} colours "
+            f"for {k} classes"
+        )
     grid = manifest["prior"]["grid"]
     up = manifest["decoder"]["upsample"]
     size = [manifest["input"]["height"], manifest["input"]["width"]]
     if [g * up for g in grid] != size:
-        raise ManifestError(f"{where}: prior.grid {grid} × decoder.upsample {up} != input size {size}")
+        raise ManifestError(
+            f"{where}: prior.grid {grid} × decoder.upsample {up} != input size {size}"
+        )
     listed = {manifest["prior"]["file"], manifest["decoder"]["file"]}
     for v in manifest.get("variants", {}).values():
         listed |= {v["prior"], v["decoder"]}
     missing = listed - set(manifest["files"])
     if missing:
-        raise ManifestError(f"{where}: files {sorted(missing)} are referenced but have no sha256 entry")
+        raise ManifestError(
+            f"{where}: files {sorted(missing)} are referenced but have no sha256 entry"
+        )
 
 
 def check_package(package: Path) -> dict[str, Any]:
@@ -70,7 +78,9 @@ def check_package(package: Path) -> dict[str, Any]:
     try:
         manifest = json.loads(path.read_text())
     except FileNotFoundError:
-        raise ManifestError(f"{path}: not found; is {package} a model package (gss-convert export)?") from None
+        raise ManifestError(
+            f"{path}: not found; is {package} a model package (gss-convert export)?"
+        ) from None
     except json.JSONDecodeError as e:
         raise ManifestError(f"{path}: not valid JSON ({e})") from None
     validate_manifest(manifest, str(path))
@@ -80,12 +90,16 @@ def check_package(package: Path) -> dict[str, Any]:
             raise ManifestError(f"{f}: listed in model.json but missing; re-export the package")
         size = f.stat().st_size
         if size != info["bytes"]:
-            raise ManifestError(f"{f}: {size} bytes, model.json says {info['bytes']}: the file is "
-                                "truncated or was replaced; re-export or restore it")
+            raise ManifestError(
+                f"{f}: {size} bytes, model.json says {info['bytes']}: the file is "
+                "truncated or was replaced; re-export or restore it"
+            )
         digest = sha256_file(f)
         if digest != info["sha256"]:
-            raise ManifestError(f"{f}: sha256 {digest} does not match model.json ({info['sha256']}): "
-                                "the file is corrupt or was replaced; re-export or restore it")
+            raise ManifestError(
+                f"{f}: sha256 {digest} does not match model.json ({info['sha256']}): "
+                "the file is corrupt or was replaced; re-export or restore it"
+            )
     return manifest
 
 

@@ -26,7 +26,9 @@ class Palette:
 
     def min_distance(self) -> float:
         """Smallest RGB distance between any two palette colours, the ignore colour included."""
-        pts = np.concatenate([self.colors, np.array([self.ignore_color], np.uint8)]).astype(np.float64)
+        pts = np.concatenate([self.colors, np.array([self.ignore_color], np.uint8)]).astype(
+            np.float64
+        )
         d = np.sqrt(((pts[:, None] - pts[None]) ** 2).sum(-1))
         return float(d[np.triu_indices(len(pts), 1)].min())
 
@@ -34,12 +36,17 @@ class Palette:
         return {"colors": self.colors.tolist(), "ignore_color": list(self.ignore_color)}
 
     @staticmethod
-    def from_dict(d: dict) -> "Palette":
+    def from_dict(d: dict) -> Palette:
         return Palette(np.array(d["colors"], np.uint8), tuple(int(v) for v in d["ignore_color"]))
 
 
-def max_distance_palette(num_classes: int, ignore_color: tuple[int, int, int] = (0, 0, 0),
-                         levels: int = 5, restarts: int = 64, seed: int = 0) -> Palette:
+def max_distance_palette(
+    num_classes: int,
+    ignore_color: tuple[int, int, int] = (0, 0, 0),
+    levels: int = 5,
+    restarts: int = 64,
+    seed: int = 0,
+) -> Palette:
     """Picks `num_classes` colours from a levels³ RGB grid maximising the minimum pairwise distance.
 
     Greedy farthest-point sampling from several starts, then single-swap refinement; the best
@@ -52,7 +59,7 @@ def max_distance_palette(num_classes: int, ignore_color: tuple[int, int, int] = 
     """
     if num_classes < 1:
         raise ValueError(f"{num_classes} classes: a palette needs at least one")
-    while levels ** 3 - 1 < num_classes:
+    while levels**3 - 1 < num_classes:
         levels, restarts = levels + 1, 0
     grid = np.array(list(itertools.product(np.linspace(0, 255, levels), repeat=3)))
     grid = np.rint(grid)
@@ -86,7 +93,7 @@ def max_distance_palette(num_classes: int, ignore_color: tuple[int, int, int] = 
                 for c in range(len(cand)):
                     if c in chosen:
                         continue
-                    trial = chosen[:i] + [c] + chosen[i + 1:]
+                    trial = chosen[:i] + [c] + chosen[i + 1 :]
                     if score(trial) > cur + 1e-9:
                         chosen, cur, improved = trial, score(trial), True
         s = score(chosen)
@@ -103,12 +110,50 @@ def mask_to_maskige(label: np.ndarray, palette: Palette) -> np.ndarray:
     return lut[label]
 
 
+# X⁻¹, the nearest palette colour (GSS-FF). |x − p_k|² = |x|² − (2 p_k·x − |p_k|²) and |x|² is the
+# same for every class, so the nearest colour is the highest score of the linear classifier with the
+# planes w_k = 2 p_k, b_k = −|p_k|² (`nearest_planes`): every torch and ONNX form of X⁻¹ here is that
+# classifier (a 1×1 conv + argmax in a graph). The numpy form (`maskige_to_mask`) is the Python
+# reference runtime's (`runtime.OnnxSegmenter`) and keeps the distances themselves, as the Rust
+# runtime's loop does (`Palette::nearest_into`); in exact arithmetic the two forms pick the same
+# class, the first of equal ones (tests/test_maskige.py checks both on integer colours). A linear
+# inverse (GSS-FT without hidden layers, `linear_to_mask`) is the same classifier, trained planes.
+
+
 def maskige_to_mask(maskige: np.ndarray, palette: Palette) -> np.ndarray:
     """X⁻¹ (nearest colour, GSS-FF): maskige [H, W, 3] (uint8 or float in 0..255) → class ids [H, W]."""
     m = maskige.astype(np.float32)
     cols = palette.colors.astype(np.float32)
     d = ((m[..., None, :] - cols) ** 2).sum(-1)
     return d.argmin(-1).astype(np.uint8)
+
+
+def linear_to_mask(maskige: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """A linear X⁻¹ (weight [K, 3], bias [K]) on a maskige [3, H, W] → uint8 class ids [H, W];
+    the first of equal scores wins, as in the runtime's `LinearInverse`."""
+    scores = np.einsum("kc,chw->khw", weight, maskige.astype(np.float32)) + bias[:, None, None]
+    return scores.argmax(0).astype(np.uint8)
+
+
+def nearest_planes(colors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The nearest-colour rule for palette `colors` [K, 3] as linear planes: (weight [K, 3] = 2 p_k,
+    bias [K] = −|p_k|²), in whatever range the colours are given (the maskige's)."""
+    return 2 * colors, -(colors**2).sum(1)
+
+
+def nearest_scores(maskige: torch.Tensor, colors: torch.Tensor) -> torch.Tensor:
+    """Nearest-colour class scores of a maskige batch [N, 3, H, W] against `colors` [K, 3] in the
+    maskige's range → [N, K, H, W]; the argmax over K is the nearest colour."""
+    weight, bias = nearest_planes(colors)
+    return torch.einsum("nchw,kc->nkhw", maskige, weight) + bias[None, :, None, None]
+
+
+def palette_in_range(manifest: dict) -> torch.Tensor:
+    """A package's maskige palette [K, 3] in its decoder's output range (what X⁻¹ compares against)."""
+    lo, hi = manifest["decoder"]["output_range"]
+    return (
+        torch.tensor(manifest["maskige"]["palette"], dtype=torch.float32) * ((hi - lo) / 255.0) + lo
+    )
 
 
 def labels_to_maskige_tensor(labels: torch.Tensor, palette: Palette) -> torch.Tensor:
@@ -122,10 +167,7 @@ def labels_to_maskige_tensor(labels: torch.Tensor, palette: Palette) -> torch.Te
 def maskige_tensor_to_labels(maskige: torch.Tensor, palette: Palette) -> torch.Tensor:
     """X⁻¹ on a batch: float maskige [N, 3, H, W] in [0, 1] → long class ids [N, H, W]."""
     cols = torch.from_numpy(palette.colors.astype(np.float32) / 255).to(maskige.device)
-    # |m - c|² = |m|² - 2 m·c + |c|²; |m|² is common to all classes
-    dots = torch.einsum("nchw,kc->nkhw", maskige, cols)
-    score = 2 * dots - (cols ** 2).sum(1)[None, :, None, None]
-    return score.argmax(1)
+    return nearest_scores(maskige, cols).argmax(1)
 
 
 def fill_ignore_nearest(label: np.ndarray, ignore: int = IGNORE_INDEX) -> np.ndarray:

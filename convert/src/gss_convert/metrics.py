@@ -68,16 +68,20 @@ class ConfusionMatrix:
         bad_gt = (gt < 0) | (gt >= k)
         if bad_gt.any():
             # silently skipping these would hide a wrong class list or label mapping
-            raise ValueError(f"ground truth contains ids {np.unique(gt[bad_gt]).tolist()[:20]} outside "
-                             f"0..{k - 1} (ignore index is {self.ignore_index})")
+            raise ValueError(
+                f"ground truth contains ids {np.unique(gt[bad_gt]).tolist()[:20]} outside "
+                f"0..{k - 1} (ignore index is {self.ignore_index})"
+            )
         valid = (pred >= 0) & (pred < k)
         self.mat += np.bincount(gt[valid] * k + pred[valid], minlength=k * k).reshape(k, k)
         self.pred_out_of_range += np.bincount(gt[~valid], minlength=k)
 
     def merge(self, other: ConfusionMatrix) -> None:
         if other.num_classes != self.num_classes or other.ignore_index != self.ignore_index:
-            raise ValueError(f"cannot merge a {other.num_classes}-class matrix (ignore {other.ignore_index}) "
-                             f"into a {self.num_classes}-class one (ignore {self.ignore_index})")
+            raise ValueError(
+                f"cannot merge a {other.num_classes}-class matrix (ignore {other.ignore_index}) "
+                f"into a {self.num_classes}-class one (ignore {self.ignore_index})"
+            )
         self.mat += other.mat
         self.pred_out_of_range += other.pred_out_of_range
 
@@ -110,7 +114,9 @@ class ConfusionMatrix:
 
     def _check_names(self, class_names: list[str]) -> None:
         if len(class_names) != self.num_classes:
-            raise ValueError(f"{len(class_names)} class names for a {self.num_classes}-class confusion matrix")
+            raise ValueError(
+                f"{len(class_names)} class names for a {self.num_classes}-class confusion matrix"
+            )
 
     def to_dict(self, class_names: list[str]) -> dict[str, Any]:
         """JSON-ready summary (percentages; NaN -> None)."""
@@ -135,10 +141,15 @@ class ConfusionMatrix:
         iou, acc = 100.0 * self.iou(), 100.0 * self.acc()
         lines = [f"### {title}", ""] if title else []
         lines += ["| class | IoU | Acc |", "|---|---:|---:|"]
-        lines += [f"| {_md_cell(n)} | {_fmt(iou[i])} | {_fmt(acc[i])} |" for i, n in enumerate(class_names)]
-        lines += [f"| **mIoU** | {_fmt(self.miou())} | |",
-                  f"| **mAcc** | | {_fmt(self.macc())} |",
-                  f"| **aAcc** | | {_fmt(self.pixel_acc())} |"]
+        lines += [
+            f"| {_md_cell(n)} | {_fmt(iou[i])} | {_fmt(acc[i])} |"
+            for i, n in enumerate(class_names)
+        ]
+        lines += [
+            f"| **mIoU** | {_fmt(self.miou())} | |",
+            f"| **mAcc** | | {_fmt(self.macc())} |",
+            f"| **aAcc** | | {_fmt(self.pixel_acc())} |",
+        ]
         return "\n".join(lines) + "\n"
 
 
@@ -148,7 +159,9 @@ def markdown_comparison(results: dict[str, ConfusionMatrix], class_names: list[s
         raise ValueError("markdown_comparison needs at least one result")
     for name, cm in results.items():
         if cm.num_classes != len(class_names):
-            raise ValueError(f"result {name!r} has {cm.num_classes} classes but {len(class_names)} names were given")
+            raise ValueError(
+                f"result {name!r} has {cm.num_classes} classes but {len(class_names)} names were given"
+            )
     methods = list(results)
     ious = {m: 100.0 * results[m].iou() for m in methods}
 
@@ -159,9 +172,13 @@ def markdown_comparison(results: dict[str, ConfusionMatrix], class_names: list[s
         cells = [f"**{_fmt(v)}**" if best is not None and v == best else _fmt(v) for v in values]
         return f"| {label} | " + " | ".join(cells) + " |"
 
-    lines = ["| class | " + " | ".join(_md_cell(m) for m in methods) + " |",
-             "|---|" + "---:|" * len(methods)]
-    lines += [row(_md_cell(n), [float(ious[m][i]) for m in methods]) for i, n in enumerate(class_names)]
+    lines = [
+        "| class | " + " | ".join(_md_cell(m) for m in methods) + " |",
+        "|---|" + "---:|" * len(methods),
+    ]
+    lines += [
+        row(_md_cell(n), [float(ious[m][i]) for m in methods]) for i, n in enumerate(class_names)
+    ]
     lines.append(row("**mIoU**", [results[m].miou() for m in methods]))
     lines.append(row("**mAcc**", [results[m].macc() for m in methods]))
     return "\n".join(lines) + "\n"

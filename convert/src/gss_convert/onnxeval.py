@@ -4,7 +4,7 @@ Two kinds of model:
 - a class-map ONNX graph (e.g. `gss-convert export-baseline`): image f32 [1, 3, h, w] with values
   0..255 (RGB, NCHW, any normalisation inside the graph) → class ids [1, h, w] or [h, w] (int64,
   int32 or uint8);
-- a model package directory: `verify.OnnxSegmenter`, i.e. the runtime's pipeline (normalise, prior,
+- a model package directory: `runtime.OnnxSegmenter`, i.e. the runtime's pipeline (normalise, prior,
   decoder, the package's inverse: nearest colour or its ONNX inverse).
 
 Frames meet the model through `gss_convert.resize` (the runtime's `frame_path/geometry.rs`): bilinear
@@ -37,12 +37,16 @@ class ClassMapOnnx:
         inp = self.session.get_inputs()[0]
         shape = inp.shape
         if len(shape) != 4 or shape[1] != 3 or not all(isinstance(d, int) for d in shape[2:]):
-            raise ValueError(f"{path}: input {inp.name} has shape {shape}; a class-map graph takes "
-                             "[1, 3, h, w] with a static h and w")
+            raise ValueError(
+                f"{path}: input {inp.name} has shape {shape}; a class-map graph takes "
+                "[1, 3, h, w] with a static h and w"
+            )
         self.input = inp.name
         self.size = (int(shape[2]), int(shape[3]))
         # letterbox bars: the raw mean colour, which a graph with ImageNet normalisation maps to 0
-        self.pad_value = np.array(IMAGENET_MEAN, np.float32) * 255 if pad_value is None else pad_value
+        self.pad_value = (
+            np.array(IMAGENET_MEAN, np.float32) * 255 if pad_value is None else pad_value
+        )
 
     def segment(self, image: np.ndarray, fit: str = "stretch") -> np.ndarray:
         x = resize_image(image, self.size, fit, pad_value=self.pad_value)
@@ -57,7 +61,7 @@ class PackageOnnx:
     """A model package through `OnnxSegmenter` (its own inverse included)."""
 
     def __init__(self, package: Path, threads: int = 0) -> None:
-        from .verify import OnnxSegmenter
+        from .runtime import OnnxSegmenter
 
         self.seg = OnnxSegmenter.load(package, threads=threads)
         self.size = self.seg.input_size
@@ -72,12 +76,22 @@ def load_segmenter(model: Path, threads: int = 0):
     if model.is_dir():
         return PackageOnnx(model, threads)
     if not model.is_file():
-        raise FileNotFoundError(f"{model}: neither a class-map .onnx file nor a model package directory")
+        raise FileNotFoundError(
+            f"{model}: neither a class-map .onnx file nor a model package directory"
+        )
     return ClassMapOnnx(model, threads)
 
 
-def eval_onnx(model: Path, data: Path, split: str = "test", fit: str | None = None, max_images: int | None = None,
-              threads: int = 0, layout: str = "auto", progress: bool = True) -> dict:
+def eval_onnx(
+    model: Path,
+    data: Path,
+    split: str = "test",
+    fit: str | None = None,
+    max_images: int | None = None,
+    threads: int = 0,
+    layout: str = "auto",
+    progress: bool = True,
+) -> dict:
     """Per-class IoU / Acc, mIoU, mAcc, aAcc of `model` on a split, as `gss eval --json` reports
     them (plus `ms_per_image`: onnxruntime inference and the numpy resizes)."""
     from tqdm import tqdm
@@ -100,14 +114,23 @@ def eval_onnx(model: Path, data: Path, split: str = "test", fit: str | None = No
     for i in tqdm(range(n), desc=f"eval-onnx {split}", dynamic_ncols=True, disable=not progress):
         s = ds[i]
         if native and s.image.shape[:2] != tuple(seg.size):
-            raise ValueError(f"{s.name}: {s.image.shape[1]}x{s.image.shape[0]} frame; the package's native fit "
-                             f"runs its graphs at another size, which eval-onnx does not: pass --fit stretch")
+            raise ValueError(
+                f"{s.name}: {s.image.shape[1]}x{s.image.shape[0]} frame; the package's native fit "
+                f"runs its graphs at another size, which eval-onnx does not: pass --fit stretch"
+            )
         t0 = time.perf_counter()
         classes = seg.segment(s.image, fit)
         seconds += time.perf_counter() - t0
         cm.update(classes, s.label)
-    return {"model": str(model), "data": str(data), "split": split, "images": n, "fit": fit,
-            "ms_per_image": 1e3 * seconds / max(1, n), **cm.to_dict(names)}
+    return {
+        "model": str(model),
+        "data": str(data),
+        "split": split,
+        "images": n,
+        "fit": fit,
+        "ms_per_image": 1e3 * seconds / max(1, n),
+        **cm.to_dict(names),
+    }
 
 
 __all__ = ["ClassMapOnnx", "PackageOnnx", "load_segmenter", "eval_onnx"]

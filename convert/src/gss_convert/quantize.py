@@ -13,13 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType, quantize_static)
+from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 from tqdm import tqdm
 
 from .data.datasets import open_dataset
 from .manifest import check_package, file_entry, validate_manifest
-from .verify import OnnxSegmenter
+from .runtime import OnnxSegmenter
 
 FORMATS = {"qdq": QuantFormat.QDQ, "qoperator": QuantFormat.QOperator}
 
@@ -66,18 +66,33 @@ def _quantize(src: Path, dst: Path, feed: _Feed, fmt: str) -> list[str]:
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
         keep = float_nodes(onnx.load(str(pre)))
-        quantize_static(str(pre), str(dst), feed, quant_format=FORMATS[fmt], per_channel=True,
-                        activation_type=QuantType.QUInt8,
-                        weight_type=QuantType.QInt8, nodes_to_exclude=keep,
-                        # tract 0.23 has no QLinearAdd/QLinearConcat (onnxruntime contrib ops):
-                        # in QOperator form only the standard QLinearConv/QLinearMatMul are emitted
-                        op_types_to_quantize=["Conv", "MatMul", "Gemm", "Relu", "Clip"] if fmt == "qoperator" else None,
-                        extra_options={"ActivationSymmetric": False})
+        quantize_static(
+            str(pre),
+            str(dst),
+            feed,
+            quant_format=FORMATS[fmt],
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            nodes_to_exclude=keep,
+            # tract 0.23 has no QLinearAdd/QLinearConcat (onnxruntime contrib ops):
+            # in QOperator form only the standard QLinearConv/QLinearMatMul are emitted
+            op_types_to_quantize=["Conv", "MatMul", "Gemm", "Relu", "Clip"]
+            if fmt == "qoperator"
+            else None,
+            extra_options={"ActivationSymmetric": False},
+        )
     return keep
 
 
-def quantize_package(package: Path, calib: Path, fmt: str = "qdq", split: str = "train",
-                     images: int = 64, seed: int = 0) -> dict:
+def quantize_package(
+    package: Path,
+    calib: Path,
+    fmt: str = "qdq",
+    split: str = "train",
+    images: int = 64,
+    seed: int = 0,
+) -> dict:
     """Adds prior/decoder int8 files and a `variants` entry; returns the updated manifest."""
     if fmt not in FORMATS:
         raise ValueError(f"--format {fmt}: expected one of {sorted(FORMATS)}")
@@ -95,16 +110,21 @@ def quantize_package(package: Path, calib: Path, fmt: str = "qdq", split: str = 
     variant = "int8" if fmt == "qdq" else "int8-qoperator"
     suffix = ".int8.onnx" if fmt == "qdq" else ".int8-qop.onnx"
     files, kept = {}, {}
-    for part, feed in (("prior", _Feed(manifest["prior"]["input"], inputs)),
-                       ("decoder", _Feed(manifest["decoder"]["input"], tokens))):
+    for part, feed in (
+        ("prior", _Feed(manifest["prior"]["input"], inputs)),
+        ("decoder", _Feed(manifest["decoder"]["input"], tokens)),
+    ):
         src = package / manifest[part]["file"]
         dst = package / (Path(manifest[part]["file"]).stem + suffix)
         kept[part] = _quantize(src, dst, feed, fmt)
         files[part] = dst.name
         manifest["files"][dst.name] = file_entry(dst)
-    manifest.setdefault("variants", {})[variant] = {**files, "format": fmt, "float_nodes": kept,
-                                                    "calibration": {"data": str(calib), "split": split,
-                                                                    "images": len(pick)}}
+    manifest.setdefault("variants", {})[variant] = {
+        **files,
+        "format": fmt,
+        "float_nodes": kept,
+        "calibration": {"data": str(calib), "split": split, "images": len(pick)},
+    }
     validate_manifest(manifest, str(package / "model.json"))
     (package / "model.json").write_text(json.dumps(manifest, indent=1) + "\n")
     return manifest

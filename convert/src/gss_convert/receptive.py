@@ -24,10 +24,42 @@ from onnx import numpy_helper
 # Ops that map each position to itself (elementwise, or a permutation of axes that keeps the
 # spatial neighbourhoods): their output reaches as far as their widest input.
 _POINTWISE = {
-    "Add", "Sub", "Mul", "Div", "Relu", "LeakyRelu", "Sigmoid", "Tanh", "Clip", "Max", "Min",
-    "Identity", "Cast", "Transpose", "Gather", "Squeeze", "Unsqueeze", "BatchNormalization",
-    "Softmax", "Exp", "Neg", "Sqrt", "Pow", "Erf", "HardSigmoid", "HardSwish", "Mish", "Floor",
-    "Round", "Ceil", "Abs", "QuantizeLinear", "DequantizeLinear", "Where", "Equal", "Not",
+    "Add",
+    "Sub",
+    "Mul",
+    "Div",
+    "Relu",
+    "LeakyRelu",
+    "Sigmoid",
+    "Tanh",
+    "Clip",
+    "Max",
+    "Min",
+    "Identity",
+    "Cast",
+    "Transpose",
+    "Gather",
+    "Squeeze",
+    "Unsqueeze",
+    "BatchNormalization",
+    "Softmax",
+    "Exp",
+    "Neg",
+    "Sqrt",
+    "Pow",
+    "Erf",
+    "HardSigmoid",
+    "HardSwish",
+    "Mish",
+    "Floor",
+    "Round",
+    "Ceil",
+    "Abs",
+    "QuantizeLinear",
+    "DequantizeLinear",
+    "Where",
+    "Equal",
+    "Not",
 }
 
 
@@ -79,7 +111,9 @@ def _graph_reach(graph: onnx.GraphProto) -> Fraction:
         elif op in ("Conv", "ConvInteger", "QLinearConv"):
             a = _attrs(node)
             weight = constants.get(node.input[3 if op == "QLinearConv" else 1])
-            kernel = a.get("kernel_shape") or (list(weight.shape[2:]) if weight is not None else None)
+            kernel = a.get("kernel_shape") or (
+                list(weight.shape[2:]) if weight is not None else None
+            )
             if kernel is None:
                 raise UnknownReach(f"{node.name}: kernel shape unknown")
             if any(s != 1 for s in a.get("strides", [1] * len(kernel))):
@@ -92,11 +126,15 @@ def _graph_reach(graph: onnx.GraphProto) -> Fraction:
         elif op == "DepthToSpace":
             scale *= int(_attrs(node)["blocksize"])
         elif op in ("Resize", "Upsample"):
-            scales_name = node.input[2] if op == "Resize" and len(node.input) > 2 else node.input[-1]
+            scales_name = (
+                node.input[2] if op == "Resize" and len(node.input) > 2 else node.input[-1]
+            )
             factors = constants.get(scales_name)
             mode = _attrs(node).get("mode", b"nearest")
             if factors is None or len(factors) != 4 or mode not in (b"nearest", "nearest"):
-                raise UnknownReach(f"{node.name}: only nearest resizes by constant factors are understood")
+                raise UnknownReach(
+                    f"{node.name}: only nearest resizes by constant factors are understood"
+                )
             fy, fx = float(factors[2]), float(factors[3])
             if fy != fx or fy != int(fy) or fy < 1:
                 raise UnknownReach(f"{node.name}: non-integer resize factor {factors}")

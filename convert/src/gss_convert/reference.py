@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from PIL import Image
 
 from .resize import FIT_POLICIES
-from .verify import OnnxSegmenter
+from .runtime import OnnxSegmenter
 
 FRAME_NAME = "frame.png"
 
@@ -35,12 +35,19 @@ def parse_fits(text: str) -> list[str]:
     fits = [f.strip() for f in text.split(",") if f.strip()]
     unknown = [f for f in fits if f not in FIT_POLICIES]
     if unknown or not fits:
-        raise ValueError(f"--fit {text!r}: expected a comma-separated list of {', '.join(FIT_POLICIES)}")
+        raise ValueError(
+            f"--fit {text!r}: expected a comma-separated list of {', '.join(FIT_POLICIES)}"
+        )
     return fits
 
 
-def write_frame_reference(package: Path, image_path: Path, out: Path, fits: Sequence[str] = FIT_POLICIES,
-                          variant: str | None = None) -> dict:
+def write_frame_reference(
+    package: Path,
+    image_path: Path,
+    out: Path,
+    fits: Sequence[str] = FIT_POLICIES,
+    variant: str | None = None,
+) -> dict:
     """Writes the reference outputs of one frame under every fit in ``fits`` into ``out``; returns
     the reference.json content.  The frame itself goes to ``out/frame.png`` (the file's bytes when
     it is a PNG, so nothing is re-encoded)."""
@@ -63,9 +70,15 @@ def write_frame_reference(package: Path, image_path: Path, out: Path, fits: Sequ
         tokens_file, classes_file = f"{fit}.tokens.u16", f"{fit}.classes.png"
         tokens.astype("<u2").tofile(out / tokens_file)
         Image.fromarray(classes.astype(np.uint8)).save(out / classes_file)  # 2-D uint8: 8-bit grey
-        cases.append({"fit": fit, "classes": classes_file, "tokens": tokens_file, "grid": list(tokens.shape)})
-    reference = {"package": str(package), "image": FRAME_NAME, "size": [image.shape[1], image.shape[0]],
-                 "cases": cases}
+        cases.append(
+            {"fit": fit, "classes": classes_file, "tokens": tokens_file, "grid": list(tokens.shape)}
+        )
+    reference = {
+        "package": str(package),
+        "image": FRAME_NAME,
+        "size": [image.shape[1], image.shape[0]],
+        "cases": cases,
+    }
     if variant:
         reference["variant"] = variant
     (out / "reference.json").write_text(json.dumps(reference, indent=1) + "\n")

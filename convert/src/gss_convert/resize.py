@@ -33,8 +33,9 @@ returns float32, torch interpolates in the tensor's dtype.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Literal
 
 import numpy as np
 import torch
@@ -63,21 +64,27 @@ class Fit:
     cols: AxisFit
 
     @staticmethod
-    def of(policy: str, frame_size: tuple[int, int], model_size: tuple[int, int]) -> "Fit":
+    def of(policy: str, frame_size: tuple[int, int], model_size: tuple[int, int]) -> Fit:
         if policy not in FIT_POLICIES:
             raise ValueError(f"unknown fit {policy!r}; expected one of {', '.join(FIT_POLICIES)}")
         frame_h, frame_w = (int(v) for v in frame_size)
         model_h, model_w = (int(v) for v in model_size)
         if min(frame_h, frame_w, model_h, model_w) < 1:
-            raise ValueError(f"fit {policy}: sizes must be positive, got frame {frame_size}, model {model_size}")
+            raise ValueError(
+                f"fit {policy}: sizes must be positive, got frame {frame_size}, model {model_size}"
+            )
         scale_x, scale_y = model_w / frame_w, model_h / frame_h
         if policy == "crop":
             scale_x = scale_y = max(scale_x, scale_y)
         elif policy == "letterbox":
             scale_x = scale_y = min(scale_x, scale_y)
-        return Fit(policy, (frame_h, frame_w), (model_h, model_w),  # type: ignore[arg-type]
-                   AxisFit(scale_y, (model_h - frame_h * scale_y) / 2),
-                   AxisFit(scale_x, (model_w - frame_w * scale_x) / 2))
+        return Fit(
+            policy,
+            (frame_h, frame_w),
+            (model_h, model_w),  # type: ignore[arg-type]
+            AxisFit(scale_y, (model_h - frame_h * scale_y) / 2),
+            AxisFit(scale_x, (model_w - frame_w * scale_x) / 2),
+        )
 
 
 @dataclass(frozen=True)
@@ -91,7 +98,7 @@ class BilinearAxis:
     inside: np.ndarray  # bool
 
     @staticmethod
-    def of(axis: AxisFit, frame_len: int, model_len: int) -> "BilinearAxis":
+    def of(axis: AxisFit, frame_len: int, model_len: int) -> BilinearAxis:
         u = ((np.arange(model_len, dtype=np.float64) + 0.5) - axis.offset) / axis.scale
         inside = (u >= 0.0) & (u < frame_len)
         f = np.maximum(u - 0.5, 0.0)
@@ -109,8 +116,12 @@ def nearest_axis(axis: AxisFit, model_len: int, frame_len: int) -> tuple[np.ndar
     return index, inside
 
 
-def resize_image(image: np.ndarray, size: tuple[int, int], fit: str = "stretch",
-                 pad_value: float | Sequence[float] = 0.0) -> np.ndarray:
+def resize_image(
+    image: np.ndarray,
+    size: tuple[int, int],
+    fit: str = "stretch",
+    pad_value: float | Sequence[float] = 0.0,
+) -> np.ndarray:
     """A frame (H×W or H×W×C, any numeric dtype) → the model input of ``size`` (h, w) under ``fit``,
     float32 in the image's own units; padding pixels get ``pad_value`` (per channel, e.g. the
     manifest's mean, so they normalise to 0).  See the module docstring for the formula."""
@@ -132,22 +143,31 @@ def resize_image(image: np.ndarray, size: tuple[int, int], fit: str = "stretch",
     return out.astype(np.float32)
 
 
-def resize_classes(classes: np.ndarray, size: tuple[int, int], fit: str = "stretch",
-                   unknown: int = UNKNOWN_CLASS) -> np.ndarray:
+def resize_classes(
+    classes: np.ndarray, size: tuple[int, int], fit: str = "stretch", unknown: int = UNKNOWN_CLASS
+) -> np.ndarray:
     """A class map at the model input's size (h×w) → the frame of ``size`` (H, W) under ``fit``;
     frame pixels the model never saw (crop) get ``unknown``.  Keeps the dtype."""
     geometry = Fit.of(fit, size, classes.shape[:2])
     if geometry.frame_size == geometry.model_size:
         return classes.copy()
-    row_index, row_inside = nearest_axis(geometry.rows, geometry.model_size[0], geometry.frame_size[0])
-    col_index, col_inside = nearest_axis(geometry.cols, geometry.model_size[1], geometry.frame_size[1])
+    row_index, row_inside = nearest_axis(
+        geometry.rows, geometry.model_size[0], geometry.frame_size[0]
+    )
+    col_index, col_inside = nearest_axis(
+        geometry.cols, geometry.model_size[1], geometry.frame_size[1]
+    )
     out = classes[np.ix_(row_index, col_index)]
     out[~(row_inside[:, None] & col_inside[None, :])] = unknown
     return out
 
 
-def resize_image_torch(images: torch.Tensor, size: tuple[int, int], fit: str = "stretch",
-                       pad_value: float | Sequence[float] = 0.0) -> torch.Tensor:
+def resize_image_torch(
+    images: torch.Tensor,
+    size: tuple[int, int],
+    fit: str = "stretch",
+    pad_value: float | Sequence[float] = 0.0,
+) -> torch.Tensor:
     """:func:`resize_image` on a batch [N, C, H, W] (float, on any device, differentiable in the
     values): [N, C, h, w] in the same dtype."""
     h, w = (int(v) for v in size)
@@ -162,9 +182,15 @@ def resize_image_torch(images: torch.Tensor, size: tuple[int, int], fit: str = "
         return torch.from_numpy(a).to(dev)
 
     cw = torch.from_numpy(cols.weight).to(dev, dtype)
-    across = images.index_select(-1, index(cols.first)) * (1 - cw) + images.index_select(-1, index(cols.second)) * cw
+    across = (
+        images.index_select(-1, index(cols.first)) * (1 - cw)
+        + images.index_select(-1, index(cols.second)) * cw
+    )
     rw = torch.from_numpy(rows.weight).to(dev, dtype)[:, None]
-    out = across.index_select(-2, index(rows.first)) * (1 - rw) + across.index_select(-2, index(rows.second)) * rw
+    out = (
+        across.index_select(-2, index(rows.first)) * (1 - rw)
+        + across.index_select(-2, index(rows.second)) * rw
+    )
     inside = rows.inside[:, None] & cols.inside[None, :]
     if not inside.all():
         fill = torch.as_tensor(pad_value, dtype=dtype, device=dev).reshape(-1, 1, 1)
@@ -172,8 +198,9 @@ def resize_image_torch(images: torch.Tensor, size: tuple[int, int], fit: str = "
     return out
 
 
-def resize_classes_torch(classes: torch.Tensor, size: tuple[int, int], fit: str = "stretch",
-                         unknown: int = UNKNOWN_CLASS) -> torch.Tensor:
+def resize_classes_torch(
+    classes: torch.Tensor, size: tuple[int, int], fit: str = "stretch", unknown: int = UNKNOWN_CLASS
+) -> torch.Tensor:
     """:func:`resize_classes` on a batch [N, h, w] (any integer dtype, any device): [N, H, W]."""
     height, width = (int(v) for v in size)
     geometry = Fit.of(fit, (height, width), tuple(classes.shape[-2:]))
@@ -190,5 +217,16 @@ def resize_classes_torch(classes: torch.Tensor, size: tuple[int, int], fit: str 
     return out
 
 
-__all__ = ["FitPolicy", "FIT_POLICIES", "UNKNOWN_CLASS", "AxisFit", "Fit", "BilinearAxis", "nearest_axis",
-           "resize_image", "resize_classes", "resize_image_torch", "resize_classes_torch"]
+__all__ = [
+    "FitPolicy",
+    "FIT_POLICIES",
+    "UNKNOWN_CLASS",
+    "AxisFit",
+    "Fit",
+    "BilinearAxis",
+    "nearest_axis",
+    "resize_image",
+    "resize_classes",
+    "resize_image_torch",
+    "resize_classes_torch",
+]

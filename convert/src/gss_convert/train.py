@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import inspect
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import torch
@@ -84,8 +84,9 @@ def check_batches(cfg: Config, stages: Iterable[str], dist: DistEnv) -> None:
         dist.local_batch(getattr(cfg, stage).batch_size, f"{stage}.batch_size")
 
 
-def global_mean_cross_entropy(logits: torch.Tensor, target: torch.Tensor, ignore_index: int,
-                              dist: DistEnv) -> torch.Tensor:
+def global_mean_cross_entropy(
+    logits: torch.Tensor, target: torch.Tensor, ignore_index: int, dist: DistEnv
+) -> torch.Tensor:
     """Cross-entropy averaged over the labelled pixels of the whole global batch.
 
     In one process it is F.cross_entropy itself. Under DDP, whose gradient is the mean of the ranks'
@@ -138,9 +139,17 @@ def build_baseline(ckpt: dict) -> PixelBaseline:
 class Trainer:
     """Runs one stage: data, model, optimiser, schedule, checkpoints and resume."""
 
-    def __init__(self, cfg: Config, data_root: Path, out: Path, device: torch.device,
-                 resume: bool = False, max_train: int | None = None, decoder_from: Path | None = None,
-                 dist: DistEnv | None = None):
+    def __init__(
+        self,
+        cfg: Config,
+        data_root: Path,
+        out: Path,
+        device: torch.device,
+        resume: bool = False,
+        max_train: int | None = None,
+        decoder_from: Path | None = None,
+        dist: DistEnv | None = None,
+    ):
         self.cfg, self.data_root, self.device, self.resume = cfg, Path(data_root), device, resume
         # A package whose decoder and codebook stage 1 keeps frozen, training only a new encoder:
         # a new prior then runs with that package's decoder unchanged (same tokens, same maskiges).
@@ -201,11 +210,22 @@ class Trainer:
         # newer PyTorch calls broadcast_buffers forward_sync_buffers; either way the buffers are still
         # synced once at construction, so every rank starts from rank 0's codebook and statistics
         known = inspect.signature(DistributedDataParallel).parameters
-        no_forward_sync = {"forward_sync_buffers" if "forward_sync_buffers" in known else "broadcast_buffers": False}
-        return DistributedDataParallel(model, device_ids=ids, find_unused_parameters=False, **no_forward_sync)
+        no_forward_sync = {
+            "forward_sync_buffers"
+            if "forward_sync_buffers" in known
+            else "broadcast_buffers": False
+        }
+        return DistributedDataParallel(
+            model, device_ids=ids, find_unused_parameters=False, **no_forward_sync
+        )
 
-    def _batcher(self, images: list[np.ndarray] | None, labels: list[np.ndarray], scfg: StageConfig,
-                 seed: int) -> RandomBatcher:
+    def _batcher(
+        self,
+        images: list[np.ndarray] | None,
+        labels: list[np.ndarray],
+        scfg: StageConfig,
+        seed: int,
+    ) -> RandomBatcher:
         # The same seed on every rank: each draws the whole global batch and augments its own slice
         # (augment.RandomBatcher), so the ranks' shards are disjoint and together one process's batch.
         return RandomBatcher(images, labels, scfg, seed, self.dist.rank, self.dist.world_size)
@@ -220,7 +240,9 @@ class Trainer:
 
     # ---------------------------------------------------------------- shared loop
 
-    def _loop(self, stage: str, model: nn.Module, batcher: RandomBatcher, step_fn, extra: dict) -> dict:
+    def _loop(
+        self, stage: str, model: nn.Module, batcher: RandomBatcher, step_fn, extra: dict
+    ) -> dict:
         scfg: StageConfig = getattr(self.cfg, stage)
         # on the device before the optimizer exists, so a resumed optimizer state lands there too
         model.to(self.device)
@@ -245,13 +267,25 @@ class Trainer:
         running: dict[str, float] = {}
         history = self.losses.setdefault(stage, [])
         # no bar when logging to a file (the log lines carry progress), nor on ranks other than 0
-        bar = tqdm(range(start, scfg.iters), desc=stage, initial=start, total=scfg.iters, dynamic_ncols=True,
-                   disable=None if self.dist.is_main else True)
+        bar = tqdm(
+            range(start, scfg.iters),
+            desc=stage,
+            initial=start,
+            total=scfg.iters,
+            dynamic_ncols=True,
+            disable=None if self.dist.is_main else True,
+        )
 
         def payload(it: int) -> dict:
-            return {"stage": stage, "config": self.cfg.to_dict(), "model": model.state_dict(),
-                    "classes": [c.__dict__ for c in self.classes], "iter": it,
-                    "train_seconds": time.perf_counter() - t0, **extra}
+            return {
+                "stage": stage,
+                "config": self.cfg.to_dict(),
+                "model": model.state_dict(),
+                "classes": [c.__dict__ for c in self.classes],
+                "iter": it,
+                "train_seconds": time.perf_counter() - t0,
+                **extra,
+            }
 
         for it in bar:
             images, labels = batcher.next()
@@ -268,8 +302,10 @@ class Trainer:
             else:
                 finite = bool(torch.isfinite(total))
             if not finite:
-                raise FloatingPointError(f"{stage}: loss became {float(values.sum())} at iteration {it}; "
-                                         "lower the learning rate")
+                raise FloatingPointError(
+                    f"{stage}: loss became {float(values.sum())} at iteration {it}; "
+                    "lower the learning rate"
+                )
             opt.zero_grad(set_to_none=True)
             scaler.scale(total).backward()
             scaler.step(opt)
@@ -282,13 +318,19 @@ class Trainer:
             if (it + 1) % scfg.log_every == 0 or it + 1 == scfg.iters:
                 msg = " ".join(f"{k}={v:.4f}" for k, v in running.items())
                 bar.set_postfix_str(msg)
-                log.info("%s it %d/%d lr %.2e %s", stage, it + 1, scfg.iters, sched.get_last_lr()[0], msg)
+                log.info(
+                    "%s it %d/%d lr %.2e %s", stage, it + 1, scfg.iters, sched.get_last_lr()[0], msg
+                )
             if (it + 1) % scfg.ckpt_every == 0 and it + 1 < scfg.iters and self.dist.is_main:
                 # rank 0's state stands for all: the parameters, optimizer and batcher are the same on
                 # every rank (DDP's averaged gradients, one seed), and a resume hands them to all
                 p = payload(it + 1)
-                p.update(optimizer=opt.state_dict(), scheduler=sched.state_dict(),
-                         batcher_rng=batcher.state(), torch_rng=torch.get_rng_state())
+                p.update(
+                    optimizer=opt.state_dict(),
+                    scheduler=sched.state_dict(),
+                    batcher_rng=batcher.state(),
+                    torch_rng=torch.get_rng_state(),
+                )
                 _save(last, p)
         bar.close()
         model.eval()
@@ -298,7 +340,12 @@ class Trainer:
         if self.dist.is_main:
             _save(self.paths.final(stage), final)
             last.unlink(missing_ok=True)
-        log.info("%s: done in %.1f min -> %s", stage, final["train_seconds"] / 60, self.paths.final(stage))
+        log.info(
+            "%s: done in %.1f min -> %s",
+            stage,
+            final["train_seconds"] / 60,
+            self.paths.final(stage),
+        )
         return final
 
     # ---------------------------------------------------------------- stages
@@ -307,19 +354,29 @@ class Trainer:
         samples = self.train_samples()
         set_seed(self.cfg.seed)
         palette = max_distance_palette(len(self.classes))
-        log.info("maskige palette (min pairwise RGB distance %.1f): %s", palette.min_distance(),
-                 palette.colors.tolist())
+        log.info(
+            "maskige palette (min pairwise RGB distance %.1f): %s",
+            palette.min_distance(),
+            palette.colors.tolist(),
+        )
         # Unlabeled pixels take the nearest labelled class: the posterior learns complete masks,
         # which is what the prior's filled targets and its predictions look like.
-        filled = [fill_ignore_nearest(s.label) for s in tqdm(samples, desc="fill ignore", leave=False,
-                                                             disable=not self.dist.is_main)]
-        weights = class_weights(filled, len(self.classes), self.cfg.class_weight_power).to(self.device)
+        filled = [
+            fill_ignore_nearest(s.label)
+            for s in tqdm(samples, desc="fill ignore", leave=False, disable=not self.dist.is_main)
+        ]
+        weights = class_weights(filled, len(self.classes), self.cfg.class_weight_power).to(
+            self.device
+        )
         model = VQVAE(self.cfg.vqvae)
         extra: dict = {"palette": palette.to_dict()}
         if self.decoder_from is not None:
             load_package_decoder(model, self.decoder_from, palette)
             extra["decoder_from"] = str(self.decoder_from)
-            log.info("stage1: decoder and codebook frozen from %s; training the encoder only", self.decoder_from)
+            log.info(
+                "stage1: decoder and codebook frozen from %s; training the encoder only",
+                self.decoder_from,
+            )
         batcher = self._batcher(None, filled, self.cfg.stage1, self.cfg.seed + 1)
         commitment = self.cfg.vqvae.commitment
         net = self._parallel(model)
@@ -339,9 +396,14 @@ class Trainer:
         out = self._loop("stage1", model, batcher, step, extra)
         if self.dist.is_main:  # a report, not training: the codebook is the same on every rank
             usage = codebook_usage(model, filled[: min(200, len(filled))], palette, self.device)
-            log.info("codebook usage on %d train masks: %d of %d codes (%.1f %%), perplexity %.1f",
-                     usage["masks"], usage["used"], usage["size"], 100 * usage["used"] / usage["size"],
-                     usage["perplexity"])
+            log.info(
+                "codebook usage on %d train masks: %d of %d codes (%.1f %%), perplexity %.1f",
+                usage["masks"],
+                usage["used"],
+                usage["size"],
+                100 * usage["used"] / usage["size"],
+                usage["perplexity"],
+            )
             out["codebook_usage"] = usage
             _save(self.paths.final("stage1"), out)
         return out
@@ -361,16 +423,29 @@ class Trainer:
             state = {k: v for k, v in init["model"].items() if not (skip and k.startswith(skip))}
             missing, unexpected = model.load_state_dict(state, strict=False)
             if unexpected or any(not k.startswith(skip) for k in missing):
-                raise ValueError(f"{self.cfg.stage2_init}: does not fit this prior (missing {missing}, "
-                                 f"unexpected {unexpected})")
-            log.info("stage2: starting from the weights of %s (not taken: %s)", self.cfg.stage2_init,
-                     sorted(missing) or "none")
+                raise ValueError(
+                    f"{self.cfg.stage2_init}: does not fit this prior (missing {missing}, "
+                    f"unexpected {unexpected})"
+                )
+            log.info(
+                "stage2: starting from the weights of %s (not taken: %s)",
+                self.cfg.stage2_init,
+                sorted(missing) or "none",
+            )
         teacher = Teacher(Path(self.cfg.distill.package)) if self.cfg.distill.package else None
         if teacher is not None:
-            log.info("stage2: distilling from %s (weight %.2f, temperature %.1f)", self.cfg.distill.package,
-                     self.cfg.distill.weight, self.cfg.distill.temperature)
-        batcher = self._batcher([s.image for s in samples], [s.label for s in samples],
-                                self.cfg.stage2, self.cfg.seed + 2)
+            log.info(
+                "stage2: distilling from %s (weight %.2f, temperature %.1f)",
+                self.cfg.distill.package,
+                self.cfg.distill.weight,
+                self.cfg.distill.temperature,
+            )
+        batcher = self._batcher(
+            [s.image for s in samples],
+            [s.label for s in samples],
+            self.cfg.stage2,
+            self.cfg.seed + 2,
+        )
         stride = self.cfg.vqvae.downsample
         temp = self.cfg.distill.temperature
         net = self._parallel(model)
@@ -400,21 +475,33 @@ class Trainer:
                 losses["distill_kl"] = self.cfg.distill.weight * temp * temp * kl
             return losses
 
-        return self._loop("stage2", model, batcher, step,
-                          {"palette": palette.to_dict(), "vqvae": vqvae.state_dict()})
+        return self._loop(
+            "stage2",
+            model,
+            batcher,
+            step,
+            {"palette": palette.to_dict(), "vqvae": vqvae.state_dict()},
+        )
 
     def baseline(self) -> dict:
         samples = self.train_samples()
         set_seed(self.cfg.seed)
         model = PixelBaseline(self.cfg.prior, len(self.classes))
-        batcher = self._batcher([s.image for s in samples], [s.label for s in samples],
-                                self.cfg.baseline, self.cfg.seed + 3)
+        batcher = self._batcher(
+            [s.image for s in samples],
+            [s.label for s in samples],
+            self.cfg.baseline,
+            self.cfg.seed + 3,
+        )
         net = self._parallel(model)
 
         def step(images, labels):
             logits = net(images.to(self.device))
-            return {"ce": global_mean_cross_entropy(logits.float(), labels.to(self.device), IGNORE_INDEX,
-                                                    self.dist)}
+            return {
+                "ce": global_mean_cross_entropy(
+                    logits.float(), labels.to(self.device), IGNORE_INDEX, self.dist
+                )
+            }
 
         return self._loop("baseline", model, batcher, step, {})
 
@@ -455,21 +542,27 @@ class Teacher:
             logits = argmax[-1].input[0]
             g.node.remove(argmax[-1])
             del g.output[:]
-            g.output.append(onnx.helper.make_tensor_value_info(logits, onnx.TensorProto.FLOAT, None))
+            g.output.append(
+                onnx.helper.make_tensor_value_info(logits, onnx.TensorProto.FLOAT, None)
+            )
         self.input = g.input[0].name
         self.mean = np.array(manifest["input"]["mean"], np.float32).reshape(1, 3, 1, 1)
         self.std = np.array(manifest["input"]["std"], np.float32).reshape(1, 3, 1, 1)
         opts = ort.SessionOptions()
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(
+            model.SerializeToString(), opts, providers=["CPUExecutionProvider"]
+        )
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:
         x = (images.detach().cpu().numpy().astype(np.float32) - self.mean) / self.std
         n, _, h, w = x.shape
         (th, tw), s = self.size, self.stride
         if h > th or w > tw or h % s or w % s:
-            raise ValueError(f"distillation: crop {h}x{w} does not fit the teacher's {th}x{tw} input "
-                             f"in whole {s}-pixel cells; use a smaller stage2.crop")
+            raise ValueError(
+                f"distillation: crop {h}x{w} does not fit the teacher's {th}x{tw} input "
+                f"in whole {s}-pixel cells; use a smaller stage2.crop"
+            )
         canvas = np.zeros((1, 3, th, tw), np.float32)
         out = []
         for i in range(n):
@@ -488,11 +581,15 @@ def load_package_decoder(model: VQVAE, package: Path, palette: Palette) -> None:
 
     manifest_path = Path(package) / "model.json"
     if not manifest_path.is_file():
-        raise FileNotFoundError(f"{package}: no model.json; --decoder-from takes a model package folder")
+        raise FileNotFoundError(
+            f"{package}: no model.json; --decoder-from takes a model package folder"
+        )
     manifest = json.loads(manifest_path.read_text())
     if [list(c) for c in manifest["maskige"]["palette"]] != palette.colors.tolist():
-        raise ValueError(f"{package}: its maskige palette {manifest['maskige']['palette']} differs from this "
-                         f"dataset's {palette.colors.tolist()}; the decoder cannot be reused")
+        raise ValueError(
+            f"{package}: its maskige palette {manifest['maskige']['palette']} differs from this "
+            f"dataset's {palette.colors.tolist()}; the decoder cannot be reused"
+        )
     graph = onnx.load(str(Path(package) / manifest["decoder"]["file"])).graph
     weights = {i.name: torch.from_numpy(numpy_helper.to_array(i).copy()) for i in graph.initializer}
     want = {f"decoder.{k}": v for k, v in model.decoder.state_dict().items()}
@@ -500,9 +597,11 @@ def load_package_decoder(model: VQVAE, package: Path, palette: Palette) -> None:
     missing = sorted(k for k in want if k not in weights)
     wrong = sorted(k for k in want if k in weights and weights[k].shape != want[k].shape)
     if missing or wrong:
-        raise ValueError(f"{package}: decoder does not match vqvae config: missing {missing}, "
-                         f"wrong shapes {[(k, tuple(weights[k].shape), tuple(want[k].shape)) for k in wrong]}")
-    model.decoder.load_state_dict({k[len("decoder."):]: weights[k] for k in want if k != "embed"})
+        raise ValueError(
+            f"{package}: decoder does not match vqvae config: missing {missing}, "
+            f"wrong shapes {[(k, tuple(weights[k].shape), tuple(want[k].shape)) for k in wrong]}"
+        )
+    model.decoder.load_state_dict({k[len("decoder.") :]: weights[k] for k in want if k != "embed"})
     q = model.quantizer
     q.embed.copy_(weights["embed"])
     q.embed_sum.copy_(weights["embed"])
@@ -512,7 +611,9 @@ def load_package_decoder(model: VQVAE, package: Path, palette: Palette) -> None:
 
 
 @torch.no_grad()
-def codebook_usage(model: VQVAE, labels: list[np.ndarray], palette: Palette, device: torch.device) -> dict:
+def codebook_usage(
+    model: VQVAE, labels: list[np.ndarray], palette: Palette, device: torch.device
+) -> dict:
     counts = torch.zeros(model.cfg.codebook_size, dtype=torch.long)
     model.eval()
     for lab in labels:
@@ -521,9 +622,23 @@ def codebook_usage(model: VQVAE, labels: list[np.ndarray], palette: Palette, dev
         counts += torch.bincount(idx.ravel(), minlength=model.cfg.codebook_size)
     p = counts.float() / counts.sum()
     nz = p[p > 0]
-    return {"masks": len(labels), "used": int((counts > 0).sum()), "size": model.cfg.codebook_size,
-            "perplexity": float(torch.exp(-(nz * nz.log()).sum()))}
+    return {
+        "masks": len(labels),
+        "used": int((counts > 0).sum()),
+        "size": model.cfg.codebook_size,
+        "perplexity": float(torch.exp(-(nz * nz.log()).sum())),
+    }
 
 
-__all__ = ["Trainer", "STAGES", "load_checkpoint", "build_vqvae", "build_prior", "build_baseline",
-           "lr_factor", "codebook_usage", "global_mean_cross_entropy", "check_batches"]
+__all__ = [
+    "Trainer",
+    "STAGES",
+    "load_checkpoint",
+    "build_vqvae",
+    "build_prior",
+    "build_baseline",
+    "lr_factor",
+    "codebook_usage",
+    "global_mean_cross_entropy",
+    "check_batches",
+]

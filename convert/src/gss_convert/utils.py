@@ -24,7 +24,9 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda: no CUDA GPU is visible to PyTorch; use --device cpu or auto")
+        raise RuntimeError(
+            "--device cuda: no CUDA GPU is visible to PyTorch; use --device cpu or auto"
+        )
     if name not in ("cpu", "cuda"):
         raise ValueError(f"--device {name}: expected auto, cpu or cuda")
     return torch.device(name)
@@ -73,6 +75,7 @@ class _TqdmHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         from tqdm import tqdm
+
         try:
             tqdm.write(self.format(record), file=sys.stderr)
         except Exception:

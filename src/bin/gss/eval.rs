@@ -29,7 +29,7 @@ pub struct Args {
     #[arg(long)]
     json: bool,
     /// Also score the most and the least confident halves of the pixels apart (the prior's
-    /// confidence per token cell; priors that end with token logits, CPU backend)
+    /// confidence per token cell; priors that end with token logits)
     #[arg(long)]
     confidence_split: bool,
 }
@@ -81,7 +81,7 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
         cm.update(pred.as_raw(), label.as_raw()).with_context(|| format!("scoring {}", sample.label.display()))?;
         if let Some(split) = &mut split {
             let confidence = seg.confidence().context(
-                "--confidence-split needs the prior's confidence: a package whose prior ends with token logits, on --backend cpu",
+                "--confidence-split needs the prior's confidence: a package whose prior ends with token logits",
             )?;
             split.update(pred.as_raw(), label.as_raw(), pred.width() as usize, confidence, grid)?;
         }

@@ -1,4 +1,4 @@
-//! The `gss` command line: stream (the default), segment, eval, bench, info, devices. Library
+//! The `gss` command line: stream (the default), segment, eval, bench, tune, info, devices. Library
 //! errors become one-line messages and a non-zero exit code.
 
 mod bench;
@@ -37,8 +37,9 @@ struct Cli {
     #[arg(long, global = true, default_value_t = BackendKind::Auto, env = "GSS_BACKEND")]
     backend: BackendKind,
     /// The CPU backend's kernels: auto|gss|tract. auto: what `gss tune` measured faster on this
-    /// CPU, else tract's. A graph gss's kernels do not cover
-    /// runs on tract either way (logged)
+    /// CPU; without a measurement, gss's own where the CPU has AVX2+FMA or AVX-512 (x86-64),
+    /// else tract's. A graph gss's kernels do not cover runs on tract either
+    /// way (logged)
     #[arg(long, global = true, default_value_t = Kernels::Auto, env = "GSS_KERNELS")]
     kernels: Kernels,
     /// How frames of another aspect ratio than the model's are fitted: stretch, crop (centre,
@@ -74,14 +75,15 @@ enum Command {
     Stream(stream::Args),
     /// Cameras (V4L2) and GPU adapters this machine offers
     Devices,
-    /// Measure which of tract's kernel families (AVX-512 or AVX2) runs the model faster on this
-    /// CPU and record it; later runs on this CPU apply it
+    /// Measure which kernels run the model faster on this CPU (gss's own or tract's, and tract's
+    /// AVX-512 or AVX2 family) and record it; later runs on this CPU apply it
     Tune(tune::Args),
 }
 
 fn main() {
     quiet_headless_vulkan();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    gss::process::configure();
     if let Err(e) = run(Cli::parse()) {
         eprintln!("gss: error: {}", one_line(&e));
         std::process::exit(1);
@@ -182,12 +184,17 @@ impl RunConfig {
             variant: self.variant.clone(),
             threads,
             kernels: self.kernels,
+            // Token reuse pays for itself only between consecutive frames of a stream (and a
+            // benchmark of one repeated frame would time no decode at all): `gss stream` asks
+            // for it with --reuse; segment, eval and bench decode every frame in full.
+            reuse: gss::engine::reuse::Reuse::Off,
             ..BackendOptions::default()
         }
     }
 
     /// A segmenter for `frame_size` frames (the package's own size when None); with
-    /// `confidence`, one whose backend also gives the prior's confidence where it can.
+    /// `confidence`, one whose backend also gives the prior's confidence (refused for a prior
+    /// without token logits).
     pub fn segmenter(
         &self,
         package: ModelPackage,
@@ -248,8 +255,9 @@ fn devices() -> Result<()> {
         }
         Err(e) => println!("cameras: {e}"),
     }
-    #[cfg(feature = "wgpu")]
-    {
+    if !gss::engine::wgpu::AVAILABLE {
+        println!("GPU adapters: this gss was built without the `wgpu` feature (rebuild with --features wgpu)");
+    } else {
         let adapters = gss::engine::wgpu::adapters();
         if adapters.is_empty() {
             println!("GPU adapters: none (install a Vulkan driver, e.g. mesa-vulkan-drivers)");
@@ -266,8 +274,6 @@ fn devices() -> Result<()> {
             }
         }
     }
-    #[cfg(not(feature = "wgpu"))]
-    println!("GPU adapters: this gss was built without the `wgpu` feature (rebuild with --features wgpu)");
     Ok(())
 }
 

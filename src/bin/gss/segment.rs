@@ -55,7 +55,6 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
     let first_size = images.iter().find_map(|p| image::image_dimensions(p).ok());
     let mut seg = config.segmenter(package, first_size, args.confidence)?;
     let grid = seg.package().manifest.prior.grid;
-    let mut said_no_confidence = false;
     let mut classes = GrayImage::new(0, 0);
     let mut blended = RgbImage::new(0, 0);
     let mut failures = 0;
@@ -68,16 +67,9 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
                 gss::sink::blend_into(&img, &classes, &colors, &mut blended);
                 png::write_overlay(&args.out, stem, &blended)?;
             }
-            match seg.confidence() {
-                Some(confidence) => {
-                    png::write_confidence(&args.out, stem, confidence, grid)?;
-                }
-                None if args.confidence && !said_no_confidence => {
-                    said_no_confidence = true;
-                    log::warn!("--confidence: {} on {} gives no confidence: it needs a prior that ends with token logits \
-                        (`gss-convert export --argmax runtime`) on --backend cpu", seg.package().manifest.name, seg.backend_name());
-                }
-                None => {}
+            // Asked for on a prior without logits, the segmenter was refused at the start.
+            if let Some(confidence) = seg.confidence() {
+                png::write_confidence(&args.out, stem, confidence, grid)?;
             }
             let t = seg.timings;
             log::info!("{}: prior {:.1} ms, decoder {:.1} ms, inverse {:.1} ms", path.display(),

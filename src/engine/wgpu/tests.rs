@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use crate::engine::lowering::{fuse, ConvGeo, DType, Graph, Kernel, Post, ResizeCoord, Step, ValueInfo};
+use super::backend::*;
 use super::program::{PipelineCache, Program};
-use super::*;
 
 /// Runs `graph` once on the default adapter. The test fails (never skips) without an adapter:
 /// the test script installs lavapipe.
@@ -291,4 +291,14 @@ fn gather_then_depth_to_space() {
         }
     }
     assert_eq!(got, want);
+}
+
+/// The stream features run above the backend, so the GPU gets them: token reuse gives the full
+/// decode bit for bit, and confidence and the stabiliser read the prior's logits.
+#[test]
+fn stream_features_on_the_gpu() {
+    use crate::engine::stream::tests::{logits_features_work, reused_tiles_match};
+    use crate::engine::{BackendKind, Kernels};
+    reused_tiles_match(BackendKind::Wgpu, Kernels::Auto);
+    logits_features_work(BackendKind::Wgpu);
 }

@@ -37,16 +37,22 @@ def read_classes_json(path: Path) -> list[ClassInfo]:
     try:
         items = json.loads(Path(path).read_text())
     except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: classes.json not found; the dataset root needs one "
-                                f"(list of {{\"id\", \"name\", \"color\"}})") from None
+        raise FileNotFoundError(
+            f"{path}: classes.json not found; the dataset root needs one "
+            f'(list of {{"id", "name", "color"}})'
+        ) from None
     except json.JSONDecodeError as e:
         raise ValueError(f"{path}: not valid JSON ({e})") from None
     out = []
     for i, it in enumerate(items):
         try:
-            out.append(ClassInfo(int(it["id"]), str(it["name"]), tuple(int(v) for v in it["color"])))
+            out.append(
+                ClassInfo(int(it["id"]), str(it["name"]), tuple(int(v) for v in it["color"]))
+            )
         except (KeyError, TypeError, ValueError) as e:
-            raise ValueError(f"{path}: entry {i} must have id, name and color [r,g,b] ({e})") from None
+            raise ValueError(
+                f"{path}: entry {i} must have id, name and color [r,g,b] ({e})"
+            ) from None
     ids = [c.id for c in out]
     if ids != list(range(len(out))):
         raise ValueError(f"{path}: class ids must be 0..{len(out) - 1} in order, got {ids}")

@@ -30,12 +30,12 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 class PriorConfig:
     head_channels: int = 128
     pretrained: bool = True
-    frozen_blocks: int = 4   # MobileNetV2 features[:n] kept frozen (stem and stride-4 blocks)
+    frozen_blocks: int = 4  # MobileNetV2 features[:n] kept frozen (stem and stride-4 blocks)
     width_mult: float = 1.0  # < 1 only without pretrained weights (tiny test models)
-    output_stride: int = 8   # must equal the VQ-VAE's downsample
-    backbone: str = "mobilenet_v2"   # or "dense" (trained from scratch; `pretrained` must be false)
+    output_stride: int = 8  # must equal the VQ-VAE's downsample
+    backbone: str = "mobilenet_v2"  # or "dense" (trained from scratch; `pretrained` must be false)
     dense_channels: tuple[int, int, int, int] = (32, 64, 128, 256)  # at strides 4, 8, 16, 32
-    dense_blocks: tuple[int, int, int, int] = (0, 2, 3, 1)          # stride-1 blocks per stage
+    dense_blocks: tuple[int, int, int, int] = (0, 2, 3, 1)  # stride-1 blocks per stage
     # head upsampling: "bilinear", "nearest", or "d2s" (top-down 1×1 conv to 4× channels + pixel
     # shuffle, stride 32 → 16 → 8: tract runs Resize at 1 ms a node here, DepthToSpace at 0.05)
     upsample: str = "bilinear"
@@ -49,7 +49,9 @@ class Backbone(nn.Module):
     def __init__(self, pretrained: bool, frozen_blocks: int, width_mult: float = 1.0):
         super().__init__()
         if pretrained and width_mult != 1.0:
-            raise ValueError("ImageNet weights exist for width_mult 1.0 only; set pretrained: false")
+            raise ValueError(
+                "ImageNet weights exist for width_mult 1.0 only; set pretrained: false"
+            )
         net = torchvision.models.mobilenet_v2(weights=None, width_mult=width_mult)
         if pretrained:
             state = torch.load(mobilenet_v2_path(), map_location="cpu", weights_only=True)
@@ -60,7 +62,7 @@ class Backbone(nn.Module):
             p.requires_grad_(False)
         self.tap_channels = {s: self.features[i].out_channels for s, i in _TAPS.items()}
 
-    def train(self, mode: bool = True) -> "Backbone":
+    def train(self, mode: bool = True) -> Backbone:
         super().train(mode)
         # Small CPU batches make batch statistics noisy: keep ImageNet BN statistics throughout.
         # (_BatchNorm: also the SyncBatchNorm that multi-GPU training converts BatchNorm2d into.)
@@ -137,13 +139,19 @@ class DenseBackbone(nn.Module):
     def __init__(self, channels: tuple[int, ...], blocks: tuple[int, ...]):
         super().__init__()
         if len(channels) != 4 or len(blocks) != 4:
-            raise ValueError(f"dense backbone: channels and blocks need 4 entries (strides 4-32), got "
-                             f"{list(channels)} and {list(blocks)}")
+            raise ValueError(
+                f"dense backbone: channels and blocks need 4 entries (strides 4-32), got "
+                f"{list(channels)} and {list(blocks)}"
+            )
         c4 = channels[0]
-        self.stem = nn.Sequential(nn.Conv2d(3, c4, 4, 4, bias=False), nn.BatchNorm2d(c4), nn.ReLU(inplace=True))
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, c4, 4, 4, bias=False), nn.BatchNorm2d(c4), nn.ReLU(inplace=True)
+        )
         stages = [nn.Sequential(*[RepConv(c4, c4) for _ in range(blocks[0])])]
         for cin, cout, n in zip(channels[:-1], channels[1:], blocks[1:]):
-            stages.append(nn.Sequential(RepConv(cin, cout, 2), *[RepConv(cout, cout) for _ in range(n)]))
+            stages.append(
+                nn.Sequential(RepConv(cin, cout, 2), *[RepConv(cout, cout) for _ in range(n)])
+            )
         self.stages = nn.ModuleList(stages)
         self.tap_channels = {8: channels[1], 16: channels[2], 32: channels[3]}
 
@@ -157,28 +165,37 @@ class DenseBackbone(nn.Module):
         return outs
 
 
-def make_backbone(cfg: "PriorConfig") -> nn.Module:
+def make_backbone(cfg: PriorConfig) -> nn.Module:
     if cfg.backbone == "mobilenet_v2":
         return Backbone(cfg.pretrained, cfg.frozen_blocks, cfg.width_mult)
     if cfg.backbone == "dense":
         if cfg.pretrained:
-            raise ValueError("the dense backbone has no pretrained weights; set prior.pretrained: false")
+            raise ValueError(
+                "the dense backbone has no pretrained weights; set prior.pretrained: false"
+            )
         return DenseBackbone(tuple(cfg.dense_channels), tuple(cfg.dense_blocks))
     raise ValueError(f"prior.backbone {cfg.backbone!r}: expected 'mobilenet_v2' or 'dense'")
 
 
 def _conv_bn_relu(cin: int, cout: int, k: int = 1, groups: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, k, padding=k // 2, groups=groups, bias=False),
-                         nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, k, padding=k // 2, groups=groups, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
 
 
 class MultiScaleHead(nn.Module):
     """Strides 8/16/32 → one stride-8 feature map with `ch` channels."""
 
-    def __init__(self, tap_channels: dict[int, int], ch: int, dense: bool = False, upsample: str = "bilinear"):
+    def __init__(
+        self, tap_channels: dict[int, int], ch: int, dense: bool = False, upsample: str = "bilinear"
+    ):
         super().__init__()
         if upsample not in ("bilinear", "nearest", "d2s"):
-            raise ValueError(f"prior.upsample {upsample!r}: expected 'bilinear', 'nearest' or 'd2s'")
+            raise ValueError(
+                f"prior.upsample {upsample!r}: expected 'bilinear', 'nearest' or 'd2s'"
+            )
         self.upsample = upsample
         self.proj = nn.ModuleDict({str(s): _conv_bn_relu(c, ch) for s, c in tap_channels.items()})
         if upsample == "d2s":
@@ -227,8 +244,9 @@ class Prior(nn.Module):
         self.cfg = cfg
         self.normalize = Normalize()
         self.backbone = make_backbone(cfg)
-        self.head = MultiScaleHead(self.backbone.tap_channels, cfg.head_channels, cfg.backbone == "dense",
-                                   cfg.upsample)
+        self.head = MultiScaleHead(
+            self.backbone.tap_channels, cfg.head_channels, cfg.backbone == "dense", cfg.upsample
+        )
         self.token_logits = nn.Conv2d(cfg.head_channels, codebook_size, 1)
         self.aux_logits = nn.Conv2d(cfg.head_channels, num_classes, 1)
 
@@ -246,8 +264,9 @@ class PixelBaseline(nn.Module):
         self.cfg = cfg
         self.normalize = Normalize()
         self.backbone = make_backbone(cfg)
-        self.head = MultiScaleHead(self.backbone.tap_channels, cfg.head_channels, cfg.backbone == "dense",
-                                   cfg.upsample)
+        self.head = MultiScaleHead(
+            self.backbone.tap_channels, cfg.head_channels, cfg.backbone == "dense", cfg.upsample
+        )
         self.classifier = nn.Conv2d(cfg.head_channels, num_classes, 1)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:

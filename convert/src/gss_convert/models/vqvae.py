@@ -21,11 +21,13 @@ from .. import distributed
 class VQVAEConfig:
     codebook_size: int = 512
     embed_dim: int = 64
-    downsample: int = 8            # token grid = maskige size / downsample; power of two
+    downsample: int = 8  # token grid = maskige size / downsample; power of two
     enc_channels: list[int] = field(default_factory=lambda: [16, 32, 64])
-    dec_channels: int = 64         # at the token resolution
+    dec_channels: int = 64  # at the token resolution
     dec_res_blocks: int = 1
-    dec_up_channels: list[int] = field(default_factory=lambda: [32, 16])  # after each ×2 but the last
+    dec_up_channels: list[int] = field(
+        default_factory=lambda: [32, 16]
+    )  # after each ×2 but the last
     # Kernel size of the conv before each ×2 pixel shuffle, the RGB head last. 1×1 at the fine
     # levels keeps the decoder's MACs at the token resolution, where tract's matmuls run near peak.
     dec_up_kernels: list[int] = field(default_factory=lambda: [3, 3, 3])
@@ -54,20 +56,30 @@ class VectorQuantizerEMA(nn.Module):
 
     def __init__(self, num_codes: int, dim: int, decay: float, dead_threshold: float):
         super().__init__()
-        self.num_codes, self.dim, self.decay, self.dead_threshold = num_codes, dim, decay, dead_threshold
+        self.num_codes, self.dim, self.decay, self.dead_threshold = (
+            num_codes,
+            dim,
+            decay,
+            dead_threshold,
+        )
         embed = torch.randn(num_codes, dim) * 0.1
         self.register_buffer("embed", embed)
         self.register_buffer("cluster_size", torch.ones(num_codes))
         self.register_buffer("embed_sum", embed.clone())
-        self.register_buffer("usage", torch.zeros(num_codes))  # EMA of per-batch code use, for reports
+        self.register_buffer(
+            "usage", torch.zeros(num_codes)
+        )  # EMA of per-batch code use, for reports
         self.frozen = False  # a codebook taken from an exported decoder is never updated
 
     def codes(self, z: torch.Tensor) -> torch.Tensor:
         """Nearest code index per cell: z [N, D, h, w] → long [N, h, w]."""
         with _float32(z):  # the distances in float32 also under CUDA autocast, as at evaluation
             flat = z.float().permute(0, 2, 3, 1).reshape(-1, self.dim)
-            d = (flat.pow(2).sum(1, keepdim=True) - 2 * flat @ self.embed.t()
-                 + self.embed.pow(2).sum(1)[None])
+            d = (
+                flat.pow(2).sum(1, keepdim=True)
+                - 2 * flat @ self.embed.t()
+                + self.embed.pow(2).sum(1)[None]
+            )
             return d.argmin(1).view(z.shape[0], z.shape[2], z.shape[3])
 
     def lookup(self, idx: torch.Tensor) -> torch.Tensor:
@@ -103,7 +115,9 @@ class VectorQuantizerEMA(nn.Module):
             stats = ranks.all_reduce_sum(torch.cat([counts[:, None], sums], 1))
             counts, sums = stats[:, 0], stats[:, 1:]
             cells *= ranks.world_size  # every rank has the same number of cells
-        self.usage.mul_(self.decay).add_(counts / max(1, cells) * self.num_codes, alpha=1 - self.decay)
+        self.usage.mul_(self.decay).add_(
+            counts / max(1, cells) * self.num_codes, alpha=1 - self.decay
+        )
         self.cluster_size.mul_(self.decay).add_(counts, alpha=1 - self.decay)
         self.embed_sum.mul_(self.decay).add_(sums, alpha=1 - self.decay)
         n = self.cluster_size.sum()
@@ -155,8 +169,12 @@ class Encoder(nn.Module):
         for c in chans:
             layers += [nn.Conv2d(cin, c, 4, stride=2, padding=1), nn.ReLU(inplace=True)]
             cin = c
-        layers += [nn.Conv2d(cin, cin, 3, padding=1), ResBlock(cin), nn.ReLU(inplace=True),
-                   nn.Conv2d(cin, cfg.embed_dim, 1)]
+        layers += [
+            nn.Conv2d(cin, cin, 3, padding=1),
+            ResBlock(cin),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(cin, cfg.embed_dim, 1),
+        ]
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -176,9 +194,15 @@ class Decoder(nn.Module):
         ups = (cfg.dec_up_channels + [cfg.dec_up_channels[-1]] * steps)[: steps - 1]
         kernels = (list(cfg.dec_up_kernels) + [cfg.dec_up_kernels[-1]] * steps)[:steps]
         if any(k not in (1, 3) for k in kernels):
-            raise ValueError(f"vqvae.dec_up_kernels {cfg.dec_up_kernels}: kernel sizes must be 1 or 3")
+            raise ValueError(
+                f"vqvae.dec_up_kernels {cfg.dec_up_kernels}: kernel sizes must be 1 or 3"
+            )
         for c, k in zip(ups, kernels):
-            layers += [nn.Conv2d(cin, c * 4, k, padding=k // 2), nn.PixelShuffle(2), nn.ReLU(inplace=True)]
+            layers += [
+                nn.Conv2d(cin, c * 4, k, padding=k // 2),
+                nn.PixelShuffle(2),
+                nn.ReLU(inplace=True),
+            ]
             cin = c
         layers += [nn.Conv2d(cin, 3 * 4, kernels[-1], padding=kernels[-1] // 2), nn.PixelShuffle(2)]
         self.net = nn.Sequential(*layers)
@@ -193,8 +217,9 @@ class VQVAE(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.encoder = Encoder(cfg)
-        self.quantizer = VectorQuantizerEMA(cfg.codebook_size, cfg.embed_dim, cfg.ema_decay,
-                                            cfg.dead_code_threshold)
+        self.quantizer = VectorQuantizerEMA(
+            cfg.codebook_size, cfg.embed_dim, cfg.ema_decay, cfg.dead_code_threshold
+        )
         self.decoder = Decoder(cfg)
 
     def forward(self, maskige: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

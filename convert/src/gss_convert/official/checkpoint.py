@@ -51,32 +51,48 @@ def _stub(module: str, name: str) -> type:
 
 # No getattr, no copyreg / functools helpers: with those a pickle can reach any function.
 _ALLOWED_GLOBALS = {
-    ("collections", "OrderedDict"), ("builtins", "set"), ("builtins", "frozenset"), ("builtins", "slice"),
+    ("collections", "OrderedDict"),
+    ("builtins", "set"),
+    ("builtins", "frozenset"),
+    ("builtins", "slice"),
     ("builtins", "complex"),
-    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"), ("numpy", "dtype"),
-    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"), ("numpy", "ndarray"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"),
+    ("numpy", "dtype"),
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"),
 }
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
-        if module == "__builtin__":  # protocol-2 pickles (torch.save's) name builtins the Python 2 way
+        if (
+            module == "__builtin__"
+        ):  # protocol-2 pickles (torch.save's) name builtins the Python 2 way
             module = "builtins"
         if module == "dall_e" or module.startswith("dall_e."):
             return _stub(module, name)
         if (module, name) in _ALLOWED_GLOBALS:
             return super().find_class(module, name)
-        if module.startswith(("torch.nn.modules.", "torch.nn.parameter")) or module in ("torch", "torch._utils",
-                                                                                         "torch.storage", "torch.serialization"):
+        if module.startswith(("torch.nn.modules.", "torch.nn.parameter")) or module in (
+            "torch",
+            "torch._utils",
+            "torch.storage",
+            "torch.serialization",
+        ):
             obj = super().find_class(module, name)
             # Classes and torch's tensor-rebuild helpers only, never an arbitrary callable from torch.
             if isinstance(obj, (type, torch.dtype)) or name.startswith("_rebuild"):
                 return obj
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name} (not a tensor, torch.nn module or dall_e class)")
+        raise pickle.UnpicklingError(
+            f"refusing to load {module}.{name} (not a tensor, torch.nn module or dall_e class)"
+        )
 
 
-_restricted_pickle = types.SimpleNamespace(Unpickler=_RestrictedUnpickler, load=pickle.load,
-                                           __name__="gss_convert_restricted_pickle")
+_restricted_pickle = types.SimpleNamespace(
+    Unpickler=_RestrictedUnpickler, load=pickle.load, __name__="gss_convert_restricted_pickle"
+)
 
 
 def load_file(path: Path) -> Any:
@@ -88,9 +104,13 @@ def load_file(path: Path) -> Any:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as first:
         try:
-            return torch.load(path, map_location="cpu", weights_only=False, pickle_module=_restricted_pickle)
+            return torch.load(
+                path, map_location="cpu", weights_only=False, pickle_module=_restricted_pickle
+            )
         except pickle.UnpicklingError as e:
-            raise CheckpointError(f"{path}: cannot read it as a checkpoint: {e} (safe load: {first})") from None
+            raise CheckpointError(
+                f"{path}: cannot read it as a checkpoint: {e} (safe load: {first})"
+            ) from None
     except (RuntimeError, EOFError, OSError) as e:
         raise CheckpointError(f"{path}: not a PyTorch checkpoint ({e})") from None
 
@@ -98,7 +118,9 @@ def load_file(path: Path) -> Any:
 def _tensors(obj: Mapping[str, Any], where: str) -> dict[str, torch.Tensor]:
     bad = [k for k, v in obj.items() if not isinstance(v, torch.Tensor)]
     if bad:
-        raise CheckpointError(f"{where}: entries that are not tensors: {', '.join(map(str, bad[:8]))}")
+        raise CheckpointError(
+            f"{where}: entries that are not tensors: {', '.join(map(str, bad[:8]))}"
+        )
     return dict(obj)
 
 
@@ -107,14 +129,20 @@ def model_state_dict(obj: Any, path: Path) -> dict[str, torch.Tensor]:
     save_checkpoint), a bare state dict, with a DataParallel `module.` prefix stripped."""
     if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
         state = obj["state_dict"]
-    elif isinstance(obj, Mapping) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+    elif (
+        isinstance(obj, Mapping) and obj and all(isinstance(v, torch.Tensor) for v in obj.values())
+    ):
         state = obj
     else:
-        keys = ", ".join(map(str, list(obj)[:8])) if isinstance(obj, Mapping) else type(obj).__name__
-        raise CheckpointError(f"{path}: expected an mmseg checkpoint (a dict with 'state_dict'), found {keys}")
+        keys = (
+            ", ".join(map(str, list(obj)[:8])) if isinstance(obj, Mapping) else type(obj).__name__
+        )
+        raise CheckpointError(
+            f"{path}: expected an mmseg checkpoint (a dict with 'state_dict'), found {keys}"
+        )
     state = _tensors(state, str(path))
     if state and all(k.startswith("module.") for k in state):
-        state = {k[len("module."):]: v for k, v in state.items()}
+        state = {k[len("module.") :]: v for k, v in state.items()}
     return state
 
 
@@ -126,14 +154,18 @@ def decoder_state_dict(obj: Any, path: Path) -> dict[str, torch.Tensor]:
     if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
         obj = obj["state_dict"]
     if not isinstance(obj, Mapping):
-        raise CheckpointError(f"{path}: expected the DALL-E decoder (decoder.pkl or a state dict), found {type(obj).__name__}")
+        raise CheckpointError(
+            f"{path}: expected the DALL-E decoder (decoder.pkl or a state dict), found {type(obj).__name__}"
+        )
     state = _tensors(obj, str(path))
     for prefix in _DECODER_PREFIXES:
-        picked = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+        picked = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
         if any(k.startswith("blocks.") for k in picked):
             return picked
-    raise CheckpointError(f"{path}: no DALL-E decoder keys (blocks.input.w, ...) under any of the prefixes "
-                          f"{', '.join(repr(p) for p in _DECODER_PREFIXES)}; found e.g. {', '.join(list(state)[:5])}")
+    raise CheckpointError(
+        f"{path}: no DALL-E decoder keys (blocks.input.w, ...) under any of the prefixes "
+        f"{', '.join(repr(p) for p in _DECODER_PREFIXES)}; found e.g. {', '.join(list(state)[:5])}"
+    )
 
 
 def _fmt(shape: Iterable[int]) -> str:
@@ -145,15 +177,25 @@ def _listing(keys: list[str], limit: int = 12) -> str:
     return ", ".join(keys[:limit]) + more
 
 
-def check_keys(what: str, state: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor],
-               ignored_prefixes: tuple[str, ...] = (), hint: str = "") -> None:
+def check_keys(
+    what: str,
+    state: Mapping[str, torch.Tensor],
+    expected: Mapping[str, torch.Tensor],
+    ignored_prefixes: tuple[str, ...] = (),
+    hint: str = "",
+) -> None:
     """Raises CheckpointError naming every missing, unexpected and wrongly shaped key (up to a dozen of
     each, with a count). `ignored_prefixes` are known training-only parts that are accepted unread."""
-    present = {k for k in state if not k.startswith(ignored_prefixes)} if ignored_prefixes else set(state)
+    present = (
+        {k for k in state if not k.startswith(ignored_prefixes)} if ignored_prefixes else set(state)
+    )
     missing = sorted(set(expected) - present)
     unexpected = sorted(present - set(expected))
-    wrong = [f"{k}: {_fmt(state[k].shape)} in the file, {_fmt(expected[k].shape)} expected"
-             for k in sorted(present & set(expected)) if tuple(state[k].shape) != tuple(expected[k].shape)]
+    wrong = [
+        f"{k}: {_fmt(state[k].shape)} in the file, {_fmt(expected[k].shape)} expected"
+        for k in sorted(present & set(expected))
+        if tuple(state[k].shape) != tuple(expected[k].shape)
+    ]
     if not (missing or unexpected or wrong):
         return
     parts = []
@@ -175,5 +217,13 @@ def guess_arch(state: Mapping[str, torch.Tensor]) -> str | None:
     return None
 
 
-__all__ = ["CheckpointError", "load_file", "model_state_dict", "decoder_state_dict", "check_keys", "guess_arch",
-           "DVAE_DECODER_PREFIX", "DVAE_ENCODER_PREFIX"]
+__all__ = [
+    "CheckpointError",
+    "load_file",
+    "model_state_dict",
+    "decoder_state_dict",
+    "check_keys",
+    "guess_arch",
+    "DVAE_DECODER_PREFIX",
+    "DVAE_ENCODER_PREFIX",
+]

@@ -33,7 +33,9 @@ class DalleConv2d(nn.Module):
     def __init__(self, n_in: int, n_out: int, kw: int) -> None:
         super().__init__()
         self.kw = kw
-        self.w = nn.Parameter(torch.empty(n_out, n_in, kw, kw).normal_(std=(n_in * kw * kw) ** -0.5))
+        self.w = nn.Parameter(
+            torch.empty(n_out, n_in, kw, kw).normal_(std=(n_in * kw * kw) ** -0.5)
+        )
         self.b = nn.Parameter(torch.zeros(n_out))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -44,13 +46,22 @@ class DecoderBlock(nn.Module):
     def __init__(self, n_in: int, n_out: int, n_layers: int) -> None:
         super().__init__()
         n_hid = n_out // 4
-        self.post_gain = 1.0 / n_layers ** 2
+        self.post_gain = 1.0 / n_layers**2
         self.id_path = DalleConv2d(n_in, n_out, 1) if n_in != n_out else nn.Identity()
-        self.res_path = nn.Sequential(OrderedDict([
-            ("relu_1", nn.ReLU()), ("conv_1", DalleConv2d(n_in, n_hid, 1)),
-            ("relu_2", nn.ReLU()), ("conv_2", DalleConv2d(n_hid, n_hid, 3)),
-            ("relu_3", nn.ReLU()), ("conv_3", DalleConv2d(n_hid, n_hid, 3)),
-            ("relu_4", nn.ReLU()), ("conv_4", DalleConv2d(n_hid, n_out, 3))]))
+        self.res_path = nn.Sequential(
+            OrderedDict(
+                [
+                    ("relu_1", nn.ReLU()),
+                    ("conv_1", DalleConv2d(n_in, n_hid, 1)),
+                    ("relu_2", nn.ReLU()),
+                    ("conv_2", DalleConv2d(n_hid, n_hid, 3)),
+                    ("relu_3", nn.ReLU()),
+                    ("conv_3", DalleConv2d(n_hid, n_hid, 3)),
+                    ("relu_4", nn.ReLU()),
+                    ("conv_4", DalleConv2d(n_hid, n_out, 3)),
+                ]
+            )
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.id_path(x) + self.post_gain * self.res_path(x)
@@ -62,8 +73,14 @@ class DalleDecoder(nn.Module):
 
     group_count = 4
 
-    def __init__(self, n_init: int = 128, n_hid: int = 256, n_blk_per_group: int = 2, output_channels: int = 3,
-                 vocab_size: int = VOCAB_SIZE) -> None:
+    def __init__(
+        self,
+        n_init: int = 128,
+        n_hid: int = 256,
+        n_blk_per_group: int = 2,
+        output_channels: int = 3,
+        vocab_size: int = VOCAB_SIZE,
+    ) -> None:
         super().__init__()
         self.vocab_size = vocab_size
         n_layers = self.group_count * n_blk_per_group
@@ -73,13 +90,23 @@ class DalleDecoder(nn.Module):
         for g, width in enumerate(widths, start=1):
             layers: list[tuple[str, nn.Module]] = []
             for i in range(n_blk_per_group):
-                layers.append((f"block_{i + 1}", DecoderBlock(n_in if i == 0 else width, width, n_layers)))
+                layers.append(
+                    (f"block_{i + 1}", DecoderBlock(n_in if i == 0 else width, width, n_layers))
+                )
             if g < self.group_count:
                 layers.append(("upsample", nn.Upsample(scale_factor=2, mode="nearest")))
             groups.append((f"group_{g}", nn.Sequential(OrderedDict(layers))))
             n_in = width
-        groups.append(("output", nn.Sequential(OrderedDict([
-            ("relu", nn.ReLU()), ("conv", DalleConv2d(n_hid, 2 * output_channels, 1))]))))
+        groups.append(
+            (
+                "output",
+                nn.Sequential(
+                    OrderedDict(
+                        [("relu", nn.ReLU()), ("conv", DalleConv2d(n_hid, 2 * output_channels, 1))]
+                    )
+                ),
+            )
+        )
         self.blocks = nn.Sequential(OrderedDict(groups))
 
     def forward(self, one_hot: torch.Tensor) -> torch.Tensor:
@@ -89,7 +116,7 @@ class DalleDecoder(nn.Module):
         """conv1x1(one_hot(t)) = W[:, t] + b: a row gather of the [vocab, n_init] weight, exactly the
         same numbers without the 8192-channel one-hot (an ONNX Gather)."""
         conv = self.blocks.input
-        table = conv.w[:, :, 0, 0].t()                             # [vocab, n_init]
+        table = conv.w[:, :, 0, 0].t()  # [vocab, n_init]
         return F.embedding(tokens, table).permute(0, 3, 1, 2) + conv.b[None, :, None, None]
 
     def decode_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -104,13 +131,15 @@ def unmap_pixels(x: torch.Tensor) -> torch.Tensor:
     return torch.clamp((x - LOGIT_LAPLACE_EPS) / (1 - 2 * LOGIT_LAPLACE_EPS), 0, 1)
 
 
-def official_classes(rgb: torch.Tensor, palette: torch.Tensor, out_size: tuple[int, int]) -> torch.Tensor:
+def official_classes(
+    rgb: torch.Tensor, palette: torch.Tensor, out_size: tuple[int, int]
+) -> torch.Tensor:
     """GSS's test path from the dVAE's RGB (in [0, 1], at 8x the token grid) to class ids at `out_size`:
     the nearest palette colour (squared distance, ×255 units) as a one-hot, bilinearly resized the
     way mmseg's `encode_decode` resizes the head's output to the input size, then the argmax.
     A reference for tests; the exported decoder does the same with a constant 2x2 vote."""
     p = palette.to(rgb.dtype) * 255.0
-    d = ((rgb[:, None] * 255.0 - p[None, :, :, None, None]) ** 2).sum(2)      # [B, K, H8, W8]
+    d = ((rgb[:, None] * 255.0 - p[None, :, :, None, None]) ** 2).sum(2)  # [B, K, H8, W8]
     one_hot = F.one_hot(d.argmin(1), palette.shape[0]).permute(0, 3, 1, 2).to(rgb.dtype)
     return F.interpolate(one_hot, size=out_size, mode="bilinear", align_corners=False).argmax(1)
 
@@ -132,12 +161,12 @@ class OfficialTokenDecoder(nn.Module):
         super().__init__()
         self.decoder = decoder
         k = palette.shape[0]
-        self.register_buffer("palette", palette.float())                       # [K, 3] in [0, 1]
+        self.register_buffer("palette", palette.float())  # [K, 3] in [0, 1]
         self.register_buffer("class_ids", torch.arange(k).reshape(1, k, 1, 1))
         self.scores = nn.Conv2d(3, k, 1)
         with torch.no_grad():
             self.scores.weight.copy_(2 * self.palette[:, :, None, None])
-            self.scores.bias.copy_(-(self.palette ** 2).sum(1))
+            self.scores.bias.copy_(-(self.palette**2).sum(1))
         self.scores.requires_grad_(False)
 
     def rgb(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -145,10 +174,16 @@ class OfficialTokenDecoder(nn.Module):
         return unmap_pixels(torch.sigmoid(self.decoder.decode_tokens(tokens)[:, :3]))
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        fine = self.scores(self.rgb(tokens)).argmax(1, keepdim=True)           # [B, 1, 8h, 8w]
-        votes = F.avg_pool2d((fine == self.class_ids).float(), 2)              # [B, K, 4h, 4w]
-        classes = votes.argmax(1)                                              # ties: lowest id, as torch/mmseg
+        fine = self.scores(self.rgb(tokens)).argmax(1, keepdim=True)  # [B, 1, 8h, 8w]
+        votes = F.avg_pool2d((fine == self.class_ids).float(), 2)  # [B, K, 4h, 4w]
+        classes = votes.argmax(1)  # ties: lowest id, as torch/mmseg
         return F.embedding(classes, self.palette).permute(0, 3, 1, 2)
 
 
-__all__ = ["DalleDecoder", "OfficialTokenDecoder", "official_classes", "unmap_pixels", "LOGIT_LAPLACE_EPS"]
+__all__ = [
+    "DalleDecoder",
+    "OfficialTokenDecoder",
+    "official_classes",
+    "unmap_pixels",
+    "LOGIT_LAPLACE_EPS",
+]

@@ -19,8 +19,15 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .specs import (HEAD_CHANNELS, HEAD_CLS_CHANNELS, HEAD_IN_INDEX, HEAD_SEG_CHANNELS, HEAD_SWIN_HEADS,
-                    HEAD_SWIN_WINDOW, VOCAB_SIZE)
+from .specs import (
+    HEAD_CHANNELS,
+    HEAD_CLS_CHANNELS,
+    HEAD_IN_INDEX,
+    HEAD_SEG_CHANNELS,
+    HEAD_SWIN_HEADS,
+    HEAD_SWIN_WINDOW,
+    VOCAB_SIZE,
+)
 from .swin import SwinBlockSequence
 
 
@@ -44,17 +51,29 @@ def _resize_to(x: torch.Tensor, size: torch.Size) -> torch.Tensor:
 
 
 class GenerativeSegHeadFF(nn.Module):
-    def __init__(self, in_channels: Sequence[int], swin_depth: int, in_index: Sequence[int] = HEAD_IN_INDEX,
-                 channels: int = HEAD_CHANNELS, seg_channels: int = HEAD_SEG_CHANNELS,
-                 cls_channels: int = HEAD_CLS_CHANNELS, swin_heads: int = HEAD_SWIN_HEADS,
-                 swin_window: int = HEAD_SWIN_WINDOW, vocab_size: int = VOCAB_SIZE,
-                 target_index: int = 1) -> None:
+    def __init__(
+        self,
+        in_channels: Sequence[int],
+        swin_depth: int,
+        in_index: Sequence[int] = HEAD_IN_INDEX,
+        channels: int = HEAD_CHANNELS,
+        seg_channels: int = HEAD_SEG_CHANNELS,
+        cls_channels: int = HEAD_CLS_CHANNELS,
+        swin_heads: int = HEAD_SWIN_HEADS,
+        swin_window: int = HEAD_SWIN_WINDOW,
+        vocab_size: int = VOCAB_SIZE,
+        target_index: int = 1,
+    ) -> None:
         super().__init__()
         self.in_index = tuple(in_index)
-        self.target_index = target_index  # `indice_channel_index`: the level whose size the fusion takes
+        self.target_index = (
+            target_index  # `indice_channel_index`: the level whose size the fusion takes
+        )
         self.convs = nn.ModuleList(ConvModule(c, channels) for c in in_channels)
         self.fusion_conv = ConvModule(channels * len(in_channels), seg_channels)
-        self.transformer_block = SwinBlockSequence(seg_channels, swin_heads, seg_channels * 2, swin_depth, swin_window)
+        self.transformer_block = SwinBlockSequence(
+            seg_channels, swin_heads, seg_channels * 2, swin_depth, swin_window
+        )
         self.swin_ln = nn.LayerNorm(seg_channels)
         self.conv_before_seg = ConvModule(seg_channels, cls_channels)
         self.conv_seg = nn.Conv2d(cls_channels, vocab_size, 1)
@@ -63,7 +82,9 @@ class GenerativeSegHeadFF(nn.Module):
         """Backbone levels → token logits [B, 8192, h, w] at the stride-4 level's size."""
         inputs = [features[i] for i in self.in_index]
         size = inputs[self.target_index].shape[2:]
-        x = self.fusion_conv(torch.cat([_resize_to(conv(f), size) for conv, f in zip(self.convs, inputs)], dim=1))
+        x = self.fusion_conv(
+            torch.cat([_resize_to(conv(f), size) for conv, f in zip(self.convs, inputs)], dim=1)
+        )
         b, c, h, w = x.shape
         x, *_ = self.transformer_block(x.flatten(2).transpose(1, 2), (h, w))
         x = self.swin_ln(x).transpose(1, 2).reshape(b, c, h, w)
@@ -73,7 +94,9 @@ class GenerativeSegHeadFF(nn.Module):
 class PixelBranch(nn.Module):
     """The training-only auxiliary branch; built only to check its keys and shapes."""
 
-    def __init__(self, in_channels: Sequence[int], num_classes: int, channels: int = HEAD_CHANNELS) -> None:
+    def __init__(
+        self, in_channels: Sequence[int], num_classes: int, channels: int = HEAD_CHANNELS
+    ) -> None:
         super().__init__()
         self.convs_pixel = nn.ModuleList(ConvModule(c, channels) for c in in_channels)
         self.fusion_conv_pixel = ConvModule(channels * len(in_channels), channels)

@@ -14,24 +14,30 @@ published ones, not for running on small machines.
 
 from __future__ import annotations
 
-import copy
 import json
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import onnx
 import torch
 import torch.nn as nn
 from tqdm import tqdm
 
 from .. import __version__
-from ..export import OPSET, _git_commit, _with_input_size
+from ..export import _git_commit, export_onnx
+from ..flops import count_macs
 from ..manifest import FORMAT, file_entry, sha256_file, validate_manifest
 from ..utils import log
-from .checkpoint import (DVAE_DECODER_PREFIX, DVAE_ENCODER_PREFIX, CheckpointError, check_keys, decoder_state_dict,
-                         guess_arch, load_file, model_state_dict)
+from .checkpoint import (
+    DVAE_DECODER_PREFIX,
+    DVAE_ENCODER_PREFIX,
+    CheckpointError,
+    check_keys,
+    decoder_state_dict,
+    guess_arch,
+    load_file,
+    model_state_dict,
+)
 from .dalle import DalleDecoder, OfficialTokenDecoder
 from .head import GenerativeSegHeadFF, PixelBranch
 from .resnet import ResNetV1c
@@ -59,15 +65,23 @@ class OfficialPrior(nn.Module):
 
 def build_backbone(arch: str) -> nn.Module:
     if arch == "r101":
-        return ResNetV1c(depth=101, strides=(1, 2, 1, 1), dilations=(1, 1, 2, 4), contract_dilation=True)
+        return ResNetV1c(
+            depth=101, strides=(1, 2, 1, 1), dilations=(1, 1, 2, 4), contract_dilation=True
+        )
     if arch == "swin-l":
-        return SwinTransformer(embed_dim=192, depths=(2, 2, 18, 2), num_heads=(6, 12, 24, 48), window=12)
+        return SwinTransformer(
+            embed_dim=192, depths=(2, 2, 18, 2), num_heads=(6, 12, 24, 48), window=12
+        )
     raise ValueError(f"unknown arch {arch!r}; use one of {', '.join(ARCHS)}")
 
 
 def build_prior(arch: str, argmax: bool = True) -> OfficialPrior:
     spec = _arch(arch)
-    return OfficialPrior(build_backbone(arch), GenerativeSegHeadFF(spec.head_in_channels, spec.head_swin_depth), argmax)
+    return OfficialPrior(
+        build_backbone(arch),
+        GenerativeSegHeadFF(spec.head_in_channels, spec.head_swin_depth),
+        argmax,
+    )
 
 
 def expected_keys(arch: str, num_classes: int) -> dict[str, torch.Tensor]:
@@ -110,15 +124,24 @@ def _check_meta(meta: dict, ds: DatasetSpec, path: Path) -> None:
     if classes is None:
         return
     if len(classes) != ds.num_classes:
-        raise CheckpointError(f"{path}: its meta lists {len(classes)} classes, --dataset {ds.name} has "
-                              f"{ds.num_classes}; pass the dataset it was trained on")
+        raise CheckpointError(
+            f"{path}: its meta lists {len(classes)} classes, --dataset {ds.name} has "
+            f"{ds.num_classes}; pass the dataset it was trained on"
+        )
     names = [str(c).strip().lower() for c in classes]
     if names != [n.lower() for n in ds.class_names]:
-        log.warning("%s: class names in its meta differ from %s's (%s…); using %s's", path, ds.name,
-                    ", ".join(names[:4]), ds.name)
+        log.warning(
+            "%s: class names in its meta differ from %s's (%s…); using %s's",
+            path,
+            ds.name,
+            ", ".join(names[:4]),
+            ds.name,
+        )
 
 
-def load_official(checkpoint: Path, arch: str, dataset: str, dvae_decoder: Path | None = None) -> LoadedModel:
+def load_official(
+    checkpoint: Path, arch: str, dataset: str, dvae_decoder: Path | None = None
+) -> LoadedModel:
     """Reads and checks a GSS-FF checkpoint (and the dVAE decoder) into our modules, in eval mode."""
     spec, ds = _arch(arch), _dataset(dataset)
     checkpoint = Path(checkpoint)
@@ -129,21 +152,39 @@ def load_official(checkpoint: Path, arch: str, dataset: str, dvae_decoder: Path 
 
     pixel_key = "decode_head.conv_seg_pixel.weight"
     if pixel_key in state and state[pixel_key].shape[0] != ds.num_classes:
-        raise CheckpointError(f"{checkpoint}: {pixel_key} has {state[pixel_key].shape[0]} classes, --dataset "
-                              f"{ds.name} has {ds.num_classes}; pass the dataset the checkpoint was trained on")
+        raise CheckpointError(
+            f"{checkpoint}: {pixel_key} has {state[pixel_key].shape[0]} classes, --dataset "
+            f"{ds.name} has {ds.num_classes}; pass the dataset the checkpoint was trained on"
+        )
     guessed = guess_arch(state)
-    hint = (f"The keys look like a {guessed} checkpoint: pass --arch {guessed}." if guessed and guessed != arch
-            else f"Expected the layout of {GSS_REPO} {ds.configs.get(arch, f'gss-ff_{arch}')} (GenerativeSegHeadFF).")
-    check_keys(f"{checkpoint} is not a GSS-FF {arch} checkpoint", state, expected_keys(arch, ds.num_classes),
-               ignored_prefixes=(DVAE_DECODER_PREFIX, DVAE_ENCODER_PREFIX), hint=hint)
+    hint = (
+        f"The keys look like a {guessed} checkpoint: pass --arch {guessed}."
+        if guessed and guessed != arch
+        else f"Expected the layout of {GSS_REPO} {ds.configs.get(arch, f'gss-ff_{arch}')} (GenerativeSegHeadFF)."
+    )
+    check_keys(
+        f"{checkpoint} is not a GSS-FF {arch} checkpoint",
+        state,
+        expected_keys(arch, ds.num_classes),
+        ignored_prefixes=(DVAE_DECODER_PREFIX, DVAE_ENCODER_PREFIX),
+        hint=hint,
+    )
 
     prior = build_prior(arch)
-    backbone = {k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")}
+    backbone = {k[len("backbone.") :]: v for k, v in state.items() if k.startswith("backbone.")}
     head_keys = set(prior.head.state_dict())
-    head = {k[len("decode_head."):]: v for k, v in state.items()
-            if k.startswith("decode_head.") and k[len("decode_head."):] in head_keys}
-    _check_position_indices(checkpoint, {**{f"backbone.{k}": v for k, v in backbone.items()},
-                                         **{f"decode_head.{k}": v for k, v in head.items()}})
+    head = {
+        k[len("decode_head.") :]: v
+        for k, v in state.items()
+        if k.startswith("decode_head.") and k[len("decode_head.") :] in head_keys
+    }
+    _check_position_indices(
+        checkpoint,
+        {
+            **{f"backbone.{k}": v for k, v in backbone.items()},
+            **{f"decode_head.{k}": v for k, v in head.items()},
+        },
+    )
     prior.backbone.load_state_dict(backbone, strict=True)
     prior.head.load_state_dict(head, strict=True)
 
@@ -153,15 +194,25 @@ def load_official(checkpoint: Path, arch: str, dataset: str, dvae_decoder: Path 
         source = Path(dvae_decoder).name
         where = f"{dvae_decoder} (DALL-E decoder)"
     else:
-        dec_state = {k[len(DVAE_DECODER_PREFIX):]: v for k, v in state.items() if k.startswith(DVAE_DECODER_PREFIX)}
+        dec_state = {
+            k[len(DVAE_DECODER_PREFIX) :]: v
+            for k, v in state.items()
+            if k.startswith(DVAE_DECODER_PREFIX)
+        }
         if not dec_state:
-            raise CheckpointError(f"{checkpoint} has no DALL-E decoder ({DVAE_DECODER_PREFIX}* keys); pass "
-                                  f"--dvae-decoder decoder.pkl (the file GSS loads from ckp/, {DALLE_REPO})")
+            raise CheckpointError(
+                f"{checkpoint} has no DALL-E decoder ({DVAE_DECODER_PREFIX}* keys); pass "
+                f"--dvae-decoder decoder.pkl (the file GSS loads from ckp/, {DALLE_REPO})"
+            )
         source = f"{checkpoint.name}:{DVAE_DECODER_PREFIX}*"
         where = f"{checkpoint} ({DVAE_DECODER_PREFIX}*)"
-    check_keys(f"{where} is not the DALL-E dVAE decoder", dec_state, decoder.state_dict(),
-               hint=f"Expected {DALLE_REPO} dall_e/decoder.py with n_init 128, n_hid 256, 2 blocks per group, "
-                    f"vocab {VOCAB_SIZE}.")
+    check_keys(
+        f"{where} is not the DALL-E dVAE decoder",
+        dec_state,
+        decoder.state_dict(),
+        hint=f"Expected {DALLE_REPO} dall_e/decoder.py with n_init 128, n_hid 256, 2 blocks per group, "
+        f"vocab {VOCAB_SIZE}.",
+    )
     decoder.load_state_dict({k: v.float() for k, v in dec_state.items()}, strict=True)
     prior, decoder = prior.float().eval(), decoder.float().eval()
     return LoadedModel(prior, decoder, ds, spec, source, meta if isinstance(meta, dict) else {})
@@ -174,53 +225,15 @@ def _check_position_indices(path: Path, state: dict[str, torch.Tensor]) -> None:
         if key.endswith("relative_position_index"):
             window = int(round(value.shape[0] ** 0.5))
             if not torch.equal(value.long(), relative_position_index(window)):
-                raise CheckpointError(f"{path}: {key} is not the mmseg relative position index of a "
-                                      f"{window}x{window} window; this Swin variant is not supported")
-
-
-def _export_static(module: nn.Module, example: torch.Tensor, path: Path, input_name: str, output_name: str,
-                   output_shape: list[int], spatial_axes: tuple[int, int] | None = None) -> None:
-    """ONNX declared at `example`'s shape, with the TorchScript exporter export.py uses (plain ops that
-    tract and onnxruntime both run). With `spatial_axes`, `example` is a small stand-in traced with
-    those axes symbolic and the file then declares `output_shape`'s input size: for a fully
-    convolutional graph (the dVAE decoder) that spares a TMAC forward and many GB of activations.
-    Without, the trace runs at the real size (the prior: Swin windows bake their padding and masks)."""
-    module.eval()
-    dynamic_axes = None
-    if spatial_axes is not None:
-        dynamic_axes = {input_name: {spatial_axes[0]: "height", spatial_axes[1]: "width"}}
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=DeprecationWarning)
-        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-        torch.onnx.export(module, (example,), str(path), input_names=[input_name], output_names=[output_name],
-                          opset_version=OPSET, do_constant_folding=True, dynamo=False, dynamic_axes=dynamic_axes)
-    model = onnx.load(str(path))
-    if spatial_axes is not None:
-        model = _with_input_size(model, [1, output_shape[-2] // TOKEN_STRIDE, output_shape[-1] // TOKEN_STRIDE])
-        dims = model.graph.output[0].type.tensor_type.shape.dim
-        for value in output_shape:
-            dims.add().dim_value = value
-    del model.graph.value_info[:]  # symbolic entries trip tract; neither runtime needs them
-    model.producer_name, model.producer_version = "gss_convert", __version__
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-
-
-def count_macs(module: nn.Module, example: torch.Tensor) -> int:
-    """Multiply-accumulates of one forward: convolutions, linear layers and the attention matmuls
-    (torch's FlopCounterMode, flops / 2), on the meta device so the 2-4 TMAC graphs cost nothing to
-    count. flops.count_macs would miss the dVAE's convs (its own `w`/`b` module) and the attention."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    meta = copy.deepcopy(module).to("meta") if next(module.parameters()).device.type != "meta" else module
-    counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
-        meta(example.to("meta"))
-    return int(counter.get_total_flops() // 2)
+                raise CheckpointError(
+                    f"{path}: {key} is not the mmseg relative position index of a "
+                    f"{window}x{window} window; this Swin variant is not supported"
+                )
 
 
 def cost_gmac(arch: str, dataset: str, size: tuple[int, int]) -> dict[str, float]:
-    """GMAC per frame of both graphs at `size`, from modules built on the meta device (no weights)."""
+    """GMAC per frame of both graphs at `size` (convolutions, linear layers and the attention
+    matmuls), from modules built on the meta device: no weights, no arithmetic."""
     ds = _dataset(dataset)
     h, w = size
     with torch.device("meta"):
@@ -228,19 +241,30 @@ def cost_gmac(arch: str, dataset: str, size: tuple[int, int]) -> dict[str, float
         decoder = OfficialTokenDecoder(DalleDecoder(), torch.zeros(ds.num_classes, 3))
     image = torch.zeros(1, 3, h, w, device="meta")
     tokens = torch.zeros(1, h // TOKEN_STRIDE, w // TOKEN_STRIDE, dtype=torch.long, device="meta")
-    return {"prior_gmac": round(count_macs(prior, image) / 1e9, 2),
-            "decoder_gmac": round(count_macs(decoder, tokens) / 1e9, 2)}
+    return {
+        "prior_gmac": round(count_macs(prior, image) / 1e9, 2),
+        "decoder_gmac": round(count_macs(decoder, tokens) / 1e9, 2),
+    }
 
 
 def check_input_size(size: tuple[int, int]) -> None:
     h, w = size
     if h < SIZE_MULTIPLE or w < SIZE_MULTIPLE or h % SIZE_MULTIPLE or w % SIZE_MULTIPLE:
-        raise ValueError(f"--input-size {h}x{w}: both sides must be multiples of {SIZE_MULTIPLE} "
-                         f"(the backbones' coarsest stride), e.g. 512x1024")
+        raise ValueError(
+            f"--input-size {h}x{w}: both sides must be multiples of {SIZE_MULTIPLE} "
+            f"(the backbones' coarsest stride), e.g. 512x1024"
+        )
 
 
-def import_official(checkpoint: Path, arch: str, dataset: str, out: Path, input_size: tuple[int, int] | None = None,
-                    dvae_decoder: Path | None = None, name: str | None = None) -> dict:
+def import_official(
+    checkpoint: Path,
+    arch: str,
+    dataset: str,
+    out: Path,
+    input_size: tuple[int, int] | None = None,
+    dvae_decoder: Path | None = None,
+    name: str | None = None,
+) -> dict:
     """Writes the package to `out` and returns its manifest."""
     ds, spec = _dataset(dataset), _arch(arch)
     size = tuple(input_size) if input_size else ds.input_size
@@ -253,8 +277,14 @@ def import_official(checkpoint: Path, arch: str, dataset: str, out: Path, input_
         steps.set_postfix_str("reading the checkpoint")
         model = load_official(checkpoint, arch, dataset, dvae_decoder)
         steps.update()
-        log.info("%s: %s + GSS-FF head, %d M parameters; dVAE decoder from %s (%.1f s)", checkpoint, spec.description,
-                 sum(p.numel() for p in model.prior.parameters()) // 10**6, model.decoder_source, time.perf_counter() - t0)
+        log.info(
+            "%s: %s + GSS-FF head, %d M parameters; dVAE decoder from %s (%.1f s)",
+            checkpoint,
+            spec.description,
+            sum(p.numel() for p in model.prior.parameters()) // 10**6,
+            model.decoder_source,
+            time.perf_counter() - t0,
+        )
 
         out.mkdir(parents=True, exist_ok=True)
         # A model.json from an earlier import must not vouch for half-written graphs if this one fails.
@@ -264,13 +294,23 @@ def import_official(checkpoint: Path, arch: str, dataset: str, out: Path, input_
         image = torch.zeros(1, 3, h, w)
         grid = [h // TOKEN_STRIDE, w // TOKEN_STRIDE]
         steps.set_postfix_str(f"exporting prior.onnx at {h}x{w}")
-        _export_static(model.prior, image, out / "prior.onnx", "image", "tokens", [1, *grid])
+        # Traced at the real size: the Swin windows bake their padding and masks into the graph.
+        export_onnx(model.prior, image, out / "prior.onnx", "image", "tokens", quiet_tracer=True)
         steps.update()
         steps.set_postfix_str("exporting decoder.onnx")
         # Traced on an 8x8 token grid and declared at `grid`: the decoder is fully convolutional, and a
         # trace at the real size would run its TMACs and hold GBs of activations.
-        _export_static(decoder_graph, torch.zeros(1, 8, 8, dtype=torch.long), out / "decoder.onnx", "tokens", "maskige",
-                       [1, 3, h, w], spatial_axes=(1, 2))
+        export_onnx(
+            decoder_graph,
+            torch.zeros(1, 8, 8, dtype=torch.long),
+            out / "decoder.onnx",
+            "tokens",
+            "maskige",
+            spatial_axes=(1, 2),
+            input_shape=[1, *grid],
+            output_shape=[1, 3, h, w],
+            quiet_tracer=True,
+        )
         steps.update()
         steps.set_postfix_str("counting MACs")
         cost = cost_gmac(arch, dataset, size)
@@ -278,32 +318,69 @@ def import_official(checkpoint: Path, arch: str, dataset: str, out: Path, input_
         steps.set_postfix_str("hashing")
         ckpt_sha = sha256_file(Path(checkpoint))
         name = name or out.name
-        description = (f"Reference model: the official GSS-FF {arch} {dataset} checkpoint ({GSS_REPO}) imported "
-                       f"unchanged; {cost['prior_gmac'] + cost['decoder_gmac']:.0f} GMAC per {h}x{w} frame. "
-                       f"Not an edge model: for comparing the gss-edge models against the published one.")
+        description = (
+            f"Reference model: the official GSS-FF {arch} {dataset} checkpoint ({GSS_REPO}) imported "
+            f"unchanged; {cost['prior_gmac'] + cost['decoder_gmac']:.0f} GMAC per {h}x{w} frame. "
+            f"Not an edge model: for comparing the gss-edge models against the published one."
+        )
         manifest = {
             "format": FORMAT,
             "name": name,
             "description": description,
             "purpose": "reference",
-            "producer": {"name": "gss_convert", "version": __version__, "git_commit": _git_commit()},
-            "source": {"repository": GSS_REPO, "config": ds.configs.get(arch), "method": "GSS-FF",
-                       "backbone": spec.description, "checkpoint": Path(checkpoint).name,
-                       "checkpoint_sha256": ckpt_sha, "dvae_decoder": model.decoder_source,
-                       "dvae_repository": DALLE_REPO},
+            "producer": {
+                "name": "gss_convert",
+                "version": __version__,
+                "git_commit": _git_commit(),
+            },
+            "source": {
+                "repository": GSS_REPO,
+                "config": ds.configs.get(arch),
+                "method": "GSS-FF",
+                "backbone": spec.description,
+                "checkpoint": Path(checkpoint).name,
+                "checkpoint_sha256": ckpt_sha,
+                "dvae_decoder": model.decoder_source,
+                "dvae_repository": DALLE_REPO,
+            },
             "dataset": {"name": ds.name},
             "metrics": {},
-            "classes": [{"id": i, "name": n, "color": list(c)}
-                        for i, (n, c) in enumerate(zip(ds.class_names, ds.display_colors))],
-            "maskige": {"palette": [list(c) for c in ds.maskige_palette], "ignore_color": list(ds.ignore_color),
-                        "inverse": {"kind": "nearest"}},
-            "input": {"height": h, "width": w, "channel_order": "RGB", "layout": "NCHW", "value_range": [0, 255],
-                      "mean": list(MEAN), "std": list(STD), "resize": "bilinear", "fit": "stretch"},
-            "prior": {"file": "prior.onnx", "input": "image", "output": "tokens", "output_dtype": "int64",
-                      "grid": [h // TOKEN_STRIDE, w // TOKEN_STRIDE], "codebook_size": VOCAB_SIZE,
-                      "argmax_in_graph": True},
-            "decoder": {"file": "decoder.onnx", "input": "tokens", "output": "maskige", "upsample": TOKEN_STRIDE,
-                        "output_range": [0.0, 1.0]},
+            "classes": [
+                {"id": i, "name": n, "color": list(c)}
+                for i, (n, c) in enumerate(zip(ds.class_names, ds.display_colors))
+            ],
+            "maskige": {
+                "palette": [list(c) for c in ds.maskige_palette],
+                "ignore_color": list(ds.ignore_color),
+                "inverse": {"kind": "nearest"},
+            },
+            "input": {
+                "height": h,
+                "width": w,
+                "channel_order": "RGB",
+                "layout": "NCHW",
+                "value_range": [0, 255],
+                "mean": list(MEAN),
+                "std": list(STD),
+                "resize": "bilinear",
+                "fit": "stretch",
+            },
+            "prior": {
+                "file": "prior.onnx",
+                "input": "image",
+                "output": "tokens",
+                "output_dtype": "int64",
+                "grid": [h // TOKEN_STRIDE, w // TOKEN_STRIDE],
+                "codebook_size": VOCAB_SIZE,
+                "argmax_in_graph": True,
+            },
+            "decoder": {
+                "file": "decoder.onnx",
+                "input": "tokens",
+                "output": "maskige",
+                "upsample": TOKEN_STRIDE,
+                "output_range": [0.0, 1.0],
+            },
             "cost": cost,
             "variants": {},
             "files": {f: file_entry(out / f) for f in ("prior.onnx", "decoder.onnx")},
@@ -314,8 +391,13 @@ def import_official(checkpoint: Path, arch: str, dataset: str, out: Path, input_
         steps.update()
     finally:
         steps.close()
-    log.info("wrote %s in %.0f s: prior %.1f GMAC, decoder %.1f GMAC per frame", out, time.perf_counter() - t0,
-             cost["prior_gmac"], cost["decoder_gmac"])
+    log.info(
+        "wrote %s in %.0f s: prior %.1f GMAC, decoder %.1f GMAC per frame",
+        out,
+        time.perf_counter() - t0,
+        cost["prior_gmac"],
+        cost["decoder_gmac"],
+    )
     return manifest
 
 
@@ -324,12 +406,12 @@ def package_readme(manifest: dict, arch: str, ds: DatasetSpec) -> str:
     cost = manifest["cost"]
     src = manifest["source"]
     total = cost["prior_gmac"] + cost["decoder_gmac"]
-    return f"""# {manifest['name']}: official GSS-FF {arch}, {ds.name} (reference model)
+    return f"""# {manifest["name"]}: official GSS-FF {arch}, {ds.name} (reference model)
 
 **This is a reference model, not an edge model.** It is the published GSS-FF checkpoint of
 [{GSS_REPO}](https://github.com/{GSS_REPO}) converted unchanged, so the gss runtime can run the
 paper's model beside the gss-edge models on the same frames. It costs about **{total:.0f} GMAC per
-{h}x{w} frame** (prior {cost['prior_gmac']:.1f}, decoder {cost['decoder_gmac']:.1f}); the bundled edge model
+{h}x{w} frame** (prior {cost["prior_gmac"]:.1f}, decoder {cost["decoder_gmac"]:.1f}); the bundled edge model
 gss-edge-street8 needs 1.5 GMAC per 256x512 frame. Its graphs hold several hundred MB of weights, and the dVAE's
 last stage holds 256-channel maps at twice the input size ({4096 * h * w / 1e9:.1f} GB each here):
 expect tens of seconds to minutes per frame on a CPU and budget well over 10 GB of memory at
@@ -337,10 +419,10 @@ expect tens of seconds to minutes per frame on a CPU and budget well over 10 GB 
 
 | | |
 |---|---|
-| config | `{src['config']}` |
-| backbone | {src['backbone']} |
-| checkpoint | `{src['checkpoint']}` (sha256 `{src['checkpoint_sha256'][:16]}…`) |
-| dVAE decoder | `{src['dvae_decoder']}` ([{DALLE_REPO}](https://github.com/{DALLE_REPO})) |
+| config | `{src["config"]}` |
+| backbone | {src["backbone"]} |
+| checkpoint | `{src["checkpoint"]}` (sha256 `{src["checkpoint_sha256"][:16]}…`) |
+| dVAE decoder | `{src["dvae_decoder"]}` ([{DALLE_REPO}](https://github.com/{DALLE_REPO})) |
 | input | {h}x{w} RGB, mean {list(MEAN)}, std {list(STD)} (the config's `img_norm_cfg`) |
 | tokens | {h // 4}x{w // 4} of 8192 (the head works at stride 4) |
 | classes | {ds.num_classes} ({ds.name}); maskige colours are the config's `decode_head.palette`, ignore colour {list(ds.ignore_color)} |
@@ -367,5 +449,13 @@ expect tens of seconds to minutes per frame on a CPU and budget well over 10 GB 
 """
 
 
-__all__ = ["import_official", "load_official", "build_prior", "build_backbone", "expected_keys", "cost_gmac",
-           "count_macs", "OfficialPrior", "LoadedModel"]
+__all__ = [
+    "import_official",
+    "load_official",
+    "build_prior",
+    "build_backbone",
+    "expected_keys",
+    "cost_gmac",
+    "OfficialPrior",
+    "LoadedModel",
+]

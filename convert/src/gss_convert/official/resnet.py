@@ -13,7 +13,11 @@ from collections.abc import Sequence
 import torch
 import torch.nn as nn
 
-DEPTHS: dict[int, tuple[int, int, int, int]] = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
+DEPTHS: dict[int, tuple[int, int, int, int]] = {
+    50: (3, 4, 6, 3),
+    101: (3, 4, 23, 3),
+    152: (3, 8, 36, 3),
+}
 
 
 class Bottleneck(nn.Module):
@@ -26,14 +30,21 @@ class Bottleneck(nn.Module):
         out = planes * self.expansion
         self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, stride=stride, padding=dilation, dilation=dilation, bias=False)
+        self.conv2 = nn.Conv2d(
+            planes, planes, 3, stride=stride, padding=dilation, dilation=dilation, bias=False
+        )
         self.bn2 = nn.BatchNorm2d(planes)
         self.conv3 = nn.Conv2d(planes, out, 1, bias=False)
         self.bn3 = nn.BatchNorm2d(out)
         self.relu = nn.ReLU(inplace=True)
         # mmseg's ResLayer adds the projection shortcut only where the shape changes.
-        self.downsample = (nn.Sequential(nn.Conv2d(inplanes, out, 1, stride=stride, bias=False), nn.BatchNorm2d(out))
-                           if stride != 1 or inplanes != out else None)
+        self.downsample = (
+            nn.Sequential(
+                nn.Conv2d(inplanes, out, 1, stride=stride, bias=False), nn.BatchNorm2d(out)
+            )
+            if stride != 1 or inplanes != out
+            else None
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.relu(self.bn1(self.conv1(x)))
@@ -45,22 +56,37 @@ class Bottleneck(nn.Module):
 class ResNetV1c(nn.Module):
     """Returns the four stage outputs (256, 512, 1024, 2048 channels for depth ≥ 50)."""
 
-    def __init__(self, depth: int = 101, strides: Sequence[int] = (1, 2, 1, 1),
-                 dilations: Sequence[int] = (1, 1, 2, 4), contract_dilation: bool = True,
-                 stem_channels: int = 64, base_channels: int = 64) -> None:
+    def __init__(
+        self,
+        depth: int = 101,
+        strides: Sequence[int] = (1, 2, 1, 1),
+        dilations: Sequence[int] = (1, 1, 2, 4),
+        contract_dilation: bool = True,
+        stem_channels: int = 64,
+        base_channels: int = 64,
+    ) -> None:
         super().__init__()
         if depth not in DEPTHS:
-            raise ValueError(f"ResNetV1c depth {depth}: only {sorted(DEPTHS)} (bottleneck variants) are built here")
+            raise ValueError(
+                f"ResNetV1c depth {depth}: only {sorted(DEPTHS)} (bottleneck variants) are built here"
+            )
         half = stem_channels // 2
         # Indices 0..8 as in mmseg's nn.Sequential: conv, bn, relu three times.
         self.stem = nn.Sequential(
-            nn.Conv2d(3, half, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(half), nn.ReLU(inplace=True),
-            nn.Conv2d(half, half, 3, padding=1, bias=False), nn.BatchNorm2d(half), nn.ReLU(inplace=True),
-            nn.Conv2d(half, stem_channels, 3, padding=1, bias=False), nn.BatchNorm2d(stem_channels), nn.ReLU(inplace=True))
+            nn.Conv2d(3, half, 3, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(half),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(half, half, 3, padding=1, bias=False),
+            nn.BatchNorm2d(half),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(half, stem_channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(stem_channels),
+            nn.ReLU(inplace=True),
+        )
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
         inplanes = stem_channels
         for i, (blocks, stride, dilation) in enumerate(zip(DEPTHS[depth], strides, dilations)):
-            planes = base_channels * 2 ** i
+            planes = base_channels * 2**i
             first = dilation // 2 if contract_dilation and dilation > 1 else dilation
             layer = [Bottleneck(inplanes, planes, stride, first)]
             inplanes = planes * Bottleneck.expansion

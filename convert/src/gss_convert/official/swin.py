@@ -55,21 +55,25 @@ class WindowMSA(nn.Module):
         super().__init__()
         self.num_heads, self.window = num_heads, window
         self.scale = (dim // num_heads) ** -0.5
-        self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * window - 1) ** 2, num_heads))
+        self.relative_position_bias_table = nn.Parameter(
+            torch.zeros((2 * window - 1) ** 2, num_heads)
+        )
         self.register_buffer("relative_position_index", relative_position_index(window))
         self.qkv = nn.Linear(dim, dim * 3)
         self.proj = nn.Linear(dim, dim)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         b, n, c = x.shape
-        qkv = self.qkv(x).reshape(b, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4)
+        qkv = (
+            self.qkv(x).reshape(b, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4)
+        )
         q, k, v = qkv[0] * self.scale, qkv[1], qkv[2]
         attn = q @ k.transpose(-2, -1)
         bias = self.relative_position_bias_table[self.relative_position_index.reshape(-1)]
         attn = attn + bias.reshape(n, n, -1).permute(2, 0, 1).unsqueeze(0)
         if mask is not None:
             windows = mask.shape[0]
-            attn = (attn.reshape(b // windows, windows, self.num_heads, n, n) + mask[None, :, None])
+            attn = attn.reshape(b // windows, windows, self.num_heads, n, n) + mask[None, :, None]
             attn = attn.reshape(-1, self.num_heads, n, n)
         return self.proj((attn.softmax(-1) @ v).transpose(1, 2).reshape(b, n, c))
 
@@ -94,10 +98,20 @@ class ShiftWindowMSA(nn.Module):
         mask = None
         if self.shift:
             x = torch.roll(x, shifts=(-self.shift, -self.shift), dims=(1, 2))
-            mask = torch.from_numpy(_shift_mask(hp, wp, ws, self.shift)).to(device=x.device, dtype=x.dtype)
-        windows = x.reshape(b, hp // ws, ws, wp // ws, ws, c).permute(0, 1, 3, 2, 4, 5).reshape(-1, ws * ws, c)
+            mask = torch.from_numpy(_shift_mask(hp, wp, ws, self.shift)).to(
+                device=x.device, dtype=x.dtype
+            )
+        windows = (
+            x.reshape(b, hp // ws, ws, wp // ws, ws, c)
+            .permute(0, 1, 3, 2, 4, 5)
+            .reshape(-1, ws * ws, c)
+        )
         windows = self.w_msa(windows, mask)
-        x = windows.reshape(b, hp // ws, wp // ws, ws, ws, c).permute(0, 1, 3, 2, 4, 5).reshape(b, hp, wp, c)
+        x = (
+            windows.reshape(b, hp // ws, wp // ws, ws, ws, c)
+            .permute(0, 1, 3, 2, 4, 5)
+            .reshape(b, hp, wp, c)
+        )
         if self.shift:
             x = torch.roll(x, shifts=(self.shift, self.shift), dims=(1, 2))
         if pad_b or pad_r:
@@ -110,8 +124,11 @@ class FFN(nn.Module):
 
     def __init__(self, dim: int, hidden: int) -> None:
         super().__init__()
-        self.layers = nn.Sequential(nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(0.0)),
-                                    nn.Linear(hidden, dim), nn.Dropout(0.0))
+        self.layers = nn.Sequential(
+            nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(0.0)),
+            nn.Linear(hidden, dim),
+            nn.Dropout(0.0),
+        )
 
     def forward(self, x: torch.Tensor, identity: torch.Tensor) -> torch.Tensor:
         return identity + self.layers(x)
@@ -155,10 +172,19 @@ class SwinBlockSequence(nn.Module):
     """One stage: blocks alternate plain and shifted windows; optional patch merging after it.
     Returns (x for the next stage, its hw, this stage's output, its hw) as mmseg does."""
 
-    def __init__(self, dim: int, num_heads: int, hidden: int, depth: int, window: int,
-                 downsample: PatchMerging | None = None) -> None:
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        hidden: int,
+        depth: int,
+        window: int,
+        downsample: PatchMerging | None = None,
+    ) -> None:
         super().__init__()
-        self.blocks = nn.ModuleList(SwinBlock(dim, num_heads, hidden, window, shift=i % 2 == 1) for i in range(depth))
+        self.blocks = nn.ModuleList(
+            SwinBlock(dim, num_heads, hidden, window, shift=i % 2 == 1) for i in range(depth)
+        )
         self.downsample = downsample
 
     def forward(self, x: torch.Tensor, hw: tuple[int, int]):
@@ -190,12 +216,18 @@ class PatchEmbed(nn.Module):
 class SwinTransformer(nn.Module):
     """Returns the four stage outputs as NCHW maps (C, 2C, 4C, 8C channels at strides 4..32)."""
 
-    def __init__(self, embed_dim: int = 192, depths: Sequence[int] = (2, 2, 18, 2),
-                 num_heads: Sequence[int] = (6, 12, 24, 48), window: int = 12, mlp_ratio: float = 4.0,
-                 patch: int = 4) -> None:
+    def __init__(
+        self,
+        embed_dim: int = 192,
+        depths: Sequence[int] = (2, 2, 18, 2),
+        num_heads: Sequence[int] = (6, 12, 24, 48),
+        window: int = 12,
+        mlp_ratio: float = 4.0,
+        patch: int = 4,
+    ) -> None:
         super().__init__()
         self.patch_embed = PatchEmbed(embed_dim, patch)
-        self.num_features = [embed_dim * 2 ** i for i in range(len(depths))]
+        self.num_features = [embed_dim * 2**i for i in range(len(depths))]
         stages = []
         for i, (depth, heads) in enumerate(zip(depths, num_heads)):
             dim = self.num_features[i]
@@ -211,7 +243,11 @@ class SwinTransformer(nn.Module):
         for i, stage in enumerate(self.stages):
             x, hw, out, out_hw = stage(x, hw)
             out = getattr(self, f"norm{i}")(out)
-            outs.append(out.reshape(-1, out_hw[0], out_hw[1], self.num_features[i]).permute(0, 3, 1, 2).contiguous())
+            outs.append(
+                out.reshape(-1, out_hw[0], out_hw[1], self.num_features[i])
+                .permute(0, 3, 1, 2)
+                .contiguous()
+            )
         return outs
 
 

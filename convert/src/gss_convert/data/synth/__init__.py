@@ -32,5 +32,17 @@ from .textures import available_textures
 from .world import World, render_scene, render_sequence
 from .writer import derive_seed, generate_dataset
 
-__all__ = ["render_scene", "render_sequence", "generate_dataset", "available_textures", "Domain", "DOMAINS",
-           "get_domain", "World", "ShiftDraw", "TEXTURE_GROUPS", "draw_shift", "derive_seed"]
+__all__ = [
+    "render_scene",
+    "render_sequence",
+    "generate_dataset",
+    "available_textures",
+    "Domain",
+    "DOMAINS",
+    "get_domain",
+    "World",
+    "ShiftDraw",
+    "TEXTURE_GROUPS",
+    "draw_shift",
+    "derive_seed",
+]

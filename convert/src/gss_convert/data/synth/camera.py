@@ -32,8 +32,10 @@ class Camera:
     def project(self, x, y, z_world):
         """Image (column, row) of a world point."""
         depth = z_world - self.z
-        return (self.principal_u + self.focal_px * (x - self.x) / depth,
-                self.horizon_v + self.focal_px * (self.y - y) / depth)
+        return (
+            self.principal_u + self.focal_px * (x - self.x) / depth,
+            self.horizon_v + self.focal_px * (self.y - y) / depth,
+        )
 
 
 class Frame:
@@ -44,11 +46,19 @@ class Frame:
         self.camera = camera
         self.image = np.zeros((height, width, 3), np.float32)
         self.labels = np.full((height, width), SKY, np.uint8)
-        self.depth = np.full((height, width), np.inf, np.float32)  # metres ahead of the camera; inf = sky
+        self.depth = np.full(
+            (height, width), np.inf, np.float32
+        )  # metres ahead of the camera; inf = sky
         # a pixel's ray moves ray_x[column] metres right and ray_drop[row] metres down per metre of depth
-        self.ray_x = ((np.arange(width, dtype=np.float32) + 0.5) - camera.principal_u) / camera.focal_px
-        self.ray_drop = ((np.arange(height, dtype=np.float32) + 0.5) - camera.horizon_v) / camera.focal_px
-        self.band_mask = np.zeros((height, width), np.bool_)  # pixels of objects that get an ignore band
+        self.ray_x = (
+            (np.arange(width, dtype=np.float32) + 0.5) - camera.principal_u
+        ) / camera.focal_px
+        self.ray_drop = (
+            (np.arange(height, dtype=np.float32) + 0.5) - camera.horizon_v
+        ) / camera.focal_px
+        self.band_mask = np.zeros(
+            (height, width), np.bool_
+        )  # pixels of objects that get an ignore band
         # objects whose own draw is below this share get the band (people, vehicles, poles)
         self.band_share = band_share
 

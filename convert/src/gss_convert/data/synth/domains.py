@@ -8,9 +8,9 @@ the street8 output is unchanged by the existence of domains.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from types import MappingProxyType
-from typing import Mapping
 
 import numpy as np
 
@@ -69,16 +69,18 @@ class Domain:
         return max(self.p_fog, self.p_dusk, self.p_camera, self.p_texture) <= 0.0
 
 
-DOMAINS: Mapping[str, Domain] = MappingProxyType({
-    "street8": Domain("street8"),
-    # the cross-domain test set: a random mix, so it holds each case alone and in combinations
-    "shift": Domain("shift", p_fog=0.4, p_dusk=0.4, p_camera=0.4, p_texture=0.45),
-    # one shift each, every image: to tell which change costs a model how much
-    "fog": Domain("fog", p_fog=1.0),
-    "dusk": Domain("dusk", p_dusk=1.0),
-    "camera": Domain("camera", p_camera=1.0),
-    "texture": Domain("texture", p_texture=1.0),
-})
+DOMAINS: Mapping[str, Domain] = MappingProxyType(
+    {
+        "street8": Domain("street8"),
+        # the cross-domain test set: a random mix, so it holds each case alone and in combinations
+        "shift": Domain("shift", p_fog=0.4, p_dusk=0.4, p_camera=0.4, p_texture=0.45),
+        # one shift each, every image: to tell which change costs a model how much
+        "fog": Domain("fog", p_fog=1.0),
+        "dusk": Domain("dusk", p_dusk=1.0),
+        "camera": Domain("camera", p_camera=1.0),
+        "texture": Domain("texture", p_texture=1.0),
+    }
+)
 
 
 def get_domain(domain: str | Domain | None) -> Domain:
@@ -122,8 +124,13 @@ class ShiftDraw:
 
     def record(self) -> dict:
         d = {"cases": self.cases}
-        d.update({k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()
-                  if v not in (None, 0.0, False, ())})
+        d.update(
+            {
+                k: (list(v) if isinstance(v, tuple) else v)
+                for k, v in asdict(self).items()
+                if v not in (None, 0.0, False, ())
+            }
+        )
         return d
 
 
@@ -146,10 +153,15 @@ def draw_shift(domain: Domain, seed: int) -> tuple[ShiftDraw, np.random.Generato
         d.fog_distance = float(rng.uniform(*domain.fog_distance))
     d.dusk = bool(on[1])
     if on[2]:
-        d.camera_height = float(rng.uniform(*(domain.camera_height_low if rng.random() < 0.5
-                                                else domain.camera_height_high)))
+        d.camera_height = float(
+            rng.uniform(
+                *(domain.camera_height_low if rng.random() < 0.5 else domain.camera_height_high)
+            )
+        )
         if rng.random() < domain.p_horizon:
-            d.horizon = float(rng.uniform(*(domain.horizon_high if rng.random() < 0.5 else domain.horizon_low)))
+            d.horizon = float(
+                rng.uniform(*(domain.horizon_high if rng.random() < 0.5 else domain.horizon_low))
+            )
         if rng.random() < domain.p_wide:
             d.hfov = float(rng.uniform(*domain.wide_hfov))
     if on[3]:

@@ -7,9 +7,9 @@ The ground is rendered after the opaque objects and shades only the pixels that 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -49,11 +49,20 @@ class GroundMaterial:
         else:
             self.colour = sidewalk_colour(rng)
             self.texture = ["brick", "gravel", "moon", "fine"][rng.integers(4)]
-            self.texels_per_m = rng.uniform(80, 300) if self.texture != "brick" else rng.uniform(120, 260)
+            self.texels_per_m = (
+                rng.uniform(80, 300) if self.texture != "brick" else rng.uniform(120, 260)
+            )
             self.amplitude = rng.uniform(0.08, 0.3)
         # paving slabs of this size (m) with grout joints; 0: none
-        self.tile = (rng.uniform(0.3, 0.8) if (surface in (Surface.WALK, Surface.PAVED) and self.texture != "brick"
-                                                and rng.random() < 0.7) else 0)
+        self.tile = (
+            rng.uniform(0.3, 0.8)
+            if (
+                surface in (Surface.WALK, Surface.PAVED)
+                and self.texture != "brick"
+                and rng.random() < 0.7
+            )
+            else 0
+        )
         self.grout = rng.uniform(0.6, 0.85)  # brightness of the joints
         self.patchiness = rng.uniform(0.0, 0.25)
         self.seed = rng.uniform(0, 1000)
@@ -85,10 +94,14 @@ class Street:
     road_edge: dict[int, float]  # |x| of the kerb line per side (-1 left, 1 right)
 
 
-def render_ground(frame: Frame, street: Street, light: Light, objects: Sequence[SceneObject], t: float) -> None:
+def render_ground(
+    frame: Frame, street: Street, light: Light, objects: Sequence[SceneObject], t: float
+) -> None:
     cam = frame.camera
     first_row = max(0, int(math.floor(cam.horizon_v + 0.5)))
-    while first_row < cam.height_px and frame.ray_drop[first_row] <= 1e-4:  # rows at or above the horizon
+    while (
+        first_row < cam.height_px and frame.ray_drop[first_row] <= 1e-4
+    ):  # rows at or above the horizon
         first_row += 1
     if first_row >= cam.height_px:
         return
@@ -127,16 +140,26 @@ def render_ground(frame: Frame, street: Street, light: Light, objects: Sequence[
             joint_z = np.abs((zs / m.tile) - np.round(zs / m.tile)) * m.tile
             # share of the pixel covered by a 3 cm joint, per direction
             joint_cover = np.clip((0.015 - joint_x) / np.maximum(px_x, 1e-3) + 0.5, 0, 1) + np.clip(
-                (0.015 - joint_z) / np.maximum(px_z, 1e-3) + 0.5, 0, 1)
+                (0.015 - joint_z) / np.maximum(px_z, 1e-3) + 0.5, 0, 1
+            )
             shade *= 1 - (1 - m.grout) * np.clip(joint_cover, 0, 1)
         if m.surface == Surface.ROAD:  # dark gutter along the kerbs
             to_kerb = np.minimum(xs + street.road_edge[-1], street.road_edge[1] - xs)
-            shade *= 1 - 0.3 * np.clip((0.3 - to_kerb) / np.maximum(np.broadcast_to(m_per_px_x, x.shape)[sel], 1e-3)
-                                       + 0.5, 0, 1)
+            shade *= 1 - 0.3 * np.clip(
+                (0.3 - to_kerb) / np.maximum(np.broadcast_to(m_per_px_x, x.shape)[sel], 1e-3) + 0.5,
+                0,
+                1,
+            )
         c = m.colour[None, :] * shade[:, None]
         if m.surface == Surface.ROAD:
-            c = _paint_markings(street, c, xs, zs, np.broadcast_to(m_per_px_x, x.shape)[sel],
-                                np.broadcast_to(m_per_px_z, x.shape)[sel])
+            c = _paint_markings(
+                street,
+                c,
+                xs,
+                zs,
+                np.broadcast_to(m_per_px_x, x.shape)[sel],
+                np.broadcast_to(m_per_px_z, x.shape)[sel],
+            )
         colour[sel] = c
         labels[sel] = m.label
     colour *= light.face(0, 1, 0)
@@ -148,8 +171,14 @@ def render_ground(frame: Frame, street: Street, light: Light, objects: Sequence[
     frame.depth[first_row:] = np.where(visible, depth, frame.depth[first_row:])
 
 
-def _paint_markings(street: Street, colour: np.ndarray, x: np.ndarray, z: np.ndarray, m_per_px_x: np.ndarray,
-                    m_per_px_z: np.ndarray) -> np.ndarray:
+def _paint_markings(
+    street: Street,
+    colour: np.ndarray,
+    x: np.ndarray,
+    z: np.ndarray,
+    m_per_px_x: np.ndarray,
+    m_per_px_z: np.ndarray,
+) -> np.ndarray:
     """Lane lines and zebras over road pixels, anti-aliased by their coverage of each pixel."""
     if not street.markings and not street.zebras:
         return colour
@@ -164,7 +193,9 @@ def _paint_markings(street: Street, colour: np.ndarray, x: np.ndarray, z: np.nda
         if not mark.solid:
             in_period = np.mod(z[near] - mark.phase, mark.period)
             px_z = m_per_px_z[near]
-            cover_z = np.clip(np.minimum(in_period, mark.dash - in_period) / np.maximum(px_z, 1e-4) + 0.5, 0, 1)
+            cover_z = np.clip(
+                np.minimum(in_period, mark.dash - in_period) / np.maximum(px_z, 1e-4) + 0.5, 0, 1
+            )
             # far away a pixel spans several dashes: it sees their mean coverage
             cover_z = np.where(px_z > mark.period * 0.5, mark.dash / mark.period, cover_z)
             cover = cover * cover_z
@@ -175,23 +206,34 @@ def _paint_markings(street: Street, colour: np.ndarray, x: np.ndarray, z: np.nda
         if not inside.any():
             continue
         in_stripe = np.mod(x[inside], 1.0)  # 0.5 m stripes, 0.5 m gaps
-        cover = np.clip(np.minimum(in_stripe, 0.5 - in_stripe) / np.maximum(m_per_px_x[inside], 1e-4) + 0.5, 0, 1)
+        cover = np.clip(
+            np.minimum(in_stripe, 0.5 - in_stripe) / np.maximum(m_per_px_x[inside], 1e-4) + 0.5,
+            0,
+            1,
+        )
         px_z = m_per_px_z[inside]
-        cover_ends = np.clip(np.minimum(z[inside] - z_a, z_b - z[inside]) / np.maximum(px_z, 1e-4) + 0.5, 0, 1)
+        cover_ends = np.clip(
+            np.minimum(z[inside] - z_a, z_b - z[inside]) / np.maximum(px_z, 1e-4) + 0.5, 0, 1
+        )
         cover = cover * cover_ends
         coverage[inside] = np.maximum(coverage[inside], cover)
         paint[inside] = street.marking_colour
     painted = coverage > 0
     if not painted.any():
         return colour
-    wear = np.clip(1 - street.marking_wear * (1 + sample_texture("noise", x[painted] * 4, z[painted] * 2, 1)), 0, 1)
+    wear = np.clip(
+        1 - street.marking_wear * (1 + sample_texture("noise", x[painted] * 4, z[painted] * 2, 1)),
+        0,
+        1,
+    )
     a = (coverage[painted] * wear)[:, None]
     colour[painted] = colour[painted] * (1 - a) + paint[painted] * a
     return colour
 
 
-def _shadow_mask(frame: Frame, first_row: int, light: Light, objects: Sequence[SceneObject], t: float
-                 ) -> np.ndarray | None:
+def _shadow_mask(
+    frame: Frame, first_row: int, light: Light, objects: Sequence[SceneObject], t: float
+) -> np.ndarray | None:
     """Darkening (0..1) of the ground rows from ``first_row`` down: each object's ground polygon,
     clipped at the near plane and projected; overlapping shadows take the strongest."""
     cam = frame.camera
@@ -209,12 +251,24 @@ def _shadow_mask(frame: Frame, first_row: int, light: Light, objects: Sequence[S
             continue
         clipped = clip_polygon_near([(px, pz - cam.z) for px, pz in corners], NEAR_CLIP)
         if len(clipped) >= 3:
-            polygons.append((strength, [(cam.principal_u + f * (px - cam.x) / pz,
-                                         cam.horizon_v + f * cam.y / pz - first_row) for px, pz in clipped]))
+            polygons.append(
+                (
+                    strength,
+                    [
+                        (
+                            cam.principal_u + f * (px - cam.x) / pz,
+                            cam.horizon_v + f * cam.y / pz - first_row,
+                        )
+                        for px, pz in clipped
+                    ],
+                )
+            )
     if not polygons:
         return None
     mask = Image.new("L", (cam.width_px, cam.height_px - first_row), 0)
     pen = ImageDraw.Draw(mask)
-    for strength, corners in sorted(polygons, key=lambda p: p[0]):  # overwrite in increasing strength = max
+    for strength, corners in sorted(
+        polygons, key=lambda p: p[0]
+    ):  # overwrite in increasing strength = max
         pen.polygon(corners, fill=int(strength * 255))
     return np.asarray(mask, np.float32) * np.float32(1 / 255)

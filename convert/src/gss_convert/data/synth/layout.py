@@ -33,7 +33,7 @@ class StreetExtent:
     z_small_end: float  # people and clutter are too small to see beyond this
 
     @classmethod
-    def for_frames(cls, speed: float, frames: int) -> "StreetExtent":
+    def for_frames(cls, speed: float, frames: int) -> StreetExtent:
         travelled = speed * (frames - 1)
         return cls(-15.0, travelled + SCENE_DEPTH, travelled + 110.0)
 
@@ -93,13 +93,21 @@ class StreetBuilder:
         markings, marking_colour, marking_wear = self._draw_markings(lanes)
         sidewalk_sides = rng.choice(3, p=[0.7, 0.12, 0.18])  # both, only left, only right
         crossings = self._draw_crossings()
-        zebras = [(a - rng.uniform(3.0, 5.0), a - 0.6) for a, b in crossings.spans if rng.random() < 0.6]
+        zebras = [
+            (a - rng.uniform(3.0, 5.0), a - 0.6) for a, b in crossings.spans if rng.random() < 0.6
+        ]
         parking = {side: rng.random() < 0.5 for side in SIDES}  # parking strips widen the road
-        road_edge = {side: lanes.half_width + (rng.uniform(2.0, 2.6) if parking[side] else 0.0) for side in SIDES}
+        road_edge = {
+            side: lanes.half_width + (rng.uniform(2.0, 2.6) if parking[side] else 0.0)
+            for side in SIDES
+        }
         profiles = {}
         for side in SIDES:
-            has_walk = (sidewalk_sides == 0 or (sidewalk_sides == 1 and side < 0)
-                        or (sidewalk_sides == 2 and side > 0))
+            has_walk = (
+                sidewalk_sides == 0
+                or (sidewalk_sides == 1 and side < 0)
+                or (sidewalk_sides == 2 and side > 0)
+            )
             profile = self._lay_out_side(side, road_edge[side], has_walk)
             profiles[side] = profile
             self._place_side_objects(profile, parking[side], crossings)
@@ -107,8 +115,17 @@ class StreetBuilder:
         self._place_traffic(lanes, camera_x)
         self._place_backdrop()
         band_starts, band_materials = _ground_bands(profiles[-1], profiles[1], road_edge)
-        street = Street(self.materials, band_starts, band_materials, list(crossings.spans), zebras, markings,
-                        marking_colour, marking_wear, road_edge)
+        street = Street(
+            self.materials,
+            band_starts,
+            band_materials,
+            list(crossings.spans),
+            zebras,
+            markings,
+            marking_colour,
+            marking_wear,
+            road_edge,
+        )
         return StreetScene(street, self.objects, camera_x)
 
     # ------------------------------------------------------------------ the carriageway
@@ -132,19 +149,41 @@ class StreetBuilder:
         white = grey(rng, rng.uniform(0.75, 0.95), 0.03)
         wear = rng.uniform(0.0, 0.5)
         if rng.random() < 0.88:
-            centre_colour = hsv(rng.uniform(0.1, 0.15), rng.uniform(0.6, 0.9), 0.85) if rng.random() < 0.25 else white
+            centre_colour = (
+                hsv(rng.uniform(0.1, 0.15), rng.uniform(0.6, 0.9), 0.85)
+                if rng.random() < 0.25
+                else white
+            )
             width = rng.uniform(0.1, 0.16)
             dash, period = rng.uniform(2.0, 4.0), rng.uniform(6.0, 12.0)
             for i in range(1, lanes.count):
                 x = -lanes.half_width + lanes.width * i
                 centre = abs(x) < 1e-6
                 solid = centre and rng.random() < 0.35
-                markings.append(LaneMarking(x, width, solid, dash, period, rng.uniform(0, period),
-                                            centre_colour if centre else white))
+                markings.append(
+                    LaneMarking(
+                        x,
+                        width,
+                        solid,
+                        dash,
+                        period,
+                        rng.uniform(0, period),
+                        centre_colour if centre else white,
+                    )
+                )
             if rng.random() < 0.75:  # edge lines
                 for side in SIDES:
-                    markings.append(LaneMarking(side * (lanes.half_width - 0.3), width, rng.random() < 0.85, dash,
-                                                period, 0.0, white))
+                    markings.append(
+                        LaneMarking(
+                            side * (lanes.half_width - 0.3),
+                            width,
+                            rng.random() < 0.85,
+                            dash,
+                            period,
+                            0.0,
+                            white,
+                        )
+                    )
         return markings, white, wear
 
     def _draw_crossings(self) -> Crossings:
@@ -159,13 +198,17 @@ class StreetBuilder:
 
     # ------------------------------------------------------------------ the sides
 
-    def _add_band(self, bands: list[tuple[float, int]], width: float, surface: Surface, label: int) -> None:
+    def _add_band(
+        self, bands: list[tuple[float, int]], width: float, surface: Surface, label: int
+    ) -> None:
         bands.append((width, len(self.materials)))
         self.materials.append(GroundMaterial(self.rng, surface, label))
 
     def _lay_out_side(self, side: int, road_edge: float, has_walk: bool) -> SideProfile:
         rng = self.rng
-        style = str(rng.choice(["urban", "suburban", "park", "industrial"], p=[0.45, 0.3, 0.1, 0.15]))
+        style = str(
+            rng.choice(["urban", "suburban", "park", "industrial"], p=[0.45, 0.3, 0.1, 0.15])
+        )
         widths: list[tuple[float, int]] = []  # (width, material index) from the kerb outwards
         if has_walk:
             self._add_band(widths, rng.uniform(0.15, 0.3), Surface.KERB, SIDEWALK)
@@ -180,13 +223,24 @@ class StreetBuilder:
             front = rng.uniform(0, 1.0) if rng.random() < 0.4 else 0.0
             front_surface = Surface.PAVED
         elif style == "suburban":
-            front, front_surface = rng.uniform(2.0, 8.0), (Surface.GRASS if rng.random() < 0.7 else Surface.PAVED)
+            front, front_surface = (
+                rng.uniform(2.0, 8.0),
+                (Surface.GRASS if rng.random() < 0.7 else Surface.PAVED),
+            )
         elif style == "industrial":
-            front, front_surface = rng.uniform(1.0, 8.0), (Surface.PAVED if rng.random() < 0.6 else Surface.GRASS)
+            front, front_surface = (
+                rng.uniform(1.0, 8.0),
+                (Surface.PAVED if rng.random() < 0.6 else Surface.GRASS),
+            )
         else:
             front, front_surface = rng.uniform(5, 30), Surface.GRASS
         if front > 0:
-            self._add_band(widths, front, front_surface, VEGETATION if front_surface == Surface.GRASS else SIDEWALK)
+            self._add_band(
+                widths,
+                front,
+                front_surface,
+                VEGETATION if front_surface == Surface.GRASS else SIDEWALK,
+            )
         building_line = road_edge + sum(w for w, _ in widths)
         beyond = Surface.GRASS if rng.random() < 0.5 else Surface.PAVED
         self._add_band(widths, 1e5, beyond, VEGETATION if beyond == Surface.GRASS else SIDEWALK)
@@ -195,8 +249,17 @@ class StreetBuilder:
         for w, material in widths:
             bands.append((x, material))
             x += w
-        return SideProfile(side, style, has_walk, road_edge, walk_inner, walk_outer, front, building_line,
-                           tuple(bands))
+        return SideProfile(
+            side,
+            style,
+            has_walk,
+            road_edge,
+            walk_inner,
+            walk_outer,
+            front,
+            building_line,
+            tuple(bands),
+        )
 
     def _place_side_objects(self, side: SideProfile, parking: bool, crossings: Crossings) -> None:
         if side.style != "park":
@@ -214,11 +277,17 @@ class StreetBuilder:
         rng, light, sign = self.rng, self.light, side.side
         z = self.extent.z_begin - rng.uniform(0, 20)
         # all three styles' draws are made, whichever is used
-        base_height = {"urban": rng.uniform(10, 28), "suburban": rng.uniform(5, 9),
-                       "industrial": rng.uniform(5, 12)}[side.style]
+        base_height = {
+            "urban": rng.uniform(10, 28),
+            "suburban": rng.uniform(5, 9),
+            "industrial": rng.uniform(5, 12),
+        }[side.style]
         while z < self.extent.z_end:
             if side.style == "urban":
-                length, gap = rng.uniform(8, 30), (rng.uniform(2, 8) if rng.random() < 0.12 else 0.0)
+                length, gap = (
+                    rng.uniform(8, 30),
+                    (rng.uniform(2, 8) if rng.random() < 0.12 else 0.0),
+                )
             elif side.style == "suburban":
                 length, gap = rng.uniform(7, 14), rng.uniform(3, 14)
             else:
@@ -239,11 +308,23 @@ class StreetBuilder:
             height = max(3.5, base_height * rng.uniform(0.6, 1.5))
             setback = rng.uniform(0, 1.2) if rng.random() < 0.3 else 0.0
             depth = rng.uniform(10, 20)
-            self.objects.append(Building(rng, light, sign, sign * (side.building_line + setback), depth, z0, z1,
-                                         height))
-            if side.style == "suburban" and gap > 4 and rng.random() < 0.7:  # a tree between the houses
-                self.objects.append(Tree(rng, light, sign * (side.building_line + rng.uniform(1, 6)), z1 + gap / 2,
-                                         1.2))
+            self.objects.append(
+                Building(
+                    rng, light, sign, sign * (side.building_line + setback), depth, z0, z1, height
+                )
+            )
+            if (
+                side.style == "suburban" and gap > 4 and rng.random() < 0.7
+            ):  # a tree between the houses
+                self.objects.append(
+                    Tree(
+                        rng,
+                        light,
+                        sign * (side.building_line + rng.uniform(1, 6)),
+                        z1 + gap / 2,
+                        1.2,
+                    )
+                )
 
     def _place_back_row(self, side: SideProfile) -> None:
         """Buildings and tree lines behind the street's own, seen through gaps and over low buildings."""
@@ -254,11 +335,23 @@ class StreetBuilder:
             length = rng.uniform(15, 50)
             if rng.random() < (0.75 if side.style in ("urban", "industrial") else 0.35):
                 height = rng.uniform(8, 40)
-                self.objects.append(Building(rng, light, sign, sign * x_back, 20, z, z + length, height, simple=True))
+                self.objects.append(
+                    Building(
+                        rng, light, sign, sign * x_back, 20, z, z + length, height, simple=True
+                    )
+                )
             else:
                 height = rng.uniform(6, 16)
-                self.objects.append(Hedge(rng, light, *sorted((sign * x_back, sign * (x_back + 10))), z, z + length,
-                                          height))
+                self.objects.append(
+                    Hedge(
+                        rng,
+                        light,
+                        *sorted((sign * x_back, sign * (x_back + 10))),
+                        z,
+                        z + length,
+                        height,
+                    )
+                )
             z += length + (rng.uniform(2, 15) if rng.random() < 0.3 else 0)
 
     def _place_hedges(self, side: SideProfile, crossings: Crossings) -> None:
@@ -274,13 +367,24 @@ class StreetBuilder:
             if rng.random() < 0.55 and not crossings.overlaps(z, z + length, 1.0):
                 height = rng.uniform(0.6, 2.0)
                 thickness = rng.uniform(0.5, 1.5)
-                self.objects.append(Hedge(rng, light, *sorted((sign * x, sign * (x + thickness))), z, z + length,
-                                          height, colour))
+                self.objects.append(
+                    Hedge(
+                        rng,
+                        light,
+                        *sorted((sign * x, sign * (x + thickness))),
+                        z,
+                        z + length,
+                        height,
+                        colour,
+                    )
+                )
             z += length + rng.uniform(1, 15)
 
     def _place_trees(self, side: SideProfile, crossings: Crossings) -> None:
         rng, light, sign = self.rng, self.light, side.side
-        avenue_chance = {"urban": 0.35, "suburban": 0.55, "park": 0.9, "industrial": 0.3}[side.style]
+        avenue_chance = {"urban": 0.35, "suburban": 0.55, "park": 0.9, "industrial": 0.3}[
+            side.style
+        ]
         if rng.random() < avenue_chance:  # a row of street trees
             x = (side.walk_inner + 0.9) if side.has_walk else side.road_edge + 1.0
             spacing = rng.uniform(6, 16)
@@ -310,9 +414,11 @@ class StreetBuilder:
         z = self.extent.z_begin + rng.uniform(0, 30)
         while z < self.extent.z_end:
             if not crossings.overlaps(z, z, 1.0):
-                self.objects.append(Pole(rng, light, sign * (x + rng.uniform(-0.1, 0.6)), z, "sign", sign))
+                self.objects.append(
+                    Pole(rng, light, sign * (x + rng.uniform(-0.1, 0.6)), z, "sign", sign)
+                )
             z += rng.uniform(15, 60)
-        for a, b in crossings.spans:
+        for a, _ in crossings.spans:
             if rng.random() < 0.5:
                 self.objects.append(Pole(rng, light, sign * x, a - 1.0, "light", sign))
 
@@ -361,7 +467,11 @@ class StreetBuilder:
             vehicle.z_at_start = z + vehicle.length / 2
             if not crossings.overlaps(z, z + vehicle.length, 1.0) and rng.random() < 0.7:
                 self.objects.append(vehicle)
-            z += vehicle.length + rng.uniform(0.6, 4.0) + (rng.uniform(5, 20) if rng.random() < 0.15 else 0)
+            z += (
+                vehicle.length
+                + rng.uniform(0.6, 4.0)
+                + (rng.uniform(5, 20) if rng.random() < 0.15 else 0)
+            )
 
     # ------------------------------------------------------------------ across the street
 
@@ -388,7 +498,9 @@ class StreetBuilder:
                 else:
                     vehicle_speed = speed * rng.uniform(0.6, 1.2) * (1 if same_direction else -1)
                 x = centre + rng.uniform(-0.3, 0.3)
-                vehicle = Vehicle(rng, light, x, z, vehicle_speed, kind, 1 if same_direction else -1)
+                vehicle = Vehicle(
+                    rng, light, x, z, vehicle_speed, kind, 1 if same_direction else -1
+                )
                 self.objects.append(vehicle)
                 z += vehicle.length + rng.uniform(8, 70) * (1 if rng.random() < 0.7 else 3)
 
@@ -402,7 +514,9 @@ class StreetBuilder:
             self.objects.append(Backdrop(rng, light, z - 10, "trees"))
 
 
-def _ground_bands(left: SideProfile, right: SideProfile, road_edge: dict[int, float]) -> tuple[np.ndarray, np.ndarray]:
+def _ground_bands(
+    left: SideProfile, right: SideProfile, road_edge: dict[int, float]
+) -> tuple[np.ndarray, np.ndarray]:
     """Bands over the whole x axis as (starts, materials): the left side mirrored, the road, the right
     side.  The first band has no start (it reaches to -inf)."""
     edges = []

@@ -12,8 +12,13 @@ from .domains import Domain, ShiftDraw
 
 def sun_direction(elevation: float, azimuth: float) -> np.ndarray:
     """Unit vector towards the sun (radians; azimuth 0 looks down the street)."""
-    return np.array([math.cos(elevation) * math.sin(azimuth), math.sin(elevation),
-                     math.cos(elevation) * math.cos(azimuth)])
+    return np.array(
+        [
+            math.cos(elevation) * math.sin(azimuth),
+            math.sin(elevation),
+            math.cos(elevation) * math.cos(azimuth),
+        ]
+    )
 
 
 @dataclass
@@ -28,7 +33,7 @@ class Light:
     lit_window_threshold: float = 0.93
 
     @classmethod
-    def draw(cls, rng: np.random.Generator) -> "Light":
+    def draw(cls, rng: np.random.Generator) -> Light:
         sunny = rng.random() < 0.6
         elevation = math.radians(rng.uniform(18, 60))
         azimuth = rng.uniform(0, 2 * math.pi)
@@ -56,7 +61,10 @@ class Light:
             elevation = math.radians(rng.uniform(*domain.dusk_sun_elevation))
             azimuth = math.atan2(self.sun[0], self.sun[2])  # street8's azimuth, the sun only sinks
             self.sun = sun_direction(elevation, azimuth)
-            self.ambient, self.diffuse = rng.uniform(*domain.dusk_ambient), rng.uniform(*domain.dusk_diffuse)
+            self.ambient, self.diffuse = (
+                rng.uniform(*domain.dusk_ambient),
+                rng.uniform(*domain.dusk_diffuse),
+            )
             self.shadow = rng.uniform(0.15, 0.35) if self.sunny else rng.uniform(0.0, 0.08)
             self.lit_window_threshold = 1.0 - rng.uniform(*domain.dusk_lit_windows)
             self.glow = rng.uniform(*domain.dusk_glow)

@@ -18,8 +18,15 @@ Shaded = tuple[np.ndarray, "np.ndarray | None"]
 
 
 class Shader(Protocol):
-    def __call__(self, face: str, x: np.ndarray, y: np.ndarray, z_world: np.ndarray, depth: np.ndarray,
-                 focal_px: float) -> Shaded:
+    def __call__(
+        self,
+        face: str,
+        x: np.ndarray,
+        y: np.ndarray,
+        z_world: np.ndarray,
+        depth: np.ndarray,
+        focal_px: float,
+    ) -> Shaded:
         """Colours of visible surface points.  ``face`` is the plane's normal axis ("x", "y" or "z"),
         (x, y, z_world) the points, ``depth`` their distance ahead of the camera; ``focal_px`` turns a
         depth into metres per pixel, which picks the texture's mip level."""
@@ -41,16 +48,29 @@ def _write(frame: Frame, rows, cols, depth, shaded: Shaded, label: int, band: bo
         frame.band_mask[rows, cols] = True
 
 
-def face_z(frame: Frame, z_world: float, x0: float, x1: float, y0: float, y1: float, shader: Shader,
-           label: int, band: bool = False) -> None:
+def face_z(
+    frame: Frame,
+    z_world: float,
+    x0: float,
+    x1: float,
+    y0: float,
+    y1: float,
+    shader: Shader,
+    label: int,
+    band: bool = False,
+) -> None:
     """Fronto-parallel rectangle at world depth ``z_world``."""
     cam = frame.camera
     depth = z_world - cam.z
     if depth < NEAR_CLIP:
         return
     px_per_m = cam.focal_px / depth
-    c0, c1 = covered_columns(cam, cam.principal_u + (x0 - cam.x) * px_per_m, cam.principal_u + (x1 - cam.x) * px_per_m)
-    r0, r1 = covered_rows(cam, cam.horizon_v + (cam.y - y1) * px_per_m, cam.horizon_v + (cam.y - y0) * px_per_m)
+    c0, c1 = covered_columns(
+        cam, cam.principal_u + (x0 - cam.x) * px_per_m, cam.principal_u + (x1 - cam.x) * px_per_m
+    )
+    r0, r1 = covered_rows(
+        cam, cam.horizon_v + (cam.y - y1) * px_per_m, cam.horizon_v + (cam.y - y0) * px_per_m
+    )
     if c0 >= c1 or r0 >= r1:
         return
     rr, cc = np.nonzero(frame.depth[r0:r1, c0:c1] > depth)
@@ -60,11 +80,28 @@ def face_z(frame: Frame, z_world: float, x0: float, x1: float, y0: float, y1: fl
     x = cam.x + frame.ray_x[cols] * depth
     y = cam.y - frame.ray_drop[rows] * depth
     pixel_depth = np.full(rows.shape, depth, np.float32)
-    _write(frame, rows, cols, depth, shader("z", x, y, pixel_depth + cam.z, pixel_depth, cam.focal_px), label, band)
+    _write(
+        frame,
+        rows,
+        cols,
+        depth,
+        shader("z", x, y, pixel_depth + cam.z, pixel_depth, cam.focal_px),
+        label,
+        band,
+    )
 
 
-def face_x(frame: Frame, x_world: float, z0: float, z1: float, y0: float, y1: float, shader: Shader,
-           label: int, band: bool = False) -> None:
+def face_x(
+    frame: Frame,
+    x_world: float,
+    z0: float,
+    z1: float,
+    y0: float,
+    y1: float,
+    shader: Shader,
+    label: int,
+    band: bool = False,
+) -> None:
     """Rectangle in the plane x = x_world (parallel to the street), z in [z0, z1], y in [y0, y1]."""
     cam = frame.camera
     dx = x_world - cam.x
@@ -96,11 +133,28 @@ def face_x(frame: Frame, x_world: float, z0: float, z1: float, y0: float, y1: fl
     depth = column_depth[cc]
     rows, cols = rr + r0, cc + c0
     x = np.full(rows.shape, x_world, np.float32)
-    _write(frame, rows, cols, depth, shader("x", x, y[rr, cc], depth + cam.z, depth, cam.focal_px), label, band)
+    _write(
+        frame,
+        rows,
+        cols,
+        depth,
+        shader("x", x, y[rr, cc], depth + cam.z, depth, cam.focal_px),
+        label,
+        band,
+    )
 
 
-def face_y(frame: Frame, y_world: float, x0: float, x1: float, z0: float, z1: float, shader: Shader,
-           label: int, band: bool = False) -> None:
+def face_y(
+    frame: Frame,
+    y_world: float,
+    x0: float,
+    x1: float,
+    z0: float,
+    z1: float,
+    shader: Shader,
+    label: int,
+    band: bool = False,
+) -> None:
     """Horizontal rectangle at height ``y_world`` (tops of cars, kerbs, hedges)."""
     cam = frame.camera
     dy = cam.y - y_world
@@ -132,11 +186,29 @@ def face_y(frame: Frame, y_world: float, x0: float, x1: float, z0: float, z1: fl
     depth = row_depth[rr]
     rows, cols = rr + r0, cc + c0
     y = np.full(rows.shape, y_world, np.float32)
-    _write(frame, rows, cols, depth, shader("y", x[rr, cc], y, depth + cam.z, depth, cam.focal_px), label, band)
+    _write(
+        frame,
+        rows,
+        cols,
+        depth,
+        shader("y", x[rr, cc], y, depth + cam.z, depth, cam.focal_px),
+        label,
+        band,
+    )
 
 
-def box(frame: Frame, x0: float, x1: float, y0: float, y1: float, z0: float, z1: float, shader: Shader,
-        label: int, band: bool = False) -> None:
+def box(
+    frame: Frame,
+    x0: float,
+    x1: float,
+    y0: float,
+    y1: float,
+    z0: float,
+    z1: float,
+    shader: Shader,
+    label: int,
+    band: bool = False,
+) -> None:
     """Axis-aligned box: only the faces that can face the camera (near end, street side, top)."""
     cam = frame.camera
     if z1 - cam.z < NEAR_CLIP or z0 - cam.z > SCENE_DEPTH * 1.6:
@@ -151,8 +223,9 @@ def box(frame: Frame, x0: float, x1: float, y0: float, y1: float, z0: float, z1:
         face_y(frame, y1, x0, x1, z0, z1, shader, label, band)
 
 
-def clip_sprite_box(frame: Frame, left: float, top: float, width: float, height: float
-                    ) -> tuple[int, int, int, int] | None:
+def clip_sprite_box(
+    frame: Frame, left: float, top: float, width: float, height: float
+) -> tuple[int, int, int, int] | None:
     """Integer sprite box (left, top, width, height) clipped to the image, or None when off-screen."""
     cam = frame.camera
     l0, t0 = int(math.floor(left)), int(math.floor(top))
@@ -177,8 +250,17 @@ def clip_polygon_near(polygon: list[tuple[float, float]], near: float) -> list[t
     return out
 
 
-def sprite(frame: Frame, left: int, top: int, alpha: np.ndarray, colour: np.ndarray, depth: float, label: int,
-           label_threshold: float = 0.5, band: bool = False) -> None:
+def sprite(
+    frame: Frame,
+    left: int,
+    top: int,
+    alpha: np.ndarray,
+    colour: np.ndarray,
+    depth: float,
+    label: int,
+    label_threshold: float = 0.5,
+    band: bool = False,
+) -> None:
     """Composite a fronto-parallel sprite (alpha h×w, colour h×w×3) at image offset (left, top); pixels
     with at least ``label_threshold`` coverage take its label and depth."""
     height, width = frame.camera.height_px, frame.camera.width_px
@@ -204,9 +286,19 @@ def sprite(frame: Frame, left: int, top: int, alpha: np.ndarray, colour: np.ndar
         frame.band_mask[window][owned] = True
 
 
-def vertical_bar(frame: Frame, x: float, z_world: float, y0: float, y1: float, width: float,
-                 colour: np.ndarray, label: int, shade: float = 0.25, min_px: float = 1.0,
-                 band: bool = False) -> None:
+def vertical_bar(
+    frame: Frame,
+    x: float,
+    z_world: float,
+    y0: float,
+    y1: float,
+    width: float,
+    colour: np.ndarray,
+    label: int,
+    shade: float = 0.25,
+    min_px: float = 1.0,
+    band: bool = False,
+) -> None:
     """Thin vertical cylinder (pole, trunk): at least ``min_px`` wide; a sub-pixel width becomes alpha."""
     cam = frame.camera
     depth = z_world - cam.z
@@ -220,7 +312,10 @@ def vertical_bar(frame: Frame, x: float, z_world: float, y0: float, y1: float, w
     c0, c1 = int(math.floor(u_a + 0.5)), int(math.floor(u_b + 0.5))
     if c1 <= c0:
         c1 = c0 + 1
-    v_top, v_bottom = cam.horizon_v + (cam.y - y1) * px_per_m, cam.horizon_v + (cam.y - y0) * px_per_m
+    v_top, v_bottom = (
+        cam.horizon_v + (cam.y - y1) * px_per_m,
+        cam.horizon_v + (cam.y - y0) * px_per_m,
+    )
     r0, r1 = int(math.floor(v_top + 0.5)), int(math.floor(v_bottom + 0.5))
     if r1 <= r0:
         r1 = r0 + 1
@@ -230,21 +325,45 @@ def vertical_bar(frame: Frame, x: float, z_world: float, y0: float, y1: float, w
     h = r1 - r0
     darker_at_foot = np.linspace(1.05, 0.9, h, dtype=np.float32)[:, None, None]
     alpha = np.full((h, n), min(1.0, max(width_px / drawn_px, 0.6)), np.float32)
-    sprite(frame, c0, r0, alpha, np.broadcast_to(profile * darker_at_foot, (h, n, 3)), depth, label,
-           label_threshold=0.3, band=band)
+    sprite(
+        frame,
+        c0,
+        r0,
+        alpha,
+        np.broadcast_to(profile * darker_at_foot, (h, n, 3)),
+        depth,
+        label,
+        label_threshold=0.3,
+        band=band,
+    )
 
 
-def horizontal_bar(frame: Frame, x_a: float, x_b: float, z_world: float, y0: float, y1: float,
-                   colour: np.ndarray, label: int, min_px: float = 1.0) -> None:
+def horizontal_bar(
+    frame: Frame,
+    x_a: float,
+    x_b: float,
+    z_world: float,
+    y0: float,
+    y1: float,
+    colour: np.ndarray,
+    label: int,
+    min_px: float = 1.0,
+) -> None:
     """Horizontal bar at constant depth (lamp arms, sign bars), at least ``min_px`` high."""
     cam = frame.camera
     depth = z_world - cam.z
     if depth < NEAR_CLIP:
         return
     px_per_m = cam.focal_px / depth
-    u_a, u_b = cam.principal_u + (x_a - cam.x) * px_per_m, cam.principal_u + (x_b - cam.x) * px_per_m
+    u_a, u_b = (
+        cam.principal_u + (x_a - cam.x) * px_per_m,
+        cam.principal_u + (x_b - cam.x) * px_per_m,
+    )
     c0, c1 = int(math.floor(min(u_a, u_b) + 0.5)), int(math.floor(max(u_a, u_b) + 0.5))
-    v_top, v_bottom = cam.horizon_v + (cam.y - y1) * px_per_m, cam.horizon_v + (cam.y - y0) * px_per_m
+    v_top, v_bottom = (
+        cam.horizon_v + (cam.y - y1) * px_per_m,
+        cam.horizon_v + (cam.y - y0) * px_per_m,
+    )
     if v_bottom - v_top < min_px:
         middle = (v_top + v_bottom) / 2
         v_top, v_bottom = middle - min_px / 2, middle + min_px / 2
@@ -252,5 +371,13 @@ def horizontal_bar(frame: Frame, x_a: float, x_b: float, z_world: float, y0: flo
     r1 = max(r1, r0 + 1)
     c1 = max(c1, c0 + 1)
     h, w = r1 - r0, c1 - c0
-    sprite(frame, c0, r0, np.ones((h, w), np.float32), np.broadcast_to(colour, (h, w, 3)), depth, label,
-           label_threshold=0.3)
+    sprite(
+        frame,
+        c0,
+        r0,
+        np.ones((h, w), np.float32),
+        np.broadcast_to(colour, (h, w, 3)),
+        depth,
+        label,
+        label_threshold=0.3,
+    )

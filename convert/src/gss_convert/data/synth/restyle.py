@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -13,8 +13,12 @@ from .objects import Backdrop, Building, Hedge, SceneObject, Tree
 Rng = np.random.Generator
 
 
-def restyle(objects: Sequence[SceneObject], materials: Sequence[GroundMaterial], groups: Iterable[str],
-            rng: Rng) -> None:
+def restyle(
+    objects: Sequence[SceneObject],
+    materials: Sequence[GroundMaterial],
+    groups: Iterable[str],
+    rng: Rng,
+) -> None:
     """Per restyled group, hue / saturation ranges that street8 never draws for that class and the
     procedural textures (cells, stripes) it never uses.  Changes the objects and materials in place;
     their geometry and labels stay, so the labels are street8's."""
@@ -30,9 +34,13 @@ def restyle(objects: Sequence[SceneObject], materials: Sequence[GroundMaterial],
         if "building" in groups and isinstance(o, Building):
             facade = o.shader
             facade.base = building()
-            facade.texture = "cells" if rng.random() < 0.5 else "stripes"  # stone blocks / siding boards
+            facade.texture = (
+                "cells" if rng.random() < 0.5 else "stripes"
+            )  # stone blocks / siding boards
             facade.texels_per_m = rng.uniform(55, 105)  # blocks of 0.3-0.6 m, boards of 0.15-0.3 m
-            facade.amplitude = rng.uniform(0.25, 0.4)  # strong enough that joints show at street distances
+            facade.amplitude = rng.uniform(
+                0.25, 0.4
+            )  # strong enough that joints show at street distances
             facade.frame = facade.base * rng.uniform(0.45, 0.75)
             facade.cornice_colour = facade.base * rng.uniform(0.6, 1.3)
         elif isinstance(o, Backdrop):
@@ -49,7 +57,11 @@ def restyle(objects: Sequence[SceneObject], materials: Sequence[GroundMaterial],
             # coloured asphalt (street8: grey, or brownish with s <= 0.35), cobbles half the time
             m.colour = hsv(rng.uniform(0.2, 0.95), rng.uniform(0.3, 0.6), rng.uniform(0.25, 0.5))
             if rng.random() < 0.5:
-                m.texture, m.texels_per_m, m.amplitude = "cells", rng.uniform(150, 260), rng.uniform(0.2, 0.35)
+                m.texture, m.texels_per_m, m.amplitude = (
+                    "cells",
+                    rng.uniform(150, 260),
+                    rng.uniform(0.2, 0.35),
+                )
         elif m.surface in (Surface.WALK, Surface.PAVED) and "sidewalk" in groups:
             # blue to pink paving (street8: grey, red / brown, or any hue with s <= 0.25); not green,
             # which would make it a texture question only against the grass beside it

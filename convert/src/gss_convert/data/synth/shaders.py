@@ -29,15 +29,27 @@ class Facade:
     """A building's walls: a photo texture, windows in a grid or ribbons, shop fronts with posters,
     doors, a cornice, and windows that glow at dusk."""
 
-    def __init__(self, rng: Rng, light: Light, side: int, front_x: float, z_start: float, height: float,
-                 simple: bool = False):
+    def __init__(
+        self,
+        rng: Rng,
+        light: Light,
+        side: int,
+        front_x: float,
+        z_start: float,
+        height: float,
+        simple: bool = False,
+    ):
         self.side, self.front_x, self.z_start, self.height = side, front_x, z_start, height
         self.base = building_colour(rng)
-        self.texture = ["brick", "moon", "gravel", "fine", "noise"][rng.choice(5, p=[0.3, 0.25, 0.15, 0.2, 0.1])]
+        self.texture = ["brick", "moon", "gravel", "fine", "noise"][
+            rng.choice(5, p=[0.3, 0.25, 0.15, 0.2, 0.1])
+        ]
         if self.texture == "brick":
             self.texels_per_m, self.amplitude = rng.uniform(90, 140), rng.uniform(0.12, 0.3)
             if rng.random() < 0.6:
-                self.base = hsv(rng.uniform(-0.02, 0.08), rng.uniform(0.3, 0.7), rng.uniform(0.3, 0.7))
+                self.base = hsv(
+                    rng.uniform(-0.02, 0.08), rng.uniform(0.3, 0.7), rng.uniform(0.3, 0.7)
+                )
         else:
             self.texels_per_m, self.amplitude = rng.uniform(30, 160), rng.uniform(0.05, 0.22)
         self.floor_height = rng.uniform(2.8, 3.8)
@@ -46,10 +58,18 @@ class Facade:
         self.window_width = self.bay_width * rng.uniform(0.3, 0.7)
         self.window_height = self.floor_height * rng.uniform(0.35, 0.65)
         self.sill = (self.floor_height - self.window_height) * rng.uniform(0.3, 0.65)
-        self.style = ["grid", "grid", "grid", "ribbon", "none"][rng.integers(5)] if not simple else "grid"
-        self.window_colour = hsv(rng.uniform(0.45, 0.7), rng.uniform(0, 0.4), rng.uniform(0.06, 0.35))
+        self.style = (
+            ["grid", "grid", "grid", "ribbon", "none"][rng.integers(5)] if not simple else "grid"
+        )
+        self.window_colour = hsv(
+            rng.uniform(0.45, 0.7), rng.uniform(0, 0.4), rng.uniform(0.06, 0.35)
+        )
         self.window_variation = rng.uniform(0.1, 0.5)
-        self.frame = self.base * rng.uniform(0.6, 1.4) if rng.random() < 0.7 else grey(rng, rng.uniform(0.6, 0.95))
+        self.frame = (
+            self.base * rng.uniform(0.6, 1.4)
+            if rng.random() < 0.7
+            else grey(rng, rng.uniform(0.6, 0.95))
+        )
         self.frame_width = rng.uniform(0.05, 0.15)
         self.shop = rng.random() < 0.45
         self.posters = rng.random() < 0.5
@@ -95,20 +115,41 @@ class Facade:
                 window = upper & (in_floor > 0) & (in_floor < self.window_height)
                 frame = upper & (in_floor > -fw) & (in_floor < self.window_height + fw) & ~window
             else:
-                window = (upper & (in_bay > 0) & (in_bay < self.window_width) & (in_floor > 0)
-                          & (in_floor < self.window_height))
-                frame = (upper & (in_bay > -fw) & (in_bay < self.window_width + fw) & (in_floor > -fw)
-                         & (in_floor < self.window_height + fw) & ~window)
+                window = (
+                    upper
+                    & (in_bay > 0)
+                    & (in_bay < self.window_width)
+                    & (in_floor > 0)
+                    & (in_floor < self.window_height)
+                )
+                frame = (
+                    upper
+                    & (in_bay > -fw)
+                    & (in_bay < self.window_width + fw)
+                    & (in_floor > -fw)
+                    & (in_floor < self.window_height + fw)
+                    & ~window
+                )
             shop = None
             if self.shop:
                 shop_bay = np.floor(along / SHOP_BAY)
-                shop = (up > 0.4) & (up < self.ground_floor_height - 0.5) & ((along - shop_bay * SHOP_BAY) > 0.5)
+                shop = (
+                    (up > 0.4)
+                    & (up < self.ground_floor_height - 0.5)
+                    & ((along - shop_bay * SHOP_BAY) > 0.5)
+                )
                 window = window | shop
             if window.any():
                 per_window = cell_hash(bay[window], floor[window], self.seed)
-                reflection = np.clip(in_floor[window] / self.window_height, 0, 1) if self.style != "none" else 0.5
+                reflection = (
+                    np.clip(in_floor[window] / self.window_height, 0, 1)
+                    if self.style != "none"
+                    else 0.5
+                )
                 variation = 1 + self.window_variation * (per_window[:, None] * 2 - 1)
-                window_colours = self.window_colour[None, :] * variation * (0.7 + 0.6 * reflection)[:, None]
+                window_colours = (
+                    self.window_colour[None, :] * variation * (0.7 + 0.6 * reflection)[:, None]
+                )
                 lit_windows = per_window > self.lit_window_threshold
                 window_colours[lit_windows] = LIT_WINDOW
                 colour[window] = window_colours
@@ -121,18 +162,27 @@ class Facade:
                 with_poster = per_shop < 0.5
                 if with_poster.any():
                     u = ((along[shop] - shop_bay[shop] * SHOP_BAY - 0.5) / 5.5)[with_poster]
-                    v = (1 - (up[shop] - 0.4) / max(self.ground_floor_height - 0.9, 0.1))[with_poster]
+                    v = (1 - (up[shop] - 0.4) / max(self.ground_floor_height - 0.9, 0.1))[
+                        with_poster
+                    ]
                     poster = poster_colour(int(per_shop[with_poster][0] * 1000), u, v)
                     idx = np.flatnonzero(shop)[with_poster]
                     colour[idx] = 0.65 * poster + 0.35 * colour[idx]
             if frame.any():
                 colour[frame] = self.frame * (1 + 0.1 * n[frame, None])
             if face == "x" and not self.shop:  # doors on the ground floor
-                in_spacing = along - np.floor(along / self.door_spacing) * self.door_spacing - self.door_offset
+                in_spacing = (
+                    along
+                    - np.floor(along / self.door_spacing) * self.door_spacing
+                    - self.door_offset
+                )
                 door = (in_spacing > 0) & (in_spacing < self.door_width) & (up < 2.2)
                 if door.any():
-                    colour[door] = (self.door_colour * (1 + 0.15 * n[door, None])
-                                    * (0.8 + 0.2 * (up[door, None] > 1.9)))
+                    colour[door] = (
+                        self.door_colour
+                        * (1 + 0.15 * n[door, None])
+                        * (0.8 + 0.2 * (up[door, None] > 1.9))
+                    )
         if self.cornice > 0:
             cornice = up > self.height - self.cornice
             colour[cornice] = self.cornice_colour * (1 + 0.1 * n[cornice, None])
@@ -149,12 +199,28 @@ class FlatShader:
     """Uniformly coloured, textured box (clutter, tyres, lamp heads, cabinets), optionally with a
     poster band between 30 % and 90 % of its height."""
 
-    def __init__(self, colour: np.ndarray, light: Light, texture: str = "fine", texels_per_m: float = 60.0,
-                 amplitude: float = 0.12, poster: int = -1, height: float = 1.0):
-        self.colour, self.texture, self.texels_per_m, self.amplitude = colour, texture, texels_per_m, amplitude
+    def __init__(
+        self,
+        colour: np.ndarray,
+        light: Light,
+        texture: str = "fine",
+        texels_per_m: float = 60.0,
+        amplitude: float = 0.12,
+        poster: int = -1,
+        height: float = 1.0,
+    ):
+        self.colour, self.texture, self.texels_per_m, self.amplitude = (
+            colour,
+            texture,
+            texels_per_m,
+            amplitude,
+        )
         self.poster, self.height = poster, height
-        self.lit = {"x": light.face(1, 0, 0) * 0.5 + light.face(-1, 0, 0) * 0.5,
-                    "z": light.face(0, 0, -1), "y": light.face(0, 1, 0)}
+        self.lit = {
+            "x": light.face(1, 0, 0) * 0.5 + light.face(-1, 0, 0) * 0.5,
+            "z": light.face(0, 0, -1),
+            "y": light.face(0, 1, 0),
+        }
 
     def __call__(self, face, x, y, z_world, depth, focal_px) -> Shaded:
         s = z_world if face == "x" else x
@@ -165,8 +231,11 @@ class FlatShader:
         if self.poster >= 0 and face != "y":
             band = (t > 0.3 * self.height) & (t < 0.9 * self.height)
             if band.any():
-                colour[band] = poster_colour(self.poster, np.mod(s[band], 1.0),
-                                             (0.9 * self.height - t[band]) / (0.6 * self.height))
+                colour[band] = poster_colour(
+                    self.poster,
+                    np.mod(s[band], 1.0),
+                    (0.9 * self.height - t[band]) / (0.6 * self.height),
+                )
         return colour * self.lit[face], None
 
 
@@ -178,8 +247,11 @@ class VegetationShader:
         self.texels_per_m = rng.uniform(40, 90)
         self.roughness = rng.uniform(0.1, 0.35) * min(height, 3.0)
         self.seed = rng.uniform(0, 300)
-        self.lit = {"x": 0.5 * (light.face(1, 0, 0) + light.face(-1, 0, 0)), "z": light.face(0, 0, -1),
-                    "y": light.face(0, 1, 0)}
+        self.lit = {
+            "x": 0.5 * (light.face(1, 0, 0) + light.face(-1, 0, 0)),
+            "z": light.face(0, 0, -1),
+            "y": light.face(0, 1, 0),
+        }
 
     def __call__(self, face, x, y, z_world, depth, focal_px) -> Shaded:
         s = z_world if face == "x" else x
@@ -187,12 +259,15 @@ class VegetationShader:
         k = self.texels_per_m
         footprint = k * depth / focal_px * (2.5 if face == "x" else 1)
         n = sample_texture("grass", s * k, t * k, footprint)
-        n_large = sample_texture("noise", s * 8 + self.seed, t * 8 + self.seed, depth / focal_px * 8)
+        n_large = sample_texture(
+            "noise", s * 8 + self.seed, t * 8 + self.seed, depth / focal_px * 8
+        )
         colour = self.colour[None, :] * ((1 + 0.35 * n + 0.15 * n_large) * self.lit[face])[:, None]
         if face == "y":
             return colour, None
-        top = self.height - self.roughness * (0.5 + 0.5 * sample_texture("noise", s * 25 + self.seed,
-                                                                            self.seed * 3, 1))
+        top = self.height - self.roughness * (
+            0.5 + 0.5 * sample_texture("noise", s * 25 + self.seed, self.seed * 3, 1)
+        )
         return colour, y < top
 
 
@@ -200,7 +275,7 @@ class VehicleShader:
     """One part ("body", "cabin" or "tyre") of a vehicle at one placement: bumpers, lamps, plate,
     wheel arches and windows drawn onto its box faces."""
 
-    def __init__(self, vehicle: "Vehicle", placement: "VehiclePlacement", part: str):
+    def __init__(self, vehicle: Vehicle, placement: VehiclePlacement, part: str):
         self.vehicle, self.placement, self.part = vehicle, placement, part
 
     def __call__(self, face, x, y, z_world, depth, focal_px) -> Shaded:
@@ -208,7 +283,9 @@ class VehicleShader:
         paint = v.paint
         colour = np.empty((x.size, 3), np.float32)
         colour[:] = paint
-        n = sample_texture("fine", (z_world if face == "x" else x) * 80, y * 80, 80 * depth / focal_px)
+        n = sample_texture(
+            "fine", (z_world if face == "x" else x) * 80, y * 80, 80 * depth / focal_px
+        )
         if self.part == "tyre":
             colour[:] = 0.06 + 0.02 * n[:, None]
             return colour, None
@@ -260,8 +337,13 @@ class VehicleShader:
             window = (across > 0.07) & (across < 0.93) & (up > 0.08) & (up < 0.88)
         else:
             along = (z_world - at.cabin_z0) / (at.cabin_z1 - at.cabin_z0)
-            window = ((up > 0.1) & (up < 0.85) & (along > 0.05) & (along < 0.95)
-                      & (np.abs(along - v.pillar) > 0.04))
+            window = (
+                (up > 0.1)
+                & (up < 0.85)
+                & (along > 0.05)
+                & (along < 0.95)
+                & (np.abs(along - v.pillar) > 0.04)
+            )
         glass = v.glass[None, :] * (0.7 + 0.6 * up[window, None]) * (1 + 0.05 * n[window, None])
         colour *= (v.lit[face] * (1 + 0.04 * n))[:, None]
         colour[window] = glass

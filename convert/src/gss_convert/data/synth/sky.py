@@ -26,7 +26,7 @@ class Sky:
     haze_distance: float  # m, e-folding distance of the haze
 
     @classmethod
-    def draw(cls, rng: Rng) -> "Sky":
+    def draw(cls, rng: Rng) -> Sky:
         kind = rng.random()
         if kind < 0.45:  # clear blue
             zenith = hsv(rng.uniform(0.55, 0.64), rng.uniform(0.4, 0.8), rng.uniform(0.55, 0.9))
@@ -47,16 +47,29 @@ class Sky:
         cloud_colour = grey(rng, rng.uniform(0.75, 1.0), 0.05)
         haze_colour = (horizon * 0.7 + 0.3 * grey(rng, 0.8)).astype(np.float32)
         haze_distance = rng.uniform(120, 900)
-        return cls(zenith, horizon, cloud_cover, cloud_scale, cloud_offset, cloud_colour, haze_colour,
-                   haze_distance)
+        return cls(
+            zenith,
+            horizon,
+            cloud_cover,
+            cloud_scale,
+            cloud_offset,
+            cloud_colour,
+            haze_colour,
+            haze_distance,
+        )
 
-    def at_dusk(self, rng: Rng) -> "Sky":
+    def at_dusk(self, rng: Rng) -> Sky:
         """Deep blue zenith over an orange / pink afterglow, dim clouds (street8's skies are day skies)."""
         zenith = hsv(rng.uniform(0.6, 0.72), rng.uniform(0.45, 0.8), rng.uniform(0.1, 0.28))
         horizon = hsv(rng.uniform(-0.06, 0.09), rng.uniform(0.35, 0.75), rng.uniform(0.45, 0.75))
         cloud_colour = hsv(rng.uniform(0.75, 0.98), rng.uniform(0.1, 0.35), rng.uniform(0.2, 0.4))
-        return replace(self, zenith=zenith, horizon=horizon, cloud_colour=cloud_colour,
-                       haze_colour=(0.5 * horizon + 0.5 * zenith).astype(np.float32))
+        return replace(
+            self,
+            zenith=zenith,
+            horizon=horizon,
+            cloud_colour=cloud_colour,
+            haze_colour=(0.5 * horizon + 0.5 * zenith).astype(np.float32),
+        )
 
     def render(self, frame: Frame) -> None:
         """Fills the pixels above the horizon that no object covers."""
@@ -64,7 +77,7 @@ class Sky:
         rows = min(cam.height_px, max(0, int(math.ceil(cam.horizon_v + 1))))
         if rows <= 0:
             return
-        v = (np.arange(rows, dtype=np.float32) + 0.5)
+        v = np.arange(rows, dtype=np.float32) + 0.5
         towards_horizon = np.clip(v / max(cam.horizon_v, 1.0), 0, 1) ** 1.3
         blend = towards_horizon[:, None]
         gradient = self.zenith[None, :] * (1 - blend) + self.horizon[None, :] * blend
@@ -73,10 +86,14 @@ class Sky:
             # clouds keep their size in pixels across image widths, and drift as the camera moves
             texels_per_px = 512.0 / cam.width_px * self.cloud_scale * 0.5
             columns = np.arange(cam.width_px, dtype=np.float32)[None, :]
-            uu = (columns * texels_per_px + self.cloud_offset[0] + 20 * cam.z)
-            vv = (v[:, None] * texels_per_px * 2.5 + self.cloud_offset[1])
-            n = sample_texture("noise", uu, vv, 2.0) + 0.25 * sample_texture("fine", uu * 2, vv * 2, 8.0)
-            cover = np.clip((n - (1.2 - 1.6 * self.cloud_cover)) * 0.8, 0, 1) * (1 - 0.6 * towards_horizon[:, None])
+            uu = columns * texels_per_px + self.cloud_offset[0] + 20 * cam.z
+            vv = v[:, None] * texels_per_px * 2.5 + self.cloud_offset[1]
+            n = sample_texture("noise", uu, vv, 2.0) + 0.25 * sample_texture(
+                "fine", uu * 2, vv * 2, 8.0
+            )
+            cover = np.clip((n - (1.2 - 1.6 * self.cloud_cover)) * 0.8, 0, 1) * (
+                1 - 0.6 * towards_horizon[:, None]
+            )
             shade = (1 - 0.25 * np.clip(n - 0.5, 0, 2))[..., None]
             sky = sky * (1 - cover[..., None]) + (self.cloud_colour * shade) * cover[..., None]
         free = frame.depth[:rows] == np.inf

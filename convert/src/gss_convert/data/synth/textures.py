@@ -11,9 +11,9 @@ from __future__ import annotations
 import functools
 import math
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Mapping
 
 import numpy as np
 from PIL import Image, ImageFilter
@@ -24,16 +24,18 @@ POSTER_SIZE = 64
 
 # key -> (skimage.data loader, rotate by 90°).  The loaders read files shipped in the wheel (no pooch
 # download); each one that fails is replaced by procedural noise, so rendering never needs a network.
-PHOTO_TEXTURES: Mapping[str, tuple[str, bool]] = MappingProxyType({
-    "gravel": ("gravel", False),  # asphalt, gravel paths
-    "grass": ("grass", False),  # lawns, hedges, tree crowns
-    "brick": ("brick", True),  # brick facades and paving (rotated: courses horizontal)
-    "moon": ("moon", False),  # plaster, concrete, stains
-})
+PHOTO_TEXTURES: Mapping[str, tuple[str, bool]] = MappingProxyType(
+    {
+        "gravel": ("gravel", False),  # asphalt, gravel paths
+        "grass": ("grass", False),  # lawns, hedges, tree crowns
+        "brick": ("brick", True),  # brick facades and paving (rotated: courses horizontal)
+        "moon": ("moon", False),  # plaster, concrete, stains
+    }
+)
 POSTER_PHOTOS = ("coffee", "chelsea", "astronaut", "rocket")
 
 # footprints (texels per pixel) at which the next coarser mip level takes over
-_MIP_EDGES = np.array([2.0 ** i for i in range(1, MIP_LEVELS)], np.float32)
+_MIP_EDGES = np.array([2.0**i for i in range(1, MIP_LEVELS)], np.float32)
 _MIP_EDGES.flags.writeable = False
 
 
@@ -85,7 +87,9 @@ def board_stripes(seed: int, size: int, period: int) -> np.ndarray:
     tone = rng.standard_normal(size // period)[row // period]
     groove = np.where(row % period < max(1, period // 8), -2.5, 0.0)
     grain = fractal_noise(seed + 1, size, 1.6)
-    grain = 0.5 * (grain + np.roll(grain, 1, 1) + np.roll(grain, 2, 1)) / 1.5  # smear along the boards
+    grain = (
+        0.5 * (grain + np.roll(grain, 1, 1) + np.roll(grain, 2, 1)) / 1.5
+    )  # smear along the boards
     a = (tone + groove)[:, None] * 0.8 + 0.35 * grain
     return (a - a.mean()) / (a.std() + 1e-9)
 
@@ -102,10 +106,14 @@ def _load_skimage(name: str) -> np.ndarray | None:
 def _photo_to_tile(gray: np.ndarray) -> np.ndarray:
     """Grey photo -> seamless zero-mean unit-std float tile of TILE_SIZE (mirror-tiled)."""
     half = TILE_SIZE // 2
-    im = Image.fromarray(np.clip(gray, 0, 255).astype(np.uint8)).resize((half, half), Image.BILINEAR)
+    im = Image.fromarray(np.clip(gray, 0, 255).astype(np.uint8)).resize(
+        (half, half), Image.BILINEAR
+    )
     a = np.asarray(im, np.float32)
     # remove slow illumination gradients, keep the texture
-    low = np.asarray(Image.fromarray(a.astype(np.uint8)).filter(ImageFilter.GaussianBlur(24)), np.float32)
+    low = np.asarray(
+        Image.fromarray(a.astype(np.uint8)).filter(ImageFilter.GaussianBlur(24)), np.float32
+    )
     a = a - low
     a = np.concatenate([a, a[:, ::-1]], 1)
     a = np.concatenate([a, a[::-1, :]], 0)
@@ -120,10 +128,12 @@ def _mip_stack(tile: np.ndarray) -> np.ndarray:
         if level == 0:
             blurred = tile
         else:
-            sigma = 0.6 * 2 ** level
+            sigma = 0.6 * 2**level
             k = np.fft.fftfreq(size)
             gauss = np.exp(-2 * (math.pi * sigma) ** 2 * (k[:, None] ** 2 + k[None, :] ** 2))
-            blurred = np.real(np.fft.ifft2(np.fft.fft2(tile) * gauss))  # periodic blur keeps it tileable
+            blurred = np.real(
+                np.fft.ifft2(np.fft.fft2(tile) * gauss)
+            )  # periodic blur keeps it tileable
         levels.append(np.clip(128 + 40 * blurred, 0, 255).astype(np.uint8))
     return np.stack(levels)
 
@@ -154,7 +164,9 @@ class TextureBank:
         """Colour of poster ``index`` (wrapping over the posters) at (u, v) in [0, 1)."""
         p = self.posters[index % len(self.posters)]
         n = p.shape[0]
-        return p[np.clip((v * n).astype(np.int32), 0, n - 1), np.clip((u * n).astype(np.int32), 0, n - 1)]
+        return p[
+            np.clip((v * n).astype(np.int32), 0, n - 1), np.clip((u * n).astype(np.int32), 0, n - 1)
+        ]
 
 
 @functools.cache
@@ -171,7 +183,9 @@ def texture_bank() -> TextureBank:
                 photo = np.rot90(photo)
             tile = _photo_to_tile(photo)
         stacks[key] = _mip_stack(tile)
-    stacks["noise"] = _mip_stack(fractal_noise(1234, TILE_SIZE, 2.6))  # smooth, large-scale variation / clouds
+    stacks["noise"] = _mip_stack(
+        fractal_noise(1234, TILE_SIZE, 2.6)
+    )  # smooth, large-scale variation / clouds
     stacks["fine"] = _mip_stack(fractal_noise(4321, TILE_SIZE, 1.0))
     # held-out textures of the shift domain (street8 never samples them; see restyle.py)
     stacks["cells"] = _mip_stack(stone_cells(2468, TILE_SIZE, 16))  # 16 stones per tile side
@@ -180,7 +194,9 @@ def texture_bank() -> TextureBank:
     for name in POSTER_PHOTOS:
         photo = _load_skimage(name)
         if photo is not None and photo.ndim == 3:
-            im = Image.fromarray(photo[..., :3].astype(np.uint8)).resize((POSTER_SIZE, POSTER_SIZE), Image.BILINEAR)
+            im = Image.fromarray(photo[..., :3].astype(np.uint8)).resize(
+                (POSTER_SIZE, POSTER_SIZE), Image.BILINEAR
+            )
             posters.append(np.asarray(im, np.float32) / 255.0)
     if not posters:
         posters.append(np.full((POSTER_SIZE, POSTER_SIZE, 3), 0.5, np.float32))

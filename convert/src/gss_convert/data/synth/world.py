@@ -8,16 +8,16 @@ their own generator and are applied right after the street8 draws they replace.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 
 from .camera import NEAR_CLIP, SCENE_DEPTH, Camera, Frame
 from .colours import vehicle_colour
-from .labels import UNLABELED
-from .domains import Domain, get_domain, draw_shift
+from .domains import Domain, draw_shift, get_domain
 from .ground import render_ground
+from .labels import UNLABELED
 from .layout import StreetBuilder, StreetExtent
 from .lighting import Light
 from .photometric import CameraResponse, Fog, develop
@@ -45,7 +45,7 @@ class Hood:
     colour: np.ndarray
 
     @classmethod
-    def draw(cls, rng: Rng) -> "Hood":
+    def draw(cls, rng: Rng) -> Hood:
         share = rng.uniform(0.04, 0.1) if rng.random() < 0.15 else 0.0
         return cls(share, vehicle_colour(rng) * 0.6)  # the colour is drawn either way
 
@@ -72,8 +72,14 @@ def check_size(size) -> tuple[int, int]:
 class World:
     """A street scene for a camera driving forward ``n_frames`` frames; :meth:`render` draws frame i."""
 
-    def __init__(self, seed: int, size: tuple[int, int], n_frames: int, domain: str | Domain | None = None,
-                 speed: float | None = None):
+    def __init__(
+        self,
+        seed: int,
+        size: tuple[int, int],
+        n_frames: int,
+        domain: str | Domain | None = None,
+        speed: float | None = None,
+    ):
         rng = np.random.default_rng(seed)
         self.seed = seed
         self.height, self.width = int(size[0]), int(size[1])
@@ -90,7 +96,9 @@ class World:
         if speed is not None:
             # drawn first all the same, so every later draw of this seed's world stays as it was
             self.speed = float(speed)
-        scene = StreetBuilder(rng, self.light, StreetExtent.for_frames(self.speed, n_frames), self.speed).build()
+        scene = StreetBuilder(
+            rng, self.light, StreetExtent.for_frames(self.speed, n_frames), self.speed
+        ).build()
         self.street, self.objects, self.camera_x = scene.street, scene.objects, scene.camera_x
         self.sky = Sky.draw(rng)
         self.response = CameraResponse.draw(rng)
@@ -127,8 +135,16 @@ class World:
 
     def camera(self, i: int) -> Camera:
         lens = self.lens
-        return Camera(self.height, self.width, lens.focal_px, lens.principal_u, lens.horizon_v, self.camera_x,
-                      lens.height, self.speed * i)
+        return Camera(
+            self.height,
+            self.width,
+            lens.focal_px,
+            lens.principal_u,
+            lens.horizon_v,
+            self.camera_x,
+            lens.height,
+            self.speed * i,
+        )
 
     def render(self, i: int, return_depth: bool = False) -> tuple[np.ndarray, ...]:
         """(image, label) of frame ``i``; with ``return_depth`` also the z-buffer (metres, inf = sky)."""
@@ -173,16 +189,18 @@ def _add_ignore_band(frame: Frame) -> None:
     frame.labels[grown & ~marked] = UNLABELED
 
 
-def render_scene(seed: int, size: tuple[int, int] = (256, 512),
-                 domain: str | Domain = "street8") -> tuple[np.ndarray, np.ndarray]:
+def render_scene(
+    seed: int, size: tuple[int, int] = (256, 512), domain: str | Domain = "street8"
+) -> tuple[np.ndarray, np.ndarray]:
     """One random street frame: (image uint8 HxWx3 RGB, label uint8 HxW with values in 0..7 or 255).
     Deterministic per (seed, domain); a shifted domain shows the same scene as street8 for that seed."""
     height, width = check_size(size)
     return World(int(seed), (height, width), 1, domain).render(0)
 
 
-def render_sequence(seed: int, n: int, size: tuple[int, int] = (256, 512),
-                    domain: str | Domain = "street8") -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def render_sequence(
+    seed: int, n: int, size: tuple[int, int] = (256, 512), domain: str | Domain = "street8"
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """n consecutive frames of a camera moving forward through ONE scene (same layout, objects approach
     and pass).  With a shifted domain the whole sequence gets the same shifts."""
     height, width = check_size(size)

@@ -21,7 +21,9 @@ IMAGE_FORMATS = ("png", "jpg")
 
 def derive_seed(seed: int, split: str, index: int) -> int:
     """The seed of one image: from (seed, split, index) alone, so no image depends on any other."""
-    seed_sequence = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, zlib.crc32(split.encode()), int(index)])
+    seed_sequence = np.random.SeedSequence(
+        [int(seed) & 0xFFFFFFFF, zlib.crc32(split.encode()), int(index)]
+    )
     return int(seed_sequence.generate_state(1, np.uint32)[0])
 
 
@@ -41,7 +43,9 @@ class RenderJob:
     speed: float | None = None  # sequences: metres per frame (None: drawn per world)
 
 
-def _save_pair(out: Path, split: str, stem: str, image: np.ndarray, labels: np.ndarray, image_format: str) -> None:
+def _save_pair(
+    out: Path, split: str, stem: str, image: np.ndarray, labels: np.ndarray, image_format: str
+) -> None:
     image_path = out / "images" / split / f"{stem}.{image_format}"
     label_path = out / "labels" / split / f"{stem}.png"
     if image_format == "jpg":
@@ -58,7 +62,11 @@ def _stem(job: RenderJob, index: int) -> str:
 def _run_job(job: RenderJob) -> list[tuple[str, dict]]:
     """Render and save the job's frames; returns per frame its ``split/stem`` and the shifts it got."""
     done = []
-    sequence_world = World(job.seed, job.size, job.sequence_length, job.domain, speed=job.speed) if job.sequence_length else None
+    sequence_world = (
+        World(job.seed, job.size, job.sequence_length, job.domain, speed=job.speed)
+        if job.sequence_length
+        else None
+    )
     for i in job.indices:
         if sequence_world is not None:
             world, frame = sequence_world, i
@@ -76,19 +84,32 @@ def _contiguous_runs(n: int, runs: int) -> list[tuple[int, ...]]:
     return [tuple(range(start, min(n, start + step))) for start in range(0, n, step)]
 
 
-def _remove_stale_files(image_dir: Path, label_dir: Path, prefix: str, count: int, image_format: str) -> None:
+def _remove_stale_files(
+    image_dir: Path, label_dir: Path, prefix: str, count: int, image_format: str
+) -> None:
     """Files of an earlier run that this one would not write (more images, or the other format)."""
     keep = {f"{prefix}{i:06d}" for i in range(count)}
     for folder, suffixes in ((image_dir, (".png", ".jpg")), (label_dir, (".png",))):
         for p in folder.iterdir():
-            if p.name.startswith(prefix) and p.suffix in suffixes and (
-                    p.stem not in keep or (folder is image_dir and p.suffix != "." + image_format)):
+            if (
+                p.name.startswith(prefix)
+                and p.suffix in suffixes
+                and (p.stem not in keep or (folder is image_dir and p.suffix != "." + image_format))
+            ):
                 p.unlink()
 
 
-def generate_dataset(out: Path, size: tuple[int, int], splits: dict[str, int], seed: int,
-                     sequence: int | None = None, workers: int = 2, image_format: str = "png",
-                     domain: str | Domain = "street8", speed: float | None = None) -> dict[str, int]:
+def generate_dataset(
+    out: Path,
+    size: tuple[int, int],
+    splits: dict[str, int],
+    seed: int,
+    sequence: int | None = None,
+    workers: int = 2,
+    image_format: str = "png",
+    domain: str | Domain = "street8",
+    speed: float | None = None,
+) -> dict[str, int]:
     """Write a street8 data set in the folder layout.
 
     ``<out>/images/<split>/<stem>.<png|jpg>``, ``<out>/labels/<split>/<stem>.png`` (8-bit L, pixel = class
@@ -118,7 +139,9 @@ def generate_dataset(out: Path, size: tuple[int, int], splits: dict[str, int], s
     workers = max(1, int(workers))
     jobs: list[RenderJob] = []
     if speed is not None and (sequence is None or not speed >= 0):
-        raise ValueError("speed applies to sequences only, in metres per frame, 0 (a parked camera) or more")
+        raise ValueError(
+            "speed applies to sequences only, in metres per frame, 0 (a parked camera) or more"
+        )
     if sequence is not None:
         if len(splits) > 1:
             raise ValueError("sequence mode writes a single split; give at most one split name")
@@ -130,15 +153,19 @@ def generate_dataset(out: Path, size: tuple[int, int], splits: dict[str, int], s
         world_seed = derive_seed(seed, name, 0)
         # one run per worker call; a few runs per worker keep the workers busy to the end
         runs = 1 if workers == 1 else workers * 4
-        jobs = [RenderJob(out, name, run, (height, width), fmt, world_seed, n, dom, speed)
-                for run in _contiguous_runs(n, runs)]
+        jobs = [
+            RenderJob(out, name, run, (height, width), fmt, world_seed, n, dom, speed)
+            for run in _contiguous_runs(n, runs)
+        ]
         prefix = {name: "frame_"}
     else:
         plan = {k: int(v) for k, v in splits.items()}
         for name, count in plan.items():
             if count < 0:
                 raise ValueError(f"split {name!r}: negative count")
-            jobs += [RenderJob(out, name, (i,), (height, width), fmt, seed, 0, dom) for i in range(count)]
+            jobs += [
+                RenderJob(out, name, (i,), (height, width), fmt, seed, 0, dom) for i in range(count)
+            ]
         prefix = {name: f"street8_{name}_" for name in plan}
     out.mkdir(parents=True, exist_ok=True)
     for name, count in plan.items():
@@ -161,7 +188,9 @@ def generate_dataset(out: Path, size: tuple[int, int], splits: dict[str, int], s
                 bar.update(len(done))
         else:
             with mp.get_context().Pool(workers) as pool:
-                for done in pool.imap_unordered(_run_job, jobs, chunksize=1 if sequence is not None else 4):
+                for done in pool.imap_unordered(
+                    _run_job, jobs, chunksize=1 if sequence is not None else 4
+                ):
                     records.update(done)
                     bar.update(len(done))
     finally:
@@ -172,7 +201,18 @@ def generate_dataset(out: Path, size: tuple[int, int], splits: dict[str, int], s
         for c in rec["cases"]:
             counts[c] = counts.get(c, 0) + 1
     if not dom.is_street8:
-        meta.write_text(json.dumps({
-            "domain": dom.name, "seed": int(seed), "size": [height, width], "preset": asdict(dom), "cases": counts,
-            "images": {k: records[k] for k in sorted(records)}}, indent=1) + "\n")
+        meta.write_text(
+            json.dumps(
+                {
+                    "domain": dom.name,
+                    "seed": int(seed),
+                    "size": [height, width],
+                    "preset": asdict(dom),
+                    "cases": counts,
+                    "images": {k: records[k] for k in sorted(records)},
+                },
+                indent=1,
+            )
+            + "\n"
+        )
     return counts

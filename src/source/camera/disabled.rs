@@ -1,8 +1,8 @@
 //! Cameras in a build without the `v4l` feature: opening one or listing devices is an error
 //! that says how to get a build that can.
 
-use super::pixfmt::{FrameLayout, PixelFormat};
-use super::{CameraOptions, DeviceInfo, Frame, FrameSource};
+use crate::pixel_format::{FrameLayout, PixelFormat};
+use crate::source::{CameraOptions, DeviceInfo, Frame, FrameSource};
 use crate::{Error, Result};
 
 const REBUILD: &str = "this gss was built without the v4l feature; rebuild with --features v4l";

@@ -2,9 +2,11 @@
 //! [`choose_format`], mmap streaming, decoding each buffer into a pooled image, and reopening a
 //! camera that disappears.
 
-use super::negotiate::{choose_format, ChosenFormat, FormatOffer, Interval, SizeOffer};
-use super::pixfmt::{bad_buffer, FourCc, FrameDecoder, FrameLayout, PixelFormat};
-use super::{CameraOptions, DeviceInfo, DeviceSpec, Frame, FrameSource, StopSignal, STOP_POLL};
+use crate::source::negotiate::{choose_format, ChosenFormat, FormatOffer, Interval, SizeOffer};
+use crate::source::frame_decoder::FrameDecoder;
+use crate::source::pixfmt::bad_buffer;
+use crate::pixel_format::{FourCc, FrameLayout, PixelFormat};
+use crate::source::{CameraOptions, DeviceInfo, DeviceSpec, Frame, FrameSource, StopSignal, STOP_POLL};
 use crate::{Error, Result};
 use std::io;
 use std::path::{Path, PathBuf};

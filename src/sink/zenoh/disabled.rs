@@ -1,9 +1,9 @@
 //! The zenoh sink in a build without the `zenoh` feature: starting it is an error that says how
-//! to get a build that can (the wire format and ROS 2 encoding still build: [`super::wire`],
-//! [`super::ros2`]).
+//! to get a build that can (the wire format and ROS 2 encoding still build: [`crate::sink::wire`],
+//! [`crate::sink::ros2`]).
 
-pub use super::wire::SinkStats;
-use super::wire::ZenohSinkOptions;
+pub use crate::sink::wire::SinkStats;
+use crate::sink::wire::ZenohSinkOptions;
 use crate::model::ModelPackage;
 use crate::pipeline::{Pipeline, Subscription};
 use crate::{Error, Result};

@@ -1,6 +1,6 @@
 //! The zenoh sink (feature `zenoh`): a pipeline subscriber on a thread of its own that publishes
-//! every [`MaskFrame`] as a `gss-mask/1` sample ([`super::wire`]) and/or as a ROS 2
-//! `sensor_msgs/msg/Image` the rmw_zenoh way ([`super::ros2`]).
+//! every [`MaskFrame`] as a `gss-mask/1` sample ([`crate::sink::wire`]) and/or as a ROS 2
+//! `sensor_msgs/msg/Image` the rmw_zenoh way ([`crate::sink::ros2`]).
 //!
 //! It subscribes with [`Policy::RealTime`] and publishes frames with
 //! `CongestionControl::Drop`: a slow network or subscriber loses frames here and never slows
@@ -14,9 +14,9 @@ use zenoh::bytes::ZBytes;
 use zenoh::qos::CongestionControl;
 use zenoh::Wait;
 
-use super::ros2::{self, NodeId, Qos};
-use super::wire::{self, Ros2Options, SessionOptions, ZenohSinkOptions};
-pub use super::wire::SinkStats;
+use crate::sink::ros2::{self, NodeId, Qos};
+use crate::sink::wire::{self, Ros2Options, SessionOptions, ZenohSinkOptions};
+pub use crate::sink::wire::SinkStats;
 use crate::model::ModelPackage;
 use crate::pipeline::{MaskFrame, Pipeline, Policy, Subscription};
 use crate::{Error, Result};
@@ -319,7 +319,7 @@ impl RosOutput {
         if let Some((topic, name, overlay)) = &mut self.overlay {
             match &frame.frame {
                 Some(rgb) => {
-                    super::blend_into(rgb, classes, colors, overlay);
+                    crate::sink::blend_into(rgb, classes, colors, overlay);
                     let image = ros2::Image { encoding: "rgb8", step: overlay.width() * 3, data: overlay.as_raw(), ..image };
                     ok &= topic.publish(&image, self.sequence_number);
                 }

@@ -1,10 +1,14 @@
 //! Maskige inverse X⁻¹: the decoder's RGB maskige back to class ids. [`MaskigeInverse`] is the
 //! one interface; [`Palette`] (nearest palette colour, the paper's GSS-FF) and [`LinearInverse`]
 //! (a trained per-pixel linear classifier, GSS-FT without hidden layers) implement it here with
-//! vectorised loops, an ONNX graph in the package (`engine::cpu::OnnxInverse`) implements it on
-//! tract.
+//! vectorised loops, an ONNX graph in the package ([`OnnxInverse`]) implements it on tract.
+//! [`for_package`] builds the one a package names.
 
 use crate::error::{Error, Result};
+use crate::model::{Inverse, ModelPackage};
+
+mod onnx;
+pub use onnx::OnnxInverse;
 
 /// Planar maskige (3×H×W, the decoder's output range) → class ids (H×W).
 pub trait MaskigeInverse: Send {
@@ -15,6 +19,21 @@ pub trait MaskigeInverse: Send {
 }
 
 /// A planar maskige holds three values per pixel of the class map it becomes.
+/// The package's X⁻¹: the nearest palette colour, a trained linear classifier (both the
+/// runtime's own loop), or its ONNX graph.
+pub fn for_package(package: &ModelPackage) -> Result<Box<dyn MaskigeInverse>> {
+    let m = &package.manifest;
+    Ok(match &m.maskige.inverse {
+        Inverse::Nearest => Box::new(Palette::new(&m.maskige.palette, m.decoder.output_range)),
+        Inverse::Linear { weight, bias } => {
+            Box::new(LinearInverse::new(weight.clone(), bias.clone())?)
+        }
+        Inverse::Onnx { file, input, output } => {
+            Box::new(OnnxInverse::new(package, file, input, output)?)
+        }
+    })
+}
+
 fn check_sizes(maskige: &[f32], classes: &image::GrayImage) -> Result<()> {
     if maskige.len() == 3 * classes.len() {
         return Ok(());
