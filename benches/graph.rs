@@ -29,22 +29,47 @@ struct Args {
 }
 
 fn parse() -> Result<Args, String> {
-    let mut a = Args { files: vec![], threads: vec![1], runs: 30, profile: false, knobs: vec![], transforms: vec![], max_token: 512, kernels: vec![], pair: false };
+    let mut a = Args {
+        files: vec![],
+        threads: vec![1],
+        runs: 30,
+        profile: false,
+        knobs: vec![],
+        transforms: vec![],
+        max_token: 512,
+        kernels: vec![],
+        pair: false,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
         match arg.as_str() {
             "--bench" => {}
-            "--threads" => a.threads = value("--threads")?.split(',').map(|t| t.parse().map_err(|e| format!("--threads: {e}"))).collect::<Result<_, _>>()?,
-            "--runs" => a.runs = value("--runs")?.parse().map_err(|e| format!("--runs: {e}"))?,
-            "--max-token" => a.max_token = value("--max-token")?.parse().map_err(|e| format!("--max-token: {e}"))?,
+            "--threads" => {
+                a.threads = value("--threads")?
+                    .split(',')
+                    .map(|t| t.parse().map_err(|e| format!("--threads: {e}")))
+                    .collect::<Result<_, _>>()?
+            }
+            "--runs" => {
+                a.runs = value("--runs")?
+                    .parse()
+                    .map_err(|e| format!("--runs: {e}"))?
+            }
+            "--max-token" => {
+                a.max_token = value("--max-token")?
+                    .parse()
+                    .map_err(|e| format!("--max-token: {e}"))?
+            }
             "--profile" => a.profile = true,
             "--pair" => a.pair = true,
             "--kernels" => a.kernels = value("--kernels")?.split(',').map(str::to_string).collect(),
             "--transform" => a.transforms.push(value("--transform")?),
             "--knob" => {
                 let kv = value("--knob")?;
-                let (k, v) = kv.split_once('=').ok_or(format!("--knob {kv}: expected NAME=VALUE"))?;
+                let (k, v) = kv
+                    .split_once('=')
+                    .ok_or(format!("--knob {kv}: expected NAME=VALUE"))?;
                 a.knobs.push((k.to_string(), v.to_string()));
             }
             f if !f.starts_with('-') => a.files.push(f.to_string()),
@@ -54,7 +79,11 @@ fn parse() -> Result<Args, String> {
     if a.kernels.is_empty() {
         a.kernels.push("tract".into());
     }
-    if let Some(k) = a.kernels.iter().find(|k| !["tract", "gss", "gss-unfused"].contains(&k.as_str())) {
+    if let Some(k) = a
+        .kernels
+        .iter()
+        .find(|k| !["tract", "gss", "gss-unfused"].contains(&k.as_str()))
+    {
         return Err(format!("--kernels {k}: expected tract, gss or gss-unfused"));
     }
     if a.files.is_empty() {
@@ -64,12 +93,33 @@ fn parse() -> Result<Args, String> {
 }
 
 fn input_for(fact: &TypedFact, max_token: i64) -> Result<Tensor, String> {
-    let shape: Vec<usize> = fact.shape.as_concrete().ok_or(format!("input shape {:?} is not concrete: export static shapes", fact.shape))?.to_vec();
+    let shape: Vec<usize> = fact
+        .shape
+        .as_concrete()
+        .ok_or(format!(
+            "input shape {:?} is not concrete: export static shapes",
+            fact.shape
+        ))?
+        .to_vec();
     let n: usize = shape.iter().product();
     let t = match fact.datum_type {
-        DatumType::F32 => Tensor::from_shape(&shape, &(0..n).map(|i| ((i * 7919) % 256) as f32).collect::<Vec<_>>()),
-        DatumType::I64 => Tensor::from_shape(&shape, &(0..n).map(|i| (i as i64 * 7919) % max_token).collect::<Vec<_>>()),
-        other => return Err(format!("inputs of type {other:?} are not generated; extend input_for")),
+        DatumType::F32 => Tensor::from_shape(
+            &shape,
+            &(0..n)
+                .map(|i| ((i * 7919) % 256) as f32)
+                .collect::<Vec<_>>(),
+        ),
+        DatumType::I64 => Tensor::from_shape(
+            &shape,
+            &(0..n)
+                .map(|i| (i as i64 * 7919) % max_token)
+                .collect::<Vec<_>>(),
+        ),
+        other => {
+            return Err(format!(
+                "inputs of type {other:?} are not generated; extend input_for"
+            ))
+        }
     };
     t.map_err(|e| e.to_string())
 }
@@ -85,7 +135,11 @@ fn main() {
 
 fn run() -> Result<(), String> {
     let args = parse()?;
-    let knobs: Vec<(&str, &str)> = args.knobs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let knobs: Vec<(&str, &str)> = args
+        .knobs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     let transforms: Vec<&str> = args.transforms.iter().map(String::as_str).collect();
     println!("| graph | kernels | threads | p50 ms | min ms |\n|---|---|---:|---:|---:|");
     let mut profiles = Vec::new();
@@ -98,29 +152,43 @@ fn run() -> Result<(), String> {
         if !args.kernels.iter().any(|k| k == "tract") {
             continue;
         }
-      cpu::with_threads(threads, || -> Result<(), String> {
-        for file in &args.files {
-            let (plan, facts) = plan_onnx_file(file.as_ref(), &knobs, &transforms).map_err(|e| e.to_string())?;
-            let inputs: TVec<TValue> = facts.iter().map(|f| input_for(f, args.max_token).map(|t| t.into())).collect::<Result<_, _>>()?;
-            let mut state = plan.spawn().map_err(|e| e.to_string())?;
-            for _ in 0..3 {
-                state.run(inputs.clone()).map_err(|e| e.to_string())?;
+        cpu::with_threads(threads, || -> Result<(), String> {
+            for file in &args.files {
+                let (plan, facts) = plan_onnx_file(file.as_ref(), &knobs, &transforms)
+                    .map_err(|e| e.to_string())?;
+                let inputs: TVec<TValue> = facts
+                    .iter()
+                    .map(|f| input_for(f, args.max_token).map(|t| t.into()))
+                    .collect::<Result<_, _>>()?;
+                let mut state = plan.spawn().map_err(|e| e.to_string())?;
+                for _ in 0..3 {
+                    state.run(inputs.clone()).map_err(|e| e.to_string())?;
+                }
+                let mut ms = Vec::with_capacity(args.runs);
+                for _ in 0..args.runs {
+                    let t = Instant::now();
+                    state.run(inputs.clone()).map_err(|e| e.to_string())?;
+                    ms.push(t.elapsed().as_secs_f64() * 1e3);
+                }
+                ms.sort_by(f64::total_cmp);
+                println!(
+                    "| {file} | tract | {threads} | {:.2} | {:.2} |",
+                    percentile(&ms, 50.0),
+                    ms[0]
+                );
+                if args.profile && inputs.len() == 1 {
+                    let p = profile_plan(
+                        &plan,
+                        &inputs[0].clone().into_tensor(),
+                        args.runs.min(10),
+                        threads,
+                    )
+                    .map_err(|e| e.to_string())?;
+                    profiles.push((format!("{file} (tract)"), threads, p));
+                }
             }
-            let mut ms = Vec::with_capacity(args.runs);
-            for _ in 0..args.runs {
-                let t = Instant::now();
-                state.run(inputs.clone()).map_err(|e| e.to_string())?;
-                ms.push(t.elapsed().as_secs_f64() * 1e3);
-            }
-            ms.sort_by(f64::total_cmp);
-            println!("| {file} | tract | {threads} | {:.2} | {:.2} |", percentile(&ms, 50.0), ms[0]);
-            if args.profile && inputs.len() == 1 {
-                let p = profile_plan(&plan, &inputs[0].clone().into_tensor(), args.runs.min(10), threads).map_err(|e| e.to_string())?;
-                profiles.push((format!("{file} (tract)"), threads, p));
-            }
-        }
-        Ok(())
-      })?;
+            Ok(())
+        })?;
     }
     for (file, threads, p) in profiles {
         let total = p.total().as_secs_f64() * 1e3;
@@ -132,7 +200,12 @@ fn run() -> Result<(), String> {
         println!("| **top nodes** | | | |");
         for n in p.top_nodes(8) {
             let t = n.mean.as_secs_f64() * 1e3;
-            println!("| {} ({}) | 1 | {t:.2} | {:.0} % |", n.name, n.op, 100.0 * t / total);
+            println!(
+                "| {} ({}) | 1 | {t:.2} | {:.0} % |",
+                n.name,
+                n.op,
+                100.0 * t / total
+            );
         }
     }
     Ok(())
@@ -153,16 +226,35 @@ fn gss_kernels(
     let [fact] = facts.as_slice() else {
         return Err(format!("{file}: gss's kernels take graphs with one input"));
     };
-    let graph = gss::engine::lowering::load(file.as_ref(), fact.clone(), BACKEND).map_err(|e| e.to_string())?;
-    let mut program = Program::with_blocks(&graph, file.as_ref(), kernels == "gss").map_err(|e| e.to_string())?;
+    let graph = gss::engine::lowering::load(file.as_ref(), fact.clone(), BACKEND)
+        .map_err(|e| e.to_string())?;
+    let mut program =
+        Program::with_blocks(&graph, file.as_ref(), kernels == "gss").map_err(|e| e.to_string())?;
     let input = input_for(fact, args.max_token)?;
     let values: Vec<f32> = match input.datum_type() {
-        DatumType::F32 => input.to_plain_array_view::<f32>().map_err(|e| e.to_string())?.iter().copied().collect(),
+        DatumType::F32 => input
+            .to_plain_array_view::<f32>()
+            .map_err(|e| e.to_string())?
+            .iter()
+            .copied()
+            .collect(),
         // Integer inputs are token ids, held as u32 bits.
-        _ => input.to_plain_array_view::<i64>().map_err(|e| e.to_string())?.iter().map(|&t| f32::from_bits(t as u32)).collect(),
+        _ => input
+            .to_plain_array_view::<i64>()
+            .map_err(|e| e.to_string())?
+            .iter()
+            .map(|&t| f32::from_bits(t as u32))
+            .collect(),
     };
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().map_err(|e| e.to_string())?;
-    let t = if threads > 1 { Threads::Pool(&pool) } else { Threads::One };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let t = if threads > 1 {
+        Threads::Pool(&pool)
+    } else {
+        Threads::One
+    };
     let run = |program: &mut Program, timed: bool| -> Result<f64, String> {
         program.input_mut().copy_from_slice(&values);
         let t0 = Instant::now();
@@ -172,11 +264,18 @@ fn gss_kernels(
     for _ in 0..3 {
         run(&mut program, false)?;
     }
-    let mut ms = (0..args.runs).map(|_| run(&mut program, false)).collect::<Result<Vec<f64>, String>>()?;
+    let mut ms = (0..args.runs)
+        .map(|_| run(&mut program, false))
+        .collect::<Result<Vec<f64>, String>>()?;
     ms.sort_by(f64::total_cmp);
-    println!("| {file} | {kernels} | {threads} | {:.2} | {:.2} |", percentile(&ms, 50.0), ms[0]);
+    println!(
+        "| {file} | {kernels} | {threads} | {:.2} | {:.2} |",
+        percentile(&ms, 50.0),
+        ms[0]
+    );
     if args.pair && threads == 1 {
-        let mut twin = Program::with_blocks(&graph, file.as_ref(), kernels == "gss").map_err(|e| e.to_string())?;
+        let mut twin = Program::with_blocks(&graph, file.as_ref(), kernels == "gss")
+            .map_err(|e| e.to_string())?;
         twin.input_mut().copy_from_slice(&values);
         program.input_mut().copy_from_slice(&values);
         let mut pair_ms = Vec::with_capacity(args.runs);
@@ -204,7 +303,11 @@ fn gss_kernels(
         for _ in 0..runs {
             run(&mut program, true)?;
         }
-        profiles.push((format!("{file} ({kernels})"), threads, gss::engine::cpu::profile_of_program(&program, runs)));
+        profiles.push((
+            format!("{file} ({kernels})"),
+            threads,
+            gss::engine::cpu::profile_of_program(&program, runs),
+        ));
     }
     Ok(())
 }

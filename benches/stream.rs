@@ -15,16 +15,30 @@ use gss::ModelPackage;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The settings the gss binary runs with, so figures match `gss bench`.
     gss::process::configure();
-    let frames: u64 = std::env::args().skip(1).find(|a| !a.starts_with('-')).map_or(Ok(2000), |a| a.parse())?;
+    let frames: u64 = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .map_or(Ok(2000), |a| a.parse())?;
     let model = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/gss-edge-street8");
     println!("| mode | threads/stage | frames | fps | latency p50 ms | p95 ms | RSS after 100 frames MB | RSS at end MB |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     for mode in [Mode::Sequential, Mode::Pipelined] {
         let package = ModelPackage::open(&model)?;
-        let options = PipelineOptions { policy: Policy::Lossless, mode, ..PipelineOptions::default() };
-        let threads = if mode == Mode::Sequential { cpu::available_threads() } else { (cpu::available_threads() / 2).max(1) };
+        let options = PipelineOptions {
+            policy: Policy::Lossless,
+            mode,
+            ..PipelineOptions::default()
+        };
+        let threads = if mode == Mode::Sequential {
+            cpu::available_threads()
+        } else {
+            (cpu::available_threads() / 2).max(1)
+        };
         let mut pipeline = Pipeline::new(package, options, |p, graphs| {
-            let options = BackendOptions { threads, ..BackendOptions::default() };
+            let options = BackendOptions {
+                threads,
+                ..BackendOptions::default()
+            };
             Ok(Box::new(CpuBackend::with_options(p, &options, graphs)?))
         })?;
         let masks = pipeline.subscribe(2, Policy::Lossless);

@@ -18,23 +18,35 @@ fn main() -> Result<()> {
     let device = std::env::args().nth(1).unwrap_or_else(|| "0".into());
     let (width, height) = match std::env::args().nth(2) {
         Some(size) => {
-            let (w, h) = size.split_once('x').context("size must look like 640x480")?;
+            let (w, h) = size
+                .split_once('x')
+                .context("size must look like 640x480")?;
             (w.parse()?, h.parse()?)
         }
         None => (640, 480),
     };
-    let model_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/gss-edge-street8");
-    let package = ModelPackage::open(&model_dir).with_context(|| format!("loading {}", model_dir.display()))?;
+    let model_dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/gss-edge-street8");
+    let package = ModelPackage::open(&model_dir)
+        .with_context(|| format!("loading {}", model_dir.display()))?;
     let colors: Vec<[u8; 3]> = package.manifest.classes.iter().map(|c| c.color).collect();
 
     let mut options = CameraOptions::default();
     options.request.width = width;
     options.request.height = height;
-    let camera = Camera::open(&device, options).with_context(|| format!("opening camera {device}"))?;
+    let camera =
+        Camera::open(&device, options).with_context(|| format!("opening camera {device}"))?;
     println!("camera: {}", gss::source::FrameSource::name(&camera));
 
-    let pipeline_options = PipelineOptions { keep_frames: true, ..PipelineOptions::default() };
-    let mut pipeline = Pipeline::new(package, pipeline_options, |p, graphs| Ok(Box::new(gss::engine::cpu::CpuBackend::with_graphs(p, None, graphs)?)))?;
+    let pipeline_options = PipelineOptions {
+        keep_frames: true,
+        ..PipelineOptions::default()
+    };
+    let mut pipeline = Pipeline::new(package, pipeline_options, |p, graphs| {
+        Ok(Box::new(gss::engine::cpu::CpuBackend::with_graphs(
+            p, None, graphs,
+        )?))
+    })?;
     let masks = pipeline.subscribe(2, Policy::RealTime);
     let stop = pipeline.stop_handle();
     ctrlc::set_handler(move || stop.stop()).context("installing the Ctrl-C handler")?;
@@ -48,15 +60,27 @@ fn main() -> Result<()> {
         if last.elapsed() >= Duration::from_secs(1) {
             if let Some(frame) = &mask.frame {
                 gss::sink::blend_into(frame, &mask.classes, &colors, &mut overlay);
-                overlay.save("out/latest.png").context("writing out/latest.png")?;
+                overlay
+                    .save("out/latest.png")
+                    .context("writing out/latest.png")?;
             }
             let s = pipeline.stats();
-            println!("{:.1} fps, latency {:.0} ms, dropped {}, camera dropouts {}", frames as f64 / last.elapsed().as_secs_f64(),
-                mask.latency.as_secs_f64() * 1e3, s.dropped(), s.source_errors);
+            println!(
+                "{:.1} fps, latency {:.0} ms, dropped {}, camera dropouts {}",
+                frames as f64 / last.elapsed().as_secs_f64(),
+                mask.latency.as_secs_f64() * 1e3,
+                s.dropped(),
+                s.source_errors
+            );
             (last, frames) = (Instant::now(), 0);
         }
     }
     let stats = pipeline.join()?;
-    println!("captured {}, published {}, dropped {}", stats.captured, stats.published, stats.dropped());
+    println!(
+        "captured {}, published {}, dropped {}",
+        stats.captured,
+        stats.published,
+        stats.dropped()
+    );
     Ok(())
 }

@@ -50,9 +50,21 @@ fn decide(mask: &MaskFrame, classes: &Classes) -> (f64, Decision) {
         }
     }
     let drivable = road as f64 / total.max(1) as f64;
-    let worst = blocked.iter().enumerate().max_by_key(|(_, n)| **n).map(|(i, n)| (classes.obstacles[i].1.clone(), *n as f64 / total.max(1) as f64));
+    let worst = blocked
+        .iter()
+        .enumerate()
+        .max_by_key(|(_, n)| **n)
+        .map(|(i, n)| {
+            (
+                classes.obstacles[i].1.clone(),
+                *n as f64 / total.max(1) as f64,
+            )
+        });
     let decision = match worst {
-        Some((name, share)) if share > 0.05 => Decision::Stop(format!("{name} ahead ({:.0} % of the corridor)", 100.0 * share)),
+        Some((name, share)) if share > 0.05 => Decision::Stop(format!(
+            "{name} ahead ({:.0} % of the corridor)",
+            100.0 * share
+        )),
         _ if drivable < 0.5 => Decision::Slow(format!("only {:.0} % drivable", 100.0 * drivable)),
         Some((name, share)) if share > 0.01 => Decision::Slow(format!("{name} near the corridor")),
         _ => Decision::Go,
@@ -61,12 +73,24 @@ fn decide(mask: &MaskFrame, classes: &Classes) -> (f64, Decision) {
 }
 
 fn main() -> Result<()> {
-    let model_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/gss-edge-street8");
-    let package = ModelPackage::open(&model_dir).with_context(|| format!("loading {}", model_dir.display()))?;
-    let id = |name: &str| package.manifest.classes.iter().find(|c| c.name == name).map(|c| c.id as u8);
+    let model_dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/gss-edge-street8");
+    let package = ModelPackage::open(&model_dir)
+        .with_context(|| format!("loading {}", model_dir.display()))?;
+    let id = |name: &str| {
+        package
+            .manifest
+            .classes
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| c.id as u8)
+    };
     let classes = Classes {
         road: id("road").context("the model has no road class")?,
-        obstacles: ["person", "vehicle", "pole"].iter().filter_map(|n| Some((id(n)?, n.to_string()))).collect(),
+        obstacles: ["person", "vehicle", "pole"]
+            .iter()
+            .filter_map(|n| Some((id(n)?, n.to_string())))
+            .collect(),
     };
     let source = match std::env::args().nth(1) {
         Some(dir) => ImageFiles::from_dir(dir)?,
@@ -74,15 +98,30 @@ fn main() -> Result<()> {
     }
     .with_fps(15.0)?;
 
-    let mut pipeline = Pipeline::new(package, PipelineOptions::default(), |p, graphs| Ok(Box::new(gss::engine::cpu::CpuBackend::with_graphs(p, None, graphs)?)))?;
+    let mut pipeline = Pipeline::new(package, PipelineOptions::default(), |p, graphs| {
+        Ok(Box::new(gss::engine::cpu::CpuBackend::with_graphs(
+            p, None, graphs,
+        )?))
+    })?;
     // A robot wants the newest mask, not a backlog: one slot, oldest dropped.
     let masks = pipeline.subscribe(1, Policy::RealTime);
     pipeline.run(source)?;
     for mask in masks.iter() {
         let (drivable, decision) = decide(&mask, &classes);
-        println!("frame {:4}  latency {:5.1} ms  drivable {:3.0} %  {}", mask.source_index, mask.latency.as_secs_f64() * 1e3, 100.0 * drivable, decision);
+        println!(
+            "frame {:4}  latency {:5.1} ms  drivable {:3.0} %  {}",
+            mask.source_index,
+            mask.latency.as_secs_f64() * 1e3,
+            100.0 * drivable,
+            decision
+        );
     }
     let stats = pipeline.join()?;
-    println!("published {} of {} frames ({} dropped to stay real-time)", stats.published, stats.captured, stats.dropped());
+    println!(
+        "published {} of {} frames ({} dropped to stay real-time)",
+        stats.published,
+        stats.captured,
+        stats.dropped()
+    );
     Ok(())
 }

@@ -11,19 +11,30 @@ use gss::ModelPackage;
 fn main() -> anyhow::Result<()> {
     env_logger::init();
     let mut args = std::env::args().skip(1);
-    let dir = args.next().unwrap_or_else(|| "models/gss-edge-street8".into());
+    let dir = args
+        .next()
+        .unwrap_or_else(|| "models/gss-edge-street8".into());
     let frames: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(5);
     let package = ModelPackage::open(&dir)?;
     let m = &package.manifest;
     let n = 3 * m.input.height * m.input.width;
     // A smooth synthetic image in the normalised range (deterministic, no files needed).
-    let image: Vec<f32> = (0..n).map(|i| ((i % 97) as f32 / 48.0 - 1.0) * 1.5).collect();
+    let image: Vec<f32> = (0..n)
+        .map(|i| ((i % 97) as f32 / 48.0 - 1.0) * 1.5)
+        .collect();
     let t = Instant::now();
     let mut gpu = WgpuBackend::new(&package, None)?;
-    println!("{}: loaded in {:.0} ms", gpu.name(), t.elapsed().as_secs_f64() * 1e3);
+    println!(
+        "{}: loaded in {:.0} ms",
+        gpu.name(),
+        t.elapsed().as_secs_f64() * 1e3
+    );
     let mut cpu = CpuBackend::new(&package, None)?;
     let (mut tok, mut mask) = (Vec::new(), Vec::new());
-    for (name, b) in [("cpu", &mut cpu as &mut dyn Backend), ("wgpu", &mut gpu as &mut dyn Backend)] {
+    for (name, b) in [
+        ("cpu", &mut cpu as &mut dyn Backend),
+        ("wgpu", &mut gpu as &mut dyn Backend),
+    ] {
         b.run_prior(&image, &mut tok)?;
         b.run_decoder(&tok, &mut mask)?; // warm-up
         let (mut p, mut d, mut fused) = (0.0, 0.0, 0.0);
@@ -39,7 +50,12 @@ fn main() -> anyhow::Result<()> {
             fused += t2.elapsed().as_secs_f64();
         }
         let ms = |s: f64| s * 1e3 / frames as f64;
-        println!("{name:5} prior {:8.1} ms  decoder {:8.1} ms  run (one submission) {:8.1} ms", ms(p), ms(d), ms(fused));
+        println!(
+            "{name:5} prior {:8.1} ms  decoder {:8.1} ms  run (one submission) {:8.1} ms",
+            ms(p),
+            ms(d),
+            ms(fused)
+        );
     }
     Ok(())
 }

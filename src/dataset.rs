@@ -89,7 +89,10 @@ pub fn samples(root: &Path, split: &str) -> Result<Vec<Sample>> {
 
 /// Reads an 8-bit label PNG (pixel = class id, 255 = unlabeled).
 pub fn load_label(path: &Path) -> Result<image::GrayImage> {
-    let reader = image::ImageReader::open(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+    let reader = image::ImageReader::open(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let decoded = reader.decode().map_err(|e| Error::Image {
         path: path.to_path_buf(),
         problem: "cannot decode label",
@@ -118,11 +121,23 @@ mod tests {
     #[test]
     fn the_layout_paths() {
         let root = Path::new("/data/street8");
-        assert_eq!(images_dir(root, "val"), Path::new("/data/street8/images/val"));
-        assert_eq!(labels_dir(root, "val"), Path::new("/data/street8/labels/val"));
+        assert_eq!(
+            images_dir(root, "val"),
+            Path::new("/data/street8/images/val")
+        );
+        assert_eq!(
+            labels_dir(root, "val"),
+            Path::new("/data/street8/labels/val")
+        );
         assert_eq!(classes_file(root), Path::new("/data/street8/classes.json"));
-        assert_eq!(label_path(root, "val", "f.1"), Path::new("/data/street8/labels/val/f.1.png"));
-        assert!(classes_file(&clip()).is_file(), "the bundled clip follows the layout");
+        assert_eq!(
+            label_path(root, "val", "f.1"),
+            Path::new("/data/street8/labels/val/f.1.png")
+        );
+        assert!(
+            classes_file(&clip()).is_file(),
+            "the bundled clip follows the layout"
+        );
     }
 
     #[test]
@@ -153,18 +168,35 @@ mod tests {
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(images_dir(&root, "t")).unwrap();
         std::fs::create_dir_all(labels_dir(&root, "t")).unwrap();
-        image::RgbImage::new(4, 4).save(images_dir(&root, "t").join("a.png")).unwrap();
+        image::RgbImage::new(4, 4)
+            .save(images_dir(&root, "t").join("a.png"))
+            .unwrap();
         let err = samples(&root, "t").unwrap_err();
         assert!(matches!(err, Error::Label { .. }), "{err}");
-        assert!(err.to_string().starts_with(&label_path(&root, "t", "a").display().to_string()), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with(&label_path(&root, "t", "a").display().to_string()),
+            "{err}"
+        );
 
         // An RGB label where class ids belong.
-        image::RgbImage::new(4, 4).save(label_path(&root, "t", "a")).unwrap();
+        image::RgbImage::new(4, 4)
+            .save(label_path(&root, "t", "a"))
+            .unwrap();
         let sample = &samples(&root, "t").unwrap()[0];
         let err = load_label(&sample.label).unwrap_err();
-        assert!(matches!(err, Error::Label { .. }) && err.to_string().contains("8-bit single-channel"), "{err}");
+        assert!(
+            matches!(err, Error::Label { .. }) && err.to_string().contains("8-bit single-channel"),
+            "{err}"
+        );
         std::fs::write(&sample.label, b"not a png").unwrap();
-        assert!(matches!(load_label(&sample.label), Err(Error::Image { source: Some(_), .. })));
+        assert!(matches!(
+            load_label(&sample.label),
+            Err(Error::Image {
+                source: Some(_),
+                ..
+            })
+        ));
         std::fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -12,10 +12,16 @@ pub type Result<T> = std::result::Result<T, Error>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{path}: cannot read: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 
     #[error("{path}: not a valid model manifest")]
-    ManifestParse { path: PathBuf, source: serde_json::Error },
+    ManifestParse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
 
     #[error("{path}: format {found:?} is not supported (this gss reads gss-model/1); re-export the model with a gss-convert of the same major version")]
     UnsupportedFormat { path: PathBuf, found: String },
@@ -27,10 +33,18 @@ pub enum Error {
     MissingFile { path: PathBuf },
 
     #[error("{path}: {actual} bytes, model.json says {expected}: the file is truncated or was replaced; restore it or re-export the package")]
-    SizeMismatch { path: PathBuf, expected: u64, actual: u64 },
+    SizeMismatch {
+        path: PathBuf,
+        expected: u64,
+        actual: u64,
+    },
 
     #[error("{path}: sha256 {actual} does not match model.json ({expected}): the file is corrupt or was replaced; restore it or re-export the package")]
-    HashMismatch { path: PathBuf, expected: String, actual: String },
+    HashMismatch {
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
 
     #[error("{path}: the ONNX graph cannot be loaded")]
     Graph { path: PathBuf, source: Cause },
@@ -41,7 +55,11 @@ pub enum Error {
     /// An image file gss cannot use. `source` is the decoder's own error when the decoder refused
     /// the file; our checks before decoding (an empty file, a JPEG cut short) have none.
     #[error("{path}: {problem}{}; replace or remove the file", with_cause(.source))]
-    Image { path: PathBuf, problem: &'static str, source: Option<image::ImageError> },
+    Image {
+        path: PathBuf,
+        problem: &'static str,
+        source: Option<image::ImageError>,
+    },
 
     #[error("inference failed in the {stage}")]
     Inference { stage: &'static str, source: Cause },
@@ -50,11 +68,17 @@ pub enum Error {
     #[error("{stage}: {msg}")]
     Usage { stage: &'static str, msg: String },
 
-    #[error("{path}: the graph disagrees with model.json: {msg}; re-export the package so both match")]
+    #[error(
+        "{path}: the graph disagrees with model.json: {msg}; re-export the package so both match"
+    )]
     GraphMismatch { path: PathBuf, msg: String },
 
     #[error("the {backend} backend cannot run op {op} (node {node:?}); use --backend cpu, or re-export without it")]
-    UnsupportedOp { backend: &'static str, op: String, node: String },
+    UnsupportedOp {
+        backend: &'static str,
+        op: String,
+        node: String,
+    },
 
     #[error("GPU: {msg}")]
     Gpu { msg: String },
@@ -69,13 +93,22 @@ pub enum Error {
     /// `reason` is why: the file's [`Error::Image`] or [`Error::Io`], a camera's [`Error::FrameData`]
     /// (also `source()`, as the box: match the field to get at the variant).
     #[error("{source_name}: frame {frame} skipped: {reason}")]
-    CorruptFrame { source_name: String, frame: u64, #[source] reason: Box<Error> },
+    CorruptFrame {
+        source_name: String,
+        frame: u64,
+        #[source]
+        reason: Box<Error>,
+    },
 
     /// A camera buffer that does not hold a whole picture in its pixel format (a truncated
     /// transfer, rows longer than the buffer, malformed MJPG). `source` is the JPEG decoder's
     /// error when it was the decoder that refused the buffer.
     #[error("{format} buffer: {problem}{}", with_cause(.source))]
-    FrameData { format: crate::pixel_format::PixelFormat, problem: String, source: Option<image::ImageError> },
+    FrameData {
+        format: crate::pixel_format::PixelFormat,
+        problem: String,
+        source: Option<image::ImageError>,
+    },
 
     #[error("{source_name}: lost ({msg}); retrying")]
     SourceLost { source_name: String, msg: String },
@@ -90,7 +123,11 @@ pub enum Error {
 
     /// Something gss looks for in several places ([`crate::locate`]) is in none of them.
     #[error("{what}: not found; looked at {looked}; {hint}")]
-    NotFound { what: String, looked: String, hint: String },
+    NotFound {
+        what: String,
+        looked: String,
+        hint: String,
+    },
 
     #[error("pipeline: {msg}")]
     Pipeline { msg: String },
@@ -111,11 +148,17 @@ pub enum Error {
     InvalidOption { option: &'static str, msg: String },
 
     #[error("{addr}: cannot listen for the live view: {source}; choose another ADDR:PORT (port 0 picks a free one)")]
-    ServeBind { addr: String, source: std::io::Error },
+    ServeBind {
+        addr: String,
+        source: std::io::Error,
+    },
 
     /// The live view ([`crate::sink::serve`]) could not start or failed, or this build has none.
     #[error("live view: {msg}")]
-    Serve { msg: String, source: Option<std::io::Error> },
+    Serve {
+        msg: String,
+        source: Option<std::io::Error>,
+    },
 }
 
 impl Error {
@@ -123,7 +166,10 @@ impl Error {
     pub fn is_recoverable(&self) -> bool {
         matches!(
             self,
-            Error::CorruptFrame { .. } | Error::SourceLost { .. } | Error::Image { .. } | Error::FrameData { .. }
+            Error::CorruptFrame { .. }
+                | Error::SourceLost { .. }
+                | Error::Image { .. }
+                | Error::FrameData { .. }
         )
     }
 }
@@ -153,11 +199,16 @@ impl Error {
 
     /// A tract (or other `anyhow`) failure while running `stage`.
     pub fn inference(stage: &'static str, cause: impl Into<Cause>) -> Self {
-        Error::Inference { stage, source: cause.into() }
+        Error::Inference {
+            stage,
+            source: cause.into(),
+        }
     }
 }
 
 /// ": the decoder's message" after a problem the decoder reported, nothing after our own checks.
 fn with_cause(cause: &Option<image::ImageError>) -> String {
-    cause.as_ref().map_or_else(String::new, |e| format!(": {e}"))
+    cause
+        .as_ref()
+        .map_or_else(String::new, |e| format!(": {e}"))
 }

@@ -18,7 +18,11 @@ pub struct ConfusionMatrix {
 
 impl ConfusionMatrix {
     pub fn new(classes: usize) -> Self {
-        Self { classes, counts: vec![0; classes * classes], pred_out_of_range: vec![0; classes] }
+        Self {
+            classes,
+            counts: vec![0; classes * classes],
+            pred_out_of_range: vec![0; classes],
+        }
     }
 
     pub fn num_classes(&self) -> usize {
@@ -72,7 +76,11 @@ impl ConfusionMatrix {
         for (a, b) in self.counts.iter_mut().zip(&other.counts) {
             *a += b;
         }
-        for (a, b) in self.pred_out_of_range.iter_mut().zip(&other.pred_out_of_range) {
+        for (a, b) in self
+            .pred_out_of_range
+            .iter_mut()
+            .zip(&other.pred_out_of_range)
+        {
             *a += b;
         }
     }
@@ -83,7 +91,10 @@ impl ConfusionMatrix {
     }
 
     fn gt_total(&self, class: usize) -> u64 {
-        self.counts[class * self.classes..(class + 1) * self.classes].iter().sum::<u64>() + self.pred_out_of_range[class]
+        self.counts[class * self.classes..(class + 1) * self.classes]
+            .iter()
+            .sum::<u64>()
+            + self.pred_out_of_range[class]
     }
 
     fn pred_total(&self, class: usize) -> u64 {
@@ -96,7 +107,11 @@ impl ConfusionMatrix {
             .map(|c| {
                 let tp = self.count(c, c);
                 let union = self.gt_total(c) + self.pred_total(c) - tp;
-                if union > 0 { tp as f64 / union as f64 } else { f64::NAN }
+                if union > 0 {
+                    tp as f64 / union as f64
+                } else {
+                    f64::NAN
+                }
             })
             .collect()
     }
@@ -106,7 +121,11 @@ impl ConfusionMatrix {
         (0..self.classes)
             .map(|c| {
                 let total = self.gt_total(c);
-                if total > 0 { self.count(c, c) as f64 / total as f64 } else { f64::NAN }
+                if total > 0 {
+                    self.count(c, c) as f64 / total as f64
+                } else {
+                    f64::NAN
+                }
             })
             .collect()
     }
@@ -125,13 +144,21 @@ impl ConfusionMatrix {
     pub fn pixel_acc(&self) -> f64 {
         let total: u64 = (0..self.classes).map(|c| self.gt_total(c)).sum();
         let hit: u64 = (0..self.classes).map(|c| self.count(c, c)).sum();
-        if total > 0 { 100.0 * hit as f64 / total as f64 } else { f64::NAN }
+        if total > 0 {
+            100.0 * hit as f64 / total as f64
+        } else {
+            f64::NAN
+        }
     }
 }
 
 fn nan_mean(values: &[f64]) -> f64 {
     let valid: Vec<f64> = values.iter().copied().filter(|v| !v.is_nan()).collect();
-    if valid.is_empty() { f64::NAN } else { valid.iter().sum::<f64>() / valid.len() as f64 }
+    if valid.is_empty() {
+        f64::NAN
+    } else {
+        valid.iter().sum::<f64>() / valid.len() as f64
+    }
 }
 
 /// How well the prior's confidence predicts errors: pixels are binned by the confidence of their
@@ -146,16 +173,34 @@ impl ConfidenceSplit {
     const BINS: usize = 1000;
 
     pub fn new(classes: usize) -> Self {
-        Self { bins: vec![ConfusionMatrix::new(classes); Self::BINS] }
+        Self {
+            bins: vec![ConfusionMatrix::new(classes); Self::BINS],
+        }
     }
 
     /// One image: `pred` and `gt` (width × height, row-major) and the confidence of its
     /// `grid` (rows, columns) of token cells, each pixel taking its cell's value.
-    pub fn update(&mut self, pred: &[u8], gt: &[u8], width: usize, confidence: &[f32], grid: [usize; 2]) -> Result<()> {
+    pub fn update(
+        &mut self,
+        pred: &[u8],
+        gt: &[u8],
+        width: usize,
+        confidence: &[f32],
+        grid: [usize; 2],
+    ) -> Result<()> {
         let [gh, gw] = grid;
-        if pred.len() != gt.len() || width == 0 || !pred.len().is_multiple_of(width) || confidence.len() != gh * gw {
+        if pred.len() != gt.len()
+            || width == 0
+            || !pred.len().is_multiple_of(width)
+            || confidence.len() != gh * gw
+        {
             return Err(Error::LabelMismatch {
-                msg: format!("{} predicted, {} labelled pixels, {} confidence cells for a {gh}x{gw} grid", pred.len(), gt.len(), confidence.len()),
+                msg: format!(
+                    "{} predicted, {} labelled pixels, {} confidence cells for a {gh}x{gw} grid",
+                    pred.len(),
+                    gt.len(),
+                    confidence.len()
+                ),
             });
         }
         let height = pred.len() / width;
@@ -210,12 +255,19 @@ mod tests {
         // gt:   0 0 0 1 1 255
         // pred: 0 0 1 1 2 0
         let mut cm = ConfusionMatrix::new(3);
-        cm.update(&[0, 0, 1, 1, 2, 0], &[0, 0, 0, 1, 1, 255]).unwrap();
+        cm.update(&[0, 0, 1, 1, 2, 0], &[0, 0, 0, 1, 1, 255])
+            .unwrap();
         let iou = cm.iou();
         // class 0: tp 2, gt 3, pred 2 -> 2/3; class 1: tp 1, gt 2, pred 2 -> 1/3; class 2: tp 0, pred 1 -> 0
-        assert!(close(iou[0], 2.0 / 3.0) && close(iou[1], 1.0 / 3.0) && close(iou[2], 0.0), "{iou:?}");
+        assert!(
+            close(iou[0], 2.0 / 3.0) && close(iou[1], 1.0 / 3.0) && close(iou[2], 0.0),
+            "{iou:?}"
+        );
         let acc = cm.acc();
-        assert!(close(acc[0], 2.0 / 3.0) && close(acc[1], 0.5) && acc[2].is_nan(), "{acc:?}");
+        assert!(
+            close(acc[0], 2.0 / 3.0) && close(acc[1], 0.5) && acc[2].is_nan(),
+            "{acc:?}"
+        );
         assert!(close(cm.miou(), 100.0 / 3.0));
         assert!(close(cm.macc(), 100.0 * (2.0 / 3.0 + 0.5) / 2.0));
         assert!(close(cm.pixel_acc(), 60.0));
@@ -236,7 +288,9 @@ mod tests {
         // 4×2 image, 2×2 grid: the left cells are sure and right, the right ones unsure and wrong.
         let gt = [0, 0, 1, 1, 0, 0, 1, 1];
         let pred = [0, 0, 0, 0, 0, 0, 0, 0];
-        split.update(&pred, &gt, 4, &[0.9, 0.3, 0.95, 0.2], [2, 2]).unwrap();
+        split
+            .update(&pred, &gt, 4, &[0.9, 0.3, 0.95, 0.2], [2, 2])
+            .unwrap();
         let (high, low, threshold) = split.halves();
         assert_eq!((high.pixels(), low.pixels()), (4, 4));
         assert_eq!(high.pixel_acc(), 100.0);
@@ -249,9 +303,15 @@ mod tests {
     fn bad_labels_are_errors() {
         let mut cm = ConfusionMatrix::new(2);
         let err = cm.update(&[0], &[7]).unwrap_err();
-        assert!(matches!(err, Error::LabelMismatch { .. }) && err.to_string().contains("class id 7"), "{err}");
+        assert!(
+            matches!(err, Error::LabelMismatch { .. }) && err.to_string().contains("class id 7"),
+            "{err}"
+        );
         let err = cm.update(&[0, 1], &[0]).unwrap_err();
-        assert!(matches!(err, Error::LabelMismatch { .. }) && err.to_string().contains("2 pixels"), "{err}");
+        assert!(
+            matches!(err, Error::LabelMismatch { .. }) && err.to_string().contains("2 pixels"),
+            "{err}"
+        );
         assert!(!err.is_recoverable());
         assert!(ConfusionMatrix::new(2).miou().is_nan());
         // Unlabeled pixels are skipped whatever was predicted.

@@ -30,8 +30,8 @@ pub mod source;
 pub mod temporal;
 
 pub use error::{Error, Result};
+pub use frame_path::{Fit, FramePath, StageTimings};
 pub use model::ModelPackage;
 pub use pipeline::{MaskFrame, Pipeline};
-pub use frame_path::{Fit, FramePath, StageTimings};
 pub use segmenter::Segmenter;
 pub use source::{load_rgb, Frame, FrameSource};

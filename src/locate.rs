@@ -20,7 +20,11 @@ pub struct Candidate {
 
 impl Candidate {
     pub fn new(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
-        Candidate { path: path.into(), reason: reason.into(), explicit: false }
+        Candidate {
+            path: path.into(),
+            reason: reason.into(),
+            explicit: false,
+        }
     }
 
     /// The path the environment variable `var` holds, when it is set and not empty.
@@ -30,7 +34,11 @@ impl Candidate {
 
     fn from_setting(var: &str, value: Option<OsString>) -> Option<Self> {
         let value = value.filter(|v| !v.is_empty())?;
-        Some(Candidate { path: PathBuf::from(value), reason: format!("${var}"), explicit: true })
+        Some(Candidate {
+            path: PathBuf::from(value),
+            reason: format!("${var}"),
+            explicit: true,
+        })
     }
 }
 
@@ -41,7 +49,13 @@ impl Candidate {
 pub fn bundled(env_var: Option<&str>, relative: &Path) -> Vec<Candidate> {
     let setting = env_var.and_then(Candidate::from_env);
     let exe = std::env::current_exe().ok();
-    standard_places(setting, relative, exe.as_deref(), user_data_dir().as_deref(), Path::new(env!("CARGO_MANIFEST_DIR")))
+    standard_places(
+        setting,
+        relative,
+        exe.as_deref(),
+        user_data_dir().as_deref(),
+        Path::new(env!("CARGO_MANIFEST_DIR")),
+    )
 }
 
 /// `$XDG_DATA_HOME`, else `~/.local/share`.
@@ -49,20 +63,42 @@ fn user_data_dir() -> Option<PathBuf> {
     std::env::var_os("XDG_DATA_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").filter(|v| !v.is_empty()).map(|h| PathBuf::from(h).join(".local/share")))
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|h| PathBuf::from(h).join(".local/share"))
+        })
 }
 
-fn standard_places(setting: Option<Candidate>, relative: &Path, exe: Option<&Path>, user_data: Option<&Path>, checkout: &Path) -> Vec<Candidate> {
+fn standard_places(
+    setting: Option<Candidate>,
+    relative: &Path,
+    exe: Option<&Path>,
+    user_data: Option<&Path>,
+    checkout: &Path,
+) -> Vec<Candidate> {
     let mut places: Vec<Candidate> = setting.into_iter().collect();
-    places.push(Candidate::new(Path::new(".").join(relative), "current directory"));
+    places.push(Candidate::new(
+        Path::new(".").join(relative),
+        "current directory",
+    ));
     if let Some(dir) = exe.and_then(Path::parent) {
         places.push(Candidate::new(dir.join(relative), "beside the executable"));
-        places.push(Candidate::new(dir.join("../share/gss").join(relative), "installed data directory"));
+        places.push(Candidate::new(
+            dir.join("../share/gss").join(relative),
+            "installed data directory",
+        ));
     }
     if let Some(data) = user_data {
-        places.push(Candidate::new(data.join("gss").join(relative), "user data directory"));
+        places.push(Candidate::new(
+            data.join("gss").join(relative),
+            "user data directory",
+        ));
     }
-    places.push(Candidate::new(checkout.join(relative), "the checkout gss was built from"));
+    places.push(Candidate::new(
+        checkout.join(relative),
+        "the checkout gss was built from",
+    ));
     // Run from the checkout or the install directory, two entries are one place.
     let mut seen = Vec::new();
     places.retain(|c| {
@@ -80,7 +116,11 @@ fn standard_places(setting: Option<Candidate>, relative: &Path, exe: Option<&Pat
 pub fn first_existing(what: &str, candidates: &[Candidate], hint: &str) -> Result<PathBuf> {
     let mut looked = Vec::new();
     for candidate in candidates {
-        looked.push(format!("{} ({})", candidate.path.display(), candidate.reason));
+        looked.push(format!(
+            "{} ({})",
+            candidate.path.display(),
+            candidate.reason
+        ));
         if candidate.path.exists() {
             return Ok(candidate.path.clone());
         }
@@ -95,7 +135,11 @@ pub fn first_existing(what: &str, candidates: &[Candidate], hint: &str) -> Resul
             });
         }
     }
-    Err(Error::NotFound { what: what.to_string(), looked: looked.join(", "), hint: hint.to_string() })
+    Err(Error::NotFound {
+        what: what.to_string(),
+        looked: looked.join(", "),
+        hint: hint.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -119,19 +163,34 @@ mod tests {
             Candidate::new(dir.join("b"), "two"),
             Candidate::new(dir.join("c"), "three"),
         ];
-        assert_eq!(first_existing("thing", &candidates, "do this").unwrap(), dir.join("b"));
+        assert_eq!(
+            first_existing("thing", &candidates, "do this").unwrap(),
+            dir.join("b")
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn a_miss_lists_every_place_and_what_to_do() {
         let dir = scratch("miss");
-        let candidates = [Candidate::new(dir.join("a"), "one"), Candidate::new(dir.join("b"), "two")];
-        let err = first_existing("the sample clip", &candidates, "set GSS_SAMPLE_CLIP").unwrap_err();
+        let candidates = [
+            Candidate::new(dir.join("a"), "one"),
+            Candidate::new(dir.join("b"), "two"),
+        ];
+        let err =
+            first_existing("the sample clip", &candidates, "set GSS_SAMPLE_CLIP").unwrap_err();
         assert!(matches!(err, Error::NotFound { .. }));
         let text = err.to_string();
-        let (a, b) = (dir.join("a").display().to_string(), dir.join("b").display().to_string());
-        assert_eq!(text, format!("the sample clip: not found; looked at {a} (one), {b} (two); set GSS_SAMPLE_CLIP"));
+        let (a, b) = (
+            dir.join("a").display().to_string(),
+            dir.join("b").display().to_string(),
+        );
+        assert_eq!(
+            text,
+            format!(
+                "the sample clip: not found; looked at {a} (one), {b} (two); set GSS_SAMPLE_CLIP"
+            )
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -141,12 +200,21 @@ mod tests {
         let setting = Candidate::from_setting("GSS_X", Some(dir.join("typo").into())).unwrap();
         assert!(setting.explicit && setting.reason == "$GSS_X");
         let candidates = [setting, Candidate::new(&dir, "fallback that exists")];
-        let text = first_existing("x", &candidates, "unused").unwrap_err().to_string();
-        assert!(text.contains("typo ($GSS_X)") && text.contains("$GSS_X names a path that does not exist"), "{text}");
+        let text = first_existing("x", &candidates, "unused")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            text.contains("typo ($GSS_X)")
+                && text.contains("$GSS_X names a path that does not exist"),
+            "{text}"
+        );
         assert!(!text.contains("fallback"), "{text}");
         // Unset or empty: no candidate at all.
         assert_eq!(Candidate::from_setting("GSS_X", None), None);
-        assert_eq!(Candidate::from_setting("GSS_X", Some(OsString::new())), None);
+        assert_eq!(
+            Candidate::from_setting("GSS_X", Some(OsString::new())),
+            None
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -154,7 +222,13 @@ mod tests {
     fn standard_places_come_in_order_setting_cwd_exe_share_user_checkout() {
         let rel = Path::new("assets/clip");
         let setting = Candidate::from_setting("GSS_CLIP", Some("/data/clip".into()));
-        let places = standard_places(setting, rel, Some(Path::new("/opt/gss/bin/gss")), Some(Path::new("/home/u/.local/share")), Path::new("/src/gss"));
+        let places = standard_places(
+            setting,
+            rel,
+            Some(Path::new("/opt/gss/bin/gss")),
+            Some(Path::new("/home/u/.local/share")),
+            Path::new("/src/gss"),
+        );
         let paths: Vec<_> = places.iter().map(|c| c.path.clone()).collect();
         let expected: Vec<PathBuf> = [
             "/data/clip",
@@ -170,7 +244,10 @@ mod tests {
         assert_eq!(paths, expected);
         assert!(places[1..].iter().all(|c| !c.explicit));
         // No executable path known: the places that depend on it are left out.
-        assert_eq!(standard_places(None, rel, None, None, Path::new("/src/gss")).len(), 2);
+        assert_eq!(
+            standard_places(None, rel, None, None, Path::new("/src/gss")).len(),
+            2
+        );
     }
 
     #[test]

@@ -30,7 +30,9 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, Receiver, RecvError, RecvTimeoutError, Sender, TryRecvError, TrySendError};
+use crossbeam_channel::{
+    bounded, Receiver, RecvError, RecvTimeoutError, Sender, TryRecvError, TrySendError,
+};
 use image::{GrayImage, RgbImage};
 
 use crate::engine::{Backend, Graphs};
@@ -72,7 +74,13 @@ pub struct PipelineOptions {
 
 impl Default for PipelineOptions {
     fn default() -> Self {
-        Self { policy: Policy::RealTime, mode: Mode::Pipelined, queue_depth: 1, keep_frames: false, fit: None }
+        Self {
+            policy: Policy::RealTime,
+            mode: Mode::Pipelined,
+            queue_depth: 1,
+            keep_frames: false,
+            fit: None,
+        }
     }
 }
 
@@ -197,7 +205,10 @@ impl Subscription {
         self.rx.recv()
     }
 
-    pub fn recv_timeout(&self, timeout: Duration) -> std::result::Result<MaskFrame, RecvTimeoutError> {
+    pub fn recv_timeout(
+        &self,
+        timeout: Duration,
+    ) -> std::result::Result<MaskFrame, RecvTimeoutError> {
         self.rx.recv_timeout(timeout)
     }
 
@@ -269,7 +280,10 @@ struct Tokenized {
 /// that a bad model fails there and not in a thread.
 enum Stages {
     /// Encode and decode on their own threads, each with a backend for its own graph.
-    Split { encode: Box<FramePath>, decode: Box<FramePath> },
+    Split {
+        encode: Box<FramePath>,
+        decode: Box<FramePath>,
+    },
     /// The whole path on one thread.
     Whole(Box<FramePath>),
 }
@@ -304,12 +318,20 @@ impl Pipeline {
         make_backend: impl Fn(&ModelPackage, Graphs) -> Result<Box<dyn Backend>>,
     ) -> Result<Self> {
         if options.queue_depth == 0 {
-            return Err(Error::InvalidOption { option: "queue depth", msg: "must be at least 1".into() });
+            return Err(Error::InvalidOption {
+                option: "queue depth",
+                msg: "must be at least 1".into(),
+            });
         }
         let fit = options.fit.unwrap_or(package.manifest.input.fit);
-        let path = |graphs| FramePath::new(&package, make_backend(&package, graphs)?, graphs, fit).map(Box::new);
+        let path = |graphs| {
+            FramePath::new(&package, make_backend(&package, graphs)?, graphs, fit).map(Box::new)
+        };
         let stages = match options.mode {
-            Mode::Pipelined => Stages::Split { encode: path(Graphs::Prior)?, decode: path(Graphs::Decoder)? },
+            Mode::Pipelined => Stages::Split {
+                encode: path(Graphs::Prior)?,
+                decode: path(Graphs::Decoder)?,
+            },
             Mode::Sequential => Stages::Whole(path(Graphs::Both)?),
         };
         Ok(Self {
@@ -340,7 +362,13 @@ impl Pipeline {
         let alive = Arc::new(());
         let mut subs = self.subscribers.lock().unwrap_or_else(|p| p.into_inner());
         let evict = (policy == Policy::RealTime).then(|| rx.clone());
-        subs.push(Subscriber { tx, evict, alive: Arc::downgrade(&alive), policy, stats });
+        subs.push(Subscriber {
+            tx,
+            evict,
+            alive: Arc::downgrade(&alive),
+            policy,
+            stats,
+        });
         Subscription { rx, _alive: alive }
     }
 
@@ -351,13 +379,18 @@ impl Pipeline {
 
     /// A handle that stops the pipeline from anywhere (a Ctrl-C handler, another thread).
     pub fn stop_handle(&self) -> StopHandle {
-        StopHandle { pipeline: self.stop.clone(), source: self.source_stop.clone() }
+        StopHandle {
+            pipeline: self.stop.clone(),
+            source: self.source_stop.clone(),
+        }
     }
 
     /// Starts the threads; frames flow from `source` to the subscribers until it ends, a stage
     /// fails or [`stop`](Pipeline::stop) is called.
     pub fn run(&mut self, mut source: impl FrameSource + 'static) -> Result<()> {
-        let stages = self.stages.take().ok_or_else(|| Error::Pipeline { msg: "run() called twice".into() })?;
+        let stages = self.stages.take().ok_or_else(|| Error::Pipeline {
+            msg: "run() called twice".into(),
+        })?;
         if let Some(signal) = source.stop_signal() {
             // Only the first run() gets here (a second one fails above), so this cannot be set.
             let _ = self.source_stop.set(signal);
@@ -384,7 +417,9 @@ impl Pipeline {
                         Ok(Some(frame)) => {
                             counters.captured.fetch_add(1, Ordering::Relaxed);
                             match push(&tx, rx_evict.as_ref(), (seq, frame), policy) {
-                                Some(n) => counters.dropped_before_prior.fetch_add(n, Ordering::Relaxed),
+                                Some(n) => counters
+                                    .dropped_before_prior
+                                    .fetch_add(n, Ordering::Relaxed),
                                 None => break,
                             };
                             seq += 1;
@@ -414,7 +449,10 @@ impl Pipeline {
             counters: self.counters.clone(),
         };
         match stages {
-            Stages::Split { mut encode, mut decode } => {
+            Stages::Split {
+                mut encode,
+                mut decode,
+            } => {
                 let (tx_tok, rx_tok) = bounded::<Tokenized>(depth);
                 let counters = self.counters.clone();
                 let rx_evict = evict_handle(policy, &rx_tok);
@@ -436,9 +474,23 @@ impl Pipeline {
                             }
                             Err(e) => return Err(e),
                         };
-                        let confidence = shared_confidence(&mut confidence_pool, encode.confidence());
-                        match push(&tx_tok, rx_evict.as_ref(), Tokenized { seq, frame, tokens, confidence, timings }, policy) {
-                            Some(n) => counters.dropped_before_decoder.fetch_add(n, Ordering::Relaxed),
+                        let confidence =
+                            shared_confidence(&mut confidence_pool, encode.confidence());
+                        match push(
+                            &tx_tok,
+                            rx_evict.as_ref(),
+                            Tokenized {
+                                seq,
+                                frame,
+                                tokens,
+                                confidence,
+                                timings,
+                            },
+                            policy,
+                        ) {
+                            Some(n) => counters
+                                .dropped_before_decoder
+                                .fetch_add(n, Ordering::Relaxed),
                             None => break,
                         };
                     }
@@ -447,16 +499,36 @@ impl Pipeline {
                 let mut emit = emit;
                 self.spawn("gss-decode", move || {
                     for item in rx_tok.iter() {
-                        let Tokenized { seq, frame, tokens, confidence, timings: encoded } = item;
+                        let Tokenized {
+                            seq,
+                            frame,
+                            tokens,
+                            confidence,
+                            timings: encoded,
+                        } = item;
                         let size = frame.image.dimensions();
                         let mut timings = encoded;
                         let result = emit.classes.fill(|classes| {
                             let decoded = decode.decode(&tokens, size, classes)?;
-                            timings = StageTimings { preprocess: encoded.preprocess, prior: encoded.prior, ..decoded };
+                            timings = StageTimings {
+                                preprocess: encoded.preprocess,
+                                prior: encoded.prior,
+                                ..decoded
+                            };
                             Ok::<_, Error>(())
                         });
                         let decoded_share = decode.decoded_share();
-                        if !emit.emit(seq, frame, result.map(|classes| Segmented { classes, tokens, confidence, decoded_share, timings }))? {
+                        if !emit.emit(
+                            seq,
+                            frame,
+                            result.map(|classes| Segmented {
+                                classes,
+                                tokens,
+                                confidence,
+                                decoded_share,
+                                timings,
+                            }),
+                        )? {
                             break;
                         }
                     }
@@ -480,8 +552,15 @@ impl Pipeline {
                                 t.extend_from_slice(path.tokens());
                                 Ok::<_, Error>(())
                             })?;
-                            let confidence = shared_confidence(&mut confidence_pool, path.confidence());
-                            Ok(Segmented { classes, tokens, confidence, decoded_share: path.decoded_share(), timings })
+                            let confidence =
+                                shared_confidence(&mut confidence_pool, path.confidence());
+                            Ok(Segmented {
+                                classes,
+                                tokens,
+                                confidence,
+                                decoded_share: path.decoded_share(),
+                                timings,
+                            })
                         });
                         if !emit.emit(seq, frame, result)? {
                             break;
@@ -520,7 +599,10 @@ impl Pipeline {
                 });
             }
             // Closing the subscriber channels tells every subscriber the stream has ended.
-            subscribers.lock().unwrap_or_else(|p| p.into_inner()).clear();
+            subscribers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clear();
             Ok(())
         })?;
         Ok(())
@@ -528,9 +610,16 @@ impl Pipeline {
 
     /// Starts a stage thread. A stage that returns an error or panics records it (the first one
     /// wins) and stops the pipeline and the source, so every other stage drains and ends.
-    fn spawn(&mut self, name: &'static str, body: impl FnOnce() -> Result<()> + Send + 'static) -> Result<()> {
+    fn spawn(
+        &mut self,
+        name: &'static str,
+        body: impl FnOnce() -> Result<()> + Send + 'static,
+    ) -> Result<()> {
         let fatal = self.fatal.clone();
-        let stop = StopHandle { pipeline: self.stop.clone(), source: self.source_stop.clone() };
+        let stop = StopHandle {
+            pipeline: self.stop.clone(),
+            source: self.source_stop.clone(),
+        };
         let handle = std::thread::Builder::new()
             .name(name.into())
             .spawn(move || {
@@ -543,14 +632,22 @@ impl Pipeline {
                             .map(|s| s.to_string())
                             .or_else(|| panic.downcast_ref::<String>().cloned())
                             .unwrap_or_else(|| "(no message)".into());
-                        Error::StagePanicked { stage: name.into(), msg }
+                        Error::StagePanicked {
+                            stage: name.into(),
+                            msg,
+                        }
                     }
                 };
                 log::error!("{name}: {}; stopping the stream", error.chain());
-                fatal.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(error);
+                fatal
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get_or_insert(error);
                 stop.stop();
             })
-            .map_err(|e| Error::Pipeline { msg: format!("cannot start thread {name}: {e}") })?;
+            .map_err(|e| Error::Pipeline {
+                msg: format!("cannot start thread {name}: {e}"),
+            })?;
         self.threads.push(handle);
         Ok(())
     }
@@ -577,7 +674,10 @@ impl Pipeline {
             subscribers: self
                 .subscriber_stats
                 .iter()
-                .map(|s| SubscriberStats { delivered: load(&s.delivered), dropped: load(&s.dropped) })
+                .map(|s| SubscriberStats {
+                    delivered: load(&s.delivered),
+                    dropped: load(&s.dropped),
+                })
                 .collect(),
         }
     }
@@ -589,7 +689,9 @@ impl Pipeline {
         for handle in self.threads.drain(..) {
             // Stage bodies catch their own panics; a join error would be a panic in the wrapper.
             if handle.join().is_err() {
-                return Err(Error::Pipeline { msg: "a pipeline thread panicked".into() });
+                return Err(Error::Pipeline {
+                    msg: "a pipeline thread panicked".into(),
+                });
             }
         }
         if let Some(e) = self.fatal.lock().unwrap_or_else(|p| p.into_inner()).take() {
@@ -636,7 +738,10 @@ struct Segmented {
 }
 
 /// The backend's confidence grid in a pooled buffer that can travel with the frame.
-fn shared_confidence(pool: &mut BufferPool<Vec<f32>>, confidence: Option<&[f32]>) -> Option<Arc<Vec<f32>>> {
+fn shared_confidence(
+    pool: &mut BufferPool<Vec<f32>>,
+    confidence: Option<&[f32]>,
+) -> Option<Arc<Vec<f32>>> {
     let values = confidence?;
     pool.fill(|buf: &mut Vec<f32>| {
         buf.clear();
@@ -671,7 +776,13 @@ impl Emitter {
     /// Ok(false) once the publisher has gone (the stage should stop); Err for a failure that
     /// is not about this frame.
     fn emit(&mut self, seq: u64, frame: Frame, result: Result<Segmented>) -> Result<bool> {
-        let Segmented { classes, tokens, confidence, decoded_share, timings } = match result {
+        let Segmented {
+            classes,
+            tokens,
+            confidence,
+            decoded_share,
+            timings,
+        } = match result {
             Ok(done) => done,
             Err(e) if is_frame_failure(&e) => {
                 self.counters.fail(frame.index, &e);
@@ -696,7 +807,9 @@ impl Emitter {
         };
         match push(&self.tx, self.evict.as_ref(), mask, self.policy) {
             Some(n) => {
-                self.counters.dropped_before_publish.fetch_add(n, Ordering::Relaxed);
+                self.counters
+                    .dropped_before_publish
+                    .fetch_add(n, Ordering::Relaxed);
                 Ok(true)
             }
             None => Ok(false),

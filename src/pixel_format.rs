@@ -13,7 +13,10 @@ impl FourCc {
     /// From a string such as "MJPG"; anything but four ASCII characters is None.
     pub fn parse(s: &str) -> Option<FourCc> {
         let bytes: [u8; 4] = s.as_bytes().try_into().ok()?;
-        bytes.iter().all(|b| b.is_ascii_graphic() || *b == b' ').then_some(FourCc(bytes))
+        bytes
+            .iter()
+            .all(|b| b.is_ascii_graphic() || *b == b' ')
+            .then_some(FourCc(bytes))
     }
 }
 
@@ -44,7 +47,12 @@ pub enum PixelFormat {
 }
 
 impl PixelFormat {
-    pub const ALL: [PixelFormat; 4] = [PixelFormat::Yuyv, PixelFormat::Mjpg, PixelFormat::Rgb3, PixelFormat::Grey];
+    pub const ALL: [PixelFormat; 4] = [
+        PixelFormat::Yuyv,
+        PixelFormat::Mjpg,
+        PixelFormat::Rgb3,
+        PixelFormat::Grey,
+    ];
 
     pub fn fourcc(self) -> FourCc {
         FourCc(match self {
@@ -88,6 +96,10 @@ pub struct FrameLayout {
 
 impl FrameLayout {
     pub fn packed(width: u32, height: u32) -> Self {
-        FrameLayout { width, height, stride: 0 }
+        FrameLayout {
+            width,
+            height,
+            stride: 0,
+        }
     }
 }

@@ -22,14 +22,21 @@ impl<T: Default> BufferPool<T> {
     /// A pool that keeps at most `capacity` buffers (at least one). Enough for a stream is the
     /// number of frames alive at once: one per queue slot and stage, plus what subscribers keep.
     pub fn new(capacity: usize) -> Self {
-        Self { slots: Vec::new(), capacity: capacity.max(1), overflow: 0 }
+        Self {
+            slots: Vec::new(),
+            capacity: capacity.max(1),
+            overflow: 0,
+        }
     }
 
     /// Fills a free buffer (one no clone of which is alive any more, or a new one while the pool
     /// is below capacity) with `fill` and hands out a shared reference to it. `fill` sees the
     /// buffer's old contents, so it can reuse its allocation (resize only when the size changes).
     pub fn fill<E>(&mut self, fill: impl FnOnce(&mut T) -> Result<(), E>) -> Result<Arc<T>, E> {
-        let free = self.slots.iter_mut().position(|slot| Arc::get_mut(slot).is_some());
+        let free = self
+            .slots
+            .iter_mut()
+            .position(|slot| Arc::get_mut(slot).is_some());
         let slot = match free {
             Some(i) => &mut self.slots[i],
             None if self.slots.len() < self.capacity => {
@@ -101,7 +108,10 @@ mod tests {
         assert_eq!((held[0], other[0]), (7, 8));
         // Both slots are busy: the third is made outside the pool and counted.
         let third = fill_with(&mut pool, 9);
-        assert_eq!((held[0], third[0], pool.len(), pool.overflow()), (7, 9, 2, 1));
+        assert_eq!(
+            (held[0], third[0], pool.len(), pool.overflow()),
+            (7, 9, 2, 1)
+        );
     }
 
     #[test]

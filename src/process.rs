@@ -35,14 +35,21 @@ pub fn configure() -> &'static Configured {
             }
             IsaSource::Measured(c) => log::info!(
                 "tract kernels: {} (measured by `gss tune` on this CPU)",
-                if c.isa.is_empty() { "tract's default" } else { c.isa.as_str() }
+                if c.isa.is_empty() {
+                    "tract's default"
+                } else {
+                    c.isa.as_str()
+                }
             ),
             IsaSource::Default => log::debug!(
                 "tract kernels: tract's default (run `gss tune` to measure the alternatives on \
                  this CPU)"
             ),
         }
-        Configured { tract_isa, allocator: keep_large_buffers() }
+        Configured {
+            tract_isa,
+            allocator: keep_large_buffers(),
+        }
     })
 }
 
@@ -67,6 +74,9 @@ mod tests {
     fn configure_applies_once() {
         let first = super::configure() as *const _;
         assert_eq!(first, super::configure() as *const _);
-        assert_eq!(super::configure().allocator, cfg!(all(target_os = "linux", target_env = "gnu")));
+        assert_eq!(
+            super::configure().allocator,
+            cfg!(all(target_os = "linux", target_env = "gnu"))
+        );
     }
 }

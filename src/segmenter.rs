@@ -32,7 +32,11 @@ impl Segmenter {
     /// A backend built by the caller for both graphs of `package`.
     pub fn with_backend(package: ModelPackage, backend: Box<dyn Backend>) -> Result<Self> {
         let path = FramePath::new(&package, backend, Graphs::Both, package.manifest.input.fit)?;
-        Ok(Self { package, path, timings: StageTimings::default() })
+        Ok(Self {
+            package,
+            path,
+            timings: StageTimings::default(),
+        })
     }
 
     /// Fits frames of another shape with `fit` instead of the package's choice. For

@@ -24,10 +24,24 @@ impl FlickerMeter {
     /// Adds the frame after the last one (`pred` and `gt` of the same length).
     pub fn update(&mut self, pred: &[u8], gt: &[u8]) -> Result<()> {
         if pred.len() != gt.len() {
-            return Err(Error::LabelMismatch { msg: format!("prediction has {} pixels, label has {}", pred.len(), gt.len()) });
+            return Err(Error::LabelMismatch {
+                msg: format!(
+                    "prediction has {} pixels, label has {}",
+                    pred.len(),
+                    gt.len()
+                ),
+            });
         }
-        if let Some((prev_pred, prev_gt)) = self.previous.as_mut().filter(|(p, _)| p.len() == pred.len()) {
-            for ((&p, &g), (&pp, &pg)) in pred.iter().zip(gt).zip(prev_pred.iter().zip(prev_gt.iter())) {
+        if let Some((prev_pred, prev_gt)) = self
+            .previous
+            .as_mut()
+            .filter(|(p, _)| p.len() == pred.len())
+        {
+            for ((&p, &g), (&pp, &pg)) in pred
+                .iter()
+                .zip(gt)
+                .zip(prev_pred.iter().zip(prev_gt.iter()))
+            {
                 if g != IGNORE && g == pg {
                     self.stable += 1;
                     self.flickered += u64::from(p != pp);
@@ -48,7 +62,11 @@ impl FlickerMeter {
 
     /// Flicker in percent; NaN before two neighbouring frames.
     pub fn flicker(&self) -> f64 {
-        if self.stable == 0 { f64::NAN } else { 100.0 * self.flickered as f64 / self.stable as f64 }
+        if self.stable == 0 {
+            f64::NAN
+        } else {
+            100.0 * self.flickered as f64 / self.stable as f64
+        }
     }
 
     /// Pixels compared (labelled the same in two neighbouring frames).
@@ -80,7 +98,10 @@ impl TokenChangeMeter {
 
     /// Also measures the reach of each change on an h×w grid for a decoder with this halo.
     pub fn with_reach(grid: [usize; 2], halo: usize) -> Self {
-        Self { reach: Some((grid, halo, 0, Vec::new())), ..Self::default() }
+        Self {
+            reach: Some((grid, halo, 0, Vec::new())),
+            ..Self::default()
+        }
     }
 
     /// Mean share of the grid within the halo of a change, per pair (None without a reach, or
@@ -97,14 +118,29 @@ impl TokenChangeMeter {
             return None;
         }
         let share = (self.previous.len() == tokens.len()).then(|| {
-            let changed = tokens.iter().zip(&self.previous).filter(|(a, b)| a != b).count();
-            if let Some(([h, w], halo, reached, marks)) = self.reach.as_mut().filter(|r| r.0[0] * r.0[1] == tokens.len()) {
+            let changed = tokens
+                .iter()
+                .zip(&self.previous)
+                .filter(|(a, b)| a != b)
+                .count();
+            if let Some(([h, w], halo, reached, marks)) = self
+                .reach
+                .as_mut()
+                .filter(|r| r.0[0] * r.0[1] == tokens.len())
+            {
                 marks.clear();
                 marks.resize(tokens.len(), false);
-                for (i, _) in tokens.iter().zip(&self.previous).enumerate().filter(|(_, (a, b))| a != b) {
+                for (i, _) in tokens
+                    .iter()
+                    .zip(&self.previous)
+                    .enumerate()
+                    .filter(|(_, (a, b))| a != b)
+                {
                     let (y, x) = (i / *w, i % *w);
                     for yy in y.saturating_sub(*halo)..=(y + *halo).min(*h - 1) {
-                        marks[yy * *w + x.saturating_sub(*halo)..=yy * *w + (x + *halo).min(*w - 1)].fill(true);
+                        marks
+                            [yy * *w + x.saturating_sub(*halo)..=yy * *w + (x + *halo).min(*w - 1)]
+                            .fill(true);
                     }
                 }
                 *reached += marks.iter().filter(|&&m| m).count() as u64;
@@ -125,7 +161,11 @@ impl TokenChangeMeter {
 
     /// Mean changed share over every pair so far (NaN before the first pair).
     pub fn mean_share(&self) -> f64 {
-        if self.cells == 0 { f64::NAN } else { self.changed as f64 / self.cells as f64 }
+        if self.cells == 0 {
+            f64::NAN
+        } else {
+            self.changed as f64 / self.cells as f64
+        }
     }
 
     /// Neighbouring frame pairs compared.

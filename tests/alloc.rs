@@ -40,12 +40,23 @@ static GLOBAL: Counting = Counting;
 static SERIAL: Mutex<()> = Mutex::new(());
 
 /// Allocations over frames 200..450 of a lossless stream of `size` frames.
-fn allocations_in_window(mode: Mode, size: (u32, u32), make: impl Fn(&gss::ModelPackage, gss::engine::Graphs) -> gss::Result<Box<dyn gss::engine::Backend>>) -> u64 {
+fn allocations_in_window(
+    mode: Mode,
+    size: (u32, u32),
+    make: impl Fn(&gss::ModelPackage, gss::engine::Graphs) -> gss::Result<Box<dyn gss::engine::Backend>>,
+) -> u64 {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let options = PipelineOptions { policy: Policy::Lossless, mode, keep_frames: true, ..PipelineOptions::default() };
+    let options = PipelineOptions {
+        policy: Policy::Lossless,
+        mode,
+        keep_frames: true,
+        ..PipelineOptions::default()
+    };
     let mut pipeline = Pipeline::new(common::tiny_package(), options, make).unwrap();
     let masks = pipeline.subscribe(2, Policy::Lossless);
-    pipeline.run(PatternSource::new(size.0, size.1, Some(460))).unwrap();
+    pipeline
+        .run(PatternSource::new(size.0, size.1, Some(460)))
+        .unwrap();
     let (mut start, mut end) = (0, 0);
     for (i, mask) in masks.iter().enumerate() {
         assert_eq!(mask.classes.dimensions(), size);
@@ -70,9 +81,19 @@ const POOL_GROWTH_BOUND: u64 = 50;
 fn a_steady_stream_allocates_nothing_per_frame() {
     for mode in [Mode::Sequential, Mode::Pipelined] {
         for size in [(128, 64), (640, 480)] {
-            let n = allocations_in_window(mode, size, |p, _| Ok(Box::new(ScriptedBackend::new(p, Script::Works { delay: std::time::Duration::ZERO }))));
+            let n = allocations_in_window(mode, size, |p, _| {
+                Ok(Box::new(ScriptedBackend::new(
+                    p,
+                    Script::Works {
+                        delay: std::time::Duration::ZERO,
+                    },
+                )))
+            });
             eprintln!("{mode:?} {size:?}: {n} allocations in 250 frames");
-            assert!(n < POOL_GROWTH_BOUND, "{mode:?} {size:?}: {n} allocations in 250 frames");
+            assert!(
+                n < POOL_GROWTH_BOUND,
+                "{mode:?} {size:?}: {n} allocations in 250 frames"
+            );
         }
     }
 }
@@ -82,10 +103,18 @@ fn a_steady_stream_allocates_nothing_per_frame() {
 fn tract_allocations_per_frame() {
     for mode in [Mode::Sequential, Mode::Pipelined] {
         let n = allocations_in_window(mode, (640, 480), |p, graphs| {
-            let one = gss::engine::BackendOptions { threads: 1, ..Default::default() };
-            Ok(Box::new(gss::engine::cpu::CpuBackend::with_options(p, &one, graphs)?))
+            let one = gss::engine::BackendOptions {
+                threads: 1,
+                ..Default::default()
+            };
+            Ok(Box::new(gss::engine::cpu::CpuBackend::with_options(
+                p, &one, graphs,
+            )?))
         });
-        eprintln!("tract backend, {mode:?}, 640x480 frames: {:.1} allocations per frame", n as f64 / 250.0);
+        eprintln!(
+            "tract backend, {mode:?}, 640x480 frames: {:.1} allocations per frame",
+            n as f64 / 250.0
+        );
     }
 }
 
@@ -100,12 +129,19 @@ fn gss_kernel_programs_allocate_nothing_per_run() {
     // The whole test, planning included: the other tests count allocations in windows of their own.
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/gss-edge-street8");
-    for (file, fact) in [("prior.onnx", f32::fact([1, 3, 256, 512])), ("decoder.onnx", i64::fact([1, 32, 64]))] {
+    for (file, fact) in [
+        ("prior.onnx", f32::fact([1, 3, 256, 512])),
+        ("decoder.onnx", i64::fact([1, 32, 64])),
+    ] {
         let path = dir.join(file);
         let graph = gss::engine::lowering::load(&path, fact, BACKEND).unwrap();
         let mut program = Program::new(&graph, &path).unwrap();
         // Small values: token ids for the decoder (u32 bits), pixels for the prior.
-        program.input_mut().iter_mut().enumerate().for_each(|(i, v)| *v = f32::from_bits((i % 500) as u32));
+        program
+            .input_mut()
+            .iter_mut()
+            .enumerate()
+            .for_each(|(i, v)| *v = f32::from_bits((i % 500) as u32));
         program.run(Threads::One, false).unwrap();
         let start = ALLOCATIONS.load(Ordering::SeqCst);
         for _ in 0..3 {

@@ -26,7 +26,10 @@ fn root() -> PathBuf {
 }
 
 fn iterations() -> u64 {
-    std::env::var("GSS_FUZZ_ITERS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000)
+    std::env::var("GSS_FUZZ_ITERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000)
 }
 
 /// xorshift64*: fast, deterministic, good enough to pick mutations.
@@ -54,7 +57,17 @@ impl Rng {
 }
 
 /// Values that break size arithmetic, as little- and big-endian u16/u32.
-const BOUNDARY: [u32; 9] = [0, 1, 0x7F, 0xFF, 0x7FFF, 0xFFFF, 0x7FFF_FFFF, 0x8000_0000, 0xFFFF_FFFF];
+const BOUNDARY: [u32; 9] = [
+    0,
+    1,
+    0x7F,
+    0xFF,
+    0x7FFF,
+    0xFFFF,
+    0x7FFF_FFFF,
+    0x8000_0000,
+    0xFFFF_FFFF,
+];
 
 /// One to four byte-level mutations of `data`, sometimes spliced with `other`.
 fn mutate(rng: &mut Rng, data: &mut Vec<u8>, other: &[u8]) {
@@ -84,7 +97,11 @@ fn mutate(rng: &mut Rng, data: &mut Vec<u8>, other: &[u8]) {
             5 if len >= 4 => {
                 let v = BOUNDARY[rng.below(BOUNDARY.len())];
                 let at = rng.below(len - 3);
-                let bytes = if rng.below(2) == 0 { v.to_le_bytes() } else { v.to_be_bytes() };
+                let bytes = if rng.below(2) == 0 {
+                    v.to_le_bytes()
+                } else {
+                    v.to_be_bytes()
+                };
                 data[at..at + 4].copy_from_slice(&bytes);
             }
             6 if !other.is_empty() && len > 0 => {
@@ -109,7 +126,12 @@ fn mutate(rng: &mut Rng, data: &mut Vec<u8>, other: &[u8]) {
 fn corpus(target: &str) -> Vec<Vec<u8>> {
     let dir = root().join("tests/fuzz").join(target);
     let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}; write it with --ignored write_seed_corpus", dir.display()))
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: {e}; write it with --ignored write_seed_corpus",
+                dir.display()
+            )
+        })
         .map(|e| e.unwrap().path())
         .collect();
     paths.sort();
@@ -120,9 +142,16 @@ fn corpus(target: &str) -> Vec<Vec<u8>> {
 
 /// Runs `target` on every seed and on `iterations()` mutants; a panic fails the test with the
 /// iteration and leaves the input in target/fuzz-crashes/.
-fn fuzz(name: &str, mut mutate_one: impl FnMut(&mut Rng, &[Vec<u8>]) -> Vec<u8>, mut target: impl FnMut(&[u8])) {
+fn fuzz(
+    name: &str,
+    mut mutate_one: impl FnMut(&mut Rng, &[Vec<u8>]) -> Vec<u8>,
+    mut target: impl FnMut(&[u8]),
+) {
     let seeds = corpus(name);
-    let mut rng = Rng::new(name.bytes().fold(7, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b))));
+    let mut rng = Rng::new(
+        name.bytes()
+            .fold(7, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b))),
+    );
     let n = iterations();
     let started = std::time::Instant::now();
     for i in 0..(seeds.len() as u64 + n) {
@@ -135,10 +164,17 @@ fn fuzz(name: &str, mut mutate_one: impl FnMut(&mut Rng, &[Vec<u8>]) -> Vec<u8>,
             std::fs::create_dir_all(&dir).unwrap();
             let path = dir.join(format!("{name}-{i}.bin"));
             std::fs::write(&path, &input).unwrap();
-            panic!("fuzz target {name} panicked at iteration {i}; the input is in {}", path.display());
+            panic!(
+                "fuzz target {name} panicked at iteration {i}; the input is in {}",
+                path.display()
+            );
         }
     }
-    eprintln!("fuzz {name}: {} executions in {:.1} s, no panic", seeds.len() as u64 + n, started.elapsed().as_secs_f64());
+    eprintln!(
+        "fuzz {name}: {} executions in {:.1} s, no panic",
+        seeds.len() as u64 + n,
+        started.elapsed().as_secs_f64()
+    );
 }
 
 fn bytes_mutant(rng: &mut Rng, seeds: &[Vec<u8>]) -> Vec<u8> {
@@ -225,7 +261,11 @@ fn mjpg_frames() {
     let mut out = RgbImage::new(0, 0);
     fuzz("mjpg", bytes_mutant, |data| {
         // The negotiated size is the seed's, or none (0: any size).
-        let layout = if data.len() % 2 == 0 { FrameLayout::packed(64, 48) } else { FrameLayout::packed(0, 0) };
+        let layout = if data.len() % 2 == 0 {
+            FrameLayout::packed(64, 48)
+        } else {
+            FrameLayout::packed(0, 0)
+        };
         let _ = decoder.decode(PixelFormat::Mjpg, data, layout, &mut out);
     });
 }
@@ -236,10 +276,17 @@ fn packed_pixel_conversions() {
     let mut out = RgbImage::new(0, 0);
     fuzz("packed", bytes_mutant, |data| {
         // The first 7 bytes choose the format and the layout a device could have negotiated.
-        let Some((head, pixels)) = data.split_at_checked(7) else { return };
-        let format = [PixelFormat::Yuyv, PixelFormat::Rgb3, PixelFormat::Grey][head[0] as usize % 3];
+        let Some((head, pixels)) = data.split_at_checked(7) else {
+            return;
+        };
+        let format =
+            [PixelFormat::Yuyv, PixelFormat::Rgb3, PixelFormat::Grey][head[0] as usize % 3];
         let u16_at = |i: usize| u32::from(u16::from_le_bytes([head[i], head[i + 1]]));
-        let layout = FrameLayout { width: u16_at(1) % 4096, height: u16_at(3) % 4096, stride: u16_at(5) };
+        let layout = FrameLayout {
+            width: u16_at(1) % 4096,
+            height: u16_at(3) % 4096,
+            stride: u16_at(5),
+        };
         let _ = decoder.decode(format, pixels, layout, &mut out);
     });
 }
@@ -248,7 +295,10 @@ fn packed_pixel_conversions() {
 fn gss_mask_frames() {
     fuzz("wire", bytes_mutant, |data| {
         if let Some((header, pixels)) = wire::parse_frame(data) {
-            assert_eq!(pixels.len() as u64, u64::from(header.width) * u64::from(header.height));
+            assert_eq!(
+                pixels.len() as u64,
+                u64::from(header.width) * u64::from(header.height)
+            );
         }
     });
 }
@@ -263,18 +313,35 @@ fn write_seed_corpus() {
         std::fs::write(dir.join(target).join(name), bytes).unwrap();
     };
     for package in ["gss-tiny", "gss-tiny-logits"] {
-        let json = std::fs::read(root().join("tests/fixtures").join(package).join("model.json")).unwrap();
+        let json = std::fs::read(
+            root()
+                .join("tests/fixtures")
+                .join(package)
+                .join("model.json"),
+        )
+        .unwrap();
         write("manifest", &format!("{package}.json"), &json);
     }
-    let frame = image::open(root().join("assets/street8-clip/images/seq/frame_000000.jpg")).unwrap();
-    let small = frame.resize_exact(64, 48, image::imageops::FilterType::Triangle).to_rgb8();
+    let frame =
+        image::open(root().join("assets/street8-clip/images/seq/frame_000000.jpg")).unwrap();
+    let small = frame
+        .resize_exact(64, 48, image::imageops::FilterType::Triangle)
+        .to_rgb8();
     let mut jpeg = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 70).encode_image(&small).unwrap();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 70)
+        .encode_image(&small)
+        .unwrap();
     write("mjpg", "frame-64x48.jpg", &jpeg);
-    write("mjpg", "frame-64x48-no-dht.jpg", &strip_huffman_tables(&jpeg));
+    write(
+        "mjpg",
+        "frame-64x48-no-dht.jpg",
+        &strip_huffman_tables(&jpeg),
+    );
     let grey = image::DynamicImage::ImageRgb8(small.clone()).to_luma8();
     let mut grey_jpeg = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut grey_jpeg, 70).encode_image(&grey).unwrap();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut grey_jpeg, 70)
+        .encode_image(&grey)
+        .unwrap();
     write("mjpg", "grey-64x48.jpg", &grey_jpeg);
     // Packed: format byte, width, height, stride (u16 LE), then the pixels.
     let packed = |format: u8, w: u16, h: u16, bytes_per_pixel: usize| {
@@ -282,7 +349,9 @@ fn write_seed_corpus() {
         v.extend_from_slice(&w.to_le_bytes());
         v.extend_from_slice(&h.to_le_bytes());
         v.extend_from_slice(&0u16.to_le_bytes());
-        v.extend((0..usize::from(w) * usize::from(h) * bytes_per_pixel).map(|i| (i * 37 % 251) as u8));
+        v.extend(
+            (0..usize::from(w) * usize::from(h) * bytes_per_pixel).map(|i| (i * 37 % 251) as u8),
+        );
         v
     };
     write("packed", "yuyv-16x8", &packed(0, 16, 8, 2));
@@ -322,12 +391,18 @@ fn a_barrage_of_mutated_images_through_gss_stream() {
     let dir = std::env::temp_dir().join(format!("gss-fuzz-barrage-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let frame = image::open(root().join("assets/street8-clip/images/seq/frame_000000.jpg")).unwrap();
+    let frame =
+        image::open(root().join("assets/street8-clip/images/seq/frame_000000.jpg")).unwrap();
     let small = frame.resize_exact(32, 24, image::imageops::FilterType::Triangle);
     let mut seeds: Vec<(Vec<u8>, &str)> = Vec::new();
-    for (format, ext) in [(image::ImageFormat::Jpeg, "jpg"), (image::ImageFormat::Png, "png")] {
+    for (format, ext) in [
+        (image::ImageFormat::Jpeg, "jpg"),
+        (image::ImageFormat::Png, "png"),
+    ] {
         let mut bytes = Vec::new();
-        small.write_to(&mut std::io::Cursor::new(&mut bytes), format).unwrap();
+        small
+            .write_to(&mut std::io::Cursor::new(&mut bytes), format)
+            .unwrap();
         seeds.push((bytes, ext));
     }
     let mut rng = Rng::new(20_000);
@@ -343,17 +418,39 @@ fn a_barrage_of_mutated_images_through_gss_stream() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_gss"))
         .env("GSS_MODEL", root().join("tests/fixtures/gss-tiny"))
         .env("RUST_LOG", "error")
-        .args(["stream", "--fps", "0", "--lossless", "--save", "none", "--json", "--threads", "1", "--dir"])
+        .args([
+            "stream",
+            "--fps",
+            "0",
+            "--lossless",
+            "--save",
+            "none",
+            "--json",
+            "--threads",
+            "1",
+            "--dir",
+        ])
         .arg(&dir)
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "gss stream failed: {}", stderr.lines().rev().take(5).collect::<Vec<_>>().join("\n"));
+    assert!(
+        out.status.success(),
+        "gss stream failed: {}",
+        stderr.lines().rev().take(5).collect::<Vec<_>>().join("\n")
+    );
     assert!(!stderr.contains("panicked"), "{stderr}");
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let (captured, corrupt) = (report["captured"].as_u64().unwrap(), report["corrupt"].as_u64().unwrap());
+    let (captured, corrupt) = (
+        report["captured"].as_u64().unwrap(),
+        report["corrupt"].as_u64().unwrap(),
+    );
     assert_eq!(captured + corrupt, FILES as u64, "{report}");
-    assert_eq!(report["published"].as_u64(), Some(captured), "lossless: every intact frame published: {report}");
+    assert_eq!(
+        report["published"].as_u64(),
+        Some(captured),
+        "lossless: every intact frame published: {report}"
+    );
     assert!(captured >= FILES as u64 / 10, "{report}");
     eprintln!("barrage: {FILES} files, {captured} frames published, {corrupt} corrupt, no panic");
     std::fs::remove_dir_all(&dir).unwrap();

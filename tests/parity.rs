@@ -56,10 +56,13 @@ fn agreement_with_onnxruntime(package: &str) {
 
 fn agreement_with(package: &str, options: &gss::engine::BackendOptions) {
     let dir = fixtures().join("reference");
-    let reference: Reference = serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap()).unwrap();
+    let reference: Reference =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap())
+            .unwrap();
     assert!(!reference.cases.is_empty());
     let package = ModelPackage::open(fixtures().join(package)).expect("fixture package loads");
-    let mut seg = Segmenter::with_options(package, options).expect("the backend plans the fixture graphs");
+    let mut seg =
+        Segmenter::with_options(package, options).expect("the backend plans the fixture graphs");
     if options.kernels == gss::engine::Kernels::Gss {
         // Both graphs on gss's kernels, not a silent fallback to tract.
         assert_eq!(seg.backend_name(), "cpu (gss kernels)");
@@ -69,19 +72,40 @@ fn agreement_with(package: &str, options: &gss::engine::BackendOptions) {
         let image = load_rgb(&dir.join(&case.image)).unwrap();
         let classes = seg.segment(&image).unwrap();
         let bytes = std::fs::read(dir.join(&case.tokens)).unwrap();
-        let expected: Vec<i64> = bytes.chunks_exact(2).map(|b| u16::from_le_bytes([b[0], b[1]]) as i64).collect();
+        let expected: Vec<i64> = bytes
+            .chunks_exact(2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]) as i64)
+            .collect();
         assert_eq!(seg.tokens().len(), expected.len(), "{}", case.tokens);
-        same_tok += seg.tokens().iter().zip(&expected).filter(|(a, b)| a == b).count();
+        same_tok += seg
+            .tokens()
+            .iter()
+            .zip(&expected)
+            .filter(|(a, b)| a == b)
+            .count();
         all_tok += expected.len();
         let expected_cls = image::open(dir.join(&case.classes)).unwrap().to_luma8();
         assert_eq!(classes.dimensions(), expected_cls.dimensions());
-        same_cls += classes.as_raw().iter().zip(expected_cls.as_raw()).filter(|(a, b)| a == b).count();
+        same_cls += classes
+            .as_raw()
+            .iter()
+            .zip(expected_cls.as_raw())
+            .filter(|(a, b)| a == b)
+            .count();
         all_cls += expected_cls.as_raw().len();
     }
     let tok = 100.0 * same_tok as f64 / all_tok as f64;
     let cls = 100.0 * same_cls as f64 / all_cls as f64;
-    assert!(tok >= 99.9, "{:?} kernels: token agreement {tok:.3} %", options.kernels);
-    assert!(cls >= 99.9, "{:?} kernels: class-map agreement {cls:.3} %", options.kernels);
+    assert!(
+        tok >= 99.9,
+        "{:?} kernels: token agreement {tok:.3} %",
+        options.kernels
+    );
+    assert!(
+        cls >= 99.9,
+        "{:?} kernels: class-map agreement {cls:.3} %",
+        options.kernels
+    );
 }
 
 /// A frame whose size differs from the model's goes through the fused bilinear resize, and the
@@ -91,8 +115,17 @@ fn frames_of_another_size_are_resized_both_ways() {
     let dir = fixtures().join("reference");
     let image = load_rgb(&dir.join("street8_test_000000.png")).unwrap();
     let (w, h) = image.dimensions();
-    let big = image::imageops::resize(&image, w * 5 / 2, h * 5 / 2, image::imageops::FilterType::Nearest);
-    let mut seg = Segmenter::new(ModelPackage::open(fixtures().join("gss-tiny")).unwrap(), None).unwrap();
+    let big = image::imageops::resize(
+        &image,
+        w * 5 / 2,
+        h * 5 / 2,
+        image::imageops::FilterType::Nearest,
+    );
+    let mut seg = Segmenter::new(
+        ModelPackage::open(fixtures().join("gss-tiny")).unwrap(),
+        None,
+    )
+    .unwrap();
     let at_size = seg.segment(&image).unwrap();
     let classes = seg.segment(&big).unwrap();
     assert_eq!(classes.dimensions(), big.dimensions());
@@ -109,22 +142,33 @@ fn frames_of_another_size_are_resized_both_ways() {
 #[test]
 fn int8_variant_agrees_with_fp32() {
     let dir = fixtures().join("reference");
-    let reference: Reference = serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap()).unwrap();
+    let reference: Reference =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap())
+            .unwrap();
     let package = ModelPackage::open(fixtures().join("gss-tiny")).unwrap();
-    let mut int8 = Segmenter::new(package.clone(), Some("int8")).expect("tract loads the QDQ variant");
+    let mut int8 =
+        Segmenter::new(package.clone(), Some("int8")).expect("tract loads the QDQ variant");
     let mut fp32 = Segmenter::new(package, None).unwrap();
     let (mut same, mut all) = (0usize, 0usize);
     for case in &reference.cases {
         let image = load_rgb(&dir.join(&case.image)).unwrap();
         let (a, b) = (fp32.segment(&image).unwrap(), int8.segment(&image).unwrap());
         assert_eq!(a.dimensions(), b.dimensions());
-        same += a.as_raw().iter().zip(b.as_raw()).filter(|(x, y)| x == y).count();
+        same += a
+            .as_raw()
+            .iter()
+            .zip(b.as_raw())
+            .filter(|(x, y)| x == y)
+            .count();
         all += a.len();
     }
     // onnxruntime measures 99.7 % on these images (convert/tests/test_export.py); a broken
     // quantization (scales off by 10 %) falls to about 50 %.
     let share = 100.0 * same as f64 / all as f64;
-    assert!(share >= 90.0, "int8 and fp32 class maps agree on only {share:.2} % of pixels");
+    assert!(
+        share >= 90.0,
+        "int8 and fp32 class maps agree on only {share:.2} % of pixels"
+    );
 }
 
 #[derive(serde::Deserialize)]
@@ -147,11 +191,16 @@ struct FitReference {
 #[test]
 fn a_640x480_frame_matches_the_python_reference_under_every_fit() {
     let dir = fixtures().join("frame-640x480");
-    let reference: FitReference = serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap()).unwrap();
+    let reference: FitReference =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap())
+            .unwrap();
     let image = load_rgb(&dir.join(&reference.image)).unwrap();
     assert_eq!(image.dimensions(), reference.size);
     let fits: Vec<gss::Fit> = reference.cases.iter().map(|c| c.fit).collect();
-    assert_eq!(fits, [gss::Fit::Stretch, gss::Fit::Crop, gss::Fit::Letterbox]);
+    assert_eq!(
+        fits,
+        [gss::Fit::Stretch, gss::Fit::Crop, gss::Fit::Letterbox]
+    );
     for case in &reference.cases {
         let package = ModelPackage::open(fixtures().join("gss-tiny")).unwrap();
         let mut seg = Segmenter::new(package, None).unwrap().with_fit(case.fit);
@@ -159,13 +208,43 @@ fn a_640x480_frame_matches_the_python_reference_under_every_fit() {
         let want = image::open(dir.join(&case.classes)).unwrap().to_luma8();
         assert_eq!(classes.dimensions(), want.dimensions(), "{}", case.fit);
         let bytes = std::fs::read(dir.join(&case.tokens)).unwrap();
-        let tokens: Vec<i64> = bytes.chunks_exact(2).map(|b| u16::from_le_bytes([b[0], b[1]]) as i64).collect();
-        let same_tokens = seg.tokens().iter().zip(&tokens).filter(|(a, b)| a == b).count();
-        let same_pixels = classes.as_raw().iter().zip(want.as_raw()).filter(|(a, b)| a == b).count();
-        let unseen = |m: &image::GrayImage| m.as_raw().iter().filter(|&&c| c == gss::frame_path::UNSEEN).count();
-        assert_eq!(unseen(&classes), unseen(&want), "{}: the same pixels are outside what the model saw", case.fit);
-        let (tok, cls) = (100.0 * same_tokens as f64 / tokens.len() as f64, 100.0 * same_pixels as f64 / want.len() as f64);
-        assert!(tok >= 99.0 && cls >= 99.5, "{}: tokens {tok:.2} %, class map {cls:.2} % agree", case.fit);
+        let tokens: Vec<i64> = bytes
+            .chunks_exact(2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]) as i64)
+            .collect();
+        let same_tokens = seg
+            .tokens()
+            .iter()
+            .zip(&tokens)
+            .filter(|(a, b)| a == b)
+            .count();
+        let same_pixels = classes
+            .as_raw()
+            .iter()
+            .zip(want.as_raw())
+            .filter(|(a, b)| a == b)
+            .count();
+        let unseen = |m: &image::GrayImage| {
+            m.as_raw()
+                .iter()
+                .filter(|&&c| c == gss::frame_path::UNSEEN)
+                .count()
+        };
+        assert_eq!(
+            unseen(&classes),
+            unseen(&want),
+            "{}: the same pixels are outside what the model saw",
+            case.fit
+        );
+        let (tok, cls) = (
+            100.0 * same_tokens as f64 / tokens.len() as f64,
+            100.0 * same_pixels as f64 / want.len() as f64,
+        );
+        assert!(
+            tok >= 99.0 && cls >= 99.5,
+            "{}: tokens {tok:.2} %, class map {cls:.2} % agree",
+            case.fit
+        );
     }
 }
 
@@ -200,7 +279,10 @@ fn damaged_files_are_named() {
 
     let dir = copy_package("missing");
     std::fs::remove_file(dir.join("prior.onnx")).unwrap();
-    assert!(matches!(ModelPackage::open(&dir).unwrap_err(), Error::MissingFile { .. }));
+    assert!(matches!(
+        ModelPackage::open(&dir).unwrap_err(),
+        Error::MissingFile { .. }
+    ));
 }
 
 #[test]
@@ -209,13 +291,22 @@ fn manifest_failures_are_distinct_errors() {
     let path = dir.join("model.json");
     let original = std::fs::read_to_string(&path).unwrap();
     std::fs::write(&path, original.replace("gss-model/1", "gss-model/2")).unwrap();
-    assert!(matches!(ModelPackage::open(&dir).unwrap_err(), Error::UnsupportedFormat { .. }));
+    assert!(matches!(
+        ModelPackage::open(&dir).unwrap_err(),
+        Error::UnsupportedFormat { .. }
+    ));
     std::fs::write(&path, "{ not json").unwrap();
-    assert!(matches!(ModelPackage::open(&dir).unwrap_err(), Error::ManifestParse { .. }));
+    assert!(matches!(
+        ModelPackage::open(&dir).unwrap_err(),
+        Error::ManifestParse { .. }
+    ));
     let mut v: serde_json::Value = serde_json::from_str(&original).unwrap();
     v["prior"]["grid"] = serde_json::json!([3, 3]);
     std::fs::write(&path, v.to_string()).unwrap();
-    assert!(matches!(ModelPackage::open(&dir).unwrap_err(), Error::ManifestInvalid { .. }));
+    assert!(matches!(
+        ModelPackage::open(&dir).unwrap_err(),
+        Error::ManifestInvalid { .. }
+    ));
     let err = ModelPackage::open(std::env::temp_dir().join("gss-no-such-model")).unwrap_err();
     assert!(matches!(err, Error::Io { .. }) && err.to_string().contains("model.json"));
 }
@@ -224,10 +315,21 @@ fn manifest_failures_are_distinct_errors() {
 fn graphs_that_disagree_with_the_manifest_are_refused() {
     let dir = copy_package("contract");
     let path = dir.join("model.json");
-    let original: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let original: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     let cases: [(&str, &str, serde_json::Value, &str); 3] = [
-        ("prior", "input", serde_json::json!("pixels"), "input is named"),
-        ("decoder", "output", serde_json::json!("rgb"), "output is named"),
+        (
+            "prior",
+            "input",
+            serde_json::json!("pixels"),
+            "input is named",
+        ),
+        (
+            "decoder",
+            "output",
+            serde_json::json!("rgb"),
+            "output is named",
+        ),
         ("prior", "grid", serde_json::json!([4, 4]), "prior.onnx"),
     ];
     for (graph, key, value, expect) in cases {
@@ -235,13 +337,17 @@ fn graphs_that_disagree_with_the_manifest_are_refused() {
         v[graph][key] = value.clone();
         if key == "grid" {
             // keep the manifest self-consistent so only the graph check can catch it
-            v["decoder"]["upsample"] = serde_json::json!(v["input"]["height"].as_u64().unwrap() / 4);
+            v["decoder"]["upsample"] =
+                serde_json::json!(v["input"]["height"].as_u64().unwrap() / 4);
             v["input"]["width"] = v["input"]["height"].clone();
         }
         std::fs::write(&path, v.to_string()).unwrap();
         let package = ModelPackage::open(&dir).unwrap();
         let err = Segmenter::new(package, None).err().unwrap();
-        assert!(matches!(err, Error::GraphMismatch { .. }), "{graph}.{key}: {err}");
+        assert!(
+            matches!(err, Error::GraphMismatch { .. }),
+            "{graph}.{key}: {err}"
+        );
         assert!(err.to_string().contains(expect), "{err}");
     }
 }
@@ -252,30 +358,57 @@ fn token_reuse_refuses_a_halo_smaller_than_the_decoders_reach_and_a_package_with
     use gss::engine::{create_backend, BackendKind, BackendOptions, Graphs};
     let dir = copy_package("halo");
     let path = dir.join("model.json");
-    let original: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    let options = BackendOptions { kind: BackendKind::Cpu, threads: 1, reuse: Reuse::Always, ..BackendOptions::default() };
+    let original: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let options = BackendOptions {
+        kind: BackendKind::Cpu,
+        threads: 1,
+        reuse: Reuse::Always,
+        ..BackendOptions::default()
+    };
 
     let mut v = original.clone();
     v["decoder"]["halo"] = serde_json::json!(1);
     std::fs::write(&path, v.to_string()).unwrap();
-    let err = create_backend(&ModelPackage::open(&dir).unwrap(), &options, Graphs::Decoder).err().unwrap();
-    assert!(matches!(err, Error::GraphMismatch { .. }) && err.to_string().contains("decoder.halo 1"), "{err}");
+    let err = create_backend(
+        &ModelPackage::open(&dir).unwrap(),
+        &options,
+        Graphs::Decoder,
+    )
+    .err()
+    .unwrap();
+    assert!(
+        matches!(err, Error::GraphMismatch { .. }) && err.to_string().contains("decoder.halo 1"),
+        "{err}"
+    );
 
     let mut v = original.clone();
     v["decoder"].as_object_mut().unwrap().remove("halo");
     std::fs::write(&path, v.to_string()).unwrap();
     let package = ModelPackage::open(&dir).unwrap();
-    assert_eq!(package.manifest.decoder.halo, None, "an older package without the field still loads");
+    assert_eq!(
+        package.manifest.decoder.halo, None,
+        "an older package without the field still loads"
+    );
     // Asked for outright, reuse without a halo is refused; auto decodes every frame in full.
-    let err = create_backend(&package, &options, Graphs::Decoder).err().unwrap();
+    let err = create_backend(&package, &options, Graphs::Decoder)
+        .err()
+        .unwrap();
     assert!(err.to_string().contains("decoder.halo"), "{err}");
-    let auto = BackendOptions { reuse: Reuse::Auto, ..options };
+    let auto = BackendOptions {
+        reuse: Reuse::Auto,
+        ..options
+    };
     let mut backend = create_backend(&package, &auto, Graphs::Decoder).unwrap();
     let [h, w] = package.manifest.prior.grid;
     let mut maskige = Vec::new();
     for _ in 0..2 {
         backend.run_decoder(&vec![0; h * w], &mut maskige).unwrap();
-        assert_eq!(backend.decoded_share(), 1.0, "no halo: every frame decoded in full");
+        assert_eq!(
+            backend.decoded_share(),
+            1.0,
+            "no halo: every frame decoded in full"
+        );
     }
 }
 
@@ -301,7 +434,10 @@ fn corrupt_truncated_and_empty_images_are_errors() {
     std::fs::write(&truncated, &good[..good.len() / 3]).unwrap();
     let err = load_rgb(&truncated).unwrap_err();
     assert!(err.to_string().contains("truncated.png"), "{err}");
-    assert!(matches!(load_rgb(&dir.join("missing.png")), Err(Error::Io { .. })));
+    assert!(matches!(
+        load_rgb(&dir.join("missing.png")),
+        Err(Error::Io { .. })
+    ));
 }
 
 /// Installs the fixture's ONNX inverse (written by `gss-convert inverse`) into a copy of the
@@ -311,7 +447,8 @@ fn package_with_onnx_inverse(tag: &str, output: &str) -> PathBuf {
     let file = dir.join("inverse.onnx");
     std::fs::copy(fixtures().join("inverse/inverse.onnx"), &file).unwrap();
     let path = dir.join("model.json");
-    let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     v["maskige"]["inverse"] = serde_json::json!({"kind": "onnx", "file": "inverse.onnx", "input": "maskige", "output": output});
     v["files"]["inverse.onnx"] = serde_json::json!({
         "sha256": gss::model::sha256_file(&file).unwrap(),
@@ -322,13 +459,23 @@ fn package_with_onnx_inverse(tag: &str, output: &str) -> PathBuf {
 }
 
 /// Pixels on which two segmenters give the same class over the reference images, and of how many.
-fn class_map_agreement(dir: &Path, reference: &Reference, a: &mut Segmenter, b: &mut Segmenter) -> (usize, usize) {
+fn class_map_agreement(
+    dir: &Path,
+    reference: &Reference,
+    a: &mut Segmenter,
+    b: &mut Segmenter,
+) -> (usize, usize) {
     let (mut same, mut all) = (0usize, 0usize);
     for case in &reference.cases {
         let image = load_rgb(&dir.join(&case.image)).unwrap();
         let x = a.segment(&image).unwrap();
         let y = b.segment(&image).unwrap();
-        same += x.as_raw().iter().zip(y.as_raw()).filter(|(p, q)| p == q).count();
+        same += x
+            .as_raw()
+            .iter()
+            .zip(y.as_raw())
+            .filter(|(p, q)| p == q)
+            .count();
         all += x.len();
     }
     (same, all)
@@ -337,11 +484,24 @@ fn class_map_agreement(dir: &Path, reference: &Reference, a: &mut Segmenter, b: 
 #[test]
 fn onnx_inverse_gives_the_nearest_colour_classes() {
     let dir = fixtures().join("reference");
-    let reference: Reference = serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap()).unwrap();
-    let mut nearest = Segmenter::new(ModelPackage::open(fixtures().join("gss-tiny")).unwrap(), None).unwrap();
-    let mut graph = Segmenter::new(ModelPackage::open(package_with_onnx_inverse("inverse", "classes")).unwrap(), None).unwrap();
+    let reference: Reference =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap())
+            .unwrap();
+    let mut nearest = Segmenter::new(
+        ModelPackage::open(fixtures().join("gss-tiny")).unwrap(),
+        None,
+    )
+    .unwrap();
+    let mut graph = Segmenter::new(
+        ModelPackage::open(package_with_onnx_inverse("inverse", "classes")).unwrap(),
+        None,
+    )
+    .unwrap();
     let (same, all) = class_map_agreement(&dir, &reference, &mut nearest, &mut graph);
-    assert!(same as f64 / all as f64 >= 0.999, "{same} of {all} pixels agree");
+    assert!(
+        same as f64 / all as f64 >= 0.999,
+        "{same} of {all} pixels agree"
+    );
 }
 
 /// A linear inverse whose planes are the nearest-colour ones (`2p`, `-|p|²`, in the decoder's
@@ -350,10 +510,13 @@ fn onnx_inverse_gives_the_nearest_colour_classes() {
 #[test]
 fn linear_inverse_from_the_manifest_gives_the_nearest_colour_classes_and_a_short_one_is_refused() {
     let dir = fixtures().join("reference");
-    let reference: Reference = serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap()).unwrap();
+    let reference: Reference =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap())
+            .unwrap();
     let linear_dir = copy_package("inverse-linear");
     let path = linear_dir.join("model.json");
-    let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     let [lo, hi] = [0, 1].map(|i| v["decoder"]["output_range"][i].as_f64().unwrap());
     let planes: Vec<([f64; 3], f64)> = v["maskige"]["palette"]
         .as_array()
@@ -368,30 +531,49 @@ fn linear_inverse_from_the_manifest_gives_the_nearest_colour_classes_and_a_short
     let bias: Vec<f64> = planes.iter().map(|p| p.1).collect();
     v["maskige"]["inverse"] = serde_json::json!({"kind": "linear", "weight": weight, "bias": bias});
     std::fs::write(&path, v.to_string()).unwrap();
-    let mut nearest = Segmenter::new(ModelPackage::open(fixtures().join("gss-tiny")).unwrap(), None).unwrap();
+    let mut nearest = Segmenter::new(
+        ModelPackage::open(fixtures().join("gss-tiny")).unwrap(),
+        None,
+    )
+    .unwrap();
     let mut linear = Segmenter::new(ModelPackage::open(&linear_dir).unwrap(), None).unwrap();
     let (same, all) = class_map_agreement(&dir, &reference, &mut nearest, &mut linear);
-    assert!(same as f64 / all as f64 >= 0.999, "{same} of {all} pixels agree");
+    assert!(
+        same as f64 / all as f64 >= 0.999,
+        "{same} of {all} pixels agree"
+    );
 
-    v["maskige"]["inverse"] = serde_json::json!({"kind": "linear", "weight": &weight[1..], "bias": bias});
+    v["maskige"]["inverse"] =
+        serde_json::json!({"kind": "linear", "weight": &weight[1..], "bias": bias});
     std::fs::write(&path, v.to_string()).unwrap();
     let err = ModelPackage::open(&linear_dir).unwrap_err();
-    assert!(matches!(err, Error::ManifestInvalid { .. }) && err.to_string().contains("weight rows"), "{err}");
+    assert!(
+        matches!(err, Error::ManifestInvalid { .. }) && err.to_string().contains("weight rows"),
+        "{err}"
+    );
 }
 
 #[test]
 fn onnx_inverse_that_disagrees_with_the_manifest_is_refused() {
     let package = ModelPackage::open(package_with_onnx_inverse("inverse-bad", "ids")).unwrap();
     let err = Segmenter::new(package, None).err().unwrap();
-    assert!(matches!(err, Error::GraphMismatch { .. }) && err.to_string().contains("inverse.onnx"), "{err}");
+    assert!(
+        matches!(err, Error::GraphMismatch { .. }) && err.to_string().contains("inverse.onnx"),
+        "{err}"
+    );
     let dir = copy_package("inverse-incomplete");
     let path = dir.join("model.json");
-    let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     v["maskige"]["inverse"] = serde_json::json!({"kind": "onnx", "file": "inverse.onnx"});
     std::fs::write(&path, v.to_string()).unwrap();
     // The typed manifest cannot hold an ONNX inverse without its input and output names.
     let err = ModelPackage::open(&dir).unwrap_err();
-    assert!(matches!(err, Error::ManifestParse { .. }) && err.chain().contains("missing field `input`"), "{}", err.chain());
+    assert!(
+        matches!(err, Error::ManifestParse { .. }) && err.chain().contains("missing field `input`"),
+        "{}",
+        err.chain()
+    );
 }
 
 #[test]
@@ -400,9 +582,16 @@ fn a_backend_planned_for_one_stage_refuses_the_other() {
     let package = ModelPackage::open(fixtures().join("gss-tiny")).unwrap();
     let mut prior_only = CpuBackend::with_graphs(&package, None, Graphs::Prior).unwrap();
     let err = prior_only.run_decoder(&[0], &mut Vec::new()).unwrap_err();
-    assert!(err.to_string().contains("without the decoder graph"), "{err}");
+    assert!(
+        err.to_string().contains("without the decoder graph"),
+        "{err}"
+    );
     let mut decoder_only = CpuBackend::with_graphs(&package, None, Graphs::Decoder).unwrap();
-    assert!(decoder_only.run_prior(&[0.0], &mut Vec::new()).unwrap_err().to_string().contains("without the prior graph"));
+    assert!(decoder_only
+        .run_prior(&[0.0], &mut Vec::new())
+        .unwrap_err()
+        .to_string()
+        .contains("without the prior graph"));
 }
 
 /// `--fit native` on a package whose graphs are fully convolutional (the bundled dense one):
@@ -416,16 +605,35 @@ fn native_fit_runs_a_fully_convolutional_package_at_the_frames_aspect_ratio() {
     assert_eq!(dense.native_size_for(640, 480), Some((320, 416)));
     let native = dense.at_input_size(320, 416).unwrap();
     assert_eq!(native.manifest.prior.grid, [40, 52]);
-    let mut at_native = Segmenter::new(native, None).unwrap().with_fit(gss::Fit::Native);
-    let mut stretched = Segmenter::new(dense.clone(), None).unwrap().with_fit(gss::Fit::Stretch);
-    let (a, b) = (at_native.segment(&image).unwrap(), stretched.segment(&image).unwrap());
+    let mut at_native = Segmenter::new(native, None)
+        .unwrap()
+        .with_fit(gss::Fit::Native);
+    let mut stretched = Segmenter::new(dense.clone(), None)
+        .unwrap()
+        .with_fit(gss::Fit::Stretch);
+    let (a, b) = (
+        at_native.segment(&image).unwrap(),
+        stretched.segment(&image).unwrap(),
+    );
     assert_eq!(a.dimensions(), (640, 480));
     assert!(!a.as_raw().contains(&gss::frame_path::UNSEEN));
-    let same = a.as_raw().iter().zip(b.as_raw()).filter(|(x, y)| x == y).count();
+    let same = a
+        .as_raw()
+        .iter()
+        .zip(b.as_raw())
+        .filter(|(x, y)| x == y)
+        .count();
     let share = same as f64 / a.len() as f64;
-    assert!(share > 0.85, "native and stretch agree on only {:.1} % of pixels", 100.0 * share);
+    assert!(
+        share > 0.85,
+        "native and stretch agree on only {:.1} % of pixels",
+        100.0 * share
+    );
     // Not a multiple of 32, and a package exported for one size only, are refused by name.
-    assert!(matches!(dense.at_input_size(330, 416), Err(Error::InvalidOption { .. })));
+    assert!(matches!(
+        dense.at_input_size(330, 416),
+        Err(Error::InvalidOption { .. })
+    ));
     let bundled = ModelPackage::open(root.join("models/gss-edge-street8")).unwrap();
     let err = bundled.at_input_size(320, 416).unwrap_err();
     assert!(err.to_string().contains("--fit stretch"), "{err}");
@@ -438,33 +646,72 @@ fn native_fit_runs_a_fully_convolutional_package_at_the_frames_aspect_ratio() {
 fn confidence_comes_with_logits_priors_only() {
     use gss::engine::{create_backend, BackendKind, BackendOptions};
     let image = load_rgb(&fixtures().join("reference/street8_test_000000.png")).unwrap();
-    let asked = BackendOptions { kind: BackendKind::Cpu, confidence: true, threads: 1, ..BackendOptions::default() };
+    let asked = BackendOptions {
+        kind: BackendKind::Cpu,
+        confidence: true,
+        threads: 1,
+        ..BackendOptions::default()
+    };
     let logits = ModelPackage::open(fixtures().join("gss-tiny-logits")).unwrap();
     let [gh, gw] = logits.manifest.prior.grid;
     let codes = logits.manifest.prior.codebook_size as f32;
     let mut seg = Segmenter::with_options(logits.clone(), &asked).unwrap();
     seg.segment(&image).unwrap();
-    let confidence = seg.confidence().expect("a logits prior gives confidence").to_vec();
+    let confidence = seg
+        .confidence()
+        .expect("a logits prior gives confidence")
+        .to_vec();
     assert_eq!(confidence.len(), gh * gw);
     // A probability of the most likely of `codes` tokens lies in [1/codes, 1].
-    assert!(confidence.iter().all(|&p| p >= 1.0 / codes - 1e-6 && p <= 1.0 + 1e-6), "{confidence:?}");
-    assert!(confidence.iter().any(|&p| p < 0.999), "not every cell is certain");
+    assert!(
+        confidence
+            .iter()
+            .all(|&p| p >= 1.0 / codes - 1e-6 && p <= 1.0 + 1e-6),
+        "{confidence:?}"
+    );
+    assert!(
+        confidence.iter().any(|&p| p < 0.999),
+        "not every cell is certain"
+    );
     // Not asked for, or an ArgMax inside the graph: none.
-    assert!(Segmenter::new(logits.clone(), None).unwrap().confidence().is_none());
+    assert!(Segmenter::new(logits.clone(), None)
+        .unwrap()
+        .confidence()
+        .is_none());
     // A prior with its ArgMax inside cannot give it: refused, naming what is missing.
     let argmax = ModelPackage::open(fixtures().join("gss-tiny")).unwrap();
     let err = Segmenter::with_options(argmax, &asked).err().unwrap();
     assert!(err.to_string().contains("token logits"), "{err}");
     // The pipeline's frames carry the same grid, in both modes.
-    for mode in [gss::pipeline::Mode::Sequential, gss::pipeline::Mode::Pipelined] {
-        let options = gss::pipeline::PipelineOptions { policy: gss::pipeline::Policy::Lossless, mode, ..Default::default() };
-        let mut p = gss::Pipeline::new(logits.clone(), options, |pkg, graphs| create_backend(pkg, &asked, graphs)).unwrap();
+    for mode in [
+        gss::pipeline::Mode::Sequential,
+        gss::pipeline::Mode::Pipelined,
+    ] {
+        let options = gss::pipeline::PipelineOptions {
+            policy: gss::pipeline::Policy::Lossless,
+            mode,
+            ..Default::default()
+        };
+        let mut p = gss::Pipeline::new(logits.clone(), options, |pkg, graphs| {
+            create_backend(pkg, &asked, graphs)
+        })
+        .unwrap();
         let rx = p.subscribe(2, gss::pipeline::Policy::Lossless);
-        p.run(gss::source::ImageFiles::from_glob(&format!("{}/reference/street8_test_000000.png", fixtures().display())).unwrap()).unwrap();
+        p.run(
+            gss::source::ImageFiles::from_glob(&format!(
+                "{}/reference/street8_test_000000.png",
+                fixtures().display()
+            ))
+            .unwrap(),
+        )
+        .unwrap();
         let frames: Vec<_> = rx.iter().collect();
         p.join().unwrap();
         assert_eq!(frames.len(), 1);
-        let got = frames[0].confidence.as_ref().expect("the frame carries the confidence");
+        let got = frames[0]
+            .confidence
+            .as_ref()
+            .expect("the frame carries the confidence");
         assert_eq!(got.as_slice(), confidence.as_slice(), "{mode:?}");
     }
 }

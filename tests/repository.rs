@@ -5,14 +5,19 @@
 use std::path::{Path, PathBuf};
 
 fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         let name = entry.file_name();
         let name = name.to_string_lossy();
         if path.is_dir() {
             // Build outputs, virtual environments and git's own files are not the project's text.
-            if !matches!(name.as_ref(), "target" | ".git" | ".venv" | "node_modules" | "__pycache__" | "data" | "out") {
+            if !matches!(
+                name.as_ref(),
+                "target" | ".git" | ".venv" | "node_modules" | "__pycache__" | "data" | "out"
+            ) {
                 files_under(&path, out);
             }
         } else {
@@ -38,5 +43,43 @@ fn no_file_points_outside_the_repository_for_notes() {
                 .map(|i| format!("{}:{}", p.strip_prefix(root).unwrap_or(p).display(), i + 1))
         })
         .collect();
-    assert!(offenders.is_empty(), "files that point at a shared/ folder outside the project: {offenders:?}");
+    assert!(
+        offenders.is_empty(),
+        "files that point at a shared/ folder outside the project: {offenders:?}"
+    );
+}
+
+/// The library names none of the command line's crates and has no code of its own behind the
+/// `cli` feature, so the library `scripts/test.sh` builds and tests with default features is the
+/// library a `default-features = false` user gets (whose dependencies `cargo tree` checks there).
+#[test]
+fn the_library_does_not_use_the_command_lines_crates() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    files_under(&root, &mut files);
+    let cli_only = [
+        "clap::",
+        "indicatif::",
+        "ctrlc::",
+        "env_logger::",
+        "anyhow::",
+        "feature = \"cli\"",
+    ];
+    let offenders: Vec<String> = files
+        .iter()
+        .filter(|p| !p.starts_with(root.join("bin")) && p.extension().is_some_and(|e| e == "rs"))
+        .filter_map(|p| {
+            let text = std::fs::read_to_string(p).ok()?;
+            let hits: Vec<&str> = cli_only
+                .iter()
+                .copied()
+                .filter(|n| text.contains(n))
+                .collect();
+            (!hits.is_empty()).then(|| format!("{}: {}", p.display(), hits.join(", ")))
+        })
+        .collect();
+    assert!(
+        offenders.is_empty(),
+        "the library uses the CLI's crates: {offenders:#?}"
+    );
 }

@@ -16,9 +16,21 @@ fn root() -> PathBuf {
 
 fn stream(package: &str, mode: Mode, reuse: Reuse) -> Vec<MaskFrame> {
     let package = ModelPackage::open(root().join("models").join(package)).unwrap();
-    let options = PipelineOptions { policy: Policy::Lossless, mode, ..PipelineOptions::default() };
-    let backend = BackendOptions { kind: BackendKind::Cpu, threads: 1, reuse, ..BackendOptions::default() };
-    let mut pipeline = Pipeline::new(package, options, |p, graphs| create_backend(p, &backend, graphs)).unwrap();
+    let options = PipelineOptions {
+        policy: Policy::Lossless,
+        mode,
+        ..PipelineOptions::default()
+    };
+    let backend = BackendOptions {
+        kind: BackendKind::Cpu,
+        threads: 1,
+        reuse,
+        ..BackendOptions::default()
+    };
+    let mut pipeline = Pipeline::new(package, options, |p, graphs| {
+        create_backend(p, &backend, graphs)
+    })
+    .unwrap();
     let rx = pipeline.subscribe(4, Policy::Lossless);
     pipeline.run(ImageFiles::sample_clip().unwrap()).unwrap();
     let frames: Vec<MaskFrame> = rx.iter().collect();
@@ -33,11 +45,21 @@ fn assert_same_masks(package: &str, mode: Mode) {
     assert_eq!(full.len(), reused.len());
     for (a, b) in full.iter().zip(&reused) {
         assert_eq!(a.source_index, b.source_index);
-        assert!(a.classes.as_raw() == b.classes.as_raw(), "{package}: frame {} differs with reuse", a.source_index);
+        assert!(
+            a.classes.as_raw() == b.classes.as_raw(),
+            "{package}: frame {} differs with reuse",
+            a.source_index
+        );
         assert_eq!(a.decoded_share, 1.0);
     }
-    assert_eq!(reused[0].decoded_share, 1.0, "the first frame is decoded in full");
-    assert!(reused[1..].iter().all(|m| m.decoded_share != 1.0), "{package}: every later frame went through the tiles");
+    assert_eq!(
+        reused[0].decoded_share, 1.0,
+        "the first frame is decoded in full"
+    );
+    assert!(
+        reused[1..].iter().all(|m| m.decoded_share != 1.0),
+        "{package}: every later frame went through the tiles"
+    );
 }
 
 #[test]

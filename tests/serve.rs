@@ -32,7 +32,10 @@ fn get(addr: SocketAddr, path: &str) -> (String, Vec<u8>) {
     write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
     let mut response = Vec::new();
     s.read_to_end(&mut response).unwrap();
-    let end = response.windows(4).position(|w| w == b"\r\n\r\n").expect("a header block");
+    let end = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a header block");
     let head = String::from_utf8_lossy(&response[..end]).to_string();
     (head, response[end + 4..].to_vec())
 }
@@ -48,8 +51,15 @@ impl Viewer {
         write!(s, "GET /stream.mjpg HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
         let mut reader = BufReader::new(s);
         let head = read_head(&mut reader);
-        assert!(head.starts_with("HTTP/1.") && head.contains(" 200 "), "{head}");
-        assert!(head.to_ascii_lowercase().contains("content-type: multipart/x-mixed-replace; boundary=gssframe"), "{head}");
+        assert!(
+            head.starts_with("HTTP/1.") && head.contains(" 200 "),
+            "{head}"
+        );
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("content-type: multipart/x-mixed-replace; boundary=gssframe"),
+            "{head}"
+        );
         Viewer { reader }
     }
 
@@ -75,7 +85,10 @@ fn read_head(reader: &mut impl BufRead) -> String {
     let mut head = String::new();
     for _ in 0..64 {
         let mut line = String::new();
-        assert!(reader.read_line(&mut line).unwrap() > 0, "the connection closed in a header: {head:?}");
+        assert!(
+            reader.read_line(&mut line).unwrap() > 0,
+            "the connection closed in a header: {head:?}"
+        );
         if line == "\r\n" && !head.trim().is_empty() {
             return head;
         }
@@ -95,24 +108,50 @@ fn colours(image: &image::RgbImage) -> usize {
 #[test]
 fn viewers_get_overlays_stats_and_the_legend_and_the_server_stops_with_the_stream() {
     let package = tiny_package();
-    let names: Vec<String> = package.manifest.classes.iter().map(|c| c.name.clone()).collect();
-    let options = PipelineOptions { keep_frames: true, mode: Mode::Sequential, ..PipelineOptions::default() };
-    let one_thread = BackendOptions { threads: 1, ..BackendOptions::default() };
-    let mut pipeline =
-        Pipeline::new(package, options, |p, graphs| Ok(Box::new(CpuBackend::with_options(p, &one_thread, graphs)?))).unwrap();
-    let live = LiveView::start("127.0.0.1:0", ServeOptions::for_package(pipeline.package()), pipeline.subscribe(2, Policy::RealTime))
-        .unwrap();
+    let names: Vec<String> = package
+        .manifest
+        .classes
+        .iter()
+        .map(|c| c.name.clone())
+        .collect();
+    let options = PipelineOptions {
+        keep_frames: true,
+        mode: Mode::Sequential,
+        ..PipelineOptions::default()
+    };
+    let one_thread = BackendOptions {
+        threads: 1,
+        ..BackendOptions::default()
+    };
+    let mut pipeline = Pipeline::new(package, options, |p, graphs| {
+        Ok(Box::new(CpuBackend::with_options(p, &one_thread, graphs)?))
+    })
+    .unwrap();
+    let live = LiveView::start(
+        "127.0.0.1:0",
+        ServeOptions::for_package(pipeline.package()),
+        pipeline.subscribe(2, Policy::RealTime),
+    )
+    .unwrap();
     let addr = live.local_addr();
     assert!(addr.ip().is_loopback() && addr.port() != 0);
     let frames = clip_frames(6, "serve");
     let size = image::image_dimensions(&frames.paths()[0]).unwrap();
-    pipeline.run(frames.looping(true).with_fps(30.0).unwrap()).unwrap();
+    pipeline
+        .run(frames.looping(true).with_fps(30.0).unwrap())
+        .unwrap();
 
     let (head, page) = get(addr, "/");
     let page = String::from_utf8(page).unwrap();
-    assert!(head.contains(" 200 ") && head.contains("text/html"), "{head}");
+    assert!(
+        head.contains(" 200 ") && head.contains("text/html"),
+        "{head}"
+    );
     for name in &names {
-        assert!(page.contains(&format!(">{name}<")), "{name} is not in the legend: {page}");
+        assert!(
+            page.contains(&format!(">{name}<")),
+            "{name} is not in the legend: {page}"
+        );
     }
     assert!(page.contains("/stream.mjpg") && page.contains("/stats.json"));
 
@@ -121,10 +160,18 @@ fn viewers_get_overlays_stats_and_the_legend_and_the_server_stops_with_the_strea
     let tiny: libc::c_int = 2048;
     // SAFETY: a valid socket and an int-sized option value.
     let set = unsafe {
-        libc::setsockopt(stalled.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUF, (&tiny as *const libc::c_int).cast(), size_of::<libc::c_int>() as libc::socklen_t)
+        libc::setsockopt(
+            stalled.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&tiny as *const libc::c_int).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
     };
     assert_eq!(set, 0);
-    (&stalled).write_all(b"GET /stream.mjpg HTTP/1.0\r\n\r\n").unwrap();
+    (&stalled)
+        .write_all(b"GET /stream.mjpg HTTP/1.0\r\n\r\n")
+        .unwrap();
 
     let mut a = Viewer::open(addr);
     let mut b = Viewer::open(addr);
@@ -133,28 +180,50 @@ fn viewers_get_overlays_stats_and_the_legend_and_the_server_stops_with_the_strea
     // keep getting overlays.
     for _ in 0..12 {
         for viewer in [&mut a, &mut b] {
-            let overlay = image::load_from_memory(&viewer.next_jpeg()).unwrap().to_rgb8();
+            let overlay = image::load_from_memory(&viewer.next_jpeg())
+                .unwrap()
+                .to_rgb8();
             assert_eq!(overlay.dimensions(), size);
-            assert!(colours(&overlay) > 50, "an overlay of {} colours", colours(&overlay));
+            assert!(
+                colours(&overlay) > 50,
+                "an overlay of {} colours",
+                colours(&overlay)
+            );
             last = Some(overlay);
         }
     }
     assert!(last.is_some());
 
     let (head, body) = get(addr, "/stats.json");
-    assert!(head.contains(" 200 ") && head.contains("application/json"), "{head}");
+    assert!(
+        head.contains(" 200 ") && head.contains("application/json"),
+        "{head}"
+    );
     let stats: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert!(stats["frames"].as_u64().unwrap() >= 12, "{stats}");
-    assert_eq!((stats["width"].as_u64(), stats["height"].as_u64()), (Some(size.0 as u64), Some(size.1 as u64)));
+    assert_eq!(
+        (stats["width"].as_u64(), stats["height"].as_u64()),
+        (Some(size.0 as u64), Some(size.1 as u64))
+    );
     assert!(stats["fps"].as_f64().unwrap() > 0.0, "{stats}");
-    let (p50, p95) = (stats["latency_p50_ms"].as_f64().unwrap(), stats["latency_p95_ms"].as_f64().unwrap());
+    let (p50, p95) = (
+        stats["latency_p50_ms"].as_f64().unwrap(),
+        stats["latency_p95_ms"].as_f64().unwrap(),
+    );
     assert!(p50 > 0.0 && p95 >= p50, "{stats}");
     assert!(stats["dropped"].as_u64().is_some());
     assert!(stats["viewers"].as_u64().unwrap() >= 3, "{stats}");
     let classes = stats["classes"].as_array().unwrap();
-    let listed: Vec<&str> = classes.iter().map(|c| c["name"].as_str().unwrap()).collect();
+    let listed: Vec<&str> = classes
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
     assert_eq!(listed, names.iter().map(String::as_str).collect::<Vec<_>>());
-    let total: f64 = classes.iter().map(|c| c["share"].as_f64().unwrap()).sum::<f64>() + stats["unlabeled_share"].as_f64().unwrap();
+    let total: f64 = classes
+        .iter()
+        .map(|c| c["share"].as_f64().unwrap())
+        .sum::<f64>()
+        + stats["unlabeled_share"].as_f64().unwrap();
     assert!((total - 1.0).abs() < 1e-9, "shares add up to {total}");
 
     let (head, body) = get(addr, "/health");
@@ -169,12 +238,21 @@ fn viewers_get_overlays_stats_and_the_legend_and_the_server_stops_with_the_strea
     assert!(stats.published >= 12);
     let (done_tx, done_rx) = mpsc::channel();
     std::thread::spawn(move || done_tx.send(live.join()));
-    done_rx.recv_timeout(Duration::from_secs(60)).expect("the live view stopped").unwrap();
+    done_rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the live view stopped")
+        .unwrap();
     for viewer in [&mut a, &mut b] {
         let mut rest = Vec::new();
-        viewer.reader.read_to_end(&mut rest).expect("the response ends");
+        viewer
+            .reader
+            .read_to_end(&mut rest)
+            .expect("the response ends");
     }
-    assert!(TcpStream::connect(addr).is_err(), "the server still listens");
+    assert!(
+        TcpStream::connect(addr).is_err(),
+        "the server still listens"
+    );
     drop(stalled);
 }
 
@@ -183,9 +261,25 @@ fn a_taken_address_is_a_clear_error() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
     let package = tiny_package();
-    let options = PipelineOptions { mode: Mode::Sequential, ..PipelineOptions::default() };
-    let mut pipeline = Pipeline::new(package, options, |p, graphs| Ok(Box::new(CpuBackend::with_options(p, &BackendOptions::default(), graphs)?))).unwrap();
-    let err = LiveView::start(&addr, ServeOptions::for_package(pipeline.package()), pipeline.subscribe(1, Policy::RealTime)).err().unwrap();
+    let options = PipelineOptions {
+        mode: Mode::Sequential,
+        ..PipelineOptions::default()
+    };
+    let mut pipeline = Pipeline::new(package, options, |p, graphs| {
+        Ok(Box::new(CpuBackend::with_options(
+            p,
+            &BackendOptions::default(),
+            graphs,
+        )?))
+    })
+    .unwrap();
+    let err = LiveView::start(
+        &addr,
+        ServeOptions::for_package(pipeline.package()),
+        pipeline.subscribe(1, Policy::RealTime),
+    )
+    .err()
+    .unwrap();
     let text = err.to_string();
     assert!(text.contains(&addr) && text.contains("port 0"), "{text}");
 }

@@ -6,7 +6,10 @@ use std::process::Command;
 
 fn gss() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_gss"));
-    c.env("GSS_MODEL", Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gss-tiny"));
+    c.env(
+        "GSS_MODEL",
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gss-tiny"),
+    );
     c
 }
 
@@ -25,7 +28,20 @@ fn stream_serves_a_live_view_until_it_is_stopped() {
     use std::time::Duration;
 
     let mut child = gss()
-        .args(["stream", "--serve", "127.0.0.1:0", "--loop", "--fps", "20", "--save", "none", "--json", "--threads", "1", "--dir"])
+        .args([
+            "stream",
+            "--serve",
+            "127.0.0.1:0",
+            "--loop",
+            "--fps",
+            "20",
+            "--save",
+            "none",
+            "--json",
+            "--threads",
+            "1",
+            "--dir",
+        ])
         .arg(three_frames())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -42,7 +58,9 @@ fn stream_serves_a_live_view_until_it_is_stopped() {
     });
     let mut seen = String::new();
     let addr = loop {
-        let line = lines.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| panic!("no live view address in: {seen}"));
+        let line = lines
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("no live view address in: {seen}"));
         seen.push_str(&line);
         seen.push('\n');
         if let Some(rest) = line.split("live view at http://").nth(1) {
@@ -58,13 +76,24 @@ fn stream_serves_a_live_view_until_it_is_stopped() {
         response
     };
     let health = get("/health");
-    assert!(health.starts_with("HTTP/1.") && health.contains(" 200 ") && health.contains("\"streaming\""), "{health}");
+    assert!(
+        health.starts_with("HTTP/1.")
+            && health.contains(" 200 ")
+            && health.contains("\"streaming\""),
+        "{health}"
+    );
     let page = get("/");
-    assert!(page.contains(">road<") && page.contains("gss-tiny"), "{page}");
+    assert!(
+        page.contains(">road<") && page.contains("gss-tiny"),
+        "{page}"
+    );
 
     // Ctrl-C ends the stream, then the server; the summary is still printed.
     // SAFETY: signals our own child.
-    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) }, 0);
+    assert_eq!(
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) },
+        0
+    );
     let mut status = None;
     for _ in 0..600 {
         if let Some(s) = child.try_wait().unwrap() {
@@ -78,17 +107,36 @@ fn stream_serves_a_live_view_until_it_is_stopped() {
         panic!("gss stream --serve did not stop within a minute of Ctrl-C");
     };
     let mut stdout = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
     assert!(status.success(), "{status}: {stdout}");
     let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert!(report["published"].as_u64().unwrap() > 0, "{report}");
-    assert!(TcpStream::connect(&addr).is_err(), "the server outlived the stream");
+    assert!(
+        TcpStream::connect(&addr).is_err(),
+        "the server outlived the stream"
+    );
 }
 
 #[cfg(not(feature = "serve"))]
 #[test]
 fn serve_without_the_feature_says_how_to_rebuild() {
-    let out = gss().args(["stream", "--serve", "127.0.0.1:0", "--save", "none", "--dir"]).arg(three_frames()).output().unwrap();
+    let out = gss()
+        .args([
+            "stream",
+            "--serve",
+            "127.0.0.1:0",
+            "--save",
+            "none",
+            "--dir",
+        ])
+        .arg(three_frames())
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--features serve"), "{err}");

@@ -26,7 +26,11 @@ fn basic() -> String {
     let table = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in raw.as_bytes().chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -51,22 +55,58 @@ fn request(addr: SocketAddr, path: &str, headers: &str) -> (String, Vec<u8>) {
     write!(s, "GET {path} HTTP/1.0\r\n{headers}\r\n").unwrap();
     let mut response = Vec::new();
     s.read_to_end(&mut response).unwrap();
-    let end = response.windows(4).position(|w| w == b"\r\n\r\n").expect("a header block");
-    (String::from_utf8_lossy(&response[..end]).to_ascii_lowercase(), response[end + 4..].to_vec())
+    let end = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a header block");
+    (
+        String::from_utf8_lossy(&response[..end]).to_ascii_lowercase(),
+        response[end + 4..].to_vec(),
+    )
 }
 
 /// A stream of the clip, looping at `fps`, with a live view on loopback.
-fn start(options: impl FnOnce(&mut ServeOptions), lossless: bool, fps: f64) -> (Pipeline, LiveView) {
+fn start(
+    options: impl FnOnce(&mut ServeOptions),
+    lossless: bool,
+    fps: f64,
+) -> (Pipeline, LiveView) {
     let package = tiny_package();
-    let policy = if lossless { Policy::Lossless } else { Policy::RealTime };
-    let pipeline_options = PipelineOptions { keep_frames: true, mode: Mode::Sequential, policy, ..PipelineOptions::default() };
-    let one_thread = BackendOptions { threads: 1, ..BackendOptions::default() };
-    let mut pipeline =
-        Pipeline::new(package, pipeline_options, |p, graphs| Ok(Box::new(CpuBackend::with_options(p, &one_thread, graphs)?))).unwrap();
+    let policy = if lossless {
+        Policy::Lossless
+    } else {
+        Policy::RealTime
+    };
+    let pipeline_options = PipelineOptions {
+        keep_frames: true,
+        mode: Mode::Sequential,
+        policy,
+        ..PipelineOptions::default()
+    };
+    let one_thread = BackendOptions {
+        threads: 1,
+        ..BackendOptions::default()
+    };
+    let mut pipeline = Pipeline::new(package, pipeline_options, |p, graphs| {
+        Ok(Box::new(CpuBackend::with_options(p, &one_thread, graphs)?))
+    })
+    .unwrap();
     let mut serve = ServeOptions::for_package(pipeline.package());
     options(&mut serve);
-    let live = LiveView::start("127.0.0.1:0", serve, pipeline.subscribe(2, Policy::RealTime)).unwrap();
-    pipeline.run(clip_frames(6, "limits").looping(true).with_fps(fps).unwrap()).unwrap();
+    let live = LiveView::start(
+        "127.0.0.1:0",
+        serve,
+        pipeline.subscribe(2, Policy::RealTime),
+    )
+    .unwrap();
+    pipeline
+        .run(
+            clip_frames(6, "limits")
+                .looping(true)
+                .with_fps(fps)
+                .unwrap(),
+        )
+        .unwrap();
     (pipeline, live)
 }
 
@@ -74,14 +114,19 @@ fn start(options: impl FnOnce(&mut ServeOptions), lossless: bool, fps: f64) -> (
 /// and whether the server said 503 first.
 fn closed_within(s: &mut TcpStream, within: Duration) -> Option<(Duration, bool)> {
     let started = Instant::now();
-    s.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
     let mut buf = [0u8; 65536];
     let mut busy = false;
     while started.elapsed() < within {
         match s.read(&mut buf) {
             Ok(0) => return Some((started.elapsed(), busy)),
             Ok(n) => busy |= String::from_utf8_lossy(&buf[..n]).contains(" 503 "),
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
             Err(_) => return Some((started.elapsed(), busy)),
         }
     }
@@ -115,12 +160,23 @@ fn credentials_host_names_and_headers() {
     let auth = format!("Authorization: {}\r\n", basic());
 
     let (head, _) = request(addr, "/", "Host: localhost\r\n");
-    assert!(head.starts_with("http/1.0 401") || head.starts_with("http/1.1 401"), "{head}");
+    assert!(
+        head.starts_with("http/1.0 401") || head.starts_with("http/1.1 401"),
+        "{head}"
+    );
     assert!(head.contains("www-authenticate: basic realm="), "{head}");
-    let (head, _) = request(addr, "/stats.json", "Host: localhost\r\nAuthorization: Basic cm9ib3Q6d3Jvbmc=\r\n");
+    let (head, _) = request(
+        addr,
+        "/stats.json",
+        "Host: localhost\r\nAuthorization: Basic cm9ib3Q6d3Jvbmc=\r\n",
+    );
     assert!(head.contains(" 401 "), "a wrong password: {head}");
 
-    let (head, page) = request(addr, "/", &format!("Host: robot.local:{}\r\n{auth}", addr.port()));
+    let (head, page) = request(
+        addr,
+        "/",
+        &format!("Host: robot.local:{}\r\n{auth}", addr.port()),
+    );
     assert!(head.contains(" 200 "), "{head}");
     assert!(String::from_utf8_lossy(&page).contains("/stream.mjpg"));
     for header in [
@@ -132,16 +188,36 @@ fn credentials_host_names_and_headers() {
         assert!(head.contains(header), "{header} missing: {head}");
     }
     // A page that rebound its own name to this address: refused, credentials or not.
-    let (head, _) = request(addr, "/stats.json", &format!("Host: evil.example:{}\r\n{auth}", addr.port()));
+    let (head, _) = request(
+        addr,
+        "/stats.json",
+        &format!("Host: evil.example:{}\r\n{auth}", addr.port()),
+    );
     assert!(head.contains(" 421 "), "{head}");
     // Refusals carry the headers too.
     assert!(head.contains("x-content-type-options: nosniff"), "{head}");
 
     // Without credentials, only loopback is served.
     let package = tiny_package();
-    let options = PipelineOptions { mode: Mode::Sequential, ..PipelineOptions::default() };
-    let mut other = Pipeline::new(package, options, |p, graphs| Ok(Box::new(CpuBackend::with_options(p, &BackendOptions::default(), graphs)?))).unwrap();
-    let err = LiveView::start("0.0.0.0:0", ServeOptions::for_package(other.package()), other.subscribe(1, Policy::RealTime)).err().unwrap();
+    let options = PipelineOptions {
+        mode: Mode::Sequential,
+        ..PipelineOptions::default()
+    };
+    let mut other = Pipeline::new(package, options, |p, graphs| {
+        Ok(Box::new(CpuBackend::with_options(
+            p,
+            &BackendOptions::default(),
+            graphs,
+        )?))
+    })
+    .unwrap();
+    let err = LiveView::start(
+        "0.0.0.0:0",
+        ServeOptions::for_package(other.package()),
+        other.subscribe(1, Policy::RealTime),
+    )
+    .err()
+    .unwrap();
     assert!(err.to_string().contains("--serve-auth"), "{err}");
 
     pipeline.stop();
@@ -153,19 +229,33 @@ fn credentials_host_names_and_headers() {
 fn the_mask_view_shows_class_colours_only() {
     let (pipeline, live) = start(|o| o.view = View::Mask, false, 30.0);
     let mut s = connect(live.local_addr());
-    s.write_all(b"GET /stream.mjpg HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+    s.write_all(b"GET /stream.mjpg HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .unwrap();
     let mut reader = BufReader::new(s);
     let jpeg = next_part(&mut reader);
     let picture = image::load_from_memory(&jpeg).unwrap().to_rgb8();
     // The class colours alone: a handful of colours (plus JPEG's ringing at their edges), where
     // an overlay of the camera image has thousands.
-    let palette: Vec<[u8; 3]> = tiny_package().manifest.classes.iter().map(|c| c.color).collect();
+    let palette: Vec<[u8; 3]> = tiny_package()
+        .manifest
+        .classes
+        .iter()
+        .map(|c| c.color)
+        .collect();
     let near_palette = picture
         .pixels()
-        .filter(|p| palette.iter().any(|c| c.iter().zip(p.0).all(|(a, b)| a.abs_diff(b) <= 24)))
+        .filter(|p| {
+            palette
+                .iter()
+                .any(|c| c.iter().zip(p.0).all(|(a, b)| a.abs_diff(b) <= 24))
+        })
         .count();
     let share = near_palette as f64 / f64::from(picture.width() * picture.height());
-    assert!(share > 0.9, "{:.1} % of the mask view's pixels are class colours", 100.0 * share);
+    assert!(
+        share > 0.9,
+        "{:.1} % of the mask view's pixels are class colours",
+        100.0 * share
+    );
     pipeline.stop();
     pipeline.join().unwrap();
     drop(reader);
@@ -217,12 +307,16 @@ fn strangers_neither_stop_the_stream_nor_hold_its_connections() {
     let mut idle_busy = 0;
     let idle_started = Instant::now();
     for s in idle.iter_mut() {
-        let (_, busy) = closed_within(s, timeout + slack).expect("an idle connection outlived the header timeout");
+        let (_, busy) = closed_within(s, timeout + slack)
+            .expect("an idle connection outlived the header timeout");
         idle_busy += usize::from(busy);
         idle_lived = idle_started.elapsed();
     }
     // Those still in the listen backlog when the first CAP idled out get slots of their own.
-    assert!(idle_busy >= 300 - 4 * CAP, "{idle_busy} of 300 idle connections were told 503 (cap {CAP})");
+    assert!(
+        idle_busy >= 300 - 4 * CAP,
+        "{idle_busy} of 300 idle connections were told 503 (cap {CAP})"
+    );
     drop(idle);
     let mut busy = 0;
     rss_peak = rss_peak.max(rss_mb());
@@ -235,7 +329,11 @@ fn strangers_neither_stop_the_stream_nor_hold_its_connections() {
     let slow = b"GET /stream.mjpg HTTP/1.1\r\nHost: localhost\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
     let mut sent = 0;
     while open.iter().any(|o| *o) && started.elapsed() < timeout + slack {
-        for (s, o) in tricklers.iter_mut().zip(open.iter_mut()).filter(|(_, o)| **o) {
+        for (s, o) in tricklers
+            .iter_mut()
+            .zip(open.iter_mut())
+            .filter(|(_, o)| **o)
+        {
             if s.write_all(&slow[sent % slow.len()..][..1]).is_err() {
                 *o = false;
                 continue;
@@ -250,7 +348,11 @@ fn strangers_neither_stop_the_stream_nor_hold_its_connections() {
                     }
                     *o = false;
                 }
-                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
                 Err(_) => *o = false,
             }
         }
@@ -258,8 +360,15 @@ fn strangers_neither_stop_the_stream_nor_hold_its_connections() {
         std::thread::sleep(Duration::from_millis(200));
     }
     let trickle_lived = started.elapsed();
-    assert!(open.iter().all(|o| !o), "{} trickling clients still open after {trickle_lived:?}", open.iter().filter(|o| **o).count());
-    assert!(busy >= 100 - 4 * CAP, "{busy} of 100 trickling clients were told 503 (cap {CAP})");
+    assert!(
+        open.iter().all(|o| !o),
+        "{} trickling clients still open after {trickle_lived:?}",
+        open.iter().filter(|o| **o).count()
+    );
+    assert!(
+        busy >= 100 - 4 * CAP,
+        "{busy} of 100 trickling clients were told 503 (cap {CAP})"
+    );
     drop(tricklers);
     rss_peak = rss_peak.max(rss_mb());
 
@@ -272,9 +381,21 @@ fn strangers_neither_stop_the_stream_nor_hold_its_connections() {
             let tiny: libc::c_int = 2048;
             // SAFETY: a valid socket and an int-sized option value.
             unsafe {
-                libc::setsockopt(s.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUF, (&tiny as *const libc::c_int).cast(), size_of::<libc::c_int>() as libc::socklen_t)
+                libc::setsockopt(
+                    s.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_RCVBUF,
+                    (&tiny as *const libc::c_int).cast(),
+                    size_of::<libc::c_int>() as libc::socklen_t,
+                )
             };
-            (&s).write_all(format!("GET /stream.mjpg HTTP/1.0\r\nHost: localhost\r\nAuthorization: {auth}\r\n\r\n").as_bytes()).unwrap();
+            (&s).write_all(
+                format!(
+                    "GET /stream.mjpg HTTP/1.0\r\nHost: localhost\r\nAuthorization: {auth}\r\n\r\n"
+                )
+                .as_bytes(),
+            )
+            .unwrap();
             s
         })
         .collect();
@@ -285,13 +406,19 @@ fn strangers_neither_stop_the_stream_nor_hold_its_connections() {
     let mut viewer = loop {
         let mut s = connect(addr);
         // Refused (503, closed) while the slots are still held: the write may fail.
-        let written = write!(s, "GET /stream.mjpg HTTP/1.0\r\nHost: localhost\r\nAuthorization: {auth}\r\n\r\n");
+        let written = write!(
+            s,
+            "GET /stream.mjpg HTTP/1.0\r\nHost: localhost\r\nAuthorization: {auth}\r\n\r\n"
+        );
         let mut reader = BufReader::new(s);
         let mut status = String::new();
         if written.is_ok() && reader.read_line(&mut status).is_ok() && status.contains(" 200 ") {
             break reader;
         }
-        assert!(viewer_started.elapsed() < timeout + slack, "no slot freed for a reading viewer: {status:?}");
+        assert!(
+            viewer_started.elapsed() < timeout + slack,
+            "no slot freed for a reading viewer: {status:?}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     };
     for _ in 0..3 {
@@ -300,9 +427,16 @@ fn strangers_neither_stop_the_stream_nor_hold_its_connections() {
     }
     // The server's own count: the stalled viewers' responses are gone (their sockets may still
     // hold the bytes the kernel had buffered, which is what a client that never reads can keep).
-    let (_, body) = request(addr, "/stats.json", &format!("Host: localhost\r\nAuthorization: {auth}\r\n"));
+    let (_, body) = request(
+        addr,
+        "/stats.json",
+        &format!("Host: localhost\r\nAuthorization: {auth}\r\n"),
+    );
     let stats: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!(stats["viewers"], 1, "viewers that never read still hold connections: {stats}");
+    assert_eq!(
+        stats["viewers"], 1,
+        "viewers that never read still hold connections: {stats}"
+    );
     drop(stalled);
     drop(viewer);
 
@@ -320,6 +454,12 @@ fn strangers_neither_stop_the_stream_nor_hold_its_connections() {
          descriptors {fds_before} -> {fds_after}",
         stats.published
     );
-    assert!(fds_after <= fds_before + 4, "descriptors {fds_before} -> {fds_after}");
-    assert!(rss_peak < rss_before + 200.0, "RSS {rss_before:.0} -> {rss_peak:.0} MB");
+    assert!(
+        fds_after <= fds_before + 4,
+        "descriptors {fds_before} -> {fds_after}"
+    );
+    assert!(
+        rss_peak < rss_before + 200.0,
+        "RSS {rss_before:.0} -> {rss_peak:.0} MB"
+    );
 }

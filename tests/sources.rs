@@ -14,7 +14,8 @@ impl TempDir {
     fn new(tag: &str) -> TempDir {
         static N: AtomicU32 = AtomicU32::new(0);
         let n = N.fetch_add(1, Ordering::SeqCst);
-        let dir = std::env::temp_dir().join(format!("gss-sources-{tag}-{}-{n}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("gss-sources-{tag}-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         TempDir(dir)
@@ -33,7 +34,9 @@ impl Drop for TempDir {
 /// A 16×8 image whose every pixel is `shade`, so a decoded frame tells which file it was.
 fn write_frame(dir: &Path, name: &str, shade: u8) -> PathBuf {
     let path = dir.join(name);
-    RgbImage::from_pixel(16, 8, Rgb([shade, shade, shade])).save(&path).unwrap();
+    RgbImage::from_pixel(16, 8, Rgb([shade, shade, shade]))
+        .save(&path)
+        .unwrap();
     path
 }
 
@@ -47,7 +50,14 @@ fn drain(src: &mut ImageFiles) -> (Vec<(String, u8)>, usize) {
     loop {
         match src.next_frame() {
             Ok(Some(f)) => {
-                let name = f.origin.as_ref().unwrap().file_name().unwrap().to_string_lossy().into_owned();
+                let name = f
+                    .origin
+                    .as_ref()
+                    .unwrap()
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
                 frames.push((name, shade_of(&f.image)));
             }
             Ok(None) => return (frames, corrupt),
@@ -80,7 +90,10 @@ fn directory_frames_come_sorted_with_png_and_jpeg() {
     for ((_, got), want) in frames.iter().zip([10u8, 20, 30, 100]) {
         assert!(got.abs_diff(want) <= 2, "got {got}, want {want}");
     }
-    assert!(src.next_frame().unwrap().is_none(), "an ended source stays ended");
+    assert!(
+        src.next_frame().unwrap().is_none(),
+        "an ended source stays ended"
+    );
 }
 
 #[test]
@@ -99,9 +112,16 @@ fn a_corrupt_jpeg_in_the_middle_is_skipped() {
     assert_eq!((first.index, shade_of(&first.image)), (0, 10));
     let err = src.next_frame().unwrap_err();
     assert!(matches!(err, Error::CorruptFrame { .. }), "{err}");
-    assert!(err.to_string().contains("b.jpg"), "the error names the file: {err}");
+    assert!(
+        err.to_string().contains("b.jpg"),
+        "the error names the file: {err}"
+    );
     let next = src.next_frame().unwrap().unwrap();
-    assert_eq!((next.index, shade_of(&next.image)), (2, 30), "indices count the skipped file");
+    assert_eq!(
+        (next.index, shade_of(&next.image)),
+        (2, 30),
+        "indices count the skipped file"
+    );
     let err = src.next_frame().unwrap_err();
     assert!(err.to_string().contains("d.jpg"), "{err}");
     let last = src.next_frame().unwrap().unwrap();
@@ -117,8 +137,22 @@ fn a_corrupt_frame_keeps_its_cause_and_names_the_file_once() {
     let mut src = ImageFiles::from_dir(dir.path()).unwrap();
 
     let err = src.next_frame().unwrap_err();
-    let Error::CorruptFrame { frame: 0, reason, .. } = &err else { panic!("{err:?}") };
-    assert!(matches!(**reason, Error::Image { source: Some(_), .. }), "the decoder's refusal: {reason:?}");
+    let Error::CorruptFrame {
+        frame: 0, reason, ..
+    } = &err
+    else {
+        panic!("{err:?}")
+    };
+    assert!(
+        matches!(
+            **reason,
+            Error::Image {
+                source: Some(_),
+                ..
+            }
+        ),
+        "the decoder's refusal: {reason:?}"
+    );
     // The chain a reporter walks: the file's error, then the decoder's under it.
     let cause = std::error::Error::source(&err).expect("the cause is the source");
     assert_eq!(cause.to_string(), reason.to_string());
@@ -126,12 +160,27 @@ fn a_corrupt_frame_keeps_its_cause_and_names_the_file_once() {
     assert!(decoder_error.is::<image::ImageError>());
     let text = err.to_string();
     assert_eq!(text.matches("a.png").count(), 1, "{text}");
-    assert!(text.starts_with(&format!("{}: frame 0 skipped: ", dir.path().display())), "{text}");
+    assert!(
+        text.starts_with(&format!("{}: frame 0 skipped: ", dir.path().display())),
+        "{text}"
+    );
 
     let err = src.next_frame().unwrap_err();
-    let Error::CorruptFrame { frame: 1, reason, .. } = &err else { panic!("{err:?}") };
-    assert!(matches!(**reason, Error::Image { source: None, .. }), "our own check: {reason:?}");
-    assert!(err.to_string().ends_with("b.png: the file is empty; replace or remove the file"), "{err}");
+    let Error::CorruptFrame {
+        frame: 1, reason, ..
+    } = &err
+    else {
+        panic!("{err:?}")
+    };
+    assert!(
+        matches!(**reason, Error::Image { source: None, .. }),
+        "our own check: {reason:?}"
+    );
+    assert!(
+        err.to_string()
+            .ends_with("b.png: the file is empty; replace or remove the file"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -146,7 +195,11 @@ fn a_steady_stream_of_files_decodes_into_reused_images() {
     drop(first);
     for i in 1..6u8 {
         let frame = src.next_frame().unwrap().unwrap();
-        assert_eq!(frame.image.as_ptr(), memory, "frame {i} reuses the released image");
+        assert_eq!(
+            frame.image.as_ptr(),
+            memory,
+            "frame {i} reuses the released image"
+        );
         assert_eq!(shade_of(&frame.image), i * 10);
     }
     // Frames still held are never written over; more than the pool keeps are allocated, counted.
@@ -165,7 +218,10 @@ fn frames_held_past_the_pool_are_counted_not_overwritten() {
     }
     let mut src = ImageFiles::from_dir(dir.path()).unwrap();
     let held: Vec<_> = std::iter::from_fn(|| src.next_frame().unwrap()).collect();
-    assert_eq!(held.iter().map(|f| shade_of(&f.image)).collect::<Vec<_>>(), (0..9).collect::<Vec<u8>>());
+    assert_eq!(
+        held.iter().map(|f| shade_of(&f.image)).collect::<Vec<_>>(),
+        (0..9).collect::<Vec<u8>>()
+    );
     assert_eq!(src.pool_overflow(), 3);
 }
 
@@ -180,7 +236,11 @@ fn a_pipeline_that_holds_more_frames_reserves_them_in_the_sources_pool() {
     src.reserve_frames(9);
     let held: Vec<_> = std::iter::from_fn(|| src.next_frame().unwrap()).collect();
     assert_eq!(held.len(), 9);
-    assert_eq!(src.pool_overflow(), 0, "nine frames alive fit the reserved pool");
+    assert_eq!(
+        src.pool_overflow(),
+        0,
+        "nine frames alive fit the reserved pool"
+    );
 }
 
 #[test]
@@ -222,8 +282,12 @@ fn glob_selects_matching_images_only() {
     let names: Vec<_> = frames.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, ["cam_a.jpg", "cam_b.png"]);
 
-    let err = ImageFiles::from_glob(&format!("{}/nothing_*.png", dir.path().display())).unwrap_err();
-    assert!(matches!(err, Error::SourceOpen { .. }) && err.to_string().contains("matches nothing"), "{err}");
+    let err =
+        ImageFiles::from_glob(&format!("{}/nothing_*.png", dir.path().display())).unwrap_err();
+    assert!(
+        matches!(err, Error::SourceOpen { .. }) && err.to_string().contains("matches nothing"),
+        "{err}"
+    );
     let err = ImageFiles::from_glob(&format!("{}/cam_*.txt", dir.path().display())).unwrap_err();
     assert!(err.to_string().contains("no image files"), "{err}");
     let err = ImageFiles::from_glob("[unclosed").unwrap_err();
@@ -237,7 +301,10 @@ fn empty_or_missing_directories_are_open_errors() {
     let err = ImageFiles::from_dir(dir.path()).unwrap_err();
     let text = err.to_string();
     assert!(matches!(err, Error::SourceOpen { .. }), "{err}");
-    assert!(text.contains(&dir.path().display().to_string()) && text.contains(".png"), "{text}");
+    assert!(
+        text.contains(&dir.path().display().to_string()) && text.contains(".png"),
+        "{text}"
+    );
     assert!(!err.is_recoverable());
 
     let missing = dir.path().join("nope");
@@ -256,7 +323,11 @@ fn the_sample_clip_has_120_labelled_frames() {
         assert_eq!(frame.index, count);
         assert_eq!(frame.image.dimensions(), (512, 256));
         let origin = frame.origin.unwrap();
-        assert!(label_path_for(&origin).is_some(), "no label for {}", origin.display());
+        assert!(
+            label_path_for(&origin).is_some(),
+            "no label for {}",
+            origin.display()
+        );
         count += 1;
     }
     assert_eq!(count, 120);

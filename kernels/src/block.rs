@@ -38,7 +38,11 @@ impl BlockPlan {
             return Err("the middle conv is not a depthwise conv the kernels take".into());
         }
         if let Some(e) = &expand {
-            if !e.is_flat_pointwise() || e.pixels() != d.h * d.w || e.cs_out != d.cs_in || e.shape.c_out != d.c_in {
+            if !e.is_flat_pointwise()
+                || e.pixels() != d.h * d.w
+                || e.cs_out != d.cs_in
+                || e.shape.c_out != d.c_in
+            {
                 return Err("the expansion does not produce the depthwise conv's input".into());
             }
             if e.posts.iter().any(|p| matches!(p, PostOp::Residual(_))) {
@@ -78,7 +82,10 @@ impl BlockPlan {
 
     /// Elements of the widest pixel the block reads (the zero row must be this long).
     pub fn widest_pixel(&self) -> usize {
-        let e = self.expand.as_ref().map_or(0, |e| e.shape.cs_in.max(e.shape.c_in));
+        let e = self
+            .expand
+            .as_ref()
+            .map_or(0, |e| e.shape.cs_in.max(e.shape.c_in));
         e.max(self.dw.shape.cs_in).max(self.project.shape.cs_in)
     }
 
@@ -99,14 +106,27 @@ impl BlockPlan {
     /// Runs the block: `x` the block's input (blocked), `residuals` the tensors the
     /// projection's posts add (in the output's layout), `zeros` at least
     /// [`widest_pixel`](Self::widest_pixel) zeros.
-    pub fn run(&self, x: &[f32], residuals: &[&[f32]], zeros: &[f32], out: &mut [f32], threads: Threads) {
+    pub fn run(
+        &self,
+        x: &[f32],
+        residuals: &[&[f32]],
+        zeros: &[f32],
+        out: &mut [f32],
+        threads: Threads,
+    ) {
         let d = self.dw.shape;
         assert!(
-            x.len() >= self.input_len() && zeros.len() >= self.widest_pixel() && out.len() >= self.output_len(),
+            x.len() >= self.input_len()
+                && zeros.len() >= self.widest_pixel()
+                && out.len() >= self.output_len(),
             "block input or output shorter than its plan"
         );
         let row_len = d.ow * self.project.cs_out;
-        let ring_len = if self.expand.is_some() { self.span * d.w * d.cs_in } else { 0 };
+        let ring_len = if self.expand.is_some() {
+            self.span * d.w * d.cs_in
+        } else {
+            0
+        };
         let dw_len = d.ow * self.dw.cs_out;
         // One contiguous run of rows per thread: each task's first rows expand input rows its
         // neighbour also expands, so fewer, longer tasks waste less.
@@ -148,7 +168,9 @@ impl BlockPlan {
                 None => self.dw.input_rows(x, oy),
                 Some(e) => {
                     let first = (oy * d.stride[0]).saturating_sub(d.pad[0]);
-                    let last = (oy * d.stride[0] + (d.kh - 1) * d.dilation[0]).saturating_sub(d.pad[0]).min(d.h - 1);
+                    let last = (oy * d.stride[0] + (d.kh - 1) * d.dilation[0])
+                        .saturating_sub(d.pad[0])
+                        .min(d.h - 1);
                     if first >= hi {
                         hi = first;
                     }
@@ -160,7 +182,10 @@ impl BlockPlan {
                     let mut rows: DepthwiseRows = [None; MAX_DEPTHWISE_SIDE];
                     for (ky, r) in rows.iter_mut().enumerate().take(d.kh) {
                         if let Some(iy) = self.dw.input_row(oy, ky) {
-                            debug_assert!(iy < hi && iy + self.span >= hi, "input row {iy} not in the ring (rows up to {hi})");
+                            debug_assert!(
+                                iy < hi && iy + self.span >= hi,
+                                "input row {iy} not in the ring (rows up to {hi})"
+                            );
                             *r = Some(&ring[(iy % self.span) * in_row..][..in_row]);
                         }
                     }
@@ -169,8 +194,15 @@ impl BlockPlan {
             };
             self.dw.depthwise_row(&rows, zeros, &[], dw_row, oy);
             let out_row = &mut out[(oy - r0) * row_len..][..row_len];
-            self.project
-                .dense_range(dw_row, oy * d.ow, residuals, zeros, out_row, oy * d.ow, (oy + 1) * d.ow);
+            self.project.dense_range(
+                dw_row,
+                oy * d.ow,
+                residuals,
+                zeros,
+                out_row,
+                oy * d.ow,
+                (oy + 1) * d.ow,
+            );
         }
     }
 }

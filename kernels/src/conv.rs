@@ -89,10 +89,22 @@ impl ConvPlan {
         let mut shape = s;
         // A 1×1 stride-1 conv without padding is a matrix product over all pixels: one long row
         // lets tiles run across row ends.
-        if s.kh == 1 && s.kw == 1 && s.stride == [1, 1] && s.pad == [0, 0] && s.h == s.oh && s.w == s.ow {
+        if s.kh == 1
+            && s.kw == 1
+            && s.stride == [1, 1]
+            && s.pad == [0, 0]
+            && s.h == s.oh
+            && s.w == s.ow
+        {
             (shape.h, shape.w, shape.oh, shape.ow) = (1, s.h * s.w, 1, s.oh * s.ow);
         }
-        ConvPlan { shape, cs_out, weights: packed, bias: b, posts }
+        ConvPlan {
+            shape,
+            cs_out,
+            weights: packed,
+            bias: b,
+            posts,
+        }
     }
 
     pub fn pixels(&self) -> usize {
@@ -168,7 +180,8 @@ impl ConvPlan {
     /// Depthwise: the input row kernel row `ky` of output row `oy` reads, or None in the padding.
     #[inline]
     pub fn input_row(&self, oy: usize, ky: usize) -> Option<usize> {
-        let iy = (oy * self.shape.stride[0] + ky * self.shape.dilation[0]).checked_sub(self.shape.pad[0])?;
+        let iy = (oy * self.shape.stride[0] + ky * self.shape.dilation[0])
+            .checked_sub(self.shape.pad[0])?;
         (iy < self.shape.h).then_some(iy)
     }
 
@@ -190,24 +203,44 @@ impl ConvPlan {
                 && out_row.len() >= s.ow * self.cs_out
                 && zeros.len() >= s.cs_in
                 && rows.iter().flatten().all(|r| r.len() >= s.w * s.cs_in)
-                && residuals.iter().all(|r| r.len() >= (oy + 1) * s.ow * self.cs_out),
+                && residuals
+                    .iter()
+                    .all(|r| r.len() >= (oy + 1) * s.ow * self.cs_out),
             "depthwise row shorter than its plan"
         );
         let level = crate::simd::level();
         #[cfg(target_arch = "x86_64")]
         {
             #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
-            unsafe fn avx512(p: &ConvPlan, rows: &DepthwiseRows, z: &[f32], r: &[&[f32]], o: &mut [f32], oy: usize) {
+            unsafe fn avx512(
+                p: &ConvPlan,
+                rows: &DepthwiseRows,
+                z: &[f32],
+                r: &[&[f32]],
+                o: &mut [f32],
+                oy: usize,
+            ) {
                 depthwise_row::<Avx512, 8>(p, rows, z, r, o, oy)
             }
             #[target_feature(enable = "avx2,fma")]
-            unsafe fn avx2(p: &ConvPlan, rows: &DepthwiseRows, z: &[f32], r: &[&[f32]], o: &mut [f32], oy: usize) {
+            unsafe fn avx2(
+                p: &ConvPlan,
+                rows: &DepthwiseRows,
+                z: &[f32],
+                r: &[&[f32]],
+                o: &mut [f32],
+                oy: usize,
+            ) {
                 depthwise_row::<Avx2, 4>(p, rows, z, r, o, oy)
             }
             match level {
                 // SAFETY: the CPU reported these features (`simd::level`).
-                crate::simd::Level::Avx512 => return unsafe { avx512(self, rows, zeros, residuals, out_row, oy) },
-                crate::simd::Level::Avx2 => return unsafe { avx2(self, rows, zeros, residuals, out_row, oy) },
+                crate::simd::Level::Avx512 => {
+                    return unsafe { avx512(self, rows, zeros, residuals, out_row, oy) }
+                }
+                crate::simd::Level::Avx2 => {
+                    return unsafe { avx2(self, rows, zeros, residuals, out_row, oy) }
+                }
                 crate::simd::Level::Baseline => {}
             }
         }
@@ -243,27 +276,55 @@ impl ConvPlan {
         );
         if x_origin > 0 {
             assert!(
-                self.is_flat_pointwise() && first >= x_origin && x.len() >= (end - x_origin) * s.cs_in,
+                self.is_flat_pointwise()
+                    && first >= x_origin
+                    && x.len() >= (end - x_origin) * s.cs_in,
                 "conv input range outside its plan"
             );
         } else {
-            assert!(x.len() >= self.input_len() || (self.is_flat_pointwise() && x.len() >= end * s.cs_in), "conv input shorter than its plan");
+            assert!(
+                x.len() >= self.input_len()
+                    || (self.is_flat_pointwise() && x.len() >= end * s.cs_in),
+                "conv input shorter than its plan"
+            );
         }
         let level = crate::simd::level();
         #[cfg(target_arch = "x86_64")]
         {
             #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
-            unsafe fn avx512(p: &ConvPlan, x: &[f32], xo: usize, r: &[&[f32]], z: &[f32], o: &mut [f32], a: usize, b: usize) {
+            unsafe fn avx512(
+                p: &ConvPlan,
+                x: &[f32],
+                xo: usize,
+                r: &[&[f32]],
+                z: &[f32],
+                o: &mut [f32],
+                a: usize,
+                b: usize,
+            ) {
                 dense::<Avx512, 8, 2, 16>(p, x, xo, r, z, o, a, b)
             }
             #[target_feature(enable = "avx2,fma")]
-            unsafe fn avx2(p: &ConvPlan, x: &[f32], xo: usize, r: &[&[f32]], z: &[f32], o: &mut [f32], a: usize, b: usize) {
+            unsafe fn avx2(
+                p: &ConvPlan,
+                x: &[f32],
+                xo: usize,
+                r: &[&[f32]],
+                z: &[f32],
+                o: &mut [f32],
+                a: usize,
+                b: usize,
+            ) {
                 dense::<Avx2, 4, 1, 6>(p, x, xo, r, z, o, a, b)
             }
             match level {
                 // SAFETY: the CPU reported these features (`simd::level`).
-                crate::simd::Level::Avx512 => return unsafe { avx512(self, x, x_origin, residuals, zeros, out, first, end) },
-                crate::simd::Level::Avx2 => return unsafe { avx2(self, x, x_origin, residuals, zeros, out, first, end) },
+                crate::simd::Level::Avx512 => {
+                    return unsafe { avx512(self, x, x_origin, residuals, zeros, out, first, end) }
+                }
+                crate::simd::Level::Avx2 => {
+                    return unsafe { avx2(self, x, x_origin, residuals, zeros, out, first, end) }
+                }
                 crate::simd::Level::Baseline => {}
             }
         }
@@ -288,7 +349,14 @@ impl ConvPlan {
             let row_len = self.shape.ow * self.cs_out;
             for oy in 0..self.shape.oh {
                 let rows = self.input_rows(x, oy);
-                depthwise_row::<Portable<Separate>, 4>(self, &rows, zeros, &[], &mut out[oy * row_len..][..row_len], oy);
+                depthwise_row::<Portable<Separate>, 4>(
+                    self,
+                    &rows,
+                    zeros,
+                    &[],
+                    &mut out[oy * row_len..][..row_len],
+                    oy,
+                );
             }
         } else {
             dense::<Portable<Separate>, 4, 1, 4>(self, x, 0, &[], zeros, out, 0, self.pixels());
@@ -299,8 +367,10 @@ impl ConvPlan {
     /// None in the padding.
     #[inline(always)]
     fn source(&self, oy: usize, ox: usize, ky: usize, kx: usize) -> Option<usize> {
-        let iy = (oy * self.shape.stride[0] + ky * self.shape.dilation[0]).checked_sub(self.shape.pad[0])?;
-        let ix = (ox * self.shape.stride[1] + kx * self.shape.dilation[1]).checked_sub(self.shape.pad[1])?;
+        let iy = (oy * self.shape.stride[0] + ky * self.shape.dilation[0])
+            .checked_sub(self.shape.pad[0])?;
+        let ix = (ox * self.shape.stride[1] + kx * self.shape.dilation[1])
+            .checked_sub(self.shape.pad[1])?;
         (iy < self.shape.h && ix < self.shape.w).then_some(iy * self.shape.w + ix)
     }
 }
@@ -416,7 +486,9 @@ fn dense_tile<V: Vector, const MR: usize, const NR: usize>(
     // are one run of kw·c_in floats, as its packed weights are, so one reduction covers the row.
     let merge_row = interior && s.cs_in == c_in && s.dilation[1] == 1;
     for ky in 0..s.kh {
-        let iy = (oy0 * s.stride[0] + ky * s.dilation[0]).checked_sub(s.pad[0]).filter(|&iy| iy < s.h);
+        let iy = (oy0 * s.stride[0] + ky * s.dilation[0])
+            .checked_sub(s.pad[0])
+            .filter(|&iy| iy < s.h);
         if interior && iy.is_none() {
             continue;
         }
@@ -467,7 +539,13 @@ fn dense_tile<V: Vector, const MR: usize, const NR: usize>(
         if q < n {
             for (b, a) in row.iter().enumerate() {
                 let at = (px + q) * p.cs_out + (cob + b) * LANES;
-                store(*a, &p.posts, residuals, at, &mut out[at - first * p.cs_out..]);
+                store(
+                    *a,
+                    &p.posts,
+                    residuals,
+                    at,
+                    &mut out[at - first * p.cs_out..],
+                );
             }
         }
     }
@@ -524,7 +602,8 @@ fn depthwise_row<V: Vector, const MR: usize>(
     let mut ox = 0;
     while ox < s.ow {
         let n = MR.min(s.ow - ox);
-        let interior = n == MR && ox * stride >= pad && (ox + MR - 1) * stride + (s.kw - 1) * dil < s.w + pad;
+        let interior =
+            n == MR && ox * stride >= pad && (ox + MR - 1) * stride + (s.kw - 1) * dil < s.w + pad;
         // At the row's ends: each pixel's offset in the row per kernel column, or None in the
         // padding (once per tile, not per block and kernel row).
         let mut cols = [[None; MR]; MAX_DEPTHWISE_SIDE];
@@ -546,7 +625,8 @@ fn depthwise_row<V: Vector, const MR: usize>(
                 let Some(row) = row else { continue };
                 if interior && s.kw == 3 && dil == 1 && (stride == 1 || stride == 2) {
                     // SAFETY: the packed weights hold `taps` vectors per block.
-                    let w: [V; 3] = std::array::from_fn(|kx| load(unsafe { wp.add((ky * 3 + kx) * LANES) }));
+                    let w: [V; 3] =
+                        std::array::from_fn(|kx| load(unsafe { wp.add((ky * 3 + kx) * LANES) }));
                     // In bounds as in the strided path below, for the tile's whole input span.
                     let base = row[(ox * stride - pad) * cs + cb * LANES..].as_ptr();
                     // SAFETY: the span's last pixel is (ox + MR - 1)·stride + 2 - pad < w.
@@ -584,7 +664,13 @@ fn depthwise_row<V: Vector, const MR: usize>(
             for (q, a) in acc.iter().enumerate() {
                 if q < n {
                     let at = ((ox + q) * p.cs_out) + cb * LANES;
-                    store(*a, &p.posts, residuals, oy * s.ow * p.cs_out + at, &mut out[at..]);
+                    store(
+                        *a,
+                        &p.posts,
+                        residuals,
+                        oy * s.ow * p.cs_out + at,
+                        &mut out[at..],
+                    );
                 }
             }
         }
@@ -598,7 +684,12 @@ fn depthwise_row<V: Vector, const MR: usize>(
 /// # Safety
 /// `base + q·step` points at [`LANES`] readable floats for every `q < MR`.
 #[inline(always)]
-unsafe fn taps_strided<V: Vector, const MR: usize>(acc: [V; MR], base: *const f32, step: usize, w: V) -> [V; MR] {
+unsafe fn taps_strided<V: Vector, const MR: usize>(
+    acc: [V; MR],
+    base: *const f32,
+    step: usize,
+    w: V,
+) -> [V; MR] {
     let mut acc = acc;
     for (q, a) in acc.iter_mut().enumerate() {
         *a = a.mac(load(unsafe { base.add(q * step) }), w);
@@ -613,7 +704,12 @@ unsafe fn taps_strided<V: Vector, const MR: usize>(acc: [V; MR], base: *const f3
 /// # Safety
 /// `base + j·cs` points at [`LANES`] readable floats for every `j < (MR - 1)·S + 3`.
 #[inline(always)]
-unsafe fn row3<V: Vector, const MR: usize, const S: usize>(acc: [V; MR], base: *const f32, cs: usize, w: [V; 3]) -> [V; MR] {
+unsafe fn row3<V: Vector, const MR: usize, const S: usize>(
+    acc: [V; MR],
+    base: *const f32,
+    cs: usize,
+    w: [V; 3],
+) -> [V; MR] {
     let mut acc = acc;
     let mut v = [V::splat(0.0); 17];
     let mut p = base;
@@ -622,7 +718,10 @@ unsafe fn row3<V: Vector, const MR: usize, const S: usize>(acc: [V; MR], base: *
         p = p.wrapping_add(cs);
     }
     for (q, a) in acc.iter_mut().enumerate() {
-        *a = a.mac(v[q * S], w[0]).mac(v[q * S + 1], w[1]).mac(v[q * S + 2], w[2]);
+        *a = a
+            .mac(v[q * S], w[0])
+            .mac(v[q * S + 1], w[1])
+            .mac(v[q * S + 2], w[2]);
     }
     acc
 }
@@ -632,7 +731,11 @@ unsafe fn row3<V: Vector, const MR: usize, const S: usize>(acc: [V; MR], base: *
 /// # Safety
 /// Every pointer in `src` points at [`LANES`] readable floats.
 #[inline(always)]
-unsafe fn taps_gathered<V: Vector, const MR: usize>(acc: [V; MR], src: [*const f32; MR], w: V) -> [V; MR] {
+unsafe fn taps_gathered<V: Vector, const MR: usize>(
+    acc: [V; MR],
+    src: [*const f32; MR],
+    w: V,
+) -> [V; MR] {
     let mut acc = acc;
     for (a, &sp) in acc.iter_mut().zip(&src) {
         *a = a.mac(load(sp), w);

@@ -196,7 +196,15 @@ pub struct DepthToSpace {
 impl DepthToSpace {
     /// `crd`: ONNX's column-row-depth order (channel `(k·rh + dy)·rw + dx`, PyTorch's
     /// PixelShuffle); otherwise depth-column-row (`(dy·rw + dx)·c + k`).
-    pub fn new(c: usize, h: usize, w: usize, r: [usize; 2], crd: bool, cs_in: usize, cs_out: Option<usize>) -> Self {
+    pub fn new(
+        c: usize,
+        h: usize,
+        w: usize,
+        r: [usize; 2],
+        crd: bool,
+        cs_in: usize,
+        cs_out: Option<usize>,
+    ) -> Self {
         let mut source = Vec::with_capacity(r[0] * r[1] * c);
         for dy in 0..r[0] {
             for dx in 0..r[1] {
@@ -209,7 +217,15 @@ impl DepthToSpace {
                 }
             }
         }
-        DepthToSpace { c, h, w, r, cs_in, cs_out, source }
+        DepthToSpace {
+            c,
+            h,
+            w,
+            r,
+            cs_in,
+            cs_out,
+            source,
+        }
     }
 
     fn out_w(&self) -> usize {
@@ -222,7 +238,14 @@ impl DepthToSpace {
         pixels * self.cs_out.unwrap_or(self.c)
     }
 
-    pub fn run(&self, x: &[f32], posts: &[PostOp], residuals: &[&[f32]], out: &mut [f32], threads: Threads) {
+    pub fn run(
+        &self,
+        x: &[f32],
+        posts: &[PostOp],
+        residuals: &[&[f32]],
+        out: &mut [f32],
+        threads: Threads,
+    ) {
         assert!(
             x.len() >= self.h * self.w * self.cs_in && self.source.iter().all(|&s| s < self.cs_in),
             "DepthToSpace input shorter than its shape"

@@ -47,7 +47,8 @@ pub fn level() -> Level {
             // Every feature a copy is compiled with, not only the ones it was written for: a
             // virtual machine may report AVX-512 while masking AVX2 or FMA, and running a copy
             // compiled with a feature the CPU lacks is undefined behaviour.
-            let avx2 = std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma");
+            let avx2 = std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma");
             if avx2
                 && std::arch::is_x86_feature_detected!("avx512f")
                 && std::arch::is_x86_feature_detected!("avx512bw")

@@ -61,7 +61,12 @@ pub trait Backend: Send {
         let _ = (tokens, maskige);
         Err(Error::Usage {
             stage: "decoder",
-            msg: format!("{} has no plan for a {}×{} window", self.name(), shape[0], shape[1]),
+            msg: format!(
+                "{} has no plan for a {}×{} window",
+                self.name(),
+                shape[0],
+                shape[1]
+            ),
         })
     }
     /// The last prior run's confidence per grid cell (the chosen token's softmax probability,
@@ -219,7 +224,12 @@ pub fn create_backend(
     options: &BackendOptions,
     graphs: Graphs,
 ) -> Result<Box<dyn Backend>> {
-    stream::wrap(create_engine(package, options, graphs)?, package, options, graphs)
+    stream::wrap(
+        create_engine(package, options, graphs)?,
+        package,
+        options,
+        graphs,
+    )
 }
 
 /// The backend itself, before any stream feature.
@@ -263,7 +273,9 @@ fn wgpu_backend(
     options: &BackendOptions,
     graphs: Graphs,
 ) -> Result<Box<dyn Backend>> {
-    Ok(Box::new(wgpu::WgpuBackend::with_options(package, options, graphs)?))
+    Ok(Box::new(wgpu::WgpuBackend::with_options(
+        package, options, graphs,
+    )?))
 }
 
 /// Why `auto` should not try the GPU, if it should not. A software adapter (lavapipe, WARP)
@@ -275,7 +287,10 @@ fn auto_rejects_gpu(package: &ModelPackage, variant: Option<&str>) -> Option<Str
     match wgpu::default_adapter() {
         None => return Some("no GPU adapter".into()),
         Some(a) if a.is_software => {
-            return Some(format!("only a software adapter ({}, {})", a.name, a.backend))
+            return Some(format!(
+                "only a software adapter ({}, {})",
+                a.name, a.backend
+            ))
         }
         Some(_) => {}
     }

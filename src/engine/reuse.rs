@@ -36,7 +36,9 @@ impl FromStr for Reuse {
             "off" => Ok(Reuse::Off),
             "auto" => Ok(Reuse::Auto),
             "always" => Ok(Reuse::Always),
-            _ => Err(format!("unknown reuse mode {s:?}; expected auto, always or off")),
+            _ => Err(format!(
+                "unknown reuse mode {s:?}; expected auto, always or off"
+            )),
         }
     }
 }
@@ -89,7 +91,12 @@ impl TileLayout {
         let mut tiles = Vec::with_capacity(tiles_y * tiles_x);
         for ty in 0..tiles_y {
             for tx in 0..tiles_x {
-                let core = CellRect { y0: ty * tile, y1: ((ty + 1) * tile).min(h), x0: tx * tile, x1: ((tx + 1) * tile).min(w) };
+                let core = CellRect {
+                    y0: ty * tile,
+                    y1: ((ty + 1) * tile).min(h),
+                    x0: tx * tile,
+                    x1: ((tx + 1) * tile).min(w),
+                };
                 let window = CellRect {
                     y0: core.y0.saturating_sub(halo),
                     y1: (core.y1 + halo).min(h),
@@ -99,7 +106,13 @@ impl TileLayout {
                 tiles.push(Tile { core, window });
             }
         }
-        Self { grid, tile, halo, tiles_x, tiles }
+        Self {
+            grid,
+            tile,
+            halo,
+            tiles_x,
+            tiles,
+        }
     }
 
     pub fn tiles(&self) -> &[Tile] {
@@ -112,7 +125,11 @@ impl TileLayout {
 
     /// The distinct window shapes (height, width), each of which needs a plan.
     pub fn window_shapes(&self) -> Vec<[usize; 2]> {
-        let mut shapes: Vec<[usize; 2]> = self.tiles.iter().map(|t| [t.window.height(), t.window.width()]).collect();
+        let mut shapes: Vec<[usize; 2]> = self
+            .tiles
+            .iter()
+            .map(|t| [t.window.height(), t.window.width()])
+            .collect();
         shapes.sort_unstable();
         shapes.dedup();
         shapes
@@ -120,16 +137,33 @@ impl TileLayout {
 
     /// Indices of the tiles that a change from `previous` to `current` (two grids of this
     /// layout's size) reaches, ascending, into `dirty`.
-    pub fn dirty_tiles_into(&self, previous: &[i64], current: &[i64], marks: &mut Vec<bool>, dirty: &mut Vec<usize>) {
+    pub fn dirty_tiles_into(
+        &self,
+        previous: &[i64],
+        current: &[i64],
+        marks: &mut Vec<bool>,
+        dirty: &mut Vec<usize>,
+    ) {
         let [h, w] = self.grid;
         debug_assert!(previous.len() == h * w && current.len() == h * w);
         marks.clear();
         marks.resize(self.tiles.len(), false);
-        for (i, _) in previous.iter().zip(current).enumerate().filter(|(_, (a, b))| a != b) {
+        for (i, _) in previous
+            .iter()
+            .zip(current)
+            .enumerate()
+            .filter(|(_, (a, b))| a != b)
+        {
             let (y, x) = (i / w, i % w);
             // Tiles whose core lies within `halo` cells of (y, x).
-            let (ty0, ty1) = (y.saturating_sub(self.halo) / self.tile, (y + self.halo).min(h - 1) / self.tile);
-            let (tx0, tx1) = (x.saturating_sub(self.halo) / self.tile, (x + self.halo).min(w - 1) / self.tile);
+            let (ty0, ty1) = (
+                y.saturating_sub(self.halo) / self.tile,
+                (y + self.halo).min(h - 1) / self.tile,
+            );
+            let (tx0, tx1) = (
+                x.saturating_sub(self.halo) / self.tile,
+                (x + self.halo).min(w - 1) / self.tile,
+            );
             for ty in ty0..=ty1 {
                 for tx in tx0..=tx1 {
                     marks[ty * self.tiles_x + tx] = true;
@@ -159,7 +193,14 @@ pub fn window_tokens_into(grid: &[i64], width: usize, window: CellRect, out: &mu
 
 /// Writes the part of a window's decoded maskige (3 × window·s) that belongs to `core` into the
 /// frame's maskige (3 × grid·s), `s` pixels per cell.
-pub fn paste_core(window_maskige: &[f32], window: CellRect, core: CellRect, grid: [usize; 2], s: usize, maskige: &mut [f32]) {
+pub fn paste_core(
+    window_maskige: &[f32],
+    window: CellRect,
+    core: CellRect,
+    grid: [usize; 2],
+    s: usize,
+    maskige: &mut [f32],
+) {
     let (frame_h, frame_w) = (grid[0] * s, grid[1] * s);
     let (win_h, win_w) = (window.height() * s, window.width() * s);
     let (x0, x1) = (core.x0 * s, core.x1 * s);
@@ -168,7 +209,8 @@ pub fn paste_core(window_maskige: &[f32], window: CellRect, core: CellRect, grid
         for y in core.y0 * s..core.y1 * s {
             let src = c * win_h * win_w + (y - window.y0 * s) * win_w;
             let dst = c * frame_h * frame_w + y * frame_w;
-            maskige[dst + x0..dst + x1].copy_from_slice(&window_maskige[src + x0 - dx..src + x1 - dx]);
+            maskige[dst + x0..dst + x1]
+                .copy_from_slice(&window_maskige[src + x0 - dx..src + x1 - dx]);
         }
     }
 }
@@ -221,7 +263,9 @@ mod tests {
         let layout = TileLayout::new([12, 20], 4, 3);
         let mut state = 7u64;
         let mut next = || {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             (state >> 33) as usize
         };
         let (mut marks, mut dirty) = (Vec::new(), Vec::new());
@@ -232,7 +276,11 @@ mod tests {
                 current[next() % 240] += 1;
             }
             layout.dirty_tiles_into(&previous, &current, &mut marks, &mut dirty);
-            assert_eq!(dirty, dirty_by_definition(&layout, &previous, &current), "{changes} changes");
+            assert_eq!(
+                dirty,
+                dirty_by_definition(&layout, &previous, &current),
+                "{changes} changes"
+            );
         }
         let same: Vec<i64> = vec![3; 240];
         layout.dirty_tiles_into(&same, &same, &mut marks, &mut dirty);
@@ -252,7 +300,13 @@ mod tests {
         for t in layout.tiles() {
             let (wh, ww) = (t.window.height() * s, t.window.width() * s);
             let window: Vec<f32> = (0..3 * wh * ww)
-                .map(|i| value(i / (wh * ww), t.window.y0 * s + (i / ww) % wh, t.window.x0 * s + i % ww))
+                .map(|i| {
+                    value(
+                        i / (wh * ww),
+                        t.window.y0 * s + (i / ww) % wh,
+                        t.window.x0 * s + i % ww,
+                    )
+                })
                 .collect();
             paste_core(&window, t.window, t.core, grid, s, &mut maskige);
         }
@@ -265,7 +319,17 @@ mod tests {
     fn window_tokens_are_the_rows_of_the_window() {
         let grid: Vec<i64> = (0..20).collect();
         let mut out = Vec::new();
-        window_tokens_into(&grid, 5, CellRect { y0: 1, y1: 3, x0: 2, x1: 4 }, &mut out);
+        window_tokens_into(
+            &grid,
+            5,
+            CellRect {
+                y0: 1,
+                y1: 3,
+                x0: 2,
+                x1: 4,
+            },
+            &mut out,
+        );
         assert_eq!(out, vec![7, 8, 12, 13]);
     }
 

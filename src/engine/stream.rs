@@ -324,10 +324,16 @@ pub(crate) mod tests {
 
     /// The tiny fixture's decoder on a 24×40 grid (its graph is fully convolutional; the
     /// fixture's own 8×16 grid is within one halo of every cell).
-    pub(crate) fn tiny_decoder(kind: BackendKind, kernels: Kernels, reuse: Reuse) -> Box<dyn Backend> {
-        let mut package =
-            ModelPackage::open(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/gss-tiny"))
-                .unwrap();
+    pub(crate) fn tiny_decoder(
+        kind: BackendKind,
+        kernels: Kernels,
+        reuse: Reuse,
+    ) -> Box<dyn Backend> {
+        let mut package = ModelPackage::open(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/gss-tiny"
+        ))
+        .unwrap();
         let m = &mut package.manifest;
         m.prior.grid = [24, 40];
         (m.input.height, m.input.width) = (24 * m.decoder.upsample, 40 * m.decoder.upsample);
@@ -383,7 +389,11 @@ pub(crate) mod tests {
             );
             shares.push((always.decoded_share(), auto.decoded_share()));
         }
-        assert_eq!(shares[0], (1.0, 1.0), "the first frame has nothing to reuse");
+        assert_eq!(
+            shares[0],
+            (1.0, 1.0),
+            "the first frame has nothing to reuse"
+        );
         assert!(
             shares[1..].iter().all(|&(a, _)| a != 1.0),
             "always re-decodes tiles: {shares:?}"
@@ -391,11 +401,18 @@ pub(crate) mod tests {
         // A frame with half the cells changed costs more in tiles than in full: auto decodes it
         // whole.
         assert_eq!(shares[5].1, 1.0);
-        assert!(shares[1].1 < FULL_DECODE_ABOVE, "a couple of changed cells: {shares:?}");
+        assert!(
+            shares[1].1 < FULL_DECODE_ABOVE,
+            "a couple of changed cells: {shares:?}"
+        );
         let same = drifting_grids(cells, 1).remove(0);
         auto.run_decoder(&same, &mut got_auto).unwrap();
         auto.run_decoder(&same, &mut got_auto).unwrap();
-        assert_eq!(auto.decoded_share(), 0.0, "nothing changed, nothing decoded");
+        assert_eq!(
+            auto.decoded_share(),
+            0.0,
+            "nothing changed, nothing decoded"
+        );
     }
 
     #[test]
@@ -417,7 +434,11 @@ pub(crate) mod tests {
         let (cells, codes) = (m.prior.grid[0] * m.prior.grid[1], m.prior.codebook_size);
         let len = 3 * m.input.height * m.input.width;
         let images: Vec<Vec<f32>> = (0..3)
-            .map(|f| (0..len).map(|i| ((i * 7 + f * 131) % 97) as f32 / 48.0 - 1.0).collect())
+            .map(|f| {
+                (0..len)
+                    .map(|i| ((i * 7 + f * 131) % 97) as f32 / 48.0 - 1.0)
+                    .collect()
+            })
             .collect();
         let options = BackendOptions {
             kind,
@@ -428,7 +449,11 @@ pub(crate) mod tests {
             ..BackendOptions::default()
         };
         let mut both = create_backend(&package, &options, Graphs::Prior).unwrap();
-        let plain = BackendOptions { confidence: false, stabilise: None, ..options.clone() };
+        let plain = BackendOptions {
+            confidence: false,
+            stabilise: None,
+            ..options.clone()
+        };
         let mut free = create_backend(&package, &plain, Graphs::Prior).unwrap();
         assert!(free.confidence().is_none(), "not asked for: none");
         let (mut first, mut tokens, mut unstable) = (Vec::new(), Vec::new(), Vec::new());
@@ -439,12 +464,18 @@ pub(crate) mod tests {
             let confidence = both.confidence().expect("asked for, logits prior").to_vec();
             assert_eq!(confidence.len(), cells);
             let lo = 1.0 / codes as f32 - 1e-6;
-            assert!(confidence.iter().all(|&p| p >= lo && p <= 1.0 + 1e-6), "{confidence:?}");
+            assert!(
+                confidence.iter().all(|&p| p >= lo && p <= 1.0 + 1e-6),
+                "{confidence:?}"
+            );
             if f == 0 {
                 assert_eq!(tokens, unstable, "the first frame is the argmax");
                 first = tokens.clone();
             }
-            assert_eq!(tokens, first, "a margin no token can beat keeps the first grid");
+            assert_eq!(
+                tokens, first,
+                "a margin no token can beat keeps the first grid"
+            );
             changed |= unstable != first;
         }
         assert!(changed, "the frames differ enough to change some argmax");
@@ -457,15 +488,29 @@ pub(crate) mod tests {
 
     #[test]
     fn features_a_package_cannot_honour_are_refused() {
-        let argmax =
-            ModelPackage::open(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/gss-tiny"))
-                .unwrap();
+        let argmax = ModelPackage::open(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/gss-tiny"
+        ))
+        .unwrap();
         for options in [
-            BackendOptions { confidence: true, ..BackendOptions::default() },
-            BackendOptions { stabilise: Some(1.0), ..BackendOptions::default() },
+            BackendOptions {
+                confidence: true,
+                ..BackendOptions::default()
+            },
+            BackendOptions {
+                stabilise: Some(1.0),
+                ..BackendOptions::default()
+            },
         ] {
-            let options = BackendOptions { kind: BackendKind::Cpu, threads: 1, ..options };
-            let err = create_backend(&argmax, &options, Graphs::Both).err().unwrap();
+            let options = BackendOptions {
+                kind: BackendKind::Cpu,
+                threads: 1,
+                ..options
+            };
+            let err = create_backend(&argmax, &options, Graphs::Both)
+                .err()
+                .unwrap();
             assert!(err.to_string().contains("token logits"), "{err}");
             // The decoder stage of a pipelined stream has no prior to weigh.
             assert!(create_backend(&argmax, &options, Graphs::Decoder).is_ok());
@@ -478,9 +523,17 @@ pub(crate) mod tests {
             reuse: Reuse::Always,
             ..BackendOptions::default()
         };
-        let err = create_backend(&no_halo, &always, Graphs::Both).err().unwrap();
+        let err = create_backend(&no_halo, &always, Graphs::Both)
+            .err()
+            .unwrap();
         assert!(err.to_string().contains("decoder.halo"), "{err}");
-        let auto = BackendOptions { reuse: Reuse::Auto, ..always };
-        assert!(create_backend(&no_halo, &auto, Graphs::Both).is_ok(), "auto decodes in full");
+        let auto = BackendOptions {
+            reuse: Reuse::Auto,
+            ..always
+        };
+        assert!(
+            create_backend(&no_halo, &auto, Graphs::Both).is_ok(),
+            "auto decodes in full"
+        );
     }
 }

@@ -44,12 +44,19 @@ fn argmax_portable(logits: &[f32], codes: usize, cells: usize, tokens: &mut Vec<
 /// likely). `tokens` (this frame's argmax) is edited in place and then copied into `previous`.
 /// A `previous` of another size (the first frame, a new grid) is only replaced. Returns the cells
 /// that kept their token against the argmax.
-pub fn stabilise(logits: &[f32], cells: usize, margin: f32, previous: &mut Vec<i64>, tokens: &mut [i64]) -> usize {
+pub fn stabilise(
+    logits: &[f32],
+    cells: usize,
+    margin: f32,
+    previous: &mut Vec<i64>,
+    tokens: &mut [i64],
+) -> usize {
     debug_assert_eq!(tokens.len(), cells);
     let mut kept = 0;
     if previous.len() == cells {
         for (c, (t, &p)) in tokens.iter_mut().zip(previous.iter()).enumerate() {
-            if *t != p && logits[*t as usize * cells + c] - logits[p as usize * cells + c] < margin {
+            if *t != p && logits[*t as usize * cells + c] - logits[p as usize * cells + c] < margin
+            {
                 *t = p;
                 kept += 1;
             }
@@ -64,12 +71,26 @@ pub fn stabilise(logits: &[f32], cells: usize, margin: f32, previous: &mut Vec<i
 /// `1 / Σ_k exp(l_k − l_max)`, written into `confidence` (one value per cell, in 0..1). `tokens`
 /// are the cells' argmax from [`argmax_channels_into`]. A vectorisable exp (relative error below
 /// 5e-6) keeps it near the argmax's own cost.
-pub fn max_probability_into(logits: &[f32], codes: usize, cells: usize, tokens: &[i64], confidence: &mut Vec<f32>) {
-    gss_kernels::dispatch!(max_probability_portable(logits, codes, cells, tokens, confidence))
+pub fn max_probability_into(
+    logits: &[f32],
+    codes: usize,
+    cells: usize,
+    tokens: &[i64],
+    confidence: &mut Vec<f32>,
+) {
+    gss_kernels::dispatch!(max_probability_portable(
+        logits, codes, cells, tokens, confidence
+    ))
 }
 
 #[inline(always)]
-fn max_probability_portable(logits: &[f32], codes: usize, cells: usize, tokens: &[i64], confidence: &mut Vec<f32>) {
+fn max_probability_portable(
+    logits: &[f32],
+    codes: usize,
+    cells: usize,
+    tokens: &[i64],
+    confidence: &mut Vec<f32>,
+) {
     debug_assert_eq!(logits.len(), codes * cells);
     debug_assert_eq!(tokens.len(), cells);
     confidence.clear();
@@ -104,9 +125,12 @@ fn exp_nonpositive(x: f32) -> f32 {
     let t = (x.clamp(-87.0, 0.0)) * std::f32::consts::LOG2_E;
     let whole = t.round();
     let f = t - whole; // −0.5 ≤ f ≤ 0.5
-    // 2^f on [−0.5, 0.5], Taylor in f·ln 2 to degree 6 (|f·ln 2| ≤ 0.35: error ~1e-7)
+                       // 2^f on [−0.5, 0.5], Taylor in f·ln 2 to degree 6 (|f·ln 2| ≤ 0.35: error ~1e-7)
     let y = f * std::f32::consts::LN_2;
-    let p = 1.0 + y * (1.0 + y * (0.5 + y * (1.0 / 6.0 + y * (1.0 / 24.0 + y * (1.0 / 120.0 + y * (1.0 / 720.0))))));
+    let p = 1.0
+        + y * (1.0
+            + y * (0.5
+                + y * (1.0 / 6.0 + y * (1.0 / 24.0 + y * (1.0 / 120.0 + y * (1.0 / 720.0))))));
     let scale = f32::from_bits((((whole as i32) + 127) as u32) << 23);
     p * scale
 }
@@ -133,7 +157,11 @@ mod tests {
             let l: Vec<f64> = (0..codes).map(|k| logits[k * cells + c] as f64).collect();
             let max = l.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
             let want = 1.0 / l.iter().map(|v| (v - max).exp()).sum::<f64>();
-            assert!((confidence[c] as f64 - want).abs() < 1e-5, "cell {c}: {} vs {want}", confidence[c]);
+            assert!(
+                (confidence[c] as f64 - want).abs() < 1e-5,
+                "cell {c}: {} vs {want}",
+                confidence[c]
+            );
         }
         // One code, or one clear winner: certain.
         max_probability_into(&logits[..cells], 1, cells, &vec![0; cells], &mut confidence);
@@ -153,12 +181,18 @@ mod tests {
         assert_eq!(tokens, vec![1, 1, 0]);
         let mut previous = Vec::new();
         // First frame: nothing to keep.
-        assert_eq!(stabilise(&logits, 3, 1.0, &mut previous, &mut tokens.clone()), 0);
+        assert_eq!(
+            stabilise(&logits, 3, 1.0, &mut previous, &mut tokens.clone()),
+            0
+        );
         previous = vec![2, 0, 0];
         let mut t = tokens.clone();
         // cell 0: 1 beats 2 by 0.5 < 1 → kept 2; cell 1: 1 beats 0 by 3 → switches; cell 2: same.
         assert_eq!(stabilise(&logits, 3, 1.0, &mut previous, &mut t), 1);
-        assert_eq!((t.clone(), previous.clone()), (vec![2, 1, 0], vec![2, 1, 0]));
+        assert_eq!(
+            (t.clone(), previous.clone()),
+            (vec![2, 1, 0], vec![2, 1, 0])
+        );
         // Margin 0 is the plain argmax.
         let mut previous = vec![2, 0, 0];
         let mut t = tokens.clone();
@@ -171,16 +205,31 @@ mod tests {
         for i in 0..=2000 {
             let x = -(i as f32) * 0.05;
             let (got, want) = (exp_nonpositive(x) as f64, (x as f64).exp());
-            assert!((got - want).abs() <= 5e-6 * want + 1e-37, "exp({x}) = {got}, want {want}");
+            assert!(
+                (got - want).abs() <= 5e-6 * want + 1e-37,
+                "exp({x}) = {got}, want {want}"
+            );
         }
         assert!(exp_nonpositive(-1000.0) < 1e-37);
         assert_eq!(exp_nonpositive(0.0), 1.0);
-        assert_eq!(exp_nonpositive(3.0), 1.0, "positive arguments are clamped to 0");
+        assert_eq!(
+            exp_nonpositive(3.0),
+            1.0,
+            "positive arguments are clamped to 0"
+        );
     }
 
     fn reference(logits: &[f32], codes: usize, cells: usize) -> Vec<i64> {
         (0..cells)
-            .map(|c| (0..codes).fold(0, |best, k| if logits[k * cells + c] > logits[best * cells + c] { k } else { best }) as i64)
+            .map(|c| {
+                (0..codes).fold(0, |best, k| {
+                    if logits[k * cells + c] > logits[best * cells + c] {
+                        k
+                    } else {
+                        best
+                    }
+                }) as i64
+            })
             .collect()
     }
 

@@ -40,7 +40,16 @@ pub fn fit_axes(fit: Fit, frame: (u32, u32), model: (u32, u32)) -> (AxisFit, Axi
             (s, s)
         }
     };
-    (AxisFit { scale: sx, offset: (mw - fw * sx) / 2.0 }, AxisFit { scale: sy, offset: (mh - fh * sy) / 2.0 })
+    (
+        AxisFit {
+            scale: sx,
+            offset: (mw - fw * sx) / 2.0,
+        },
+        AxisFit {
+            scale: sy,
+            offset: (mh - fh * sy) / 2.0,
+        },
+    )
 }
 
 /// Where each model-input index samples one axis of the frame: two neighbours and the weight of
@@ -55,7 +64,11 @@ pub struct AxisMap {
 
 impl AxisMap {
     pub fn new(frame_len: usize, model_len: usize, axis: AxisFit) -> Self {
-        let (mut first, mut second, mut weight) = (Vec::with_capacity(model_len), Vec::with_capacity(model_len), Vec::with_capacity(model_len));
+        let (mut first, mut second, mut weight) = (
+            Vec::with_capacity(model_len),
+            Vec::with_capacity(model_len),
+            Vec::with_capacity(model_len),
+        );
         let (mut lo, mut hi) = (model_len, 0);
         let last = frame_len.saturating_sub(1);
         for i in 0..model_len {
@@ -70,7 +83,12 @@ impl AxisMap {
             second.push((i0 + 1).min(last) as u32);
             weight.push((f - i0 as f64).clamp(0.0, 1.0) as f32);
         }
-        Self { first, second, weight, inside: lo.min(hi)..hi }
+        Self {
+            first,
+            second,
+            weight,
+            inside: lo.min(hi)..hi,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -122,7 +140,10 @@ mod tests {
         class_axis(480, 256, cy, &mut rows);
         // 480·0.8 = 384 rows of which the middle 256 are seen: 80 frame rows cut at each end.
         assert_eq!(rows.iter().filter(|&&r| r == u32::MAX).count(), 160);
-        assert_eq!((rows[79], rows[80], rows[399], rows[400]), (u32::MAX, 0, 255, u32::MAX));
+        assert_eq!(
+            (rows[79], rows[80], rows[399], rows[400]),
+            (u32::MAX, 0, 255, u32::MAX)
+        );
 
         let (lx, ly) = fit_axes(Fit::Letterbox, (640, 480), (512, 256));
         let s = 256.0 / 480.0;

@@ -62,14 +62,30 @@ pub struct FramePath {
 impl FramePath {
     /// The path for `graphs` of `package` on `backend` (built for the same graphs), fitting
     /// frames of another shape with `fit`.
-    pub fn new(package: &ModelPackage, backend: Box<dyn Backend>, graphs: Graphs, fit: Fit) -> Result<Self> {
+    pub fn new(
+        package: &ModelPackage,
+        backend: Box<dyn Backend>,
+        graphs: Graphs,
+        fit: Fit,
+    ) -> Result<Self> {
         let m = &package.manifest;
         let pre = (graphs != Graphs::Decoder).then(|| Preprocess::new(m, fit));
         let post = match graphs {
             Graphs::Prior => None,
-            _ => Some(Postprocess::new(m, crate::maskige::for_package(package)?, fit)),
+            _ => Some(Postprocess::new(
+                m,
+                crate::maskige::for_package(package)?,
+                fit,
+            )),
         };
-        Ok(Self { pre, backend, post, fit, tokens: Vec::new(), maskige: Vec::new() })
+        Ok(Self {
+            pre,
+            backend,
+            post,
+            fit,
+            tokens: Vec::new(),
+            maskige: Vec::new(),
+        })
     }
 
     pub fn backend_name(&self) -> &str {
@@ -120,32 +136,65 @@ impl FramePath {
         let t0 = Instant::now();
         let input = pre.run(image);
         let preprocess = t0.elapsed();
-        let graphs = self.backend.run(input, &mut self.tokens, &mut self.maskige)?;
+        let graphs = self
+            .backend
+            .run(input, &mut self.tokens, &mut self.maskige)?;
         let (inverse, resize) = post.run(&self.maskige, image.dimensions(), out)?;
-        Ok(StageTimings { preprocess, prior: graphs.prior, decoder: graphs.decoder, inverse, resize })
+        Ok(StageTimings {
+            preprocess,
+            prior: graphs.prior,
+            decoder: graphs.decoder,
+            inverse,
+            resize,
+        })
     }
 
     /// The first half, up to the token grid: preprocess and prior, tokens into `tokens`.
     pub fn encode(&mut self, image: &RgbImage, tokens: &mut Vec<i64>) -> Result<StageTimings> {
-        let pre = self.pre.as_mut().ok_or_else(|| not_built("encode", "the prior"))?;
+        let pre = self
+            .pre
+            .as_mut()
+            .ok_or_else(|| not_built("encode", "the prior"))?;
         let t0 = Instant::now();
         let input = pre.run(image);
         let t1 = Instant::now();
         self.backend.run_prior(input, tokens)?;
-        Ok(StageTimings { preprocess: t1 - t0, prior: t1.elapsed(), ..StageTimings::default() })
+        Ok(StageTimings {
+            preprocess: t1 - t0,
+            prior: t1.elapsed(),
+            ..StageTimings::default()
+        })
     }
 
     /// The second half: decoder, X⁻¹ and the mapping back to a `frame_size` frame, into `out`.
-    pub fn decode(&mut self, tokens: &[i64], frame_size: (u32, u32), out: &mut GrayImage) -> Result<StageTimings> {
-        let post = self.post.as_mut().ok_or_else(|| not_built("decode", "the decoder"))?;
+    pub fn decode(
+        &mut self,
+        tokens: &[i64],
+        frame_size: (u32, u32),
+        out: &mut GrayImage,
+    ) -> Result<StageTimings> {
+        let post = self
+            .post
+            .as_mut()
+            .ok_or_else(|| not_built("decode", "the decoder"))?;
         let t0 = Instant::now();
         self.backend.run_decoder(tokens, &mut self.maskige)?;
         let decoder = t0.elapsed();
         let (inverse, resize) = post.run(&self.maskige, frame_size, out)?;
-        Ok(StageTimings { decoder, inverse, resize, ..StageTimings::default() })
+        Ok(StageTimings {
+            decoder,
+            inverse,
+            resize,
+            ..StageTimings::default()
+        })
     }
 }
 
 fn not_built(call: &str, needs: &str) -> Error {
-    Error::Usage { stage: "frame path", msg: format!("{call} needs a path built for {needs} (FramePath::new with the matching Graphs)") }
+    Error::Usage {
+        stage: "frame path",
+        msg: format!(
+            "{call} needs a path built for {needs} (FramePath::new with the matching Graphs)"
+        ),
+    }
 }

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use image::GrayImage;
 
 use super::geometry::{class_axis, fit_axes, UNSEEN};
-use crate::model::Fit;
 use crate::error::Result;
 use crate::maskige::MaskigeInverse;
+use crate::model::Fit;
 use crate::model::Manifest;
 
 pub struct Postprocess {
@@ -30,7 +30,12 @@ type ClassTables = ((u32, u32), Vec<u32>, Vec<u32>);
 impl Postprocess {
     pub fn new(manifest: &Manifest, inverse: Box<dyn MaskigeInverse>, fit: Fit) -> Self {
         let classes = GrayImage::new(manifest.input.width as u32, manifest.input.height as u32);
-        Self { inverse, fit, classes, tables: None }
+        Self {
+            inverse,
+            fit,
+            classes,
+            tables: None,
+        }
     }
 
     pub fn set_fit(&mut self, fit: Fit) {
@@ -45,7 +50,12 @@ impl Postprocess {
 
     /// Writes the class map for a `frame_size` (width, height) frame into `out` (reallocated only
     /// when the size changes); returns the time spent in X⁻¹ and in the mapping back.
-    pub fn run(&mut self, maskige: &[f32], frame_size: (u32, u32), out: &mut GrayImage) -> Result<(Duration, Duration)> {
+    pub fn run(
+        &mut self,
+        maskige: &[f32],
+        frame_size: (u32, u32),
+        out: &mut GrayImage,
+    ) -> Result<(Duration, Duration)> {
         let t0 = Instant::now();
         self.inverse.classes_into(maskige, &mut self.classes)?;
         let t1 = Instant::now();
@@ -55,7 +65,11 @@ impl Postprocess {
         if frame_size == self.classes.dimensions() {
             out.copy_from_slice(&self.classes);
         } else {
-            if self.tables.as_ref().is_none_or(|(d, _, _)| *d != frame_size) {
+            if self
+                .tables
+                .as_ref()
+                .is_none_or(|(d, _, _)| *d != frame_size)
+            {
                 let model = self.classes.dimensions();
                 let (ax, ay) = fit_axes(self.fit, frame_size, model);
                 let (mut cols, mut rows) = (Vec::new(), Vec::new());
@@ -83,7 +97,11 @@ pub fn map_classes_into(classes: &GrayImage, cols: &[u32], rows: &[u32], out: &m
         }
         let src_row = &src[r as usize * width..][..width];
         for (d, &c) in dst_row.iter_mut().zip(cols) {
-            *d = if c == u32::MAX { UNSEEN } else { src_row[c as usize] };
+            *d = if c == u32::MAX {
+                UNSEEN
+            } else {
+                src_row[c as usize]
+            };
         }
     }
 }

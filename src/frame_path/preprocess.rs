@@ -21,7 +21,14 @@ pub struct Preprocess {
 impl Preprocess {
     pub fn new(manifest: &Manifest, fit: Fit) -> Self {
         let (h, w) = (manifest.input.height, manifest.input.width);
-        Self { size: (w as u32, h as u32), mean: manifest.input.mean, std: manifest.input.std, fit, input: vec![0.0; 3 * h * w], maps: None }
+        Self {
+            size: (w as u32, h as u32),
+            mean: manifest.input.mean,
+            std: manifest.input.std,
+            fit,
+            input: vec![0.0; 3 * h * w],
+            maps: None,
+        }
     }
 
     pub fn fit(&self) -> Fit {
@@ -56,12 +63,26 @@ impl Preprocess {
 /// Bilinear sampling of an HWC u8 image through `xs`/`ys` fused with `(x − mean)/std` into NCHW
 /// f32, into the caller's buffer (3 × `ys.len()` × `xs.len()`): no intermediate image. Padding
 /// (outside the maps' `inside` ranges) is written as 0, the mean colour.
-pub fn resize_normalize_into(image: &RgbImage, xs: &AxisMap, ys: &AxisMap, mean: [f32; 3], std: [f32; 3], out: &mut [f32]) {
+pub fn resize_normalize_into(
+    image: &RgbImage,
+    xs: &AxisMap,
+    ys: &AxisMap,
+    mean: [f32; 3],
+    std: [f32; 3],
+    out: &mut [f32],
+) {
     gss_kernels::dispatch!(resize_normalize_portable(image, xs, ys, mean, std, out))
 }
 
 #[inline(always)]
-fn resize_normalize_portable(image: &RgbImage, xs: &AxisMap, ys: &AxisMap, mean: [f32; 3], std: [f32; 3], out: &mut [f32]) {
+fn resize_normalize_portable(
+    image: &RgbImage,
+    xs: &AxisMap,
+    ys: &AxisMap,
+    mean: [f32; 3],
+    std: [f32; 3],
+    out: &mut [f32],
+) {
     let (ow, oh) = (xs.len(), ys.len());
     let plane = ow * oh;
     debug_assert_eq!(out.len(), 3 * plane);
@@ -84,7 +105,11 @@ fn resize_normalize_portable(image: &RgbImage, xs: &AxisMap, ys: &AxisMap, mean:
             row[xs.inside.end..].fill(0.0);
         }
         for x in xs.inside.clone() {
-            let (a, b, wx) = (xs.first[x] as usize * 3, xs.second[x] as usize * 3, xs.weight[x]);
+            let (a, b, wx) = (
+                xs.first[x] as usize * 3,
+                xs.second[x] as usize * 3,
+                xs.weight[x],
+            );
             for c in 0..3 {
                 let t = top[a + c] as f32 + (top[b + c] as f32 - top[a + c] as f32) * wx;
                 let u = bottom[a + c] as f32 + (bottom[b + c] as f32 - bottom[a + c] as f32) * wx;
@@ -116,7 +141,15 @@ mod tests {
     use super::*;
 
     /// The module-doc formula for one output value, in f64, pixel by pixel; None for padding.
-    fn reference(image: &RgbImage, fit: Fit, ow: usize, oh: usize, x: usize, y: usize, c: usize) -> Option<f64> {
+    fn reference(
+        image: &RgbImage,
+        fit: Fit,
+        ow: usize,
+        oh: usize,
+        x: usize,
+        y: usize,
+        c: usize,
+    ) -> Option<f64> {
         let (iw, ih) = (image.width() as usize, image.height() as usize);
         let (ax, ay) = fit_axes(fit, image.dimensions(), (ow as u32, oh as u32));
         let sample = |i: usize, n: usize, a: super::super::geometry::AxisFit| {
@@ -147,18 +180,30 @@ mod tests {
     fn fused_sampling_matches_the_formula_for_every_fit() {
         let (mean, std) = ([120.0, 110.0, 100.0], [60.0, 55.0, 50.0]);
         for fit in [Fit::Stretch, Fit::Crop, Fit::Letterbox] {
-            for (iw, ih, ow, oh) in [(37, 23, 16, 8), (10, 7, 31, 19), (640, 480, 64, 32), (5, 5, 5, 3)] {
+            for (iw, ih, ow, oh) in [
+                (37, 23, 16, 8),
+                (10, 7, 31, 19),
+                (640, 480, 64, 32),
+                (5, 5, 5, 3),
+            ] {
                 let image = noise_image(iw, ih);
                 let (ax, ay) = fit_axes(fit, (iw, ih), (ow as u32, oh as u32));
-                let (xs, ys) = (AxisMap::new(iw as usize, ow, ax), AxisMap::new(ih as usize, oh, ay));
+                let (xs, ys) = (
+                    AxisMap::new(iw as usize, ow, ax),
+                    AxisMap::new(ih as usize, oh, ay),
+                );
                 let mut out = vec![f32::NAN; 3 * ow * oh];
                 resize_normalize_into(&image, &xs, &ys, mean, std, &mut out);
                 for c in 0..3 {
                     for y in 0..oh {
                         for x in 0..ow {
-                            let want = reference(&image, fit, ow, oh, x, y, c).map_or(0.0, |v| (v - mean[c] as f64) / std[c] as f64);
+                            let want = reference(&image, fit, ow, oh, x, y, c)
+                                .map_or(0.0, |v| (v - mean[c] as f64) / std[c] as f64);
                             let got = out[c * ow * oh + y * ow + x] as f64;
-                            assert!((got - want).abs() < 1e-4, "{fit} {iw}x{ih} -> {ow}x{oh} c{c} ({x},{y}): {got} vs {want}");
+                            assert!(
+                                (got - want).abs() < 1e-4,
+                                "{fit} {iw}x{ih} -> {ow}x{oh} c{c} ({x},{y}): {got} vs {want}"
+                            );
                         }
                     }
                 }
@@ -175,20 +220,42 @@ mod tests {
         resize_normalize_into(&image, &xs, &ys, [0.0; 3], [1.0; 3], &mut out);
         let p = |x: u32, y: u32, c: usize| image.get_pixel(x, y)[c] as f32;
         for (x, y) in [(0u32, 0u32), (3, 1)] {
-            let want = (p(2 * x, 2 * y, 1) + p(2 * x + 1, 2 * y, 1) + p(2 * x, 2 * y + 1, 1) + p(2 * x + 1, 2 * y + 1, 1)) / 4.0;
+            let want = (p(2 * x, 2 * y, 1)
+                + p(2 * x + 1, 2 * y, 1)
+                + p(2 * x, 2 * y + 1, 1)
+                + p(2 * x + 1, 2 * y + 1, 1))
+                / 4.0;
             assert!((out[8 + (y * 4 + x) as usize] - want).abs() < 1e-4);
         }
     }
 
     #[test]
     fn preprocess_reuses_its_buffer_across_frame_sizes_and_fits() {
-        let mut pre = Preprocess { size: (16, 8), mean: [0.0; 3], std: [1.0; 3], fit: Fit::Stretch, input: vec![0.0; 3 * 16 * 8], maps: None };
+        let mut pre = Preprocess {
+            size: (16, 8),
+            mean: [0.0; 3],
+            std: [1.0; 3],
+            fit: Fit::Stretch,
+            input: vec![0.0; 3 * 16 * 8],
+            maps: None,
+        };
         let ptr = pre.input.as_ptr();
-        for (i, (w, h)) in [(16, 8), (33, 20), (33, 20), (7, 3)].into_iter().enumerate() {
-            pre.set_fit(if i % 2 == 0 { Fit::Letterbox } else { Fit::Crop });
+        for (i, (w, h)) in [(16, 8), (33, 20), (33, 20), (7, 3)]
+            .into_iter()
+            .enumerate()
+        {
+            pre.set_fit(if i % 2 == 0 {
+                Fit::Letterbox
+            } else {
+                Fit::Crop
+            });
             let out = pre.run(&noise_image(w, h));
             assert_eq!(out.len(), 3 * 16 * 8);
-            assert_eq!(out.as_ptr(), ptr, "the input buffer must not be reallocated");
+            assert_eq!(
+                out.as_ptr(),
+                ptr,
+                "the input buffer must not be reallocated"
+            );
         }
     }
 }

@@ -28,9 +28,11 @@ pub fn for_package(package: &ModelPackage) -> Result<Box<dyn MaskigeInverse>> {
         Inverse::Linear { weight, bias } => {
             Box::new(LinearInverse::new(weight.clone(), bias.clone())?)
         }
-        Inverse::Onnx { file, input, output } => {
-            Box::new(OnnxInverse::new(package, file, input, output)?)
-        }
+        Inverse::Onnx {
+            file,
+            input,
+            output,
+        } => Box::new(OnnxInverse::new(package, file, input, output)?),
     })
 }
 
@@ -40,7 +42,12 @@ fn check_sizes(maskige: &[f32], classes: &image::GrayImage) -> Result<()> {
     }
     Err(Error::Usage {
         stage: "inverse",
-        msg: format!("maskige has {} values for a {}x{} class map", maskige.len(), classes.width(), classes.height()),
+        msg: format!(
+            "maskige has {} values for a {}x{} class map",
+            maskige.len(),
+            classes.width(),
+            classes.height()
+        ),
     })
 }
 
@@ -66,7 +73,10 @@ impl Palette {
     pub fn new(colors: &[[u8; 3]], output_range: [f32; 2]) -> Self {
         let [lo, hi] = output_range;
         let scale = (hi - lo) / 255.0;
-        let colors = colors.iter().map(|c| [0, 1, 2].map(|i| lo + c[i] as f32 * scale)).collect();
+        let colors = colors
+            .iter()
+            .map(|c| [0, 1, 2].map(|i| lo + c[i] as f32 * scale))
+            .collect();
         Self { colors }
     }
 
@@ -99,7 +109,11 @@ impl Palette {
         let mut best = [0f32; BLOCK];
         for (start, out) in (0..plane).step_by(BLOCK).zip(classes.chunks_mut(BLOCK)) {
             let n = out.len();
-            let (r, g, b) = (&r[start..start + n], &g[start..start + n], &b[start..start + n]);
+            let (r, g, b) = (
+                &r[start..start + n],
+                &g[start..start + n],
+                &b[start..start + n],
+            );
             best_d[..n].fill(f32::INFINITY);
             best[..n].fill(0.0);
             for (k, c) in self.colors.iter().enumerate() {
@@ -159,7 +173,11 @@ impl LinearInverse {
         let mut best = [0f32; BLOCK];
         for (start, out) in (0..plane).step_by(BLOCK).zip(classes.chunks_mut(BLOCK)) {
             let n = out.len();
-            let (r, g, b) = (&r[start..start + n], &g[start..start + n], &b[start..start + n]);
+            let (r, g, b) = (
+                &r[start..start + n],
+                &g[start..start + n],
+                &b[start..start + n],
+            );
             best_score[..n].fill(f32::NEG_INFINITY);
             best[..n].fill(0.0);
             for (k, (w, &bias)) in self.weight.iter().zip(&self.bias).enumerate() {
@@ -205,7 +223,8 @@ mod tests {
         for (i, &k) in ids.iter().enumerate() {
             for ch in 0..3 {
                 let noise = if i % 2 == 0 { 0.15 } else { -0.15 };
-                maskige[ch * n + i] = (colors[k as usize][ch] as f32 / 255.0 + noise).clamp(0.0, 1.0);
+                maskige[ch * n + i] =
+                    (colors[k as usize][ch] as f32 / 255.0 + noise).clamp(0.0, 1.0);
             }
         }
         let mut out = vec![0u8; n];
@@ -215,7 +234,13 @@ mod tests {
 
     #[test]
     fn blocked_search_matches_a_pixel_by_pixel_search_across_block_edges_and_ties() {
-        let colors = [[255, 255, 0], [200, 10, 10], [10, 200, 10], [10, 10, 200], [250, 250, 250]];
+        let colors = [
+            [255, 255, 0],
+            [200, 10, 10],
+            [10, 200, 10],
+            [10, 10, 200],
+            [250, 250, 250],
+        ];
         let p = Palette::new(&colors, [0.0, 1.0]);
         let n = 64 * 3 + 7;
         let mut state = 12345u32;
@@ -226,7 +251,10 @@ mod tests {
             })
             .collect();
         // an exact tie between colours 1 and 2 must go to the lower id
-        for (ch, v) in [105.0 / 255.0, 105.0 / 255.0, 10.0 / 255.0].iter().enumerate() {
+        for (ch, v) in [105.0 / 255.0, 105.0 / 255.0, 10.0 / 255.0]
+            .iter()
+            .enumerate()
+        {
             maskige[ch * n + 70] = *v;
         }
         let mut out = vec![0u8; n];
@@ -234,7 +262,13 @@ mod tests {
         for (i, &got) in out.iter().enumerate() {
             let px = [maskige[i], maskige[n + i], maskige[2 * n + i]];
             let d = |c: &[f32; 3]| (0..3).map(|k| (px[k] - c[k]) * (px[k] - c[k])).sum::<f32>();
-            let want = (0..p.colors.len()).fold(0, |best, k| if d(&p.colors[k]) < d(&p.colors[best]) { k } else { best });
+            let want = (0..p.colors.len()).fold(0, |best, k| {
+                if d(&p.colors[k]) < d(&p.colors[best]) {
+                    k
+                } else {
+                    best
+                }
+            });
             assert_eq!(got as usize, want, "pixel {i}");
         }
         assert_eq!(out[70], 1);
@@ -252,7 +286,12 @@ mod tests {
 
     #[test]
     fn linear_inverse_matches_a_pixel_by_pixel_argmax_across_block_edges_and_ties() {
-        let weight = vec![[1.5, -0.25, 0.5], [-0.75, 2.0, 0.125], [0.25, 0.25, -1.0], [0.0, 0.0, 0.0]];
+        let weight = vec![
+            [1.5, -0.25, 0.5],
+            [-0.75, 2.0, 0.125],
+            [0.25, 0.25, -1.0],
+            [0.0, 0.0, 0.0],
+        ];
         let bias = vec![0.0, -0.25, 0.5, 0.375];
         let inv = LinearInverse::new(weight.clone(), bias.clone()).expect("valid classifier");
         let n = 64 * 3 + 5;
@@ -266,8 +305,11 @@ mod tests {
         inv.classes_into_slice(&maskige, &mut out);
         for (i, &got) in out.iter().enumerate() {
             let px = [maskige[i], maskige[n + i], maskige[2 * n + i]];
-            let score = |k: usize| px[0] * weight[k][0] + px[1] * weight[k][1] + px[2] * weight[k][2] + bias[k];
-            let want = (1..weight.len()).fold(0, |best, k| if score(k) > score(best) { k } else { best });
+            let score = |k: usize| {
+                px[0] * weight[k][0] + px[1] * weight[k][1] + px[2] * weight[k][2] + bias[k]
+            };
+            let want =
+                (1..weight.len()).fold(0, |best, k| if score(k) > score(best) { k } else { best });
             assert_eq!(got as usize, want, "pixel {i}");
         }
         assert_eq!(out[65], 1);
@@ -275,10 +317,23 @@ mod tests {
 
     #[test]
     fn linear_inverse_with_nearest_colour_planes_agrees_with_the_palette() {
-        let colors = [[0, 0, 255], [0, 255, 0], [0, 255, 255], [128, 128, 128], [255, 0, 0], [255, 0, 255], [255, 255, 0], [255, 255, 255]];
+        let colors = [
+            [0, 0, 255],
+            [0, 255, 0],
+            [0, 255, 255],
+            [128, 128, 128],
+            [255, 0, 0],
+            [255, 0, 255],
+            [255, 255, 0],
+            [255, 255, 255],
+        ];
         let palette = Palette::new(&colors, [0.0, 1.0]);
         let weight: Vec<[f32; 3]> = palette.colors.iter().map(|c| c.map(|v| 2.0 * v)).collect();
-        let bias: Vec<f32> = palette.colors.iter().map(|c| -c.iter().map(|v| v * v).sum::<f32>()).collect();
+        let bias: Vec<f32> = palette
+            .colors
+            .iter()
+            .map(|c| -c.iter().map(|v| v * v).sum::<f32>())
+            .collect();
         let inv = LinearInverse::new(weight, bias).expect("valid classifier");
         let n = 4096;
         let maskige = pseudo_random_maskige(n, 4242);

@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
-use tract_onnx::prelude::*;
 use tract_linalg::multithread::{multithread_tract_scope, Executor};
+use tract_onnx::prelude::*;
 
 use super::MaskigeInverse;
 use crate::engine::cpu::{graph_err, plan, GraphContract, InputSlot, State};

@@ -48,6 +48,8 @@ impl std::str::FromStr for Fit {
         Fit::ALL
             .into_iter()
             .find(|f| f.name().eq_ignore_ascii_case(s))
-            .ok_or_else(|| format!("unknown fit {s:?}; expected stretch, crop, letterbox or native"))
+            .ok_or_else(|| {
+                format!("unknown fit {s:?}; expected stretch, crop, letterbox or native")
+            })
     }
 }

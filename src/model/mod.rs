@@ -40,9 +40,16 @@ pub enum Inverse {
     /// `weight[k] · rgb + bias[k]` on the maskige in the decoder's output range, and the highest
     /// score wins (the lowest id on a tie). Run by the same vectorised loop as `Nearest`, so it
     /// costs what nearest colour costs.
-    Linear { weight: Vec<[f32; 3]>, bias: Vec<f32> },
+    Linear {
+        weight: Vec<[f32; 3]>,
+        bias: Vec<f32>,
+    },
     /// A graph in the package: maskige 1×3×H×W in, int64 class ids H×W out.
-    Onnx { file: String, input: String, output: String },
+    Onnx {
+        file: String,
+        input: String,
+        output: String,
+    },
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -73,7 +80,6 @@ pub enum Resample {
     #[serde(rename = "bilinear", alias = "stretch-bilinear")]
     Bilinear,
 }
-
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Input {
@@ -136,7 +142,14 @@ impl TryFrom<PriorJson> for Prior {
             (true, other) => return Err(format!("prior.output_dtype {other:?} with the argmax in the graph; expected \"int64\" token ids")),
             (false, other) => return Err(format!("prior.output_dtype {other:?} without the argmax in the graph; expected \"float32\" token logits")),
         };
-        Ok(Prior { file: p.file, input: p.input, output: p.output, emits, grid: p.grid, codebook_size: p.codebook_size })
+        Ok(Prior {
+            file: p.file,
+            input: p.input,
+            output: p.output,
+            emits,
+            grid: p.grid,
+            codebook_size: p.codebook_size,
+        })
     }
 }
 
@@ -203,7 +216,11 @@ impl Manifest {
     /// Parses and validates the text of a model.json (`path` names it in errors); the files it
     /// lists are not looked at ([`ModelPackage::open`] checks them).
     pub fn parse(text: &str, path: &Path) -> Result<Manifest> {
-        let manifest: Manifest = serde_json::from_str(text).map_err(|source| Error::ManifestParse { path: path.to_path_buf(), source })?;
+        let manifest: Manifest =
+            serde_json::from_str(text).map_err(|source| Error::ManifestParse {
+                path: path.to_path_buf(),
+                source,
+            })?;
         validate(&manifest, path)?;
         Ok(manifest)
     }
@@ -221,7 +238,10 @@ impl ModelPackage {
     pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref().to_path_buf();
         let path = dir.join("model.json");
-        let io = |source| Error::Io { path: path.clone(), source };
+        let io = |source| Error::Io {
+            path: path.clone(),
+            source,
+        };
         let len = std::fs::metadata(&path).map_err(io)?.len();
         if len > MAX_MANIFEST_BYTES {
             return Err(Error::ManifestInvalid {
@@ -243,7 +263,10 @@ impl ModelPackage {
     /// multiples of it.
     pub fn at_input_size(&self, height: usize, width: usize) -> Result<Self> {
         let m = &self.manifest;
-        let invalid = |msg: String| Error::InvalidOption { option: "input size", msg };
+        let invalid = |msg: String| Error::InvalidOption {
+            option: "input size",
+            msg,
+        };
         let Some(multiple) = m.input.size_multiple else {
             return Err(invalid(format!(
                 "{} was exported for {}x{} only (model.json has no input.size_multiple); use --fit stretch, crop or letterbox",
@@ -251,9 +274,15 @@ impl ModelPackage {
             )));
         };
         if height > MAX_INPUT_SIDE || width > MAX_INPUT_SIDE {
-            return Err(invalid(format!("{height}x{width}: the model input is at most {MAX_INPUT_SIDE} pixels a side")));
+            return Err(invalid(format!(
+                "{height}x{width}: the model input is at most {MAX_INPUT_SIDE} pixels a side"
+            )));
         }
-        if height == 0 || width == 0 || !height.is_multiple_of(multiple) || !width.is_multiple_of(multiple) {
+        if height == 0
+            || width == 0
+            || !height.is_multiple_of(multiple)
+            || !width.is_multiple_of(multiple)
+        {
             return Err(invalid(format!("{height}x{width} is not a multiple of {multiple} in both directions, which {} needs", m.name)));
         }
         let mut package = self.clone();
@@ -282,22 +311,31 @@ impl ModelPackage {
     /// [`native_size_for`](ModelPackage::native_size_for), or the error of
     /// [`at_input_size`](ModelPackage::at_input_size) for a package fixed at its exported size.
     pub fn at_native_size(&self, frame_width: u32, frame_height: u32) -> Result<Self> {
-        let (height, width) = self.native_size_for(frame_width, frame_height).unwrap_or((self.manifest.input.height, self.manifest.input.width));
+        let (height, width) = self
+            .native_size_for(frame_width, frame_height)
+            .unwrap_or((self.manifest.input.height, self.manifest.input.width));
         self.at_input_size(height, width)
     }
 
     /// (prior, decoder) file paths of the fp32 graphs or of a named variant.
     pub fn graph_files(&self, variant: Option<&str>) -> Result<(PathBuf, PathBuf)> {
         match variant {
-            None | Some("fp32") => Ok((self.dir.join(&self.manifest.prior.file), self.dir.join(&self.manifest.decoder.file))),
+            None | Some("fp32") => Ok((
+                self.dir.join(&self.manifest.prior.file),
+                self.dir.join(&self.manifest.decoder.file),
+            )),
             Some(name) => {
-                let v = self.manifest.variants.get(name).ok_or_else(|| Error::UnknownVariant {
-                    name: name.to_string(),
-                    available: std::iter::once("fp32".to_string())
-                        .chain(self.manifest.variants.keys().cloned())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                })?;
+                let v = self
+                    .manifest
+                    .variants
+                    .get(name)
+                    .ok_or_else(|| Error::UnknownVariant {
+                        name: name.to_string(),
+                        available: std::iter::once("fp32".to_string())
+                            .chain(self.manifest.variants.keys().cloned())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    })?;
                 Ok((self.dir.join(&v.prior), self.dir.join(&v.decoder)))
             }
         }
@@ -305,30 +343,55 @@ impl ModelPackage {
 }
 
 fn validate(m: &Manifest, path: &Path) -> Result<()> {
-    let invalid = |msg: String| Error::ManifestInvalid { path: path.to_path_buf(), msg };
+    let invalid = |msg: String| Error::ManifestInvalid {
+        path: path.to_path_buf(),
+        msg,
+    };
     let (kind, version) = m.format.split_once('/').unwrap_or(("", ""));
     if kind != "gss-model" || version.split('.').next() != Some(FORMAT_MAJOR) {
-        return Err(Error::UnsupportedFormat { path: path.to_path_buf(), found: m.format.clone() });
+        return Err(Error::UnsupportedFormat {
+            path: path.to_path_buf(),
+            found: m.format.clone(),
+        });
     }
     if m.classes.is_empty() || m.classes.len() > 255 {
-        return Err(invalid(format!("{} classes; expected 1..=255", m.classes.len())));
+        return Err(invalid(format!(
+            "{} classes; expected 1..=255",
+            m.classes.len()
+        )));
     }
-    if m.classes.iter().enumerate().any(|(i, c)| c.id as usize != i) {
+    if m.classes
+        .iter()
+        .enumerate()
+        .any(|(i, c)| c.id as usize != i)
+    {
         return Err(invalid("classes must have ids 0..K-1 in order".into()));
     }
     if m.maskige.palette.len() != m.classes.len() {
-        return Err(invalid(format!("maskige.palette has {} colours for {} classes", m.maskige.palette.len(), m.classes.len())));
+        return Err(invalid(format!(
+            "maskige.palette has {} colours for {} classes",
+            m.maskige.palette.len(),
+            m.classes.len()
+        )));
     }
     // `!(s > 0)` and not `s <= 0`: a NaN fails it too.
     if m.input.std.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
-        return Err(invalid(format!("input.std {:?} must be finite and positive", m.input.std)));
+        return Err(invalid(format!(
+            "input.std {:?} must be finite and positive",
+            m.input.std
+        )));
     }
     if m.input.mean.iter().any(|s| !s.is_finite()) {
-        return Err(invalid(format!("input.mean {:?} must be finite", m.input.mean)));
+        return Err(invalid(format!(
+            "input.mean {:?} must be finite",
+            m.input.mean
+        )));
     }
     let [lo, hi] = m.decoder.output_range;
     if !(lo.is_finite() && hi.is_finite() && lo < hi) {
-        return Err(invalid(format!("decoder.output_range [{lo}, {hi}] must be finite, low before high")));
+        return Err(invalid(format!(
+            "decoder.output_range [{lo}, {hi}] must be finite, low before high"
+        )));
     }
     for (field, value, max) in [
         ("input.height", m.input.height, MAX_INPUT_SIDE),
@@ -337,7 +400,11 @@ fn validate(m: &Manifest, path: &Path) -> Result<()> {
         ("prior.codebook_size", m.prior.codebook_size, MAX_CODEBOOK),
         ("prior.grid[0]", m.prior.grid[0], MAX_INPUT_SIDE),
         ("prior.grid[1]", m.prior.grid[1], MAX_INPUT_SIDE),
-        ("input.size_multiple", m.input.size_multiple.unwrap_or(1), MAX_INPUT_SIDE),
+        (
+            "input.size_multiple",
+            m.input.size_multiple.unwrap_or(1),
+            MAX_INPUT_SIDE,
+        ),
     ] {
         if value == 0 || value > max {
             return Err(invalid(format!("{field} is {value}; expected 1..={max}")));
@@ -347,7 +414,9 @@ fn validate(m: &Manifest, path: &Path) -> Result<()> {
     // A reach wider than the grid is legitimate (reuse then re-decodes everything); a reach
     // beyond any grid is not a number the reuse arithmetic should see.
     if let Some(halo) = m.decoder.halo.filter(|h| *h > MAX_INPUT_SIDE) {
-        return Err(invalid(format!("decoder.halo is {halo}; expected at most {MAX_INPUT_SIDE}")));
+        return Err(invalid(format!(
+            "decoder.halo is {halo}; expected at most {MAX_INPUT_SIDE}"
+        )));
     }
     // Checked: the bounds above keep these products small, and a crafted grid must not wrap.
     let up = m.decoder.upsample;
@@ -358,7 +427,11 @@ fn validate(m: &Manifest, path: &Path) -> Result<()> {
         )));
     }
     if let Some(multiple) = m.input.size_multiple {
-        if multiple == 0 || !m.input.height.is_multiple_of(multiple) || !m.input.width.is_multiple_of(multiple) || !multiple.is_multiple_of(m.decoder.upsample) {
+        if multiple == 0
+            || !m.input.height.is_multiple_of(multiple)
+            || !m.input.width.is_multiple_of(multiple)
+            || !multiple.is_multiple_of(m.decoder.upsample)
+        {
             return Err(invalid(format!(
                 "input.size_multiple {multiple} must divide the input size {}x{} and be a multiple of decoder.upsample {}",
                 m.input.height, m.input.width, m.decoder.upsample
@@ -378,7 +451,10 @@ fn validate(m: &Manifest, path: &Path) -> Result<()> {
             )));
         }
         if weight.iter().flatten().chain(bias).any(|v| !v.is_finite()) {
-            return Err(invalid("maskige.inverse (linear) holds a weight or bias that is not a finite number".into()));
+            return Err(invalid(
+                "maskige.inverse (linear) holds a weight or bias that is not a finite number"
+                    .into(),
+            ));
         }
     }
     let mut referenced = vec![&m.prior.file, &m.decoder.file];
@@ -391,7 +467,9 @@ fn validate(m: &Manifest, path: &Path) -> Result<()> {
     }
     for f in referenced {
         if !m.files.contains_key(f) {
-            return Err(invalid(format!("{f} is referenced but has no entry under files (no sha256)")));
+            return Err(invalid(format!(
+                "{f} is referenced but has no entry under files (no sha256)"
+            )));
         }
     }
     for name in m.files.keys() {
@@ -407,33 +485,56 @@ fn validate(m: &Manifest, path: &Path) -> Result<()> {
 /// A relative path of plain names: joined to the package folder, it stays inside it.
 fn inside_package(name: &str) -> bool {
     use std::path::Component;
-    !name.is_empty() && Path::new(name).components().all(|c| matches!(c, Component::Normal(_)))
+    !name.is_empty()
+        && Path::new(name)
+            .components()
+            .all(|c| matches!(c, Component::Normal(_)))
 }
 
 fn verify_file(path: &Path, entry: &FileEntry) -> Result<()> {
-    let meta = std::fs::metadata(path).map_err(|_| Error::MissingFile { path: path.to_path_buf() })?;
+    let meta = std::fs::metadata(path).map_err(|_| Error::MissingFile {
+        path: path.to_path_buf(),
+    })?;
     if meta.len() != entry.bytes {
-        return Err(Error::SizeMismatch { path: path.to_path_buf(), expected: entry.bytes, actual: meta.len() });
+        return Err(Error::SizeMismatch {
+            path: path.to_path_buf(),
+            expected: entry.bytes,
+            actual: meta.len(),
+        });
     }
     let actual = sha256_file(path)?;
     if !actual.eq_ignore_ascii_case(&entry.sha256) {
-        return Err(Error::HashMismatch { path: path.to_path_buf(), expected: entry.sha256.clone(), actual });
+        return Err(Error::HashMismatch {
+            path: path.to_path_buf(),
+            expected: entry.sha256.clone(),
+            actual,
+        });
     }
     Ok(())
 }
 
 pub fn sha256_file(path: &Path) -> Result<String> {
-    let mut file = std::fs::File::open(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+    let mut file = std::fs::File::open(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
     loop {
-        let n = file.read(&mut buf).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+        let n = file.read(&mut buf).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
         if n == 0 {
             break;
         }
         hasher.update(&buf[..n]);
     }
-    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }
 
 #[cfg(test)]
@@ -443,8 +544,11 @@ mod tests {
     /// The fixture package's manifest with one field replaced (a JSON pointer), validated.
     fn validate_with(pointer: &str, value: serde_json::Value) -> std::result::Result<(), String> {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gss-tiny/model.json");
-        let mut json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        *json.pointer_mut(pointer).unwrap_or_else(|| panic!("no {pointer} in the fixture")) = value;
+        let mut json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        *json
+            .pointer_mut(pointer)
+            .unwrap_or_else(|| panic!("no {pointer} in the fixture")) = value;
         let manifest: Manifest = serde_json::from_value(json).map_err(|e| e.to_string())?;
         validate(&manifest, &path).map_err(|e| e.to_string())
     }
@@ -459,7 +563,11 @@ mod tests {
     #[test]
     fn sizes_that_would_wrap_or_exhaust_memory_are_refused_by_field() {
         // 2^62 × 4 wraps to 0 in 64 bits: it must not pass as a match.
-        let err = validate_with("/prior/grid", serde_json::json!([4611686018427387904u64, 1])).unwrap_err();
+        let err = validate_with(
+            "/prior/grid",
+            serde_json::json!([4611686018427387904u64, 1]),
+        )
+        .unwrap_err();
         assert!(err.contains("prior.grid[0]"), "{err}");
         for (pointer, field) in [
             ("/input/height", "input.height"),
@@ -480,7 +588,8 @@ mod tests {
         assert!(err.contains("input.std"), "{err}");
         let err = validate_with("/input/std", serde_json::json!([1.0, 0.0, 1.0])).unwrap_err();
         assert!(err.contains("input.std"), "{err}");
-        let err = validate_with("/decoder/output_range", serde_json::json!([1.0, -1.0])).unwrap_err();
+        let err =
+            validate_with("/decoder/output_range", serde_json::json!([1.0, -1.0])).unwrap_err();
         assert!(err.contains("decoder.output_range"), "{err}");
     }
 
@@ -491,12 +600,16 @@ mod tests {
         }
         assert!(inside_package("prior.onnx") && inside_package("int8/prior.onnx"));
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gss-tiny/model.json");
-        let mut json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let mut json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         let entry = json["files"][json["prior"]["file"].as_str().unwrap()].clone();
         json["files"]["../../outside.onnx"] = entry;
         json["prior"]["file"] = "../../outside.onnx".into();
         let manifest: Manifest = serde_json::from_value(json).unwrap();
         let err = validate(&manifest, &path).unwrap_err().to_string();
-        assert!(err.contains("../../outside.onnx") && err.contains("inside the package"), "{err}");
+        assert!(
+            err.contains("../../outside.onnx") && err.contains("inside the package"),
+            "{err}"
+        );
     }
 }

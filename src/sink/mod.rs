@@ -7,10 +7,10 @@
 
 pub mod overlay;
 pub mod png;
-pub mod ros2;
-pub mod stats;
 pub mod rerun;
+pub mod ros2;
 pub mod serve;
+pub mod stats;
 
 pub mod wire;
 pub mod zenoh;

@@ -9,7 +9,11 @@ pub fn blend_into(image: &RgbImage, classes: &GrayImage, colors: &[[u8; 3]], out
         *out = RgbImage::new(image.width(), image.height());
     }
     let dst = out.as_mut();
-    for ((d, s), id) in dst.chunks_exact_mut(3).zip(image.as_raw().chunks_exact(3)).zip(classes.as_raw()) {
+    for ((d, s), id) in dst
+        .chunks_exact_mut(3)
+        .zip(image.as_raw().chunks_exact(3))
+        .zip(classes.as_raw())
+    {
         match colors.get(*id as usize) {
             Some(c) => {
                 for ch in 0..3 {

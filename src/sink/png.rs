@@ -20,8 +20,14 @@ pub fn frame_stem(mask: &MaskFrame) -> String {
 
 fn write_err(path: &Path, e: image::ImageError) -> Error {
     match e {
-        image::ImageError::IoError(source) => Error::Io { path: path.to_path_buf(), source },
-        other => Error::Io { path: path.to_path_buf(), source: std::io::Error::other(other) },
+        image::ImageError::IoError(source) => Error::Io {
+            path: path.to_path_buf(),
+            source,
+        },
+        other => Error::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::other(other),
+        },
     }
 }
 
@@ -41,13 +47,27 @@ pub fn write_overlay(dir: &Path, stem: &str, overlay: &RgbImage) -> Result<PathB
 
 /// Writes a confidence grid (`grid` = [rows, columns], values 0..1) as an 8-bit grey
 /// `<dir>/<stem>.confidence.png` at the grid's size (one pixel per token cell, 255 = certain).
-pub fn write_confidence(dir: &Path, stem: &str, confidence: &[f32], grid: [usize; 2]) -> Result<PathBuf> {
+pub fn write_confidence(
+    dir: &Path,
+    stem: &str,
+    confidence: &[f32],
+    grid: [usize; 2],
+) -> Result<PathBuf> {
     let path = dir.join(format!("{stem}.confidence.png"));
-    let grey: Vec<u8> = confidence.iter().map(|&p| (p.clamp(0.0, 1.0) * 255.0).round() as u8).collect();
-    let image = GrayImage::from_raw(grid[1] as u32, grid[0] as u32, grey).ok_or_else(|| Error::Usage {
-        stage: "confidence",
-        msg: format!("{} values for a {}x{} grid", confidence.len(), grid[0], grid[1]),
-    })?;
+    let grey: Vec<u8> = confidence
+        .iter()
+        .map(|&p| (p.clamp(0.0, 1.0) * 255.0).round() as u8)
+        .collect();
+    let image =
+        GrayImage::from_raw(grid[1] as u32, grid[0] as u32, grey).ok_or_else(|| Error::Usage {
+            stage: "confidence",
+            msg: format!(
+                "{} values for a {}x{} grid",
+                confidence.len(),
+                grid[0],
+                grid[1]
+            ),
+        })?;
     image.save(&path).map_err(|e| write_err(&path, e))?;
     Ok(path)
 }
@@ -83,11 +103,22 @@ pub struct Saver {
 impl Saver {
     /// Creates `dir` if needed. `colors`: the class colours overlays use; `keep`: frames whose
     /// files are kept (None: all, Some(0) is refused).
-    pub fn new(dir: &Path, kind: SaveKind, colors: Vec<[u8; 3]>, keep: Option<usize>) -> Result<Self> {
+    pub fn new(
+        dir: &Path,
+        kind: SaveKind,
+        colors: Vec<[u8; 3]>,
+        keep: Option<usize>,
+    ) -> Result<Self> {
         if keep == Some(0) {
-            return Err(Error::InvalidOption { option: "--save-keep", msg: "keeps no frame at all; use --save none".into() });
+            return Err(Error::InvalidOption {
+                option: "--save-keep",
+                msg: "keeps no frame at all; use --save none".into(),
+            });
         }
-        std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.to_path_buf(), source })?;
+        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
         Ok(Self {
             dir: dir.to_path_buf(),
             kind,
@@ -107,7 +138,8 @@ impl Saver {
         if self.failure.is_some() {
             return Ok(());
         }
-        self.write(mask).inspect_err(|e| self.failure = Some(e.to_string()))
+        self.write(mask)
+            .inspect_err(|e| self.failure = Some(e.to_string()))
     }
 
     fn write(&mut self, mask: &MaskFrame) -> Result<()> {
@@ -127,7 +159,9 @@ impl Saver {
         *self.queued.entry(path.clone()).or_insert(0) += 1;
         self.written.push_back(path);
         while self.written.len() > keep {
-            let Some(old) = self.written.pop_front() else { break };
+            let Some(old) = self.written.pop_front() else {
+                break;
+            };
             let left = self.queued.get_mut(&old).map_or(0, |n| {
                 *n -= 1;
                 *n
@@ -171,7 +205,10 @@ mod tests {
         let path = write_classes(&dir, "a", &classes).unwrap();
         assert_eq!(image::open(&path).unwrap().to_luma8(), classes);
         let conf = write_confidence(&dir, "a", &[0.0, 0.5, 1.0, 2.0], [2, 2]).unwrap();
-        assert_eq!(image::open(&conf).unwrap().to_luma8().as_raw(), &[0, 128, 255, 255]);
+        assert_eq!(
+            image::open(&conf).unwrap().to_luma8().as_raw(),
+            &[0, 128, 255, 255]
+        );
         assert!(write_confidence(&dir, "b", &[0.5; 3], [2, 2]).is_err());
         let err = write_classes(&dir.join("missing/dir"), "a", &classes).unwrap_err();
         assert!(err.to_string().contains("missing/dir"), "{err}");
@@ -196,8 +233,10 @@ mod tests {
     }
 
     fn files(dir: &Path) -> Vec<String> {
-        let mut names: Vec<String> =
-            std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
         names.sort();
         names
     }
@@ -226,8 +265,15 @@ mod tests {
         let mut saver = Saver::new(&dir, SaveKind::Masks, vec![], None).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
         assert!(saver.save(&mask(0, None)).is_err());
-        assert!(saver.save(&mask(1, None)).is_ok(), "only the first failure is reported");
-        assert!(saver.failure().unwrap().to_string().contains(&dir.display().to_string()));
+        assert!(
+            saver.save(&mask(1, None)).is_ok(),
+            "only the first failure is reported"
+        );
+        assert!(saver
+            .failure()
+            .unwrap()
+            .to_string()
+            .contains(&dir.display().to_string()));
         assert_eq!(saver.saved(), 0);
     }
 }

@@ -15,7 +15,8 @@ pub const IMAGE_TYPE_NAME: &str = "sensor_msgs::msg::dds_::Image_";
 
 /// REP-2011 type hash of `sensor_msgs/msg/Image` (unchanged since Iron; `type_hash_of_image`
 /// recomputes it from the type description in a test).
-pub const IMAGE_TYPE_HASH: &str = "RIHS01_d31d41a9a4c4bc8eae9be757b0beed306564f7526c88ea6a4588fb9582527d47";
+pub const IMAGE_TYPE_HASH: &str =
+    "RIHS01_d31d41a9a4c4bc8eae9be757b0beed306564f7526c88ea6a4588fb9582527d47";
 
 /// Bytes before the CDR body: little-endian plain CDR (`CDR_LE`), no options.
 pub const CDR_LE_HEADER: [u8; 4] = [0x00, 0x01, 0x00, 0x00];
@@ -34,13 +35,20 @@ pub struct Qos {
 impl Qos {
     /// The sensor-data profile (best effort, keep last 5): what a camera topic uses, and what a
     /// subscriber of either reliability accepts.
-    pub const SENSOR_DATA: Qos = Qos { best_effort: true, depth: 5 };
+    pub const SENSOR_DATA: Qos = Qos {
+        best_effort: true,
+        depth: 5,
+    };
 
     /// `<reliability>:<durability>:<history>,<depth>:<deadline s>,<ns>:<lifespan s>,<ns>:<liveliness>,<s>,<ns>`
     /// with the defaults left empty.
     pub fn to_keyexpr(&self) -> String {
         let reliability = if self.best_effort { "2" } else { "" };
-        let depth = if self.depth == 10 { String::new() } else { self.depth.to_string() };
+        let depth = if self.depth == 10 {
+            String::new()
+        } else {
+            self.depth.to_string()
+        };
         format!("{reliability}::,{depth}:,:,:,,")
     }
 }
@@ -53,7 +61,9 @@ pub fn mangle(name: &str) -> String {
 /// Checks a fully qualified topic name (`/gss/classes`): a leading `/`, then `/`-separated tokens
 /// of letters, digits and `_` that do not start with a digit. Returns why not.
 pub fn validate_topic(topic: &str) -> Result<(), String> {
-    let rest = topic.strip_prefix('/').ok_or("a ROS 2 topic must be fully qualified: it starts with '/' (e.g. /gss/classes)")?;
+    let rest = topic
+        .strip_prefix('/')
+        .ok_or("a ROS 2 topic must be fully qualified: it starts with '/' (e.g. /gss/classes)")?;
     if rest.is_empty() {
         return Err("the topic has no name after '/'".into());
     }
@@ -62,7 +72,9 @@ pub fn validate_topic(topic: &str) -> Result<(), String> {
             return Err("empty token (a '//' or a trailing '/')".into());
         }
         if !token.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(format!("{token:?}: only letters, digits and '_' may appear between slashes"));
+            return Err(format!(
+                "{token:?}: only letters, digits and '_' may appear between slashes"
+            ));
         }
         if token.starts_with(|c: char| c.is_ascii_digit()) {
             return Err(format!("{token:?}: a token may not start with a digit"));
@@ -73,7 +85,10 @@ pub fn validate_topic(topic: &str) -> Result<(), String> {
 
 /// Key expression of a topic's data: `<domain_id>/<topic without leading '/'>/<type>/<hash>`.
 pub fn topic_keyexpr(domain_id: u32, topic: &str, type_name: &str, type_hash: &str) -> String {
-    format!("{domain_id}/{}/{type_name}/{type_hash}", topic.trim_start_matches('/'))
+    format!(
+        "{domain_id}/{}/{type_name}/{type_hash}",
+        topic.trim_start_matches('/')
+    )
 }
 
 /// Identity of one node of a zenoh session in liveliness tokens.
@@ -91,20 +106,46 @@ pub struct NodeId<'a> {
 
 impl NodeId<'_> {
     fn mangled_namespace(&self) -> String {
-        if self.namespace.is_empty() || self.namespace == "/" { "%".into() } else { mangle(self.namespace) }
+        if self.namespace.is_empty() || self.namespace == "/" {
+            "%".into()
+        } else {
+            mangle(self.namespace)
+        }
     }
 
     /// `@ros2_lv/<domain>/<session>/<node>/<node>/NN/<enclave>/<namespace>/<name>` (no SROS
     /// enclave: `%`).
     pub fn node_token(&self) -> String {
-        format!("@ros2_lv/{}/{}/{}/{}/NN/%/{}/{}", self.domain_id, self.session_id, self.node_id, self.node_id,
-            self.mangled_namespace(), self.name)
+        format!(
+            "@ros2_lv/{}/{}/{}/{}/NN/%/{}/{}",
+            self.domain_id,
+            self.session_id,
+            self.node_id,
+            self.node_id,
+            self.mangled_namespace(),
+            self.name
+        )
     }
 
     /// The token of a message publisher (`MP`) of this node.
-    pub fn publisher_token(&self, entity_id: u64, topic: &str, type_name: &str, type_hash: &str, qos: Qos) -> String {
-        format!("@ros2_lv/{}/{}/{}/{entity_id}/MP/%/{}/{}/{}/{type_name}/{type_hash}/{}", self.domain_id, self.session_id,
-            self.node_id, self.mangled_namespace(), self.name, mangle(topic), qos.to_keyexpr())
+    pub fn publisher_token(
+        &self,
+        entity_id: u64,
+        topic: &str,
+        type_name: &str,
+        type_hash: &str,
+        qos: Qos,
+    ) -> String {
+        format!(
+            "@ros2_lv/{}/{}/{}/{entity_id}/MP/%/{}/{}/{}/{type_name}/{type_hash}/{}",
+            self.domain_id,
+            self.session_id,
+            self.node_id,
+            self.mangled_namespace(),
+            self.name,
+            mangle(topic),
+            qos.to_keyexpr()
+        )
     }
 }
 
@@ -121,7 +162,12 @@ pub const ATTACHMENT_LEN: usize = 8 + 8 + 1 + 16;
 /// The attachment rmw_zenoh reads with every sample (written into `out`, cleared first):
 /// sequence number (i64 LE), source timestamp (ns since the Unix epoch, i64 LE), GID length (1
 /// byte, 16), GID.
-pub fn write_attachment(out: &mut Vec<u8>, sequence_number: i64, source_timestamp_ns: i64, gid: &[u8; 16]) {
+pub fn write_attachment(
+    out: &mut Vec<u8>,
+    sequence_number: i64,
+    source_timestamp_ns: i64,
+    gid: &[u8; 16],
+) {
     out.clear();
     out.extend_from_slice(&sequence_number.to_le_bytes());
     out.extend_from_slice(&source_timestamp_ns.to_le_bytes());
@@ -205,58 +251,134 @@ pub fn encode_image(out: &mut Vec<u8>, image: &Image) {
 mod tests {
     use super::*;
 
-    const STRING_HASH: &str = "RIHS01_df668c740482bbd48fb39d76a70dfd4bd59db1288021743503259e948f6b1a18";
-    const ADD_TWO_INTS_HASH: &str = "RIHS01_e118de6bf5eeb66a2491b5bda11202e7b68f198d6f67922cf30364858239c81a";
+    const STRING_HASH: &str =
+        "RIHS01_df668c740482bbd48fb39d76a70dfd4bd59db1288021743503259e948f6b1a18";
+    const ADD_TWO_INTS_HASH: &str =
+        "RIHS01_e118de6bf5eeb66a2491b5bda11202e7b68f198d6f67922cf30364858239c81a";
 
     /// REP-2011: sha256 of the type description as JSON with `, `/`: ` separators, fields as
     /// name + type (id, capacity, string capacity, nested type name), referenced types sorted.
-    fn rihs01(types: &[(&str, &[(&str, u8, &str)])]) -> String {
-        let describe = |(name, fields): &(&str, &[(&str, u8, &str)])| {
+    /// A field: name, type id, nested type name.
+    type Field<'a> = (&'a str, u8, &'a str);
+
+    fn rihs01(types: &[(&str, &[Field])]) -> String {
+        let describe = |(name, fields): &(&str, &[Field])| {
             let fields: Vec<String> = fields
                 .iter()
                 .map(|(f, id, nested)| format!("{{\"name\": \"{f}\", \"type\": {{\"type_id\": {id}, \"capacity\": 0, \"string_capacity\": 0, \"nested_type_name\": \"{nested}\"}}}}"))
                 .collect();
-            format!("{{\"type_name\": \"{name}\", \"fields\": [{}]}}", fields.join(", "))
+            format!(
+                "{{\"type_name\": \"{name}\", \"fields\": [{}]}}",
+                fields.join(", ")
+            )
         };
         let refs: Vec<String> = types[1..].iter().map(describe).collect();
-        let json = format!("{{\"type_description\": {}, \"referenced_type_descriptions\": [{}]}}", describe(&types[0]), refs.join(", "));
+        let json = format!(
+            "{{\"type_description\": {}, \"referenced_type_descriptions\": [{}]}}",
+            describe(&types[0]),
+            refs.join(", ")
+        );
         let digest = Sha256::digest(json.as_bytes());
-        format!("RIHS01_{}", digest.iter().map(|b| format!("{b:02x}")).collect::<String>())
+        format!(
+            "RIHS01_{}",
+            digest
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        )
     }
 
     #[test]
     fn type_hash_of_image() {
         // The method checks out against rmw_zenoh's documented std_msgs/msg/String hash first.
-        assert_eq!(rihs01(&[("std_msgs/msg/String", &[("data", 17, "")])]), STRING_HASH);
+        assert_eq!(
+            rihs01(&[("std_msgs/msg/String", &[("data", 17, "")])]),
+            STRING_HASH
+        );
         let image: &[(&str, u8, &str)] = &[
-            ("header", 1, "std_msgs/msg/Header"), ("height", 7, ""), ("width", 7, ""), ("encoding", 17, ""),
-            ("is_bigendian", 3, ""), ("step", 7, ""), ("data", 147, ""),
+            ("header", 1, "std_msgs/msg/Header"),
+            ("height", 7, ""),
+            ("width", 7, ""),
+            ("encoding", 17, ""),
+            ("is_bigendian", 3, ""),
+            ("step", 7, ""),
+            ("data", 147, ""),
         ];
         let time: &[(&str, u8, &str)] = &[("sec", 6, ""), ("nanosec", 7, "")];
-        let header: &[(&str, u8, &str)] = &[("stamp", 1, "builtin_interfaces/msg/Time"), ("frame_id", 17, "")];
-        let hash = rihs01(&[("sensor_msgs/msg/Image", image), ("builtin_interfaces/msg/Time", time), ("std_msgs/msg/Header", header)]);
+        let header: &[(&str, u8, &str)] = &[
+            ("stamp", 1, "builtin_interfaces/msg/Time"),
+            ("frame_id", 17, ""),
+        ];
+        let hash = rihs01(&[
+            ("sensor_msgs/msg/Image", image),
+            ("builtin_interfaces/msg/Time", time),
+            ("std_msgs/msg/Header", header),
+        ]);
         assert_eq!(hash, IMAGE_TYPE_HASH);
     }
 
     // The examples of rmw_zenoh's docs/design.md, rebuilt.
     #[test]
     fn keys_match_rmw_zenoh_design_examples() {
-        assert_eq!(topic_keyexpr(0, "/chatter", "std_msgs::msg::dds_::String_", STRING_HASH),
-            format!("0/chatter/std_msgs::msg::dds_::String_/{STRING_HASH}"));
-        assert_eq!(topic_keyexpr(0, "/robot1/chatter", "std_msgs::msg::dds_::String_", STRING_HASH),
-            format!("0/robot1/chatter/std_msgs::msg::dds_::String_/{STRING_HASH}"));
-        assert_eq!(topic_keyexpr(2, "/add_two_ints", "example_interfaces::srv::dds_::AddTwoInts_", ADD_TWO_INTS_HASH),
-            format!("2/add_two_ints/example_interfaces::srv::dds_::AddTwoInts_/{ADD_TWO_INTS_HASH}"));
+        assert_eq!(
+            topic_keyexpr(0, "/chatter", "std_msgs::msg::dds_::String_", STRING_HASH),
+            format!("0/chatter/std_msgs::msg::dds_::String_/{STRING_HASH}")
+        );
+        assert_eq!(
+            topic_keyexpr(
+                0,
+                "/robot1/chatter",
+                "std_msgs::msg::dds_::String_",
+                STRING_HASH
+            ),
+            format!("0/robot1/chatter/std_msgs::msg::dds_::String_/{STRING_HASH}")
+        );
+        assert_eq!(
+            topic_keyexpr(
+                2,
+                "/add_two_ints",
+                "example_interfaces::srv::dds_::AddTwoInts_",
+                ADD_TWO_INTS_HASH
+            ),
+            format!(
+                "2/add_two_ints/example_interfaces::srv::dds_::AddTwoInts_/{ADD_TWO_INTS_HASH}"
+            )
+        );
 
-        let listener = NodeId { domain_id: 2, session_id: "aac3178e146ba6f1fc6e6a4085e77f21", node_id: 0, namespace: "/", name: "listener" };
-        assert_eq!(listener.node_token(), "@ros2_lv/2/aac3178e146ba6f1fc6e6a4085e77f21/0/0/NN/%/%/listener");
-        let talker = NodeId { domain_id: 2, session_id: "8b20917502ee955ac4476e0266340d5c", node_id: 0, namespace: "", name: "talker" };
-        let reliable_depth_7 = Qos { best_effort: false, depth: 7 };
+        let listener = NodeId {
+            domain_id: 2,
+            session_id: "aac3178e146ba6f1fc6e6a4085e77f21",
+            node_id: 0,
+            namespace: "/",
+            name: "listener",
+        };
+        assert_eq!(
+            listener.node_token(),
+            "@ros2_lv/2/aac3178e146ba6f1fc6e6a4085e77f21/0/0/NN/%/%/listener"
+        );
+        let talker = NodeId {
+            domain_id: 2,
+            session_id: "8b20917502ee955ac4476e0266340d5c",
+            node_id: 0,
+            namespace: "",
+            name: "talker",
+        };
+        let reliable_depth_7 = Qos {
+            best_effort: false,
+            depth: 7,
+        };
         assert_eq!(
             talker.publisher_token(10, "/chatter", "std_msgs::msg::dds_::String_", STRING_HASH, reliable_depth_7),
             format!("@ros2_lv/2/8b20917502ee955ac4476e0266340d5c/0/10/MP/%/%/talker/%chatter/std_msgs::msg::dds_::String_/{STRING_HASH}/::,7:,:,:,,")
         );
-        assert_eq!(Qos { best_effort: false, depth: 10 }.to_keyexpr(), "::,:,:,:,,");
+        assert_eq!(
+            Qos {
+                best_effort: false,
+                depth: 10
+            }
+            .to_keyexpr(),
+            "::,:,:,:,,"
+        );
         assert_eq!(Qos::SENSOR_DATA.to_keyexpr(), "2::,5:,:,:,,");
         assert_eq!(mangle("/gss/classes"), "%gss%classes");
     }
@@ -285,7 +407,15 @@ mod tests {
     #[test]
     fn image_layout_is_aligned_cdr() {
         let data = [1u8, 2, 3, 4, 5, 6];
-        let image = Image { stamp_unix_ns: 3_000_000_007, frame_id: "cam", height: 2, width: 3, encoding: "mono8", step: 3, data: &data };
+        let image = Image {
+            stamp_unix_ns: 3_000_000_007,
+            frame_id: "cam",
+            height: 2,
+            width: 3,
+            encoding: "mono8",
+            step: 3,
+            data: &data,
+        };
         let mut out = Vec::new();
         encode_image(&mut out, &image);
         assert_eq!(out.len(), encoded_len(&image));

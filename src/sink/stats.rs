@@ -21,7 +21,11 @@ pub struct WindowReport {
 
 impl LiveWindow {
     pub fn new(period: Duration) -> Self {
-        Self { period, started: Instant::now(), latencies_ms: Vec::with_capacity(64) }
+        Self {
+            period,
+            started: Instant::now(),
+            latencies_ms: Vec::with_capacity(64),
+        }
     }
 
     /// Counts one frame; once the period has passed, the window's report (and a new window).
@@ -55,7 +59,10 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
 /// A memory line of /proc/self/status ("VmRSS" now, "VmHWM" the peak), in MB; None off Linux.
 pub fn process_memory_mb(field: &str) -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.strip_prefix(field).is_some_and(|rest| rest.starts_with(':')))?;
+    let line = status.lines().find(|l| {
+        l.strip_prefix(field)
+            .is_some_and(|rest| rest.starts_with(':'))
+    })?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb / 1024.0)
 }
@@ -74,7 +81,9 @@ mod tests {
         let mut w = LiveWindow::new(Duration::from_millis(30));
         assert_eq!(w.record(Duration::from_millis(10)), None);
         std::thread::sleep(Duration::from_millis(35));
-        let r = w.record(Duration::from_millis(20)).expect("the period has passed");
+        let r = w
+            .record(Duration::from_millis(20))
+            .expect("the period has passed");
         assert_eq!((r.latency_p50_ms, r.latency_p95_ms), (10.0, 20.0));
         assert!(r.fps > 0.0 && r.fps < 2.0 / 0.03);
         // A new window starts empty.

@@ -102,7 +102,12 @@ pub fn parse_frame(payload: &[u8]) -> Option<(Header, &[u8])> {
     }
     let u32_at = |i: usize| u32::from_le_bytes([head[i], head[i + 1], head[i + 2], head[i + 3]]);
     let u64_at = |i: usize| u64::from_le_bytes(std::array::from_fn(|k| head[i + k]));
-    let header = Header { width: u32_at(8), height: u32_at(12), seq: u64_at(16), source_index: u64_at(24) };
+    let header = Header {
+        width: u32_at(8),
+        height: u32_at(12),
+        seq: u64_at(16),
+        source_index: u64_at(24),
+    };
     let len = (header.width as usize).checked_mul(header.height as usize)?;
     (pixels.len() == len).then_some((header, pixels))
 }
@@ -112,7 +117,8 @@ pub fn parse_frame(payload: &[u8]) -> Option<(Header, &[u8])> {
 pub fn capture_unix_ns(frame: &MaskFrame) -> u64 {
     let age = frame.captured_at.elapsed();
     let at = SystemTime::now().checked_sub(age).unwrap_or(UNIX_EPOCH);
-    at.duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+    at.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 fn ms(d: Duration) -> f64 {
@@ -171,7 +177,6 @@ pub fn meta_key(key: &str) -> String {
     format!("{key}/meta")
 }
 
-
 /// What the sink did, when it has stopped.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SinkStats {
@@ -195,7 +200,15 @@ mod tests {
         assert_eq!(&buf[..8], b"GSSM\x01\x00\x00\x00");
         buf.extend_from_slice(&[0, 1, 2, 3, 4, 5]);
         let (h, px) = parse_frame(&buf).unwrap();
-        assert_eq!(h, Header { width: 3, height: 2, seq: 7, source_index: 9 });
+        assert_eq!(
+            h,
+            Header {
+                width: 3,
+                height: 2,
+                seq: 7,
+                source_index: 9
+            }
+        );
         assert_eq!(px, &[0, 1, 2, 3, 4, 5]);
         assert!(parse_frame(&buf[..buf.len() - 1]).is_none());
         assert!(parse_frame(&buf[..10]).is_none());

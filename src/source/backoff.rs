@@ -21,7 +21,12 @@ impl Backoff {
     pub fn new(initial: Duration, max: Duration) -> Self {
         let initial = initial.max(Duration::from_millis(1));
         let max = max.max(initial);
-        Backoff { initial, max, next: initial, failures: 0 }
+        Backoff {
+            initial,
+            max,
+            next: initial,
+            failures: 0,
+        }
     }
 
     /// Records a failed attempt and returns how long to wait before the next one.
@@ -70,7 +75,20 @@ mod tests {
     fn doubles_from_the_initial_delay_up_to_the_cap() {
         let mut b = Backoff::default();
         let delays: Vec<_> = (0..9).map(|_| b.next_delay()).collect();
-        assert_eq!(delays, vec![ms(100), ms(200), ms(400), ms(800), ms(1600), ms(3200), ms(5000), ms(5000), ms(5000)]);
+        assert_eq!(
+            delays,
+            vec![
+                ms(100),
+                ms(200),
+                ms(400),
+                ms(800),
+                ms(1600),
+                ms(3200),
+                ms(5000),
+                ms(5000),
+                ms(5000)
+            ]
+        );
         assert_eq!(b.failures(), 9);
     }
 

@@ -27,12 +27,18 @@ pub fn load_rgb(path: &Path) -> Result<RgbImage> {
 /// Reads `path` into `bytes` (cleared first, its allocation kept) and decodes it into `out`,
 /// which is only reallocated when the size changes or the file is not 8-bit RGB.
 pub fn load_rgb_into(path: &Path, bytes: &mut Vec<u8>, out: &mut RgbImage) -> Result<()> {
-    let io_err = |source| Error::Io { path: path.to_path_buf(), source };
+    let io_err = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     bytes.clear();
     let mut file = std::fs::File::open(path).map_err(io_err)?;
     // One byte past the bound tells a file at the bound from a larger one, whatever its
     // metadata says (a FIFO, a file still growing).
-    file.by_ref().take(MAX_FILE_BYTES + 1).read_to_end(bytes).map_err(io_err)?;
+    file.by_ref()
+        .take(MAX_FILE_BYTES + 1)
+        .read_to_end(bytes)
+        .map_err(io_err)?;
     if bytes.len() as u64 > MAX_FILE_BYTES {
         return Err(Error::Image {
             path: path.to_path_buf(),
@@ -45,8 +51,16 @@ pub fn load_rgb_into(path: &Path, bytes: &mut Vec<u8>, out: &mut RgbImage) -> Re
 
 /// Decodes the bytes of an image file into `out`; `path` only names the file in errors.
 pub fn decode_rgb_into(path: &Path, bytes: &[u8], out: &mut RgbImage) -> Result<()> {
-    let unusable = |problem| Error::Image { path: path.to_path_buf(), problem, source: None };
-    let refused = |e| Error::Image { path: path.to_path_buf(), problem: "cannot decode image", source: Some(e) };
+    let unusable = |problem| Error::Image {
+        path: path.to_path_buf(),
+        problem,
+        source: None,
+    };
+    let refused = |e| Error::Image {
+        path: path.to_path_buf(),
+        problem: "cannot decode image",
+        source: Some(e),
+    };
     if bytes.is_empty() {
         return Err(unusable("the file is empty"));
     }
@@ -55,25 +69,33 @@ pub fn decode_rgb_into(path: &Path, bytes: &[u8], out: &mut RgbImage) -> Result<
     }
     let reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
-        .map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+        .map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
     let decoder = reader.into_decoder().map_err(refused)?;
     let (width, height) = decoder.dimensions();
     if width > MAX_SIDE || height > MAX_SIDE || u64::from(width) * u64::from(height) > MAX_PIXELS {
         return Err(Error::Image {
             path: path.to_path_buf(),
-            problem: "declares a frame larger than gss takes (at most 16384 pixels a side and 40 Mpx)",
+            problem:
+                "declares a frame larger than gss takes (at most 16384 pixels a side and 40 Mpx)",
             source: None,
         });
     }
     // The reader checks the declared size against the limits only when it allocates the image
     // itself; we allocate, so we check.
-    Limits::default().reserve(decoder.total_bytes()).map_err(refused)?;
+    Limits::default()
+        .reserve(decoder.total_bytes())
+        .map_err(refused)?;
     if decoder.color_type() == ColorType::Rgb8 {
         ensure_size(out, width, height);
         decoder.read_image(out.as_mut()).map_err(refused)
     } else {
         // Grey, RGBA, 16-bit: converting allocates, which files in those formats pay per frame.
-        *out = image::DynamicImage::from_decoder(decoder).map_err(refused)?.into_rgb8();
+        *out = image::DynamicImage::from_decoder(decoder)
+            .map_err(refused)?
+            .into_rgb8();
         Ok(())
     }
 }
@@ -85,7 +107,8 @@ mod tests {
 
     fn png_of(img: &image::DynamicImage) -> Vec<u8> {
         let mut bytes = Vec::new();
-        img.write_to(&mut Cursor::new(&mut bytes), image::ImageFormat::Png).unwrap();
+        img.write_to(&mut Cursor::new(&mut bytes), image::ImageFormat::Png)
+            .unwrap();
         bytes
     }
 
@@ -112,7 +135,10 @@ mod tests {
         assert_eq!(out.get_pixel(3, 1).0, [150, 150, 150]);
         let rgba = image::RgbaImage::from_pixel(2, 2, image::Rgba([1, 2, 3, 4]));
         decode_rgb_into(Path::new("c.png"), &png_of(&rgba.into()), &mut out).unwrap();
-        assert_eq!((out.dimensions(), out.get_pixel(1, 1).0), ((2, 2), [1, 2, 3]));
+        assert_eq!(
+            (out.dimensions(), out.get_pixel(1, 1).0),
+            ((2, 2), [1, 2, 3])
+        );
     }
 
     #[test]
@@ -120,16 +146,29 @@ mod tests {
         let path = Path::new("shots/x.jpg");
         let mut out = RgbImage::new(0, 0);
         let err = decode_rgb_into(path, b"", &mut out).unwrap_err();
-        assert_eq!(err.to_string(), "shots/x.jpg: the file is empty; replace or remove the file");
+        assert_eq!(
+            err.to_string(),
+            "shots/x.jpg: the file is empty; replace or remove the file"
+        );
         assert!(err.source().is_none() && err.is_recoverable());
 
         let err = decode_rgb_into(path, b"\xff\xd8\xff\xe0 cut", &mut out).unwrap_err();
         assert!(err.to_string().contains("truncated JPEG"), "{err}");
 
         let err = decode_rgb_into(path, b"garbage", &mut out).unwrap_err();
-        let Error::Image { source: Some(cause), .. } = &err else { panic!("{err:?}") };
+        let Error::Image {
+            source: Some(cause),
+            ..
+        } = &err
+        else {
+            panic!("{err:?}")
+        };
         let text = err.to_string();
-        assert!(text.starts_with("shots/x.jpg: cannot decode image: ") && text.contains(&cause.to_string()), "{text}");
+        assert!(
+            text.starts_with("shots/x.jpg: cannot decode image: ")
+                && text.contains(&cause.to_string()),
+            "{text}"
+        );
         assert_eq!(text.matches("shots/x.jpg").count(), 1, "{text}");
         assert!(err.source().is_some_and(|s| s.is::<image::ImageError>()));
     }
@@ -137,7 +176,11 @@ mod tests {
     #[test]
     fn missing_files_are_io_errors_naming_them() {
         let err = load_rgb(Path::new("/nonexistent/gss/frame.png")).unwrap_err();
-        assert!(matches!(err, Error::Io { .. }) && err.to_string().contains("/nonexistent/gss/frame.png"), "{err}");
+        assert!(
+            matches!(err, Error::Io { .. })
+                && err.to_string().contains("/nonexistent/gss/frame.png"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -148,8 +191,13 @@ mod tests {
         bytes[16..20].copy_from_slice(&20000u32.to_be_bytes());
         bytes[20..24].copy_from_slice(&20000u32.to_be_bytes());
         let mut out = RgbImage::new(0, 0);
-        let err = decode_rgb_into(Path::new("huge.png"), &bytes, &mut out).unwrap_err().to_string();
-        assert!(err.contains("huge.png") && (err.contains("40 Mpx") || err.contains("cannot decode")), "{err}");
+        let err = decode_rgb_into(Path::new("huge.png"), &bytes, &mut out)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("huge.png") && (err.contains("40 Mpx") || err.contains("cannot decode")),
+            "{err}"
+        );
         assert_eq!(out.dimensions(), (0, 0), "nothing allocated for it");
     }
 }

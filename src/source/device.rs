@@ -91,15 +91,24 @@ impl Default for CameraOptions {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::negotiate::{Interval, SizeOffer};
     use crate::pixel_format::FourCc;
+    use crate::source::negotiate::{Interval, SizeOffer};
 
     #[test]
     fn specs_are_indices_or_paths() {
         assert_eq!(DeviceSpec::parse("0").path(), PathBuf::from("/dev/video0"));
-        assert_eq!(DeviceSpec::parse(" 12 ").path(), PathBuf::from("/dev/video12"));
-        assert_eq!(DeviceSpec::parse("/dev/video2").path(), PathBuf::from("/dev/video2"));
-        assert_eq!(DeviceSpec::parse("/dev/v4l/by-id/usb-cam").path(), PathBuf::from("/dev/v4l/by-id/usb-cam"));
+        assert_eq!(
+            DeviceSpec::parse(" 12 ").path(),
+            PathBuf::from("/dev/video12")
+        );
+        assert_eq!(
+            DeviceSpec::parse("/dev/video2").path(),
+            PathBuf::from("/dev/video2")
+        );
+        assert_eq!(
+            DeviceSpec::parse("/dev/v4l/by-id/usb-cam").path(),
+            PathBuf::from("/dev/v4l/by-id/usb-cam")
+        );
         assert!(matches!(DeviceSpec::parse("-1"), DeviceSpec::Path(_)));
     }
 
@@ -117,7 +126,10 @@ mod tests {
                 sizes: vec![SizeOffer {
                     width: 1280,
                     height: 720,
-                    intervals: vec![Interval { numerator: 1, denominator: 30 }],
+                    intervals: vec![Interval {
+                        numerator: 1,
+                        denominator: 30,
+                    }],
                 }],
             }],
             error: None,
@@ -125,7 +137,12 @@ mod tests {
         let text = info.to_string();
         assert!(text.contains("/dev/video0: Cam (driver uvcvideo"), "{text}");
         assert!(text.contains("MJPG (Motion-JPEG) 1280x720@30"), "{text}");
-        let broken = DeviceInfo { error: Some("Permission denied".into()), ..info };
-        assert!(broken.to_string().ends_with("cannot query: Permission denied"));
+        let broken = DeviceInfo {
+            error: Some("Permission denied".into()),
+            ..info
+        };
+        assert!(broken
+            .to_string()
+            .ends_with("cannot query: Permission denied"));
     }
 }

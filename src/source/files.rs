@@ -39,10 +39,19 @@ impl ImageFiles {
     pub fn from_dir(dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref();
         let name = dir.display().to_string();
-        let open_err = |msg: String| Error::SourceOpen { source_name: name.clone(), msg };
+        let open_err = |msg: String| Error::SourceOpen {
+            source_name: name.clone(),
+            msg,
+        };
         if !dir.is_dir() {
-            let what = if dir.exists() { "not a directory" } else { "no such directory" };
-            return Err(open_err(format!("{what}; expected a directory of .png/.jpg/.jpeg files")));
+            let what = if dir.exists() {
+                "not a directory"
+            } else {
+                "no such directory"
+            };
+            return Err(open_err(format!(
+                "{what}; expected a directory of .png/.jpg/.jpeg files"
+            )));
         }
         let entries = std::fs::read_dir(dir).map_err(|e| open_err(format!("cannot list: {e}")))?;
         let mut paths = Vec::new();
@@ -61,8 +70,12 @@ impl ImageFiles {
 
     /// The image files matching a glob pattern such as `shots/**/*.jpg`.
     pub fn from_glob(pattern: &str) -> Result<Self> {
-        let open_err = |msg: String| Error::SourceOpen { source_name: pattern.to_string(), msg };
-        let matches = glob::glob(pattern).map_err(|e| open_err(format!("invalid glob pattern: {e}")))?;
+        let open_err = |msg: String| Error::SourceOpen {
+            source_name: pattern.to_string(),
+            msg,
+        };
+        let matches =
+            glob::glob(pattern).map_err(|e| open_err(format!("invalid glob pattern: {e}")))?;
         let mut paths = Vec::new();
         let mut matched_any = false;
         for entry in matches {
@@ -118,7 +131,9 @@ impl ImageFiles {
         if !(fps.is_finite() && fps > 0.0 && fps <= 10_000.0) {
             return Err(Error::SourceOpen {
                 source_name: self.name,
-                msg: format!("frame rate {fps} is not usable; give a number of frames per second above 0"),
+                msg: format!(
+                    "frame rate {fps} is not usable; give a number of frames per second above 0"
+                ),
             });
         }
         self.period = Some(Duration::from_secs_f64(1.0 / fps));
@@ -143,7 +158,9 @@ impl ImageFiles {
 
     /// Waits for the pacing slot of the next frame; false if stopped meanwhile.
     fn wait_for_slot(&mut self) -> bool {
-        let Some(period) = self.period else { return !self.stop.is_stopped() };
+        let Some(period) = self.period else {
+            return !self.stop.is_stopped();
+        };
         let now = Instant::now();
         let due = match self.due {
             Some(due) => due,
@@ -155,7 +172,11 @@ impl ImageFiles {
         // Behind by more than a period (slow decode, a stalled consumer): restart the schedule
         // from now rather than firing the missed frames back to back.
         let after = Instant::now();
-        self.due = Some(if after > due + period { after + period } else { due + period });
+        self.due = Some(if after > due + period {
+            after + period
+        } else {
+            due + period
+        });
         true
     }
 }
@@ -191,11 +212,18 @@ impl FrameSource for ImageFiles {
         match images.fill(|image| load_rgb_into(&path, bytes, image)) {
             Ok(image) => {
                 self.good_this_pass = true;
-                Ok(Some(Frame { index, captured_at: Instant::now(), image, origin: Some(path) }))
+                Ok(Some(Frame {
+                    index,
+                    captured_at: Instant::now(),
+                    image,
+                    origin: Some(path),
+                }))
             }
-            Err(reason) => {
-                Err(Error::CorruptFrame { source_name: self.name.clone(), frame: index, reason: Box::new(reason) })
-            }
+            Err(reason) => Err(Error::CorruptFrame {
+                source_name: self.name.clone(),
+                frame: index,
+                reason: Box::new(reason),
+            }),
         }
     }
 
@@ -218,7 +246,10 @@ const SAMPLE_CLIP_FRAMES: &str = "assets/street8-clip/images/seq";
 /// `./assets/street8-clip/images/seq`, the same beside the executable or in
 /// `<exe dir>/../share/gss/`, and the checkout gss was built from.
 pub fn sample_clip_dir() -> Result<PathBuf> {
-    sample_clip_in(&locate::bundled(Some(SAMPLE_CLIP_VAR), Path::new(SAMPLE_CLIP_FRAMES)))
+    sample_clip_in(&locate::bundled(
+        Some(SAMPLE_CLIP_VAR),
+        Path::new(SAMPLE_CLIP_FRAMES),
+    ))
 }
 
 fn sample_clip_in(candidates: &[Candidate]) -> Result<PathBuf> {
@@ -230,7 +261,9 @@ fn sample_clip_in(candidates: &[Candidate]) -> Result<PathBuf> {
 }
 
 fn has_image_extension(path: &Path) -> bool {
-    path.extension().and_then(|e| e.to_str()).is_some_and(|e| EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)))
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)))
 }
 
 /// Compares names with digit runs taken as numbers, because exported frames are often not
@@ -248,7 +281,11 @@ fn natural_cmp(a: &str, b: &str) -> Ordering {
                 let (na, nb) = (trim_zeros(&a[..da]), trim_zeros(&b[..db]));
                 // Longer significant digit strings are larger numbers; equal lengths compare
                 // digit by digit, which avoids parsing (and overflow on long runs).
-                let ord = na.len().cmp(&nb.len()).then_with(|| na.cmp(nb)).then_with(|| da.cmp(&db));
+                let ord = na
+                    .len()
+                    .cmp(&nb.len())
+                    .then_with(|| na.cmp(nb))
+                    .then_with(|| da.cmp(&db));
                 if ord != Ordering::Equal {
                     return ord;
                 }
@@ -267,7 +304,10 @@ fn natural_cmp(a: &str, b: &str) -> Ordering {
 }
 
 fn trim_zeros(digits: &[u8]) -> &[u8] {
-    let start = digits.iter().position(|&c| c != b'0').unwrap_or(digits.len());
+    let start = digits
+        .iter()
+        .position(|&c| c != b'0')
+        .unwrap_or(digits.len());
     &digits[start..]
 }
 
@@ -277,10 +317,18 @@ mod tests {
 
     #[test]
     fn natural_order_compares_numbers_by_value() {
-        let mut names = vec!["f10.png", "f2.png", "f1.png", "f02.png", "g.png", "f.png", "f100.png"];
+        let mut names = vec![
+            "f10.png", "f2.png", "f1.png", "f02.png", "g.png", "f.png", "f100.png",
+        ];
         names.sort_by(|a, b| natural_cmp(a, b));
-        assert_eq!(names, vec!["f.png", "f1.png", "f2.png", "f02.png", "f10.png", "f100.png", "g.png"]);
-        assert_eq!(natural_cmp("frame_000001.jpg", "frame_000010.jpg"), Ordering::Less);
+        assert_eq!(
+            names,
+            vec!["f.png", "f1.png", "f2.png", "f02.png", "f10.png", "f100.png", "g.png"]
+        );
+        assert_eq!(
+            natural_cmp("frame_000001.jpg", "frame_000010.jpg"),
+            Ordering::Less
+        );
         let long = "9".repeat(60);
         assert_eq!(natural_cmp(&format!("a{long}"), "a1"), Ordering::Greater);
     }
@@ -297,12 +345,24 @@ mod tests {
     #[test]
     fn the_sample_clip_is_found_and_a_miss_names_every_place() {
         let dir = sample_clip_dir().expect("tests run where the clip is");
-        assert!(dir.ends_with(SAMPLE_CLIP_FRAMES) && dir.is_dir(), "{}", dir.display());
-        let nowhere = [Candidate::new("/nonexistent/a", "here"), Candidate::new("/nonexistent/b", "there")];
+        assert!(
+            dir.ends_with(SAMPLE_CLIP_FRAMES) && dir.is_dir(),
+            "{}",
+            dir.display()
+        );
+        let nowhere = [
+            Candidate::new("/nonexistent/a", "here"),
+            Candidate::new("/nonexistent/b", "there"),
+        ];
         let err = sample_clip_in(&nowhere).unwrap_err();
         let text = err.to_string();
         assert!(matches!(err, Error::NotFound { .. }) && !err.is_recoverable());
-        for needle in ["sample clip", "/nonexistent/a (here)", "/nonexistent/b (there)", SAMPLE_CLIP_VAR] {
+        for needle in [
+            "sample clip",
+            "/nonexistent/a (here)",
+            "/nonexistent/b (there)",
+            SAMPLE_CLIP_VAR,
+        ] {
             assert!(text.contains(needle), "{needle} missing from: {text}");
         }
     }
@@ -310,7 +370,10 @@ mod tests {
     #[test]
     fn bad_rates_are_refused() {
         for fps in [0.0, -1.0, f64::NAN, f64::INFINITY] {
-            let err = ImageFiles::sample_clip().unwrap().with_fps(fps).unwrap_err();
+            let err = ImageFiles::sample_clip()
+                .unwrap()
+                .with_fps(fps)
+                .unwrap_err();
             assert!(matches!(err, Error::SourceOpen { .. }), "{fps}: {err}");
         }
     }
@@ -323,7 +386,11 @@ mod tests {
             src.next_frame().unwrap().unwrap();
         }
         // Six frames at 50 fps: the first is immediate, five periods of 20 ms follow.
-        assert!(start.elapsed() >= Duration::from_millis(95), "{:?}", start.elapsed());
+        assert!(
+            start.elapsed() >= Duration::from_millis(95),
+            "{:?}",
+            start.elapsed()
+        );
     }
 
     #[test]

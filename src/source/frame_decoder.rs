@@ -32,18 +32,32 @@ impl Default for FrameDecoder {
 
 impl FrameDecoder {
     pub fn new() -> Self {
-        Self { mjpg: MjpgDecoder::new(), images: BufferPool::new(FRAME_POOL_CAPACITY) }
+        Self {
+            mjpg: MjpgDecoder::new(),
+            images: BufferPool::new(FRAME_POOL_CAPACITY),
+        }
     }
 
     /// Decodes one buffer into `out`. For MJPG, a frame whose size differs from a non-zero
     /// `layout` is corrupt, because the rest of the stream assumes the negotiated size.
-    pub fn decode(&mut self, format: PixelFormat, data: &[u8], layout: FrameLayout, out: &mut RgbImage) -> Result<()> {
+    pub fn decode(
+        &mut self,
+        format: PixelFormat,
+        data: &[u8],
+        layout: FrameLayout,
+        out: &mut RgbImage,
+    ) -> Result<()> {
         decode_with(&mut self.mjpg, format, data, layout, out)
     }
 
     /// Decodes one buffer into an image from the decoder's pool: once every clone of an image
     /// handed out earlier has been dropped, its memory holds a later frame.
-    pub fn decode_pooled(&mut self, format: PixelFormat, data: &[u8], layout: FrameLayout) -> Result<Arc<RgbImage>> {
+    pub fn decode_pooled(
+        &mut self,
+        format: PixelFormat,
+        data: &[u8],
+        layout: FrameLayout,
+    ) -> Result<Arc<RgbImage>> {
         let Self { mjpg, images } = self;
         images.fill(|out| decode_with(mjpg, format, data, layout, out))
     }

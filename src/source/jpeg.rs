@@ -33,14 +33,19 @@ pub fn starts_like_jpeg(data: &[u8]) -> bool {
 /// FF D9 there is the marker).
 pub fn jpeg_is_complete(data: &[u8]) -> bool {
     let end = data.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
-    data[end.saturating_sub(1024)..end].windows(2).any(|w| w == [0xFF, EOI])
+    data[end.saturating_sub(1024)..end]
+        .windows(2)
+        .any(|w| w == [0xFF, EOI])
 }
 
 /// Walks the marker segments before the first scan. Ok(None): the JPEG has its own Huffman
 /// tables; Ok(Some(offset)): it has none and they belong before the SOS marker at `offset`.
 fn find_dht_insertion_point(data: &[u8]) -> std::result::Result<Option<usize>, String> {
     if data.len() < 4 || data[0] != 0xFF || data[1] != SOI {
-        return Err(format!("not a JPEG ({} bytes, no start-of-image marker)", data.len()));
+        return Err(format!(
+            "not a JPEG ({} bytes, no start-of-image marker)",
+            data.len()
+        ));
     }
     let mut pos = 2;
     loop {
@@ -69,7 +74,9 @@ fn find_dht_insertion_point(data: &[u8]) -> std::result::Result<Option<usize>, S
                 };
                 let len = usize::from(u16::from_be_bytes([len_bytes[0], len_bytes[1]]));
                 if len < 2 || pos + 2 + len > data.len() {
-                    return Err(format!("segment 0xFF{marker:02X} at byte {pos} has bad length {len}"));
+                    return Err(format!(
+                        "segment 0xFF{marker:02X} at byte {pos} has bad length {len}"
+                    ));
                 }
                 pos += 2 + len;
             }
@@ -123,8 +130,11 @@ const DEFAULT_TABLES: [(u8, &[u8; 16], &[u8]); 4] = [
 ];
 
 /// Marker, length field, then per table its id byte, 16 counts and its symbols.
-const DEFAULT_DHT_LEN: usize =
-    4 + DEFAULT_TABLES.len() * (1 + 16) + 2 * DC_VALUES.len() + LUMA_AC_VALUES.len() + CHROMA_AC_VALUES.len();
+const DEFAULT_DHT_LEN: usize = 4
+    + DEFAULT_TABLES.len() * (1 + 16)
+    + 2 * DC_VALUES.len()
+    + LUMA_AC_VALUES.len()
+    + CHROMA_AC_VALUES.len();
 
 /// One DHT segment holding all four default tables.
 static DEFAULT_DHT: [u8; DEFAULT_DHT_LEN] = default_dht_segment();
@@ -172,10 +182,18 @@ impl MjpgDecoder {
     /// One MJPG frame into `out`, adding the standard Huffman tables when the frame has none.
     /// A frame whose size differs from a non-zero `layout` is corrupt, because the rest of the
     /// stream assumes the negotiated size.
-    pub fn decode_into(&mut self, data: &[u8], layout: FrameLayout, out: &mut RgbImage) -> Result<()> {
+    pub fn decode_into(
+        &mut self,
+        data: &[u8],
+        layout: FrameLayout,
+        out: &mut RgbImage,
+    ) -> Result<()> {
         let bad = |problem: String| bad_buffer(PixelFormat::Mjpg, problem);
         if !jpeg_is_complete(data) {
-            return Err(bad(format!("no end-of-image marker in {} bytes (truncated frame)", data.len())));
+            return Err(bad(format!(
+                "no end-of-image marker in {} bytes (truncated frame)",
+                data.len()
+            )));
         }
         let Self { repaired, grey } = self;
         let bytes: &[u8] = match find_dht_insertion_point(data).map_err(bad)? {
@@ -196,7 +214,10 @@ impl MjpgDecoder {
         let decoder = JpegDecoder::new(Cursor::new(bytes)).map_err(refused)?;
         let (w, h) = decoder.dimensions();
         if layout.width != 0 && layout.height != 0 && (w, h) != (layout.width, layout.height) {
-            return Err(bad(format!("a {w}x{h} frame, the device negotiated {}x{}", layout.width, layout.height)));
+            return Err(bad(format!(
+                "a {w}x{h} frame, the device negotiated {}x{}",
+                layout.width, layout.height
+            )));
         }
         if w == 0 || h == 0 || u64::from(w) * u64::from(h) > MAX_PIXELS {
             return Err(bad(format!("the frame declares an unusable size {w}x{h}")));
@@ -230,12 +251,16 @@ mod tests {
     use super::*;
 
     fn test_picture(w: u32, h: u32) -> RgbImage {
-        RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 8) as u8, (y * 8) as u8, ((x + y) * 4) as u8]))
+        RgbImage::from_fn(w, h, |x, y| {
+            image::Rgb([(x * 8) as u8, (y * 8) as u8, ((x + y) * 4) as u8])
+        })
     }
 
     fn encode_jpeg(img: &RgbImage) -> Vec<u8> {
         let mut bytes = Vec::new();
-        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 90).encode_image(img).unwrap();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 90)
+            .encode_image(img)
+            .unwrap();
         bytes
     }
 
@@ -257,10 +282,16 @@ mod tests {
     #[test]
     fn default_tables_are_well_formed() {
         for (_, counts, symbols) in DEFAULT_TABLES {
-            assert_eq!(counts.iter().map(|&b| usize::from(b)).sum::<usize>(), symbols.len());
+            assert_eq!(
+                counts.iter().map(|&b| usize::from(b)).sum::<usize>(),
+                symbols.len()
+            );
         }
         assert_eq!(DEFAULT_DHT.len(), 2 + 418);
-        assert_eq!(DEFAULT_DHT[..4], [0xFF, DHT, 418u16.to_be_bytes()[0], 418u16.to_be_bytes()[1]]);
+        assert_eq!(
+            DEFAULT_DHT[..4],
+            [0xFF, DHT, 418u16.to_be_bytes()[0], 418u16.to_be_bytes()[1]]
+        );
         // The segment walks like any other: a JPEG made of it alone has tables.
         let mut jpeg = vec![0xFF, SOI];
         jpeg.extend_from_slice(&DEFAULT_DHT);
@@ -293,12 +324,21 @@ mod tests {
 
         let mut decoder = MjpgDecoder::new();
         let mut original = RgbImage::new(1, 1);
-        decoder.decode_into(&jpeg, FrameLayout::packed(48, 32), &mut original).unwrap();
+        decoder
+            .decode_into(&jpeg, FrameLayout::packed(48, 32), &mut original)
+            .unwrap();
         let mut repaired = RgbImage::new(1, 1);
-        decoder.decode_into(&stripped, FrameLayout::packed(48, 32), &mut repaired).unwrap();
+        decoder
+            .decode_into(&stripped, FrameLayout::packed(48, 32), &mut repaired)
+            .unwrap();
         assert_eq!(original.as_raw(), repaired.as_raw());
         // And it is the picture: JPEG is lossy, but on average within a few levels.
-        let total: u64 = original.as_raw().iter().zip(picture.as_raw()).map(|(a, b)| u64::from(a.abs_diff(*b))).sum();
+        let total: u64 = original
+            .as_raw()
+            .iter()
+            .zip(picture.as_raw())
+            .map(|(a, b)| u64::from(a.abs_diff(*b)))
+            .sum();
         let mean = total as f64 / picture.as_raw().len() as f64;
         assert!(mean <= 4.0, "mean difference {mean}");
     }
@@ -309,10 +349,14 @@ mod tests {
         let mut decoder = MjpgDecoder::new();
         let mut out = RgbImage::new(48, 32);
         let image_memory = out.as_ptr();
-        decoder.decode_into(&stripped, FrameLayout::packed(48, 32), &mut out).unwrap();
+        decoder
+            .decode_into(&stripped, FrameLayout::packed(48, 32), &mut out)
+            .unwrap();
         let repaired_memory = decoder.repaired.as_ptr();
         for _ in 0..5 {
-            decoder.decode_into(&stripped, FrameLayout::packed(48, 32), &mut out).unwrap();
+            decoder
+                .decode_into(&stripped, FrameLayout::packed(48, 32), &mut out)
+                .unwrap();
             assert_eq!(decoder.repaired.as_ptr(), repaired_memory);
         }
         assert_eq!(out.as_ptr(), image_memory);
@@ -322,9 +366,13 @@ mod tests {
     fn mjpg_grey_jpeg_is_replicated() {
         let luma = image::GrayImage::from_fn(16, 16, |x, _| image::Luma([(x * 16) as u8]));
         let mut bytes = Vec::new();
-        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 95).encode_image(&luma).unwrap();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 95)
+            .encode_image(&luma)
+            .unwrap();
         let mut out = RgbImage::new(1, 1);
-        MjpgDecoder::new().decode_into(&strip_dht(&bytes), FrameLayout::packed(0, 0), &mut out).unwrap();
+        MjpgDecoder::new()
+            .decode_into(&strip_dht(&bytes), FrameLayout::packed(0, 0), &mut out)
+            .unwrap();
         assert_eq!(out.dimensions(), (16, 16));
         for px in out.pixels() {
             assert!(px[0] == px[1] && px[1] == px[2]);
@@ -337,7 +385,12 @@ mod tests {
         let stripped = strip_dht(&jpeg);
         let mut decoder = MjpgDecoder::new();
         let mut out = RgbImage::new(1, 1);
-        let mut cases: Vec<Vec<u8>> = vec![vec![], vec![0xFF], vec![0xFF, 0xD8], b"not a jpeg at all".to_vec()];
+        let mut cases: Vec<Vec<u8>> = vec![
+            vec![],
+            vec![0xFF],
+            vec![0xFF, 0xD8],
+            b"not a jpeg at all".to_vec(),
+        ];
         for whole in [&jpeg, &stripped] {
             for cut in [3, 4, 5, 20, 100, whole.len() / 2, whole.len() - 2] {
                 cases.push(whole[..cut].to_vec());
@@ -349,12 +402,19 @@ mod tests {
         cases.push(bad_len);
         for (i, data) in cases.iter().enumerate() {
             match decoder.decode_into(data, FrameLayout::packed(32, 16), &mut out) {
-                Err(e @ Error::FrameData { format: PixelFormat::Mjpg, .. }) => assert!(e.is_recoverable()),
+                Err(
+                    e @ Error::FrameData {
+                        format: PixelFormat::Mjpg,
+                        ..
+                    },
+                ) => assert!(e.is_recoverable()),
                 other => panic!("case {i} ({} bytes): {other:?}", data.len()),
             }
         }
         // Right JPEG, wrong negotiated size.
-        let err = decoder.decode_into(&jpeg, FrameLayout::packed(640, 480), &mut out).unwrap_err();
+        let err = decoder
+            .decode_into(&jpeg, FrameLayout::packed(640, 480), &mut out)
+            .unwrap_err();
         assert!(err.to_string().contains("negotiated"), "{err}");
     }
 
@@ -363,13 +423,27 @@ mod tests {
         // Every marker in place, but the frame header declares a sample precision of 3 bits,
         // which only the decoder itself can object to.
         let mut jpeg = encode_jpeg(&test_picture(32, 16));
-        let sof = jpeg.windows(2).position(|w| w == [0xFF, 0xC0]).expect("a baseline JPEG");
+        let sof = jpeg
+            .windows(2)
+            .position(|w| w == [0xFF, 0xC0])
+            .expect("a baseline JPEG");
         jpeg[sof + 4] = 3;
-        let err =
-            MjpgDecoder::new().decode_into(&jpeg, FrameLayout::packed(32, 16), &mut RgbImage::new(1, 1)).unwrap_err();
-        let Error::FrameData { source: Some(cause), .. } = &err else { panic!("not the decoder's refusal: {err:?}") };
+        let err = MjpgDecoder::new()
+            .decode_into(&jpeg, FrameLayout::packed(32, 16), &mut RgbImage::new(1, 1))
+            .unwrap_err();
+        let Error::FrameData {
+            source: Some(cause),
+            ..
+        } = &err
+        else {
+            panic!("not the decoder's refusal: {err:?}")
+        };
         let chained = std::error::Error::source(&err).expect("the decoder's error is the source");
         assert_eq!(chained.to_string(), cause.to_string());
-        assert!(err.to_string().starts_with("MJPG buffer: the JPEG decoder refused it: "), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("MJPG buffer: the JPEG decoder refused it: "),
+            "{err}"
+        );
     }
 }

@@ -21,14 +21,16 @@ pub mod pixfmt;
 
 pub mod camera;
 
+pub use crate::pixel_format::{FourCc, FrameLayout, PixelFormat};
 pub use backoff::Backoff;
 pub use camera::{list_devices, Camera};
 pub use decode::load_rgb;
 pub use device::{CameraOptions, DeviceFormat, DeviceInfo, DeviceSpec};
 pub use files::ImageFiles;
-pub use negotiate::{choose_format, describe_offers, ChosenFormat, FormatOffer, FormatRequest, Interval, SizeOffer};
-pub use crate::pixel_format::{FourCc, FrameLayout, PixelFormat};
 pub use frame_decoder::{FrameDecoder, FRAME_POOL_CAPACITY};
+pub use negotiate::{
+    choose_format, describe_offers, ChosenFormat, FormatOffer, FormatRequest, Interval, SizeOffer,
+};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -19,7 +19,12 @@ pub struct FormatRequest {
 
 impl Default for FormatRequest {
     fn default() -> Self {
-        FormatRequest { fourcc: None, width: 640, height: 480, fps: None }
+        FormatRequest {
+            fourcc: None,
+            width: 640,
+            height: 480,
+            fps: None,
+        }
     }
 }
 
@@ -89,10 +94,19 @@ fn format_rank(format: PixelFormat, large: bool) -> u8 {
 /// preference (MJPG first for frames above 640×480, YUYV first below, then RGB3, GREY); then
 /// the rate closest to the request, or the fastest. Nothing decodable is
 /// [`Error::SourceFormat`] listing what the device offers.
-pub fn choose_format(source_name: &str, offers: &[FormatOffer], request: &FormatRequest) -> Result<ChosenFormat> {
-    let format_err = |msg: String| Error::SourceFormat { source_name: source_name.to_string(), msg };
-    let decodable: Vec<(PixelFormat, &FormatOffer)> =
-        offers.iter().filter_map(|o| PixelFormat::from_fourcc(o.fourcc).map(|f| (f, o))).collect();
+pub fn choose_format(
+    source_name: &str,
+    offers: &[FormatOffer],
+    request: &FormatRequest,
+) -> Result<ChosenFormat> {
+    let format_err = |msg: String| Error::SourceFormat {
+        source_name: source_name.to_string(),
+        msg,
+    };
+    let decodable: Vec<(PixelFormat, &FormatOffer)> = offers
+        .iter()
+        .filter_map(|o| PixelFormat::from_fourcc(o.fourcc).map(|f| (f, o)))
+        .collect();
     let supported = PixelFormat::ALL.map(|f| f.to_string()).join(", ");
     let mut candidates = decodable.clone();
     if let Some(wanted) = request.fourcc {
@@ -109,7 +123,10 @@ pub fn choose_format(source_name: &str, offers: &[FormatOffer], request: &Format
         }
     }
     if candidates.is_empty() {
-        return Err(format_err(format!("gss decodes {supported}; the device offers {}", describe_offers(offers))));
+        return Err(format_err(format!(
+            "gss decodes {supported}; the device offers {}",
+            describe_offers(offers)
+        )));
     }
 
     let (rw, rh) = (i64::from(request.width), i64::from(request.height));
@@ -120,7 +137,12 @@ pub fn choose_format(source_name: &str, offers: &[FormatOffer], request: &Format
         let sizes: Vec<Option<&SizeOffer>> = if offer.sizes.is_empty() {
             vec![None]
         } else {
-            offer.sizes.iter().filter(|s| s.width > 0 && s.height > 0).map(Some).collect()
+            offer
+                .sizes
+                .iter()
+                .filter(|s| s.width > 0 && s.height > 0)
+                .map(Some)
+                .collect()
         };
         for size in sizes {
             // A format that lists no sizes lets the driver adjust the request: nearly exact,
@@ -136,18 +158,29 @@ pub fn choose_format(source_name: &str, offers: &[FormatOffer], request: &Format
         }
     }
     let Some((_, format, size)) = best else {
-        return Err(format_err(format!("no usable frame size; the device offers {}", describe_offers(offers))));
+        return Err(format_err(format!(
+            "no usable frame size; the device offers {}",
+            describe_offers(offers)
+        )));
     };
     let (width, height, intervals) = match size {
         Some(s) => (s.width, s.height, s.intervals.as_slice()),
         None => (request.width, request.height, &[][..]),
     };
-    let usable = intervals.iter().copied().filter(|i| i.numerator > 0 && i.denominator > 0);
+    let usable = intervals
+        .iter()
+        .copied()
+        .filter(|i| i.numerator > 0 && i.denominator > 0);
     let interval = match request.fps {
         Some(fps) => usable.min_by(|a, b| (a.fps() - fps).abs().total_cmp(&(b.fps() - fps).abs())),
         None => usable.max_by(|a, b| a.fps().total_cmp(&b.fps())),
     };
-    Ok(ChosenFormat { format, width, height, interval })
+    Ok(ChosenFormat {
+        format,
+        width,
+        height,
+        interval,
+    })
 }
 
 /// "MJPG (Motion-JPEG) 1280x720@30/15 640x480@30; YUYV (YUYV 4:2:2) 640x480@30", for errors
@@ -162,8 +195,12 @@ pub fn describe_offers(offers: &[FormatOffer]) -> String {
             let mut s = format!("{} ({})", o.fourcc, o.description);
             for size in &o.sizes {
                 s.push_str(&format!(" {}x{}", size.width, size.height));
-                let rates: Vec<String> =
-                    size.intervals.iter().map(|i| format!("{:.4}", i.fps())).map(trim_rate).collect();
+                let rates: Vec<String> = size
+                    .intervals
+                    .iter()
+                    .map(|i| format!("{:.4}", i.fps()))
+                    .map(trim_rate)
+                    .collect();
                 if !rates.is_empty() {
                     s.push('@');
                     s.push_str(&rates.join("/"));
@@ -192,7 +229,13 @@ mod tests {
                 .map(|&(width, height, rates)| SizeOffer {
                     width,
                     height,
-                    intervals: rates.iter().map(|&r| Interval { numerator: 1, denominator: r }).collect(),
+                    intervals: rates
+                        .iter()
+                        .map(|&r| Interval {
+                            numerator: 1,
+                            denominator: r,
+                        })
+                        .collect(),
                 })
                 .collect(),
         }
@@ -200,33 +243,71 @@ mod tests {
 
     fn webcam() -> Vec<FormatOffer> {
         vec![
-            offer("YUYV", &[(640, 480, &[30, 15]), (1280, 720, &[10, 5]), (320, 240, &[30])]),
-            offer("MJPG", &[(640, 480, &[30]), (1280, 720, &[30, 15]), (1920, 1080, &[30])]),
+            offer(
+                "YUYV",
+                &[
+                    (640, 480, &[30, 15]),
+                    (1280, 720, &[10, 5]),
+                    (320, 240, &[30]),
+                ],
+            ),
+            offer(
+                "MJPG",
+                &[
+                    (640, 480, &[30]),
+                    (1280, 720, &[30, 15]),
+                    (1920, 1080, &[30]),
+                ],
+            ),
             offer("H264", &[(1920, 1080, &[30])]),
         ]
     }
 
     fn request(fourcc: Option<&str>, width: u32, height: u32, fps: Option<f64>) -> FormatRequest {
-        FormatRequest { fourcc: fourcc.and_then(FourCc::parse), width, height, fps }
+        FormatRequest {
+            fourcc: fourcc.and_then(FourCc::parse),
+            width,
+            height,
+            fps,
+        }
     }
 
     #[test]
     fn chooser_prefers_yuyv_small_and_mjpg_large() {
         let small = choose_format("cam", &webcam(), &request(None, 640, 480, None)).unwrap();
-        assert_eq!((small.format, small.width, small.height), (PixelFormat::Yuyv, 640, 480));
+        assert_eq!(
+            (small.format, small.width, small.height),
+            (PixelFormat::Yuyv, 640, 480)
+        );
         assert_eq!(small.interval.map(Interval::fps), Some(30.0));
         let large = choose_format("cam", &webcam(), &request(None, 1280, 720, None)).unwrap();
-        assert_eq!((large.format, large.width, large.height), (PixelFormat::Mjpg, 1280, 720));
+        assert_eq!(
+            (large.format, large.width, large.height),
+            (PixelFormat::Mjpg, 1280, 720)
+        );
         assert_eq!(large.interval.map(Interval::fps), Some(30.0));
     }
 
     #[test]
     fn chooser_honours_the_requested_fourcc_size_and_rate() {
-        let c = choose_format("cam", &webcam(), &request(Some("MJPG"), 640, 480, Some(20.0))).unwrap();
+        let c = choose_format(
+            "cam",
+            &webcam(),
+            &request(Some("MJPG"), 640, 480, Some(20.0)),
+        )
+        .unwrap();
         assert_eq!((c.format, c.width, c.height), (PixelFormat::Mjpg, 640, 480));
         assert_eq!(c.interval.map(Interval::fps), Some(30.0));
-        let c = choose_format("cam", &webcam(), &request(Some("YUYV"), 1280, 720, Some(4.0))).unwrap();
-        assert_eq!((c.format, c.width, c.height), (PixelFormat::Yuyv, 1280, 720));
+        let c = choose_format(
+            "cam",
+            &webcam(),
+            &request(Some("YUYV"), 1280, 720, Some(4.0)),
+        )
+        .unwrap();
+        assert_eq!(
+            (c.format, c.width, c.height),
+            (PixelFormat::Yuyv, 1280, 720)
+        );
         assert_eq!(c.interval.map(Interval::fps), Some(5.0));
         // Closest size when nothing matches exactly.
         let c = choose_format("cam", &webcam(), &request(None, 300, 200, None)).unwrap();
@@ -240,36 +321,72 @@ mod tests {
     fn chooser_handles_devices_that_list_no_sizes() {
         let offers = vec![offer("RGB3", &[])];
         let c = choose_format("cam", &offers, &request(None, 800, 600, None)).unwrap();
-        assert_eq!((c.format, c.width, c.height, c.interval), (PixelFormat::Rgb3, 800, 600, None));
+        assert_eq!(
+            (c.format, c.width, c.height, c.interval),
+            (PixelFormat::Rgb3, 800, 600, None)
+        );
     }
 
     #[test]
     fn chooser_error_lists_what_the_device_offers() {
-        let offers = vec![offer("H264", &[(1920, 1080, &[30])]), offer("NV12", &[(640, 480, &[30, 15])])];
+        let offers = vec![
+            offer("H264", &[(1920, 1080, &[30])]),
+            offer("NV12", &[(640, 480, &[30, 15])]),
+        ];
         let err = choose_format("/dev/video0", &offers, &FormatRequest::default()).unwrap_err();
         let text = err.to_string();
         assert!(matches!(err, Error::SourceFormat { .. }));
-        for needle in ["/dev/video0", "H264", "1920x1080@30", "NV12", "640x480@30/15", "YUYV", "MJPG"] {
+        for needle in [
+            "/dev/video0",
+            "H264",
+            "1920x1080@30",
+            "NV12",
+            "640x480@30/15",
+            "YUYV",
+            "MJPG",
+        ] {
             assert!(text.contains(needle), "{needle} missing from: {text}");
         }
-        let err = choose_format("cam", &webcam(), &request(Some("H264"), 640, 480, None)).unwrap_err();
+        let err =
+            choose_format("cam", &webcam(), &request(Some("H264"), 640, 480, None)).unwrap_err();
         assert!(err.to_string().contains("H264 was asked for"), "{err}");
         assert!(choose_format("cam", &[], &FormatRequest::default()).is_err());
     }
 
     #[test]
     fn intervals_are_rates_and_offers_print_compactly() {
-        assert_eq!(Interval { numerator: 1001, denominator: 30000 }.fps().round(), 30.0);
-        assert_eq!(Interval { numerator: 0, denominator: 30 }.fps(), 0.0);
+        assert_eq!(
+            Interval {
+                numerator: 1001,
+                denominator: 30000
+            }
+            .fps()
+            .round(),
+            30.0
+        );
+        assert_eq!(
+            Interval {
+                numerator: 0,
+                denominator: 30
+            }
+            .fps(),
+            0.0
+        );
         let text = describe_offers(&webcam());
-        assert!(text.starts_with("YUYV (yuyv) 640x480@30/15 1280x720@10/5 320x240@30; MJPG (mjpg)"), "{text}");
+        assert!(
+            text.starts_with("YUYV (yuyv) 640x480@30/15 1280x720@10/5 320x240@30; MJPG (mjpg)"),
+            "{text}"
+        );
         let ntsc = FormatOffer {
             fourcc: FourCc(*b"YUYV"),
             description: "yuyv".into(),
             sizes: vec![SizeOffer {
                 width: 640,
                 height: 480,
-                intervals: vec![Interval { numerator: 1001, denominator: 30000 }],
+                intervals: vec![Interval {
+                    numerator: 1001,
+                    denominator: 30000,
+                }],
             }],
         };
         assert_eq!(describe_offers(&[ntsc]), "YUYV (yuyv) 640x480@29.97");

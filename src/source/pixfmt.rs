@@ -21,28 +21,47 @@ pub(crate) fn ensure_size(out: &mut RgbImage, width: u32, height: u32) {
 
 /// A buffer problem found by our own checks (no decoder error behind it).
 pub(crate) fn bad_buffer(format: PixelFormat, problem: impl Into<String>) -> Error {
-    Error::FrameData { format, problem: problem.into(), source: None }
+    Error::FrameData {
+        format,
+        problem: problem.into(),
+        source: None,
+    }
 }
 
 /// Checks a packed buffer against its layout and returns (row bytes used, stride).
 fn check_packed(format: PixelFormat, layout: FrameLayout, len: usize) -> Result<(usize, usize)> {
     let bpp = format.packed_bytes_per_pixel().unwrap_or(1);
     if layout.width == 0 || layout.height == 0 {
-        return Err(bad_buffer(format, format!("frame size {}x{}", layout.width, layout.height)));
+        return Err(bad_buffer(
+            format,
+            format!("frame size {}x{}", layout.width, layout.height),
+        ));
     }
     let (w, h) = (layout.width as usize, layout.height as usize);
     // YUYV carries pixels in pairs; an odd width still needs the whole last pair.
-    let row = if format == PixelFormat::Yuyv { w.div_ceil(2) * 4 } else { w * bpp };
-    let stride = if layout.stride == 0 { row } else { layout.stride as usize };
+    let row = if format == PixelFormat::Yuyv {
+        w.div_ceil(2) * 4
+    } else {
+        w * bpp
+    };
+    let stride = if layout.stride == 0 {
+        row
+    } else {
+        layout.stride as usize
+    };
     if stride < row {
-        return Err(bad_buffer(format, format!("row stride {stride} is shorter than a {w}-pixel row ({row} bytes)")));
+        return Err(bad_buffer(
+            format,
+            format!("row stride {stride} is shorter than a {w}-pixel row ({row} bytes)"),
+        ));
     }
     let needed = stride.checked_mul(h - 1).and_then(|v| v.checked_add(row));
     match needed {
         Some(needed) if len >= needed => Ok((row, stride)),
-        Some(needed) => {
-            Err(bad_buffer(format, format!("a {w}x{h} frame needs {needed} bytes, got {len} (truncated transfer?)")))
-        }
+        Some(needed) => Err(bad_buffer(
+            format,
+            format!("a {w}x{h} frame needs {needed} bytes, got {len} (truncated transfer?)"),
+        )),
         None => Err(bad_buffer(format, format!("frame size {w}x{h} overflows"))),
     }
 }
@@ -137,7 +156,10 @@ mod tests {
     fn assert_close(got: &[u8], want: [u8; 3], what: &str) {
         for c in 0..3 {
             let d = (i32::from(got[c]) - i32::from(want[c])).abs();
-            assert!(d <= TOLERANCE, "{what}: got {got:?}, want {want:?} (±{TOLERANCE})");
+            assert!(
+                d <= TOLERANCE,
+                "{what}: got {got:?}, want {want:?} (±{TOLERANCE})"
+            );
         }
     }
 
@@ -160,7 +182,11 @@ mod tests {
         yuyv_into(&data, FrameLayout::packed(w, h), &mut out).unwrap();
         assert_eq!(out.dimensions(), (w, h));
         for (i, px) in out.pixels().enumerate() {
-            assert_close(&px.0, colours[(i / 2) % colours.len()], &format!("pixel {i}"));
+            assert_close(
+                &px.0,
+                colours[(i / 2) % colours.len()],
+                &format!("pixel {i}"),
+            );
         }
     }
 
@@ -185,7 +211,16 @@ mod tests {
             data.extend_from_slice(&[9, 9, 9, 9]);
         }
         let mut out = RgbImage::new(3, 2);
-        yuyv_into(&data, FrameLayout { width: 3, height: 2, stride: 12 }, &mut out).unwrap();
+        yuyv_into(
+            &data,
+            FrameLayout {
+                width: 3,
+                height: 2,
+                stride: 12,
+            },
+            &mut out,
+        )
+        .unwrap();
         for y in 0..2 {
             assert_close(&out.get_pixel(0, y).0, [128, 128, 128], "x0");
             assert_close(&out.get_pixel(1, y).0, [255, 255, 255], "x1");
@@ -209,17 +244,38 @@ mod tests {
         for len in [0, 1, 3, 7] {
             let data = vec![0u8; len];
             for format in [PixelFormat::Yuyv, PixelFormat::Rgb3, PixelFormat::Grey] {
-                let err = FrameDecoder::new().decode(format, &data, layout, &mut out).unwrap_err();
-                assert!(matches!(err, Error::FrameData { format: f, .. } if f == format), "{format} len {len}: {err}");
+                let err = FrameDecoder::new()
+                    .decode(format, &data, layout, &mut out)
+                    .unwrap_err();
+                assert!(
+                    matches!(err, Error::FrameData { format: f, .. } if f == format),
+                    "{format} len {len}: {err}"
+                );
                 assert!(err.is_recoverable());
-                assert!(err.to_string().starts_with(&format!("{format} buffer: ")), "{err}");
+                assert!(
+                    err.to_string().starts_with(&format!("{format} buffer: ")),
+                    "{err}"
+                );
             }
         }
-        let err = yuyv_into(&[0; 64], FrameLayout { width: 4, height: 2, stride: 4 }, &mut out).unwrap_err();
+        let err = yuyv_into(
+            &[0; 64],
+            FrameLayout {
+                width: 4,
+                height: 2,
+                stride: 4,
+            },
+            &mut out,
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("stride"), "{err}");
         let err = grey_into(&[0; 64], FrameLayout::packed(0, 2), &mut out).unwrap_err();
         assert!(matches!(err, Error::FrameData { .. }));
-        let huge = FrameLayout { width: u32::MAX, height: u32::MAX, stride: u32::MAX };
+        let huge = FrameLayout {
+            width: u32::MAX,
+            height: u32::MAX,
+            stride: u32::MAX,
+        };
         assert!(rgb3_into(&[0; 64], huge, &mut out).is_err());
     }
 
@@ -231,8 +287,20 @@ mod tests {
         assert_eq!(out.as_raw(), &rgb);
 
         let grey = [0u8, 100, 7, 7, 200, 255, 7, 7];
-        grey_into(&grey, FrameLayout { width: 2, height: 2, stride: 4 }, &mut out).unwrap();
-        assert_eq!(out.as_raw(), &vec![0, 0, 0, 100, 100, 100, 200, 200, 200, 255, 255, 255]);
+        grey_into(
+            &grey,
+            FrameLayout {
+                width: 2,
+                height: 2,
+                stride: 4,
+            },
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(
+            out.as_raw(),
+            &vec![0, 0, 0, 100, 100, 100, 200, 200, 200, 255, 255, 255]
+        );
     }
 
     #[test]
@@ -240,26 +308,46 @@ mod tests {
         let mut decoder = FrameDecoder::new();
         let data = vec![90u8; 8 * 4];
         let layout = FrameLayout::packed(8, 4);
-        let first = decoder.decode_pooled(PixelFormat::Grey, &data, layout).unwrap();
+        let first = decoder
+            .decode_pooled(PixelFormat::Grey, &data, layout)
+            .unwrap();
         let memory = first.as_ptr();
         drop(first);
         for _ in 0..10 {
-            let frame = decoder.decode_pooled(PixelFormat::Grey, &data, layout).unwrap();
-            assert_eq!(frame.as_ptr(), memory, "a steady stream writes into the same image");
+            let frame = decoder
+                .decode_pooled(PixelFormat::Grey, &data, layout)
+                .unwrap();
+            assert_eq!(
+                frame.as_ptr(),
+                memory,
+                "a steady stream writes into the same image"
+            );
             assert_eq!(frame.get_pixel(3, 2).0, [90, 90, 90]);
         }
         // Frames still held downstream are never written over; past the pool's capacity the
         // decoder allocates and counts it.
         let held: Vec<_> = (0..FRAME_POOL_CAPACITY + 2)
-            .map(|_| decoder.decode_pooled(PixelFormat::Grey, &data, layout).unwrap())
+            .map(|_| {
+                decoder
+                    .decode_pooled(PixelFormat::Grey, &data, layout)
+                    .unwrap()
+            })
             .collect();
         assert_eq!(decoder.pool_overflow(), 2);
         let distinct: std::collections::HashSet<_> = held.iter().map(|f| f.as_ptr()).collect();
         assert_eq!(distinct.len(), held.len());
         // A bad buffer is an error and leaves no half-written frame behind.
         drop(held);
-        assert!(decoder.decode_pooled(PixelFormat::Grey, &data[..3], layout).is_err());
-        assert_eq!(decoder.decode_pooled(PixelFormat::Grey, &data, layout).unwrap().as_ptr(), memory);
+        assert!(decoder
+            .decode_pooled(PixelFormat::Grey, &data[..3], layout)
+            .is_err());
+        assert_eq!(
+            decoder
+                .decode_pooled(PixelFormat::Grey, &data, layout)
+                .unwrap()
+                .as_ptr(),
+            memory
+        );
     }
 
     #[test]
@@ -268,7 +356,10 @@ mod tests {
         assert_eq!(FourCc::parse("YUY"), None);
         assert_eq!(FourCc::parse("YUYVV"), None);
         assert_eq!(FourCc([b'A', 0, b'B', 0xFF]).to_string(), "A\\x00B\\xff");
-        assert_eq!(PixelFormat::from_fourcc(FourCc(*b"MJPG")), Some(PixelFormat::Mjpg));
+        assert_eq!(
+            PixelFormat::from_fourcc(FourCc(*b"MJPG")),
+            Some(PixelFormat::Mjpg)
+        );
         assert_eq!(PixelFormat::from_fourcc(FourCc(*b"H264")), None);
     }
 }

@@ -24,7 +24,10 @@ pub fn tiny_package() -> ModelPackage {
 /// tests that run at once apart).
 pub fn clip_frames(n: usize, tag: &str) -> gss::source::ImageFiles {
     use gss::source::ImageFiles;
-    let pattern = format!("{}/assets/street8-clip/images/seq/frame_0000[0-9][0-9].jpg", root().display());
+    let pattern = format!(
+        "{}/assets/street8-clip/images/seq/frame_0000[0-9][0-9].jpg",
+        root().display()
+    );
     let files = ImageFiles::from_glob(&pattern).unwrap();
     assert!(files.paths().len() >= n);
     let dir = std::env::temp_dir().join(format!("gss-clip-{tag}-{n}-{}", std::process::id()));
@@ -63,7 +66,12 @@ impl ScriptedBackend {
     /// Shares its frame counter with the caller (one counter for both stages of a pipeline).
     pub fn counting(package: &ModelPackage, script: Script, frames: Arc<AtomicU64>) -> Self {
         let m = &package.manifest;
-        Self { script, frames, tokens: m.prior.grid[0] * m.prior.grid[1], maskige: 3 * m.input.height * m.input.width }
+        Self {
+            script,
+            frames,
+            tokens: m.prior.grid[0] * m.prior.grid[1],
+            maskige: 3 * m.input.height * m.input.width,
+        }
     }
 }
 
@@ -76,7 +84,11 @@ impl Backend for ScriptedBackend {
         let n = self.frames.fetch_add(1, Ordering::SeqCst);
         match self.script {
             Script::Works { delay } if !delay.is_zero() => std::thread::sleep(delay),
-            Script::DeviceLostAt { at } if n == at => return Err(Error::Gpu { msg: "device lost".into() }),
+            Script::DeviceLostAt { at } if n == at => {
+                return Err(Error::Gpu {
+                    msg: "device lost".into(),
+                })
+            }
             Script::PanicsAt { at } if n == at => panic!("scripted panic at frame {n}"),
             _ => {}
         }
@@ -101,7 +113,12 @@ pub struct PatternSource {
 
 impl PatternSource {
     pub fn new(width: u32, height: u32, limit: Option<u64>) -> Self {
-        Self { size: (width, height), pool: BufferPool::new(4), index: 0, limit }
+        Self {
+            size: (width, height),
+            pool: BufferPool::new(4),
+            index: 0,
+            limit,
+        }
     }
 }
 
@@ -124,7 +141,12 @@ impl FrameSource for PatternSource {
             Ok::<_, Error>(())
         })?;
         self.index += 1;
-        Ok(Some(Frame { index: self.index - 1, captured_at: Instant::now(), image, origin: None }))
+        Ok(Some(Frame {
+            index: self.index - 1,
+            captured_at: Instant::now(),
+            image,
+            origin: None,
+        }))
     }
 
     fn reserve_frames(&mut self, frames: usize) {

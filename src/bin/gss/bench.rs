@@ -9,8 +9,8 @@ use image::{GrayImage, RgbImage};
 use serde_json::json;
 
 use gss::engine::cpu::{CpuBackend, GraphProfile};
-use gss::sink::stats::{peak_rss_mb, percentile};
 use gss::frame_path::Preprocess;
+use gss::sink::stats::{peak_rss_mb, percentile};
 use gss::{load_rgb, StageTimings};
 
 use crate::RunConfig;
@@ -66,19 +66,40 @@ struct Stage {
 }
 
 const STAGES: [Stage; 6] = [
-    Stage { name: "preprocess", pick: |t| t.preprocess },
-    Stage { name: "prior", pick: |t| t.prior },
-    Stage { name: "decoder", pick: |t| t.decoder },
-    Stage { name: "inverse", pick: |t| t.inverse },
-    Stage { name: "resize", pick: |t| t.resize },
-    Stage { name: "frame", pick: |t| t.preprocess + t.prior + t.decoder + t.inverse + t.resize },
+    Stage {
+        name: "preprocess",
+        pick: |t| t.preprocess,
+    },
+    Stage {
+        name: "prior",
+        pick: |t| t.prior,
+    },
+    Stage {
+        name: "decoder",
+        pick: |t| t.decoder,
+    },
+    Stage {
+        name: "inverse",
+        pick: |t| t.inverse,
+    },
+    Stage {
+        name: "resize",
+        pick: |t| t.resize,
+    },
+    Stage {
+        name: "frame",
+        pick: |t| t.preprocess + t.prior + t.decoder + t.inverse + t.resize,
+    },
 ];
 
 pub fn run(config: &RunConfig, args: Args) -> Result<()> {
     anyhow::ensure!(args.frames > 0, "--frames must be at least 1");
     let start = Instant::now();
     let package = config.open_package()?;
-    let (w, h) = (package.manifest.input.width as u32, package.manifest.input.height as u32);
+    let (w, h) = (
+        package.manifest.input.width as u32,
+        package.manifest.input.height as u32,
+    );
     let model_name = package.manifest.name.clone();
     let image = sample_image(args.image.as_ref(), w, h).context("loading the benchmark image")?;
     let mut seg = config.segmenter(package, Some(image.dimensions()), false)?;
@@ -103,21 +124,37 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
             let mut d: Vec<Duration> = timings.iter().map(s.pick).collect();
             d.sort();
             let mean = d.iter().sum::<Duration>().as_secs_f64() * 1e3 / d.len() as f64;
-            (s.name, percentile_ms(&d, 50.0), percentile_ms(&d, 95.0), mean)
+            (
+                s.name,
+                percentile_ms(&d, 50.0),
+                percentile_ms(&d, 95.0),
+                mean,
+            )
         })
         .collect();
     let variant = config.variant.as_deref().unwrap_or("fp32");
     let backend = seg.backend_name().to_string();
     let profiles = if args.profile {
-        let mut cpu = CpuBackend::with_options(seg.package(), &config.backend_options(config.threads.unwrap_or(0)), gss::engine::Graphs::Both)?;
+        let mut cpu = CpuBackend::with_options(
+            seg.package(),
+            &config.backend_options(config.threads.unwrap_or(0)),
+            gss::engine::Graphs::Both,
+        )?;
         let mut pre = Preprocess::new(&seg.package().manifest, seg.fit());
         Some(cpu.profile(pre.run(&image), args.frames.min(20))?)
     } else {
         None
     };
     if args.json {
-        let stages: serde_json::Map<String, serde_json::Value> =
-            rows.iter().map(|(n, p50, p95, mean)| (n.to_string(), json!({"p50_ms": p50, "p95_ms": p95, "mean_ms": mean}))).collect();
+        let stages: serde_json::Map<String, serde_json::Value> = rows
+            .iter()
+            .map(|(n, p50, p95, mean)| {
+                (
+                    n.to_string(),
+                    json!({"p50_ms": p50, "p95_ms": p95, "mean_ms": mean}),
+                )
+            })
+            .collect();
         let report = json!({
             "model": model_name, "variant": variant, "backend": backend, "threads": config.threads_in_effect(),
             "input": [h, w], "image": [image.height(), image.width()], "frames": args.frames,
@@ -132,8 +169,11 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
         for (n, p50, p95, mean) in &rows {
             println!("| {n} | {p50:.2} | {p95:.2} | {mean:.2} |");
         }
-        println!("fps {fps:.1}, cold start {:.0} ms, peak RSS {}", cold_start.as_secs_f64() * 1e3,
-            rss.map_or("n/a".to_string(), |r| format!("{r:.0} MB")));
+        println!(
+            "fps {fps:.1}, cold start {:.0} ms, peak RSS {}",
+            cold_start.as_secs_f64() * 1e3,
+            rss.map_or("n/a".to_string(), |r| format!("{r:.0} MB"))
+        );
         if let Some((p, d)) = &profiles {
             print_profile("prior", p);
             print_profile("decoder", d);
@@ -157,14 +197,27 @@ fn profile_json(p: &GraphProfile) -> serde_json::Value {
 
 fn print_profile(graph: &str, p: &GraphProfile) {
     let total = ms(p.total());
-    println!("\n{graph}: {total:.2} ms in nodes (mean of {} runs)", p.runs);
+    println!(
+        "\n{graph}: {total:.2} ms in nodes (mean of {} runs)",
+        p.runs
+    );
     println!("| op | nodes | ms | share |\n|---|---:|---:|---:|");
     for (op, n, t) in p.by_op() {
-        println!("| {op} | {n} | {:.2} | {:.0} % |", ms(t), 100.0 * ms(t) / total);
+        println!(
+            "| {op} | {n} | {:.2} | {:.0} % |",
+            ms(t),
+            100.0 * ms(t) / total
+        );
     }
     println!("most expensive nodes:");
     for n in p.top_nodes(6) {
-        println!("  {:>6.2} ms  {:>3.0} %  {} ({})", ms(n.mean), 100.0 * ms(n.mean) / total, n.name, n.op);
+        println!(
+            "  {:>6.2} ms  {:>3.0} %  {} ({})",
+            ms(n.mean),
+            100.0 * ms(n.mean) / total,
+            n.name,
+            n.op
+        );
     }
 }
 

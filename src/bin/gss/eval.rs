@@ -35,16 +35,29 @@ pub struct Args {
 }
 
 fn pct(x: f64) -> serde_json::Value {
-    if x.is_nan() { serde_json::Value::Null } else { json!((x * 1e4).round() / 1e4) }
+    if x.is_nan() {
+        serde_json::Value::Null
+    } else {
+        json!((x * 1e4).round() / 1e4)
+    }
 }
 
 fn cell(x: f64) -> String {
-    if x.is_nan() { "-".into() } else { format!("{x:.2}") }
+    if x.is_nan() {
+        "-".into()
+    } else {
+        format!("{x:.2}")
+    }
 }
 
 pub fn run(config: &RunConfig, args: Args) -> Result<()> {
     let package = config.open_package()?;
-    let names: Vec<String> = package.manifest.classes.iter().map(|c| c.name.clone()).collect();
+    let names: Vec<String> = package
+        .manifest
+        .classes
+        .iter()
+        .map(|c| c.name.clone())
+        .collect();
     let model_name = package.manifest.name.clone();
     let mut samples = samples(&args.data, &args.split)
         .with_context(|| format!("reading split {:?} of {}", args.split, args.data.display()))?;
@@ -52,18 +65,27 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
         samples.truncate(n);
     }
     let first_size = match samples.first() {
-        Some(s) => Some(image::image_dimensions(&s.image).with_context(|| format!("reading {}", s.image.display()))?),
+        Some(s) => Some(
+            image::image_dimensions(&s.image)
+                .with_context(|| format!("reading {}", s.image.display()))?,
+        ),
         None => None,
     };
     let mut seg = config.segmenter(package, first_size, args.confidence_split)?;
     let grid = seg.package().manifest.prior.grid;
-    let mut split = args.confidence_split.then(|| ConfidenceSplit::new(names.len()));
+    let mut split = args
+        .confidence_split
+        .then(|| ConfidenceSplit::new(names.len()));
     let mut cm = ConfusionMatrix::new(names.len());
     let mut pred = GrayImage::new(0, 0);
     let mut model_time = Duration::ZERO;
     let bar = ProgressBar::new(samples.len() as u64);
-    bar.set_style(ProgressStyle::with_template("eval {bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}")
-        .unwrap_or_else(|_| ProgressStyle::default_bar()));
+    bar.set_style(
+        ProgressStyle::with_template(
+            "eval {bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
     if args.json {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
@@ -73,17 +95,26 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
         anyhow::ensure!(
             label.dimensions() == image.dimensions(),
             "{}: label is {:?} but its image is {:?}",
-            sample.label.display(), label.dimensions(), image.dimensions()
+            sample.label.display(),
+            label.dimensions(),
+            image.dimensions()
         );
         seg.segment_into(&image, &mut pred)?;
         let t = seg.timings;
         model_time += t.total();
-        cm.update(pred.as_raw(), label.as_raw()).with_context(|| format!("scoring {}", sample.label.display()))?;
+        cm.update(pred.as_raw(), label.as_raw())
+            .with_context(|| format!("scoring {}", sample.label.display()))?;
         if let Some(split) = &mut split {
             let confidence = seg.confidence().context(
                 "--confidence-split needs the prior's confidence: a package whose prior ends with token logits",
             )?;
-            split.update(pred.as_raw(), label.as_raw(), pred.width() as usize, confidence, grid)?;
+            split.update(
+                pred.as_raw(),
+                label.as_raw(),
+                pred.width() as usize,
+                confidence,
+                grid,
+            )?;
         }
         bar.inc(1);
         bar.set_message(format!("mIoU {:.2}", cm.miou()));
@@ -101,9 +132,16 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
         let per_class: serde_json::Map<String, serde_json::Value> = names
             .iter()
             .enumerate()
-            .map(|(i, n)| (n.clone(), json!({"IoU": pct(100.0 * iou[i]), "Acc": pct(100.0 * acc[i])})))
+            .map(|(i, n)| {
+                (
+                    n.clone(),
+                    json!({"IoU": pct(100.0 * iou[i]), "Acc": pct(100.0 * acc[i])}),
+                )
+            })
             .collect();
-        let confusion: Vec<Vec<u64>> = (0..names.len()).map(|g| (0..names.len()).map(|p| cm.count(g, p)).collect()).collect();
+        let confusion: Vec<Vec<u64>> = (0..names.len())
+            .map(|g| (0..names.len()).map(|p| cm.count(g, p)).collect())
+            .collect();
         let report = json!({
             "model": model_name, "variant": config.variant.as_deref().unwrap_or("fp32"),
             "data": args.data, "split": args.split, "images": samples.len(),
@@ -114,17 +152,44 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
         });
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        println!("{model_name} ({}) on {} split {:?}: {} images, fit {}, {:.1} ms per image, {} threads",
-            config.variant.as_deref().unwrap_or("fp32"), args.data.display(), args.split, samples.len(), seg.fit(), ms_per_image, config.threads_in_effect());
+        println!(
+            "{model_name} ({}) on {} split {:?}: {} images, fit {}, {:.1} ms per image, {} threads",
+            config.variant.as_deref().unwrap_or("fp32"),
+            args.data.display(),
+            args.split,
+            samples.len(),
+            seg.fit(),
+            ms_per_image,
+            config.threads_in_effect()
+        );
         println!("| class | IoU | Acc |\n|---|---:|---:|");
         for (i, n) in names.iter().enumerate() {
-            println!("| {n} | {} | {} |", cell(100.0 * iou[i]), cell(100.0 * acc[i]));
+            println!(
+                "| {n} | {} | {} |",
+                cell(100.0 * iou[i]),
+                cell(100.0 * acc[i])
+            );
         }
-        println!("| **mIoU** | {} | |\n| **mAcc** | | {} |\n| **aAcc** | | {} |", cell(cm.miou()), cell(cm.macc()), cell(cm.pixel_acc()));
+        println!(
+            "| **mIoU** | {} | |\n| **mAcc** | | {} |\n| **aAcc** | | {} |",
+            cell(cm.miou()),
+            cell(cm.macc()),
+            cell(cm.pixel_acc())
+        );
         if let Some((high, low, threshold)) = &halves {
             println!("\nby the prior's confidence (split at {threshold:.3}):\n| pixels | mIoU | aAcc |\n|---|---:|---:|");
-            println!("| most confident half ({}) | {} | {} |", high.pixels(), cell(high.miou()), cell(high.pixel_acc()));
-            println!("| least confident half ({}) | {} | {} |", low.pixels(), cell(low.miou()), cell(low.pixel_acc()));
+            println!(
+                "| most confident half ({}) | {} | {} |",
+                high.pixels(),
+                cell(high.miou()),
+                cell(high.pixel_acc())
+            );
+            println!(
+                "| least confident half ({}) | {} | {} |",
+                low.pixels(),
+                cell(low.miou()),
+                cell(low.pixel_acc())
+            );
         }
     }
     Ok(())

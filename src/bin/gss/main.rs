@@ -253,7 +253,8 @@ fn devices() -> Result<()> {
                 println!("{cam}");
             }
         }
-        Err(e) => println!("cameras: {e}"),
+        // The error names the cameras itself.
+        Err(e) => println!("{e}"),
     }
     if !gss::engine::wgpu::AVAILABLE {
         println!("GPU adapters: this gss was built without the `wgpu` feature (rebuild with --features wgpu)");

@@ -36,7 +36,8 @@ fn collect_images(args: &[String]) -> Result<Vec<PathBuf>> {
         if p.is_dir() {
             out.extend_from_slice(ImageFiles::from_dir(&p)?.paths());
         } else if !p.exists() && arg.contains(['*', '?', '[']) {
-            let files = ImageFiles::from_glob(arg).with_context(|| format!("{arg:?}: the pattern matches no file"))?;
+            let files = ImageFiles::from_glob(arg)
+                .with_context(|| format!("{arg:?}: the pattern matches no file"))?;
             out.extend_from_slice(files.paths());
         } else {
             out.push(p);
@@ -48,7 +49,8 @@ fn collect_images(args: &[String]) -> Result<Vec<PathBuf>> {
 pub fn run(config: &RunConfig, args: Args) -> Result<()> {
     let package = config.open_package()?;
     let colors: Vec<[u8; 3]> = package.manifest.classes.iter().map(|c| c.color).collect();
-    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
     let images = collect_images(&args.paths)?;
     // With --fit native the graphs are planned for the first image's shape; later images of
     // another shape are fitted to it (a stretch of a few percent).
@@ -72,8 +74,13 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
                 png::write_confidence(&args.out, stem, confidence, grid)?;
             }
             let t = seg.timings;
-            log::info!("{}: prior {:.1} ms, decoder {:.1} ms, inverse {:.1} ms", path.display(),
-                t.prior.as_secs_f64() * 1e3, t.decoder.as_secs_f64() * 1e3, t.inverse.as_secs_f64() * 1e3);
+            log::info!(
+                "{}: prior {:.1} ms, decoder {:.1} ms, inverse {:.1} ms",
+                path.display(),
+                t.prior.as_secs_f64() * 1e3,
+                t.decoder.as_secs_f64() * 1e3,
+                t.inverse.as_secs_f64() * 1e3
+            );
             Ok(())
         });
         if let Err(e) = result {
@@ -86,7 +93,12 @@ pub fn run(config: &RunConfig, args: Args) -> Result<()> {
             }
         }
     }
-    println!("segmented {} of {} images into {}", images.len() - failures, images.len(), args.out.display());
+    println!(
+        "segmented {} of {} images into {}",
+        images.len() - failures,
+        images.len(),
+        args.out.display()
+    );
     anyhow::ensure!(failures < images.len(), "no image could be segmented");
     Ok(())
 }

@@ -23,11 +23,11 @@ mod profile;
 pub mod program;
 mod runner;
 
+use plan::{decoder_contract, load};
 pub(crate) use plan::{graph_err, plan, GraphContract, State};
 pub use plan::{plan_onnx_file, resolve_kernels, Plan};
 pub use profile::{from_program as profile_of_program, GraphProfile, NodeTime, OpTotal};
 pub(crate) use runner::InputSlot;
-use plan::{decoder_contract, load};
 use runner::{not_planned, profile_runner, run_into, runner, with_output, Runner};
 
 /// Cores the OS lets this process use; the default thread count.
@@ -346,7 +346,9 @@ impl CpuBackend {
                     image,
                     "prior",
                     &self.prior_path,
-                    |logits| crate::engine::tokens::argmax_channels_into(logits, codes, cells, tokens),
+                    |logits| {
+                        crate::engine::tokens::argmax_channels_into(logits, codes, cells, tokens)
+                    },
                 )
             }
         }

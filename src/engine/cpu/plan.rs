@@ -58,7 +58,11 @@ pub(crate) fn plan(path: &Path, contract: GraphContract) -> Result<Plan> {
     plan_model(load(path)?, path, contract)
 }
 
-pub(crate) fn check_io(model: &InferenceModel, path: &Path, contract: &GraphContract) -> Result<()> {
+pub(crate) fn check_io(
+    model: &InferenceModel,
+    path: &Path,
+    contract: &GraphContract,
+) -> Result<()> {
     let inputs = model.input_outlets().map_err(|e| graph_err(path, e))?;
     let outputs = model.output_outlets().map_err(|e| graph_err(path, e))?;
     if inputs.len() != 1 || outputs.len() != 1 {
@@ -96,7 +100,11 @@ pub(crate) fn check_io(model: &InferenceModel, path: &Path, contract: &GraphCont
     Ok(())
 }
 
-pub(crate) fn check_output(typed: &TypedModel, path: &Path, contract: &GraphContract) -> Result<()> {
+pub(crate) fn check_output(
+    typed: &TypedModel,
+    path: &Path,
+    contract: &GraphContract,
+) -> Result<()> {
     let out = typed.output_fact(0).map_err(|e| graph_err(path, e))?;
     let shape: Option<Vec<usize>> = out.shape.as_concrete().map(|s| s.to_vec());
     let tail_ok = shape.as_ref().is_some_and(|s| {
@@ -115,7 +123,11 @@ pub(crate) fn check_output(typed: &TypedModel, path: &Path, contract: &GraphCont
     Ok(())
 }
 
-pub(crate) fn plan_model(model: InferenceModel, path: &Path, contract: GraphContract) -> Result<Plan> {
+pub(crate) fn plan_model(
+    model: InferenceModel,
+    path: &Path,
+    contract: GraphContract,
+) -> Result<Plan> {
     let scope = tract_onnx::tract_core::knobs::KnobScope::new(contract.knobs.iter().copied())
         .map_err(|e| graph_err(path, e))?;
     let typed = scope.enter(|| typed_for(model, path, &contract, |m| m.into_optimized()))?;
@@ -137,7 +149,10 @@ pub(crate) fn typed_for(
         .map_err(|e| {
             mismatch(
                 path,
-                format!("does not accept the input model.json describes ({:?}): {e:#}", contract.input),
+                format!(
+                    "does not accept the input model.json describes ({:?}): {e:#}",
+                    contract.input
+                ),
             )
         })?;
     check_output(&typed, path, contract)?;
@@ -146,7 +161,11 @@ pub(crate) fn typed_for(
 
 /// The graph on gss's kernels: checked against the contract as tract's plan is, lowered, and
 /// planned onto the kernels. An op they do not cover is an `UnsupportedOp` naming the node.
-pub(crate) fn plan_gss(model: &InferenceModel, path: &Path, contract: &GraphContract) -> Result<Program> {
+pub(crate) fn plan_gss(
+    model: &InferenceModel,
+    path: &Path,
+    contract: &GraphContract,
+) -> Result<Program> {
     let typed = typed_for(model.clone(), path, contract, |m| m.into_typed())?;
     let mut graph = lowering::lower(&typed, path, super::program::BACKEND)?;
     if let Some(codes) = contract.argmax {
@@ -171,7 +190,8 @@ pub(crate) fn plan_gss(model: &InferenceModel, path: &Path, contract: &GraphCont
         .as_concrete()
         .map(|s| s.iter().product())
         .unwrap_or(0);
-    let out_len = contract.output_tail.iter().product::<usize>() / contract.argmax.unwrap_or(1).max(1);
+    let out_len =
+        contract.output_tail.iter().product::<usize>() / contract.argmax.unwrap_or(1).max(1);
     if program.input_dtype() != in_dtype
         || program.output_dtype() != out_dtype
         || program.input_len() != in_len
@@ -190,7 +210,11 @@ pub(crate) fn plan_gss(model: &InferenceModel, path: &Path, contract: &GraphCont
 /// them faster than tract's on both graphs) and tract's elsewhere (on aarch64 tract has NEON
 /// depthwise kernels of its own and gss's are not measured there).
 /// The decoder's contract for a grid (or a window of it) of `cells`.
-pub(crate) fn decoder_contract(io: &(String, String), cells: [usize; 2], upsample: usize) -> GraphContract<'_> {
+pub(crate) fn decoder_contract(
+    io: &(String, String),
+    cells: [usize; 2],
+    upsample: usize,
+) -> GraphContract<'_> {
     GraphContract {
         input_name: &io.0,
         output_name: &io.1,

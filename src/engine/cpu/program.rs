@@ -104,9 +104,17 @@ fn op_name(op: &Op) -> String {
     match op {
         Op::ToBlocked { .. } => "gss reorder → blocked".into(),
         Op::ToPlain { .. } => "gss reorder → plain".into(),
-        Op::Conv(c) if c.shape.depthwise => format!("gss depthwise {}×{}/{}", c.shape.kh, c.shape.kw, c.shape.stride[0]),
-        Op::Conv(c) if c.shape.kh == 1 && c.shape.kw == 1 && c.shape.stride == [1, 1] => "gss pointwise".into(),
-        Op::Conv(c) => format!("gss conv {}×{}/{}", c.shape.kh, c.shape.kw, c.shape.stride[0]),
+        Op::Conv(c) if c.shape.depthwise => format!(
+            "gss depthwise {}×{}/{}",
+            c.shape.kh, c.shape.kw, c.shape.stride[0]
+        ),
+        Op::Conv(c) if c.shape.kh == 1 && c.shape.kw == 1 && c.shape.stride == [1, 1] => {
+            "gss pointwise".into()
+        }
+        Op::Conv(c) => format!(
+            "gss conv {}×{}/{}",
+            c.shape.kh, c.shape.kw, c.shape.stride[0]
+        ),
         Op::Block(b) => format!(
             "gss block ({}dw {}×{}/{} → project)",
             if b.has_expand() { "expand → " } else { "" },
@@ -120,7 +128,9 @@ fn op_name(op: &Op) -> String {
         Op::Gather { .. } => "gss gather".into(),
         Op::Permute { .. } => "gss transpose".into(),
         Op::Apply { .. } => "gss elementwise".into(),
-        Op::DepthToSpace { plan, .. } if plan.cs_out.is_some() => "gss depth-to-space (blocked)".into(),
+        Op::DepthToSpace { plan, .. } if plan.cs_out.is_some() => {
+            "gss depth-to-space (blocked)".into()
+        }
         Op::DepthToSpace { .. } => "gss depth-to-space (to plain)".into(),
     }
 }
@@ -276,7 +286,10 @@ impl Planner<'_> {
                 Post::MulScalar(c) => PostOp::Mul(c),
                 Post::AddValue(v) => {
                     if residuals.len() == MAX_RESIDUALS {
-                        return Err(unsupported(format!("more than {MAX_RESIDUALS} residual Adds on one kernel"), step));
+                        return Err(unsupported(
+                            format!("more than {MAX_RESIDUALS} residual Adds on one kernel"),
+                            step,
+                        ));
                     }
                     residuals.push(self.form(v, want, step)?);
                     PostOp::Residual(residuals.len() - 1)
@@ -315,7 +328,9 @@ impl Planner<'_> {
         };
         let expand = match steps {
             [e, d, _, ..]
-                if conv(e).is_some_and(|(g, ..)| flat_pointwise(g)) && no_residual(e) && only_feeds(e, d) =>
+                if conv(e).is_some_and(|(g, ..)| flat_pointwise(g))
+                    && no_residual(e)
+                    && only_feeds(e, d) =>
             {
                 Some(e)
             }
@@ -341,13 +356,21 @@ impl Planner<'_> {
         }
         let first = expand.unwrap_or(d);
         let (c_in, h, w) = match expand.and_then(conv) {
-            Some((eg, ..)) if eg.c_out == dg.c_in && (eg.h, eg.w) == (dg.h, dg.w) => (eg.c_in, eg.h, eg.w),
+            Some((eg, ..)) if eg.c_out == dg.c_in && (eg.h, eg.w) == (dg.h, dg.w) => {
+                (eg.c_in, eg.h, eg.w)
+            }
             Some(_) => return Ok(0),
             None => (dg.c_in, dg.h, dg.w),
         };
         let input = self.form(
             first.input,
-            Want::Blocked { c: c_in, h, w, cs: None, aligned: expand.is_none() },
+            Want::Blocked {
+                c: c_in,
+                h,
+                w,
+                cs: None,
+                aligned: expand.is_none(),
+            },
             first,
         )?;
         let Layout::Blocked { cs: cs_in, .. } = self.values[input].layout else {
@@ -374,7 +397,12 @@ impl Planner<'_> {
             Some(e) => {
                 let (eg, ew, eb) = conv(e).expect("matched a conv above");
                 let (posts, _) = self.posts(e, Want::Plain)?;
-                Some(ConvPlan::new(pointwise(c_in, cs_in, eg.c_out, h, w), ew, eb, posts))
+                Some(ConvPlan::new(
+                    pointwise(c_in, cs_in, eg.c_out, h, w),
+                    ew,
+                    eb,
+                    posts,
+                ))
             }
             None => None,
         };
@@ -382,7 +410,11 @@ impl Planner<'_> {
             c_in: dg.c_in,
             h: dg.h,
             w: dg.w,
-            cs_in: if expand.is_some() { padded(dg.c_in) } else { cs_in },
+            cs_in: if expand.is_some() {
+                padded(dg.c_in)
+            } else {
+                cs_in
+            },
             c_out: dg.c_out,
             oh: dg.oh,
             ow: dg.ow,
@@ -395,15 +427,36 @@ impl Planner<'_> {
         };
         let (dw_posts, _) = self.posts(d, Want::Plain)?;
         let dw_plan = ConvPlan::new(dw_shape, dw_w, dw_b, dw_posts);
-        let out_layout = Layout::Blocked { c: pg.c_out, h: pg.oh, w: pg.ow, cs: padded(pg.c_out) };
-        let want_out = Want::Blocked { c: pg.c_out, h: pg.oh, w: pg.ow, cs: Some(padded(pg.c_out)), aligned: true };
+        let out_layout = Layout::Blocked {
+            c: pg.c_out,
+            h: pg.oh,
+            w: pg.ow,
+            cs: padded(pg.c_out),
+        };
+        let want_out = Want::Blocked {
+            c: pg.c_out,
+            h: pg.oh,
+            w: pg.ow,
+            cs: Some(padded(pg.c_out)),
+            aligned: true,
+        };
         let (posts, residuals) = self.posts(pj, want_out)?;
-        let project_plan = ConvPlan::new(pointwise(pg.c_in, padded(pg.c_in), pg.c_out, pg.h, pg.w), pw, pb, posts);
-        let plan = BlockPlan::new(expand_plan, dw_plan, project_plan).map_err(|why| unsupported(why, first))?;
+        let project_plan = ConvPlan::new(
+            pointwise(pg.c_in, padded(pg.c_in), pg.c_out, pg.h, pg.w),
+            pw,
+            pb,
+            posts,
+        );
+        let plan = BlockPlan::new(expand_plan, dw_plan, project_plan)
+            .map_err(|why| unsupported(why, first))?;
         let output = self.produce(pj.output, out_layout, plan.output_len());
         let taken = 2 + usize::from(expand.is_some());
         self.execs.push(Exec {
-            nodes: steps[..taken].iter().flat_map(|s| s.nodes.iter().cloned()).collect::<Vec<_>>().join(" + "),
+            nodes: steps[..taken]
+                .iter()
+                .flat_map(|s| s.nodes.iter().cloned())
+                .collect::<Vec<_>>()
+                .join(" + "),
             op: Op::Block(Box::new(plan)),
             input,
             output,
@@ -614,7 +667,9 @@ impl Planner<'_> {
                 self.plain_posts(step)?;
             }
             Kernel::Permute { in_shape, perm } => {
-                if self.depth_to_space(step, in_shape, perm)? || self.channels_first(step, in_shape, perm)? {
+                if self.depth_to_space(step, in_shape, perm)?
+                    || self.channels_first(step, in_shape, perm)?
+                {
                     return Ok(());
                 }
                 let input = self.form(step.input, Want::Plain, step)?;
@@ -698,15 +753,33 @@ impl Planner<'_> {
             (Layout::Plain, Want::Plain, None)
         } else {
             let cs = padded(c);
-            let want = Want::Blocked { c, h: oh, w: ow, cs: Some(cs), aligned: true };
-            (Layout::Blocked { c, h: oh, w: ow, cs }, want, Some(cs))
+            let want = Want::Blocked {
+                c,
+                h: oh,
+                w: ow,
+                cs: Some(cs),
+                aligned: true,
+            };
+            (
+                Layout::Blocked {
+                    c,
+                    h: oh,
+                    w: ow,
+                    cs,
+                },
+                want,
+                Some(cs),
+            )
         };
         let (posts, residuals) = self.posts(step, want)?;
         let plan = layout::DepthToSpace::new(c, h, w, r, crd, cs_in, cs_out);
         let output = self.produce(step.output, layout, plan.output_len());
         self.execs.push(Exec {
             nodes: step.nodes.join(" + "),
-            op: Op::DepthToSpace { plan: Box::new(plan), posts },
+            op: Op::DepthToSpace {
+                plan: Box::new(plan),
+                posts,
+            },
             input,
             output,
             residuals,
@@ -726,7 +799,13 @@ impl Planner<'_> {
         }
         let input = self.form(step.input, Want::Plain, step)?;
         let layout = Layout::Blocked { c, h, w, cs: c };
-        let want = Want::Blocked { c, h, w, cs: Some(c), aligned: false };
+        let want = Want::Blocked {
+            c,
+            h,
+            w,
+            cs: Some(c),
+            aligned: false,
+        };
         let (posts, residuals) = self.posts(step, want)?;
         let output = self.produce(step.output, layout, h * w * c);
         self.execs.push(Exec {

@@ -10,10 +10,10 @@ use tract_onnx::prelude::*;
 use crate::engine::Kernels;
 use crate::error::{Error, Result};
 
+use super::kernels;
 use super::plan::{graph_err, plan_gss, plan_model, GraphContract, State};
 use super::profile::{self, GraphProfile};
 use super::program::Program;
-use super::kernels;
 
 /// One graph, ready to run: tract's optimised plan, or gss's own kernels.
 pub(crate) enum Runner {
@@ -114,7 +114,11 @@ pub(crate) fn not_planned(stage: &'static str) -> Error {
 pub(crate) struct InputSlot(pub(crate) Option<Arc<Tensor>>);
 
 impl InputSlot {
-    pub(crate) fn value<I: Datum + Copy>(&mut self, shape: &[usize], input: &[I]) -> TractResult<TValue> {
+    pub(crate) fn value<I: Datum + Copy>(
+        &mut self,
+        shape: &[usize],
+        input: &[I],
+    ) -> TractResult<TValue> {
         if let Some(tensor) = self.0.as_mut().and_then(Arc::get_mut) {
             if tensor.shape() == shape && tensor.datum_type() == I::datum_type() {
                 let mut plain = tensor.try_as_plain_ram_mut()?;

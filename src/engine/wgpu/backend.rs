@@ -12,8 +12,8 @@ use crate::error::{Error, Result};
 use crate::model::ModelPackage;
 
 use crate::engine::lowering as graph;
-pub use graph::{Graph, Kernel};
 use graph::DType;
+pub use graph::{Graph, Kernel};
 
 /// The backend name lowering errors carry.
 const BACKEND: &str = "wgpu";
@@ -37,7 +37,10 @@ fn summary(info: &wgpu::AdapterInfo) -> AdapterSummary {
 /// Every adapter wgpu can see (empty when there is no GPU driver at all).
 pub fn adapters() -> Vec<AdapterSummary> {
     let instance = instance();
-    pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all())).iter().map(|a| summary(&a.get_info())).collect()
+    pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()))
+        .iter()
+        .map(|a| summary(&a.get_info()))
+        .collect()
 }
 
 /// The adapter `WgpuBackend::new` would use, if any.
@@ -60,24 +63,49 @@ struct Lowered {
 /// The graphs `graphs` names, lowered and checked. `logits`: leave the prior's token logits as
 /// its output (a prior that ends with them) instead of appending an ArgMax, for the stream
 /// features that weigh them.
-fn lower_package(package: &ModelPackage, variant: Option<&str>, logits: bool, graphs: Graphs) -> Result<Lowered> {
+fn lower_package(
+    package: &ModelPackage,
+    variant: Option<&str>,
+    logits: bool,
+    graphs: Graphs,
+) -> Result<Lowered> {
     let m = &package.manifest;
     let (prior_path, decoder_path) = package.graph_files(variant)?;
     let [gh, gw] = m.prior.grid;
     let tokens = gh * gw;
-    let mismatch = |path: &std::path::Path, msg: String| Error::GraphMismatch { path: path.to_path_buf(), msg };
+    let mismatch = |path: &std::path::Path, msg: String| Error::GraphMismatch {
+        path: path.to_path_buf(),
+        msg,
+    };
     let prior = if graphs == Graphs::Decoder {
         None
     } else {
-        let mut prior = graph::load(&prior_path, f32::fact([1, 3, m.input.height, m.input.width]), BACKEND)?;
+        let mut prior = graph::load(
+            &prior_path,
+            f32::fact([1, 3, m.input.height, m.input.width]),
+            BACKEND,
+        )?;
         let logits = logits && !m.prior.argmax_in_graph();
         if !m.prior.argmax_in_graph() && !logits {
-            prior.append_channel_argmax(m.prior.codebook_size).map_err(|why| mismatch(&prior_path, why))?;
+            prior
+                .append_channel_argmax(m.prior.codebook_size)
+                .map_err(|why| mismatch(&prior_path, why))?;
         }
         let (pi, po) = (prior.values[prior.input], prior.values[prior.output]);
-        let (out_len, out_type) = if logits { (tokens * m.prior.codebook_size, DType::F32) } else { (tokens, DType::U32) };
-        if pi.len != 3 * m.input.height * m.input.width || po.len != out_len || po.dtype != out_type {
-            return Err(mismatch(&prior_path, format!("prior input {} / output {} {:?} values", pi.len, po.len, po.dtype)));
+        let (out_len, out_type) = if logits {
+            (tokens * m.prior.codebook_size, DType::F32)
+        } else {
+            (tokens, DType::U32)
+        };
+        if pi.len != 3 * m.input.height * m.input.width || po.len != out_len || po.dtype != out_type
+        {
+            return Err(mismatch(
+                &prior_path,
+                format!(
+                    "prior input {} / output {} {:?} values",
+                    pi.len, po.len, po.dtype
+                ),
+            ));
         }
         Some(prior)
     };
@@ -85,9 +113,21 @@ fn lower_package(package: &ModelPackage, variant: Option<&str>, logits: bool, gr
         None
     } else {
         let decoder = graph::load(&decoder_path, i64::fact([1, gh, gw]), BACKEND)?;
-        let (di, dout) = (decoder.values[decoder.input], decoder.values[decoder.output]);
-        if di.len != tokens || dout.len != 3 * m.input.height * m.input.width || dout.dtype != DType::F32 {
-            return Err(mismatch(&decoder_path, format!("decoder input {} / output {} {:?} values", di.len, dout.len, dout.dtype)));
+        let (di, dout) = (
+            decoder.values[decoder.input],
+            decoder.values[decoder.output],
+        );
+        if di.len != tokens
+            || dout.len != 3 * m.input.height * m.input.width
+            || dout.dtype != DType::F32
+        {
+            return Err(mismatch(
+                &decoder_path,
+                format!(
+                    "decoder input {} / output {} {:?} values",
+                    di.len, dout.len, dout.dtype
+                ),
+            ));
         }
         Some(decoder)
     };
@@ -96,7 +136,10 @@ fn lower_package(package: &ModelPackage, variant: Option<&str>, logits: bool, gr
             kernels::check_limits(step).map_err(|why| Error::UnsupportedOp {
                 backend: BACKEND,
                 op: format!("{:?}", kernel_name(&step.kernel)),
-                node: format!("{} ({why})", step.nodes.first().cloned().unwrap_or_default()),
+                node: format!(
+                    "{} ({why})",
+                    step.nodes.first().cloned().unwrap_or_default()
+                ),
             })?;
         }
     }
@@ -127,10 +170,16 @@ pub fn is_covered(package: &ModelPackage, variant: Option<&str>) -> bool {
 
 /// Dispatch and fusion counts of a package's lowered graphs, for logs and tests:
 /// (prior steps, decoder steps, tract nodes folded into fused steps).
-pub fn plan_summary(package: &ModelPackage, variant: Option<&str>) -> Result<(usize, usize, usize)> {
+pub fn plan_summary(
+    package: &ModelPackage,
+    variant: Option<&str>,
+) -> Result<(usize, usize, usize)> {
     let l = lower_package(package, variant, false, Graphs::Both)?;
     let fused = |g: &Graph| g.steps.iter().map(|s| s.nodes.len() - 1).sum::<usize>();
-    let (prior, decoder) = (l.prior.iter().map(fused).sum::<usize>(), l.decoder.iter().map(fused).sum::<usize>());
+    let (prior, decoder) = (
+        l.prior.iter().map(fused).sum::<usize>(),
+        l.decoder.iter().map(fused).sum::<usize>(),
+    );
     let steps = |g: &Option<Graph>| g.as_ref().map_or(0, |g| g.steps.len());
     Ok((steps(&l.prior), steps(&l.decoder), prior + decoder))
 }
@@ -192,11 +241,16 @@ pub struct WgpuBackend {
 }
 
 fn not_built(stage: &'static str) -> Error {
-    Error::Usage { stage, msg: format!("this backend was built without the {stage} graph (Graphs)") }
+    Error::Usage {
+        stage,
+        msg: format!("this backend was built without the {stage} graph (Graphs)"),
+    }
 }
 
 fn gpu_err(msg: impl std::fmt::Display) -> Error {
-    Error::Gpu { msg: msg.to_string() }
+    Error::Gpu {
+        msg: msg.to_string(),
+    }
 }
 
 impl WgpuBackend {
@@ -204,17 +258,25 @@ impl WgpuBackend {
     /// and bind group. Fails with [`Error::UnsupportedOp`] when an op has no kernel and with
     /// [`Error::Gpu`] when there is no adapter or the device rejects something.
     pub fn new(package: &ModelPackage, variant: Option<&str>) -> Result<Self> {
-        let options = BackendOptions { variant: variant.map(str::to_string), ..BackendOptions::default() };
+        let options = BackendOptions {
+            variant: variant.map(str::to_string),
+            ..BackendOptions::default()
+        };
         Self::with_options(package, &options, Graphs::Both)
     }
 
     /// The backend for `options` (the variant; the prior keeps its logits when
     /// [`BackendOptions::wants_logits`]) for `graphs` (a pipelined stream gives each stage its
     /// own). Thread counts and CPU kernels do not apply.
-    pub fn with_options(package: &ModelPackage, options: &BackendOptions, graphs: Graphs) -> Result<Self> {
+    pub fn with_options(
+        package: &ModelPackage,
+        options: &BackendOptions,
+        graphs: Graphs,
+    ) -> Result<Self> {
         let variant = options.variant.as_deref();
         let m = &package.manifest;
-        let logits = (options.wants_logits() && !m.prior.argmax_in_graph()).then_some(m.prior.codebook_size);
+        let logits =
+            (options.wants_logits() && !m.prior.argmax_in_graph()).then_some(m.prior.codebook_size);
         let lowered = lower_package(package, variant, logits.is_some(), graphs)?;
         let (info, device, queue) = open_device()?;
 
@@ -226,16 +288,28 @@ impl WgpuBackend {
             .max()
             .unwrap_or(0);
         if biggest > device.limits().max_storage_buffer_binding_size {
-            return Err(gpu_err(format!("{}: a {biggest}-byte tensor exceeds the device's storage binding limit", info.name)));
+            return Err(gpu_err(format!(
+                "{}: a {biggest}-byte tensor exceeds the device's storage binding limit",
+                info.name
+            )));
         }
 
         let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let mut cache = PipelineCache::new();
-        let prior = lowered.prior.as_ref().map(|g| Program::new(&device, g, "prior", None, &mut cache));
+        let prior = lowered
+            .prior
+            .as_ref()
+            .map(|g| Program::new(&device, g, "prior", None, &mut cache));
         // The decoder reads the prior's token buffer in place, unless the prior ends with logits.
-        let shared = prior.as_ref().filter(|_| logits.is_none()).map(|p| p.output_buffer());
-        let decoder = lowered.decoder.as_ref().map(|g| Program::new(&device, g, "decoder", shared, &mut cache));
+        let shared = prior
+            .as_ref()
+            .filter(|_| logits.is_none())
+            .map(|p| p.output_buffer());
+        let decoder = lowered
+            .decoder
+            .as_ref()
+            .map(|g| Program::new(&device, g, "decoder", shared, &mut cache));
         let staging = |label: &str, len: usize| {
             device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(label),
@@ -250,16 +324,28 @@ impl WgpuBackend {
         let tokens_staging = staging("tokens.readback", token_count);
         let maskige_staging = staging("maskige.readback", maskige_len);
         if let Some(e) = pollster::block_on(validation.pop()) {
-            return Err(gpu_err(format!("{}: building the pipelines failed: {e}", info.name)));
+            return Err(gpu_err(format!(
+                "{}: building the pipelines failed: {e}",
+                info.name
+            )));
         }
         if let Some(e) = pollster::block_on(oom.pop()) {
-            return Err(gpu_err(format!("{}: out of memory while building: {e}", info.name)));
+            return Err(gpu_err(format!(
+                "{}: out of memory while building: {e}",
+                info.name
+            )));
         }
         let codebook = lowered
             .decoder
             .iter()
             .flat_map(|g| &g.steps)
-            .find_map(|s| if let Kernel::Gather { rows, .. } = s.kernel { Some(rows) } else { None })
+            .find_map(|s| {
+                if let Kernel::Gather { rows, .. } = s.kernel {
+                    Some(rows)
+                } else {
+                    None
+                }
+            })
             .unwrap_or(m.prior.codebook_size);
         log::info!(
             "wgpu: {} ({}, {:?}); prior {} dispatches, decoder {}, {} pipelines",
@@ -306,11 +392,15 @@ impl WgpuBackend {
         self.upload.clear();
         for &t in tokens {
             if t < 0 || t as u64 >= self.codebook as u64 {
-                return Err(Error::inference("decoder", format!("token {t} is outside the codebook (0..{})", self.codebook)));
+                return Err(Error::inference(
+                    "decoder",
+                    format!("token {t} is outside the codebook (0..{})", self.codebook),
+                ));
             }
             self.upload.push(t as u32);
         }
-        self.queue.write_buffer(input, 0, bytemuck::cast_slice(&self.upload));
+        self.queue
+            .write_buffer(input, 0, bytemuck::cast_slice(&self.upload));
         Ok(())
     }
 
@@ -321,14 +411,24 @@ impl WgpuBackend {
             msg: format!("{} was built without the prior's token logits", self.name),
         })?;
         Self::check_len("prior", "the image", image.len(), self.image_len)?;
-        self.queue.write_buffer(self.prior()?.input_buffer(), 0, bytemuck::cast_slice(image));
+        self.queue
+            .write_buffer(self.prior()?.input_buffer(), 0, bytemuck::cast_slice(image));
         let mut enc = self.encoder();
         self.prior()?.record(&mut enc, "prior");
-        enc.copy_buffer_to_buffer(self.prior()?.output_buffer(), 0, &staging, 0, staging.size());
+        enc.copy_buffer_to_buffer(
+            self.prior()?.output_buffer(),
+            0,
+            &staging,
+            0,
+            staging.size(),
+        );
         let mut host = std::mem::take(&mut self.logits_host);
         let read = self.submit_and_read("prior", enc, &staging, |b| {
             host.clear();
-            host.extend(b.chunks_exact(4).map(|w| f32::from_le_bytes([w[0], w[1], w[2], w[3]])));
+            host.extend(
+                b.chunks_exact(4)
+                    .map(|w| f32::from_le_bytes([w[0], w[1], w[2], w[3]])),
+            );
         });
         self.logits_host = host;
         read
@@ -336,7 +436,10 @@ impl WgpuBackend {
 
     fn check_len(stage: &'static str, what: &str, got: usize, want: usize) -> Result<()> {
         if got != want {
-            return Err(Error::Usage { stage, msg: format!("{what} has {got} values; the model takes {want}") });
+            return Err(Error::Usage {
+                stage,
+                msg: format!("{what} has {got} values; the model takes {want}"),
+            });
         }
         Ok(())
     }
@@ -356,7 +459,9 @@ impl WgpuBackend {
         staging.map_async(wgpu::MapMode::Read, .., move |r| {
             let _ = tx.send(r);
         });
-        self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| Error::inference(stage, format!("GPU wait: {e}")))?;
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::inference(stage, format!("GPU wait: {e}")))?;
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(Error::inference(stage, format!("GPU validation: {e}")));
         }
@@ -366,7 +471,9 @@ impl WgpuBackend {
             Err(_) => return Err(Error::inference(stage, "the readback never completed")),
         }
         {
-            let view = staging.get_mapped_range(..).map_err(|e| Error::inference(stage, format!("reading back: {e}")))?;
+            let view = staging
+                .get_mapped_range(..)
+                .map_err(|e| Error::inference(stage, format!("reading back: {e}")))?;
             read(&view);
         }
         staging.unmap();
@@ -374,7 +481,10 @@ impl WgpuBackend {
     }
 
     fn encoder(&self) -> wgpu::CommandEncoder {
-        self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("gss frame") })
+        self.device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("gss frame"),
+            })
     }
 }
 
@@ -386,18 +496,33 @@ impl Backend for WgpuBackend {
     fn run_prior(&mut self, image: &[f32], tokens: &mut Vec<i64>) -> Result<()> {
         if let Some(codes) = self.logits {
             self.prior_logits_to_host(image)?;
-            crate::engine::tokens::argmax_channels_into(&self.logits_host, codes, self.token_count, tokens);
+            crate::engine::tokens::argmax_channels_into(
+                &self.logits_host,
+                codes,
+                self.token_count,
+                tokens,
+            );
             return Ok(());
         }
         Self::check_len("prior", "the image", image.len(), self.image_len)?;
-        self.queue.write_buffer(self.prior()?.input_buffer(), 0, bytemuck::cast_slice(image));
+        self.queue
+            .write_buffer(self.prior()?.input_buffer(), 0, bytemuck::cast_slice(image));
         let mut enc = self.encoder();
         self.prior()?.record(&mut enc, "prior");
         let bytes = (self.token_count * 4) as u64;
-        enc.copy_buffer_to_buffer(self.prior()?.output_buffer(), 0, &self.tokens_staging, 0, bytes);
+        enc.copy_buffer_to_buffer(
+            self.prior()?.output_buffer(),
+            0,
+            &self.tokens_staging,
+            0,
+            bytes,
+        );
         self.submit_and_read("prior", enc, &self.tokens_staging, |b| {
             tokens.clear();
-            tokens.extend(b.chunks_exact(4).map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]) as i64));
+            tokens.extend(
+                b.chunks_exact(4)
+                    .map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]) as i64),
+            );
         })
     }
 
@@ -408,10 +533,19 @@ impl Backend for WgpuBackend {
         let mut enc = self.encoder();
         self.decoder()?.record(&mut enc, "decoder");
         let bytes = (self.maskige_len * 4) as u64;
-        enc.copy_buffer_to_buffer(self.decoder()?.output_buffer(), 0, &self.maskige_staging, 0, bytes);
+        enc.copy_buffer_to_buffer(
+            self.decoder()?.output_buffer(),
+            0,
+            &self.maskige_staging,
+            0,
+            bytes,
+        );
         self.submit_and_read("decoder", enc, &self.maskige_staging, |b| {
             maskige.clear();
-            maskige.extend(b.chunks_exact(4).map(|w| f32::from_le_bytes([w[0], w[1], w[2], w[3]])));
+            maskige.extend(
+                b.chunks_exact(4)
+                    .map(|w| f32::from_le_bytes([w[0], w[1], w[2], w[3]])),
+            );
         })
     }
 
@@ -432,11 +566,20 @@ impl Backend for WgpuBackend {
             if out.len != maskige_len || out.dtype != DType::F32 {
                 return Err(Error::GraphMismatch {
                     path: self.decoder_path.clone(),
-                    msg: format!("a {h}×{w} window decodes to {} {:?} values, not {maskige_len}", out.len, out.dtype),
+                    msg: format!(
+                        "a {h}×{w} window decodes to {} {:?} values, not {maskige_len}",
+                        out.len, out.dtype
+                    ),
                 });
             }
             let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
-            let program = Program::new(&self.device, &graph, "decoder window", None, &mut self.cache);
+            let program = Program::new(
+                &self.device,
+                &graph,
+                "decoder window",
+                None,
+                &mut self.cache,
+            );
             let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("window.readback"),
                 size: (maskige_len * 4) as u64,
@@ -444,54 +587,106 @@ impl Backend for WgpuBackend {
                 mapped_at_creation: false,
             });
             if let Some(e) = pollster::block_on(scope.pop()) {
-                return Err(gpu_err(format!("building a {h}×{w} decoder window failed: {e}")));
+                return Err(gpu_err(format!(
+                    "building a {h}×{w} decoder window failed: {e}"
+                )));
             }
-            self.windows.insert([h, w], Window { program, staging, maskige_len });
+            self.windows.insert(
+                [h, w],
+                Window {
+                    program,
+                    staging,
+                    maskige_len,
+                },
+            );
         }
         Ok(())
     }
 
-    fn run_decoder_window(&mut self, tokens: &[i64], shape: [usize; 2], maskige: &mut Vec<f32>) -> Result<()> {
+    fn run_decoder_window(
+        &mut self,
+        tokens: &[i64],
+        shape: [usize; 2],
+        maskige: &mut Vec<f32>,
+    ) -> Result<()> {
         let (input, staging, len) = match self.windows.get(&shape) {
-            Some(w) => (w.program.input_buffer().clone(), w.staging.clone(), w.maskige_len),
-            None => return Err(Error::Usage { stage: "decoder", msg: format!("no plan for a {}×{} window", shape[0], shape[1]) }),
+            Some(w) => (
+                w.program.input_buffer().clone(),
+                w.staging.clone(),
+                w.maskige_len,
+            ),
+            None => {
+                return Err(Error::Usage {
+                    stage: "decoder",
+                    msg: format!("no plan for a {}×{} window", shape[0], shape[1]),
+                })
+            }
         };
         Self::check_len("decoder", "the window", tokens.len(), shape[0] * shape[1])?;
         self.upload_tokens(tokens, &input)?;
         let mut enc = self.encoder();
         let window = &self.windows[&shape];
         window.program.record(&mut enc, "decoder window");
-        enc.copy_buffer_to_buffer(window.program.output_buffer(), 0, &staging, 0, (len * 4) as u64);
+        enc.copy_buffer_to_buffer(
+            window.program.output_buffer(),
+            0,
+            &staging,
+            0,
+            (len * 4) as u64,
+        );
         self.submit_and_read("decoder", enc, &staging, |b| {
             maskige.clear();
-            maskige.extend(b.chunks_exact(4).map(|w| f32::from_le_bytes([w[0], w[1], w[2], w[3]])));
+            maskige.extend(
+                b.chunks_exact(4)
+                    .map(|w| f32::from_le_bytes([w[0], w[1], w[2], w[3]])),
+            );
         })
     }
 
     /// Both graphs in one submission; the token grid never leaves the device and `tokens` is
     /// left empty. A prior built to keep its logits runs as two (the argmax on the CPU).
-    fn run(&mut self, image: &[f32], tokens: &mut Vec<i64>, maskige: &mut Vec<f32>) -> Result<GraphTimes> {
+    fn run(
+        &mut self,
+        image: &[f32],
+        tokens: &mut Vec<i64>,
+        maskige: &mut Vec<f32>,
+    ) -> Result<GraphTimes> {
         if self.logits.is_some() {
             let start = std::time::Instant::now();
             self.run_prior(image, tokens)?;
             let prior = start.elapsed();
             self.run_decoder(tokens, maskige)?;
-            return Ok(GraphTimes { prior, decoder: start.elapsed() - prior });
+            return Ok(GraphTimes {
+                prior,
+                decoder: start.elapsed() - prior,
+            });
         }
         let start = std::time::Instant::now();
         Self::check_len("prior", "the image", image.len(), self.image_len)?;
-        self.queue.write_buffer(self.prior()?.input_buffer(), 0, bytemuck::cast_slice(image));
+        self.queue
+            .write_buffer(self.prior()?.input_buffer(), 0, bytemuck::cast_slice(image));
         let mut enc = self.encoder();
         self.prior()?.record(&mut enc, "prior");
         self.decoder()?.record(&mut enc, "decoder");
         let bytes = (self.maskige_len * 4) as u64;
-        enc.copy_buffer_to_buffer(self.decoder()?.output_buffer(), 0, &self.maskige_staging, 0, bytes);
+        enc.copy_buffer_to_buffer(
+            self.decoder()?.output_buffer(),
+            0,
+            &self.maskige_staging,
+            0,
+            bytes,
+        );
         tokens.clear();
         self.submit_and_read("decoder", enc, &self.maskige_staging, |b| {
             maskige.clear();
-            maskige.extend(b.chunks_exact(4).map(|w| f32::from_le_bytes([w[0], w[1], w[2], w[3]])));
+            maskige.extend(
+                b.chunks_exact(4)
+                    .map(|w| f32::from_le_bytes([w[0], w[1], w[2], w[3]])),
+            );
         })?;
-        Ok(GraphTimes { prior: start.elapsed(), decoder: std::time::Duration::ZERO })
+        Ok(GraphTimes {
+            prior: start.elapsed(),
+            decoder: std::time::Duration::ZERO,
+        })
     }
 }
-

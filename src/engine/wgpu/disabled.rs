@@ -10,7 +10,9 @@ const REBUILD: &str =
     "this gss was built without the `wgpu` feature; rebuild with --features wgpu or use --backend cpu";
 
 fn rebuild() -> Error {
-    Error::Gpu { msg: REBUILD.into() }
+    Error::Gpu {
+        msg: REBUILD.into(),
+    }
 }
 
 /// The GPU backend. In this build none can be built, so no value of this type exists.
@@ -72,7 +74,11 @@ mod tests {
 
     #[test]
     fn the_gpu_backend_says_how_to_enable_it() {
-        let package = ModelPackage::open(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/gss-tiny")).unwrap();
+        let package = ModelPackage::open(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/gss-tiny"
+        ))
+        .unwrap();
         let err = WgpuBackend::new(&package, None).err().unwrap();
         assert!(err.to_string().contains("--features wgpu"), "{err}");
         assert!(adapters().is_empty() && default_adapter().is_none());

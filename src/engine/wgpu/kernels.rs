@@ -90,17 +90,28 @@ fn div_ceil(a: usize, b: usize) -> u32 {
 fn fill(template: &str, vars: &[(&str, &dyn Display)]) -> String {
     let mut used = vec![false; vars.len()];
     let mut value = |name: &str| -> String {
-        let k = vars.iter().position(|(n, _)| *n == name).unwrap_or_else(|| panic!("shader template: no value for {{{{{name}}}}}"));
+        let k = vars
+            .iter()
+            .position(|(n, _)| *n == name)
+            .unwrap_or_else(|| panic!("shader template: no value for {{{{{name}}}}}"));
         used[k] = true;
         vars[k].1.to_string()
     };
-    let is_name = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+    let is_name = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+    };
     let mut out = String::with_capacity(template.len() * 2);
     for line in template.split_inclusive('\n') {
         let body = line.trim_end_matches(['\n', '\r']);
         let trimmed = body.trim_start();
         let indent = &body[..body.len() - trimmed.len()];
-        if let Some(name) = trimmed.strip_prefix("{{").and_then(|r| r.strip_suffix("}}")).filter(|n| is_name(n)) {
+        if let Some(name) = trimmed
+            .strip_prefix("{{")
+            .and_then(|r| r.strip_suffix("}}"))
+            .filter(|n| is_name(n))
+        {
             for l in value(name).lines() {
                 if !l.is_empty() {
                     out.push_str(indent);
@@ -114,15 +125,23 @@ fn fill(template: &str, vars: &[(&str, &dyn Display)]) -> String {
         while let Some(at) = rest.find("{{") {
             out.push_str(&rest[..at]);
             let after = &rest[at + 2..];
-            let name = after.find("}}").map(|end| &after[..end]).filter(|n| is_name(n));
-            let Some(name) = name else { panic!("shader template: stray `{{{{` in {line:?}") };
+            let name = after
+                .find("}}")
+                .map(|end| &after[..end])
+                .filter(|n| is_name(n));
+            let Some(name) = name else {
+                panic!("shader template: stray `{{{{` in {line:?}")
+            };
             out.push_str(&value(name));
             rest = &after[name.len() + 2..];
         }
         out.push_str(rest);
     }
     if let Some(k) = used.iter().position(|u| !u) {
-        panic!("shader template: value for {{{{{}}}}} is never used", vars[k].0);
+        panic!(
+            "shader template: value for {{{{{}}}}} is never used",
+            vars[k].0
+        );
     }
     out
 }
@@ -131,7 +150,8 @@ fn fill(template: &str, vars: &[(&str, &dyn Display)]) -> String {
 /// threads per workgroup, `GX` workgroups along x, `TOTAL` elements) filled besides `vars`.
 fn linear(template: &str, total: usize, vars: &[(&str, &dyn Display)]) -> (String, [u32; 3]) {
     let groups = spread(div_ceil(total, LINEAR_WG as usize));
-    let mut all: Vec<(&str, &dyn Display)> = vec![("WG", &LINEAR_WG), ("GX", &groups[0]), ("TOTAL", &total)];
+    let mut all: Vec<(&str, &dyn Display)> =
+        vec![("WG", &LINEAR_WG), ("GX", &groups[0]), ("TOTAL", &total)];
     all.extend_from_slice(vars);
     (fill(template, &all), groups)
 }
@@ -141,22 +161,43 @@ pub fn compile(step: &Step) -> Compiled {
         Kernel::Conv { geo, weights, bias } => {
             let params = vec![weights.clone(), bias.clone()];
             if geo.is_depthwise() {
-                Compiled { source: depthwise(geo, &step.post), params, groups: depthwise_groups(geo) }
+                Compiled {
+                    source: depthwise(geo, &step.post),
+                    params,
+                    groups: depthwise_groups(geo),
+                }
             } else {
                 let (source, groups) = gemm(geo, &step.post);
-                Compiled { source, params, groups }
+                Compiled {
+                    source,
+                    params,
+                    groups,
+                }
             }
         }
-        Kernel::ResizeLinear { planes, ih, iw, oh, ow, scale, coord } => {
+        Kernel::ResizeLinear {
+            planes,
+            ih,
+            iw,
+            oh,
+            ow,
+            scale,
+            coord,
+        } => {
             let (decls, post) = epilogue(&step.post, 2);
             let src_coord = |o: &str, len_in: usize, len_out: usize, s: f32| -> String {
                 let s = f(s);
                 match coord {
                     ResizeCoord::HalfPixel => format!("(f32({o}) + 0.5) / {s} - 0.5"),
-                    ResizeCoord::PytorchHalfPixel if len_out > 1 => format!("(f32({o}) + 0.5) / {s} - 0.5"),
+                    ResizeCoord::PytorchHalfPixel if len_out > 1 => {
+                        format!("(f32({o}) + 0.5) / {s} - 0.5")
+                    }
                     ResizeCoord::PytorchHalfPixel => "0.0".into(),
                     ResizeCoord::AlignCorners if len_out > 1 => {
-                        format!("f32({o}) * {}", f((len_in as f32 - 1.0) / (len_out as f32 - 1.0)))
+                        format!(
+                            "f32({o}) * {}",
+                            f((len_in as f32 - 1.0) / (len_out as f32 - 1.0))
+                        )
                     }
                     ResizeCoord::AlignCorners => "0.0".into(),
                     ResizeCoord::Asymmetric => format!("f32({o}) / {s}"),
@@ -180,22 +221,52 @@ pub fn compile(step: &Step) -> Compiled {
                     ("EPILOGUE", &post),
                 ],
             );
-            Compiled { source, params: vec![], groups }
+            Compiled {
+                source,
+                params: vec![],
+                groups,
+            }
         }
-        Kernel::ArgMax { outer, n, inner, take_last } => {
+        Kernel::ArgMax {
+            outer,
+            n,
+            inner,
+            take_last,
+        } => {
             let cmp = if *take_last { ">=" } else { ">" };
-            let (source, groups) =
-                linear(include_str!("shaders/argmax.wgsl"), outer * inner, &[("N", n), ("INNER", inner), ("CMP", &cmp)]);
-            Compiled { source, params: vec![], groups }
+            let (source, groups) = linear(
+                include_str!("shaders/argmax.wgsl"),
+                outer * inner,
+                &[("N", n), ("INNER", inner), ("CMP", &cmp)],
+            );
+            Compiled {
+                source,
+                params: vec![],
+                groups,
+            }
         }
-        Kernel::Gather { table, rows, cols, count } => {
+        Kernel::Gather {
+            table,
+            rows,
+            cols,
+            count,
+        } => {
             let (decls, post) = epilogue(&step.post, 3);
             let (source, groups) = linear(
                 include_str!("shaders/gather.wgsl"),
                 count * cols,
-                &[("ROWS", rows), ("COLS", cols), ("RESIDUALS", &decls), ("EPILOGUE", &post)],
+                &[
+                    ("ROWS", rows),
+                    ("COLS", cols),
+                    ("RESIDUALS", &decls),
+                    ("EPILOGUE", &post),
+                ],
             );
-            Compiled { source, params: vec![table.clone()], groups }
+            Compiled {
+                source,
+                params: vec![table.clone()],
+                groups,
+            }
         }
         Kernel::Permute { in_shape, perm } => {
             let (decls, post) = epilogue(&step.post, 2);
@@ -205,20 +276,36 @@ pub fn compile(step: &Step) -> Compiled {
             }
             let mut walk = String::new();
             for &a in perm.iter().rev() {
-                let _ = writeln!(walk, "src += (r % {d}u) * {s}u; r = r / {d}u;", d = in_shape[a], s = strides[a]);
+                let _ = writeln!(
+                    walk,
+                    "src += (r % {d}u) * {s}u; r = r / {d}u;",
+                    d = in_shape[a],
+                    s = strides[a]
+                );
             }
             let (source, groups) = linear(
                 include_str!("shaders/permute.wgsl"),
                 in_shape.iter().product(),
                 &[("WALK", &walk), ("RESIDUALS", &decls), ("EPILOGUE", &post)],
             );
-            Compiled { source, params: vec![], groups }
+            Compiled {
+                source,
+                params: vec![],
+                groups,
+            }
         }
         Kernel::Copy { len } => {
             let (decls, post) = epilogue(&step.post, 2);
-            let (source, groups) =
-                linear(include_str!("shaders/copy.wgsl"), *len, &[("RESIDUALS", &decls), ("EPILOGUE", &post)]);
-            Compiled { source, params: vec![], groups }
+            let (source, groups) = linear(
+                include_str!("shaders/copy.wgsl"),
+                *len,
+                &[("RESIDUALS", &decls), ("EPILOGUE", &post)],
+            );
+            Compiled {
+                source,
+                params: vec![],
+                groups,
+            }
         }
     }
 }
@@ -238,9 +325,15 @@ const GEMM_BK: usize = 16;
 /// that wastes at most an eighth of its rows on padding, else the least wasteful one.
 fn gemm_bm(m: usize) -> usize {
     let padded = |bm: usize| m.div_ceil(bm) * bm;
-    [64, 32, 16].into_iter().find(|&bm| padded(bm) * 8 <= m * 9).unwrap_or_else(|| {
-        [64, 32, 16].into_iter().min_by_key(|&bm| padded(bm)).unwrap_or(16)
-    })
+    [64, 32, 16]
+        .into_iter()
+        .find(|&bm| padded(bm) * 8 <= m * 9)
+        .unwrap_or_else(|| {
+            [64, 32, 16]
+                .into_iter()
+                .min_by_key(|&bm| padded(bm))
+                .unwrap_or(16)
+        })
 }
 
 /// `GATHER` of a 1×1, stride-1, unpadded convolution: X̂ is the image itself.
@@ -338,10 +431,19 @@ fn gemm(g: &ConvGeo, post: &[Post]) -> (String, [u32; 3]) {
         for c in 0..tn {
             columns += &fill(
                 GEMM_STORE_CELL,
-                &[("COL", &(c * 16)), ("N", &n), ("R", &r), ("C", &c), ("EPILOGUE", &epi)],
+                &[
+                    ("COL", &(c * 16)),
+                    ("N", &n),
+                    ("R", &r),
+                    ("C", &c),
+                    ("EPILOGUE", &epi),
+                ],
             );
         }
-        store += &fill(GEMM_STORE_ROW, &[("ROW", &(r * 16)), ("M", &m), ("COLUMNS", &columns)]);
+        store += &fill(
+            GEMM_STORE_ROW,
+            &[("ROW", &(r * 16)), ("M", &m), ("COLUMNS", &columns)],
+        );
     }
     let source = fill(
         include_str!("shaders/conv_gemm.wgsl"),
@@ -422,13 +524,18 @@ fn depthwise(g: &ConvGeo, post: &[Post]) -> String {
 pub fn check_limits(step: &Step) -> Result<(), String> {
     let c = compile(step);
     if c.groups.iter().any(|&n| n > MAX_GROUPS) {
-        return Err(format!("needs {:?} workgroups (limit {MAX_GROUPS} per axis)", c.groups));
+        return Err(format!(
+            "needs {:?} workgroups (limit {MAX_GROUPS} per axis)",
+            c.groups
+        ));
     }
     if let Kernel::Conv { geo, .. } = &step.kernel {
         if geo.is_depthwise() {
             let (th, tw) = depthwise_tile(geo);
             if th * tw * 4 > 16384 {
-                return Err(format!("depthwise tile {th}×{tw} exceeds 16 KiB of shared memory"));
+                return Err(format!(
+                    "depthwise tile {th}×{tw} exceeds 16 KiB of shared memory"
+                ));
             }
         }
     }
@@ -444,46 +551,198 @@ mod tests {
     use super::*;
 
     fn step(kernel: Kernel, post: Vec<Post>) -> Step {
-        Step { nodes: vec!["k".into()], kernel, input: 0, output: 1, post }
+        Step {
+            nodes: vec!["k".into()],
+            kernel,
+            input: 0,
+            output: 1,
+            post,
+        }
     }
 
     /// `[c_in, c_out, groups]`, then (y, x) pairs: input size, kernel size, stride, dilation, padding.
-    fn conv([c_in, c_out, groups]: [usize; 3], hw: [usize; 2], k: [usize; 2], stride: [usize; 2], dilation: [usize; 2], pad: [usize; 2]) -> Kernel {
+    fn conv(
+        [c_in, c_out, groups]: [usize; 3],
+        hw: [usize; 2],
+        k: [usize; 2],
+        stride: [usize; 2],
+        dilation: [usize; 2],
+        pad: [usize; 2],
+    ) -> Kernel {
         let out = |a: usize| (hw[a] + 2 * pad[a] - dilation[a] * (k[a] - 1) - 1) / stride[a] + 1;
-        let geo = ConvGeo { c_in, h: hw[0], w: hw[1], c_out, oh: out(0), ow: out(1), kh: k[0], kw: k[1], stride, dilation, pad, groups };
-        Kernel::Conv { geo, weights: Arc::new(vec![0.0; 4]), bias: Arc::new(vec![0.0; 4]) }
+        let geo = ConvGeo {
+            c_in,
+            h: hw[0],
+            w: hw[1],
+            c_out,
+            oh: out(0),
+            ow: out(1),
+            kh: k[0],
+            kw: k[1],
+            stride,
+            dilation,
+            pad,
+            groups,
+        };
+        Kernel::Conv {
+            geo,
+            weights: Arc::new(vec![0.0; 4]),
+            bias: Arc::new(vec![0.0; 4]),
+        }
     }
 
     fn resize(coord: ResizeCoord, oh: usize) -> Kernel {
-        Kernel::ResizeLinear { planes: 3, ih: 5, iw: 7, oh, ow: 14, scale: [oh as f32 / 5.0, 2.0], coord }
+        Kernel::ResizeLinear {
+            planes: 3,
+            ih: 5,
+            iw: 7,
+            oh,
+            ow: 14,
+            scale: [oh as f32 / 5.0, 2.0],
+            coord,
+        }
     }
 
     /// One step of every kernel kind and of every variant a template has (pointwise and im2col
     /// gathers, each GEMM tile height, each resize coordinate rule, both ArgMax ties, a dispatch
     /// spread over y), with and without epilogues and residuals.
     fn representative() -> Vec<(&'static str, Step)> {
-        let all_posts = vec![Post::Max(0.0), Post::Min(6.0), Post::AddScalar(-0.5), Post::MulScalar(1.0 / 3.0), Post::AddValue(2)];
+        let all_posts = vec![
+            Post::Max(0.0),
+            Post::Min(6.0),
+            Post::AddScalar(-0.5),
+            Post::MulScalar(1.0 / 3.0),
+            Post::AddValue(2),
+        ];
         let two_residuals = vec![Post::AddValue(2), Post::Max(0.0), Post::AddValue(3)];
         vec![
-            ("gemm pointwise bm64", step(conv([8, 64, 1], [9, 11], [1, 1], [1, 1], [1, 1], [0, 0]), vec![])),
-            ("gemm pointwise bm32", step(conv([8, 24, 1], [9, 11], [1, 1], [1, 1], [1, 1], [0, 0]), all_posts.clone())),
-            ("gemm 3x3 s2 bm16", step(conv([5, 16, 1], [17, 13], [3, 3], [2, 2], [1, 1], [1, 1]), two_residuals.clone())),
-            ("gemm grouped dilated", step(conv([6, 4, 2], [10, 10], [3, 2], [1, 2], [2, 1], [2, 0]), all_posts.clone())),
-            ("depthwise 3x3", step(conv([8, 8, 8], [15, 20], [3, 3], [1, 1], [1, 1], [1, 1]), vec![])),
-            ("depthwise 5x5 s2", step(conv([4, 4, 4], [33, 18], [5, 5], [2, 2], [1, 1], [2, 2]), two_residuals.clone())),
-            ("resize half-pixel", step(resize(ResizeCoord::HalfPixel, 10), all_posts.clone())),
-            ("resize pytorch", step(resize(ResizeCoord::PytorchHalfPixel, 10), vec![])),
-            ("resize pytorch to 1", step(resize(ResizeCoord::PytorchHalfPixel, 1), vec![])),
-            ("resize align-corners", step(resize(ResizeCoord::AlignCorners, 10), vec![Post::Max(0.0)])),
-            ("resize align-corners to 1", step(resize(ResizeCoord::AlignCorners, 1), vec![])),
-            ("resize asymmetric", step(resize(ResizeCoord::Asymmetric, 10), two_residuals.clone())),
-            ("argmax first", step(Kernel::ArgMax { outer: 2, n: 7, inner: 33, take_last: false }, vec![])),
-            ("argmax last", step(Kernel::ArgMax { outer: 1, n: 4096, inner: 1, take_last: true }, vec![])),
-            ("gather", step(Kernel::Gather { table: Arc::new(vec![0.0; 12]), rows: 4, cols: 3, count: 5 }, all_posts.clone())),
-            ("permute", step(Kernel::Permute { in_shape: vec![2, 2, 3, 5, 7], perm: vec![2, 3, 0, 4, 1] }, vec![Post::Min(6.0)])),
-            ("permute rank 1", step(Kernel::Permute { in_shape: vec![9], perm: vec![0] }, vec![])),
+            (
+                "gemm pointwise bm64",
+                step(
+                    conv([8, 64, 1], [9, 11], [1, 1], [1, 1], [1, 1], [0, 0]),
+                    vec![],
+                ),
+            ),
+            (
+                "gemm pointwise bm32",
+                step(
+                    conv([8, 24, 1], [9, 11], [1, 1], [1, 1], [1, 1], [0, 0]),
+                    all_posts.clone(),
+                ),
+            ),
+            (
+                "gemm 3x3 s2 bm16",
+                step(
+                    conv([5, 16, 1], [17, 13], [3, 3], [2, 2], [1, 1], [1, 1]),
+                    two_residuals.clone(),
+                ),
+            ),
+            (
+                "gemm grouped dilated",
+                step(
+                    conv([6, 4, 2], [10, 10], [3, 2], [1, 2], [2, 1], [2, 0]),
+                    all_posts.clone(),
+                ),
+            ),
+            (
+                "depthwise 3x3",
+                step(
+                    conv([8, 8, 8], [15, 20], [3, 3], [1, 1], [1, 1], [1, 1]),
+                    vec![],
+                ),
+            ),
+            (
+                "depthwise 5x5 s2",
+                step(
+                    conv([4, 4, 4], [33, 18], [5, 5], [2, 2], [1, 1], [2, 2]),
+                    two_residuals.clone(),
+                ),
+            ),
+            (
+                "resize half-pixel",
+                step(resize(ResizeCoord::HalfPixel, 10), all_posts.clone()),
+            ),
+            (
+                "resize pytorch",
+                step(resize(ResizeCoord::PytorchHalfPixel, 10), vec![]),
+            ),
+            (
+                "resize pytorch to 1",
+                step(resize(ResizeCoord::PytorchHalfPixel, 1), vec![]),
+            ),
+            (
+                "resize align-corners",
+                step(resize(ResizeCoord::AlignCorners, 10), vec![Post::Max(0.0)]),
+            ),
+            (
+                "resize align-corners to 1",
+                step(resize(ResizeCoord::AlignCorners, 1), vec![]),
+            ),
+            (
+                "resize asymmetric",
+                step(resize(ResizeCoord::Asymmetric, 10), two_residuals.clone()),
+            ),
+            (
+                "argmax first",
+                step(
+                    Kernel::ArgMax {
+                        outer: 2,
+                        n: 7,
+                        inner: 33,
+                        take_last: false,
+                    },
+                    vec![],
+                ),
+            ),
+            (
+                "argmax last",
+                step(
+                    Kernel::ArgMax {
+                        outer: 1,
+                        n: 4096,
+                        inner: 1,
+                        take_last: true,
+                    },
+                    vec![],
+                ),
+            ),
+            (
+                "gather",
+                step(
+                    Kernel::Gather {
+                        table: Arc::new(vec![0.0; 12]),
+                        rows: 4,
+                        cols: 3,
+                        count: 5,
+                    },
+                    all_posts.clone(),
+                ),
+            ),
+            (
+                "permute",
+                step(
+                    Kernel::Permute {
+                        in_shape: vec![2, 2, 3, 5, 7],
+                        perm: vec![2, 3, 0, 4, 1],
+                    },
+                    vec![Post::Min(6.0)],
+                ),
+            ),
+            (
+                "permute rank 1",
+                step(
+                    Kernel::Permute {
+                        in_shape: vec![9],
+                        perm: vec![0],
+                    },
+                    vec![],
+                ),
+            ),
             ("copy", step(Kernel::Copy { len: 1000 }, vec![])),
-            ("copy spread over y", step(Kernel::Copy { len: 40_000_000 }, two_residuals)),
+            (
+                "copy spread over y",
+                step(Kernel::Copy { len: 40_000_000 }, two_residuals),
+            ),
         ]
     }
 
@@ -493,18 +752,35 @@ mod tests {
     fn every_kernel_compiles_to_valid_wgsl() {
         for (name, step) in representative() {
             let c = compile(&step);
-            assert!(!c.source.contains("{{") && !c.source.contains("}}"), "{name}: placeholder left in\n{}", c.source);
-            let module = naga::front::wgsl::parse_str(&c.source)
-                .unwrap_or_else(|e| panic!("{name}: {}\n{}", e.emit_to_string(&c.source), c.source));
-            naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::default())
-                .validate(&module)
-                .unwrap_or_else(|e| panic!("{name}: {e:?}\n{}", c.source));
+            assert!(
+                !c.source.contains("{{") && !c.source.contains("}}"),
+                "{name}: placeholder left in\n{}",
+                c.source
+            );
+            let module = naga::front::wgsl::parse_str(&c.source).unwrap_or_else(|e| {
+                panic!("{name}: {}\n{}", e.emit_to_string(&c.source), c.source)
+            });
+            naga::valid::Validator::new(
+                naga::valid::ValidationFlags::all(),
+                naga::valid::Capabilities::default(),
+            )
+            .validate(&module)
+            .unwrap_or_else(|e| panic!("{name}: {e:?}\n{}", c.source));
 
-            let residuals = step.post.iter().filter(|p| matches!(p, Post::AddValue(_))).count();
-            let mut bindings: Vec<(u32, u32)> =
-                module.global_variables.iter().filter_map(|(_, v)| v.binding.as_ref().map(|b| (b.group, b.binding))).collect();
+            let residuals = step
+                .post
+                .iter()
+                .filter(|p| matches!(p, Post::AddValue(_)))
+                .count();
+            let mut bindings: Vec<(u32, u32)> = module
+                .global_variables
+                .iter()
+                .filter_map(|(_, v)| v.binding.as_ref().map(|b| (b.group, b.binding)))
+                .collect();
             bindings.sort_unstable();
-            let expected: Vec<(u32, u32)> = (0..(2 + c.params.len() + residuals) as u32).map(|b| (0, b)).collect();
+            let expected: Vec<(u32, u32)> = (0..(2 + c.params.len() + residuals) as u32)
+                .map(|b| (0, b))
+                .collect();
             assert_eq!(bindings, expected, "{name}: bindings");
 
             assert_eq!(module.entry_points.len(), 1, "{name}");
@@ -518,13 +794,26 @@ mod tests {
             assert_eq!(entry.workgroup_size, size, "{name}: workgroup size");
         }
         let spread = compile(&step(Kernel::Copy { len: 40_000_000 }, vec![]));
-        assert!(spread.groups[1] > 1 && spread.source.contains(&format!("wid.y * {}u", spread.groups[0])));
+        assert!(
+            spread.groups[1] > 1
+                && spread
+                    .source
+                    .contains(&format!("wid.y * {}u", spread.groups[0]))
+        );
     }
 
     #[test]
     fn fill_splices_inline_and_block_placeholders() {
         let t = "a = {{X}}u + {{X}}u;\n    {{BLOCK}}\n  {{EMPTY}}\nend {{Y}}\n";
-        let out = fill(t, &[("X", &3), ("BLOCK", &"p;\n\nq;\n"), ("EMPTY", &""), ("Y", &"z")]);
+        let out = fill(
+            t,
+            &[
+                ("X", &3),
+                ("BLOCK", &"p;\n\nq;\n"),
+                ("EMPTY", &""),
+                ("Y", &"z"),
+            ],
+        );
         assert_eq!(out, "a = 3u + 3u;\n    p;\n\n    q;\nend z\n");
         // Values are not scanned again.
         assert_eq!(fill("{{A}}\n", &[("A", &"{{B}}")]), "{{B}}\n");

@@ -30,7 +30,6 @@
 //! feature, and `disabled.rs` without it, where building one is an error that says how to get a
 //! build that can and no adapter is listed.
 
-
 /// Whether this build has the GPU backend (the `wgpu` feature).
 pub const AVAILABLE: bool = cfg!(feature = "wgpu");
 

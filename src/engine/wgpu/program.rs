@@ -6,8 +6,8 @@ use std::collections::HashMap;
 
 use wgpu::util::DeviceExt;
 
-use crate::engine::lowering::{Graph, Post};
 use super::kernels;
+use crate::engine::lowering::{Graph, Post};
 
 struct Dispatch {
     pipeline: wgpu::ComputePipeline,
@@ -24,7 +24,12 @@ pub struct Program {
 /// Pipelines keyed by shader source, shared by both graphs of a backend.
 pub type PipelineCache = HashMap<String, wgpu::ComputePipeline>;
 
-fn storage(device: &wgpu::Device, label: &str, bytes: u64, extra: wgpu::BufferUsages) -> wgpu::Buffer {
+fn storage(
+    device: &wgpu::Device,
+    label: &str,
+    bytes: u64,
+    extra: wgpu::BufferUsages,
+) -> wgpu::Buffer {
     device.create_buffer(&wgpu::BufferDescriptor {
         label: Some(label),
         // Bind sizes must be non-zero and a multiple of 4.
@@ -76,11 +81,21 @@ impl Program {
                 buffers.len() - 1
             } else {
                 let need = bytes(out);
-                let best = free.iter().enumerate().filter(|(_, &s)| sizes[s] >= need).min_by_key(|(_, &s)| sizes[s]).map(|(k, _)| k);
+                let best = free
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &s)| sizes[s] >= need)
+                    .min_by_key(|(_, &s)| sizes[s])
+                    .map(|(k, _)| k);
                 match best {
                     Some(k) => free.swap_remove(k),
                     None => {
-                        buffers.push(storage(device, &format!("{label}.act{}", buffers.len()), need, wgpu::BufferUsages::empty()));
+                        buffers.push(storage(
+                            device,
+                            &format!("{label}.act{}", buffers.len()),
+                            need,
+                            wgpu::BufferUsages::empty(),
+                        ));
                         sizes.push(need);
                         buffers.len() - 1
                     }
@@ -131,14 +146,21 @@ impl Program {
             let entries: Vec<wgpu::BindGroupEntry> = bound
                 .iter()
                 .enumerate()
-                .map(|(b, buffer)| wgpu::BindGroupEntry { binding: b as u32, resource: buffer.as_entire_binding() })
+                .map(|(b, buffer)| wgpu::BindGroupEntry {
+                    binding: b as u32,
+                    resource: buffer.as_entire_binding(),
+                })
                 .collect();
             let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: step.nodes.first().map(String::as_str),
                 layout: &pipeline.get_bind_group_layout(0),
                 entries: &entries,
             });
-            dispatches.push(Dispatch { pipeline, bind_group, groups: compiled.groups });
+            dispatches.push(Dispatch {
+                pipeline,
+                bind_group,
+                groups: compiled.groups,
+            });
 
             for v in step.reads() {
                 if last_use[v] == Some(i) && v != graph.input && v != graph.output {
@@ -156,7 +178,11 @@ impl Program {
             // Unreachable for a lowered graph (its output is always some step's product).
             None => storage(device, &format!("{label}.output"), bytes(graph.output), io),
         };
-        Self { dispatches, input, output }
+        Self {
+            dispatches,
+            input,
+            output,
+        }
     }
 
     pub fn input_buffer(&self) -> &wgpu::Buffer {
@@ -169,7 +195,10 @@ impl Program {
 
     /// Records every dispatch into one compute pass.
     pub fn record(&self, encoder: &mut wgpu::CommandEncoder, label: &str) {
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(label), timestamp_writes: None });
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some(label),
+            timestamp_writes: None,
+        });
         for d in &self.dispatches {
             pass.set_pipeline(&d.pipeline);
             pass.set_bind_group(0, &d.bind_group, &[]);

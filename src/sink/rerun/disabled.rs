@@ -17,7 +17,10 @@ pub struct RerunSink {
 impl RerunSink {
     /// Always an error in this build: recordings need the `rerun` feature.
     pub fn open(target: Target, _classes: &[ClassInfo]) -> Result<Self> {
-        Err(Error::Rerun { target: target.to_string(), msg: REBUILD.into() })
+        Err(Error::Rerun {
+            target: target.to_string(),
+            msg: REBUILD.into(),
+        })
     }
 
     /// Never called: no sink exists in this build.
@@ -54,8 +57,13 @@ mod tests {
 
     #[test]
     fn recordings_say_how_to_enable_them() {
-        for target in [Target::File("out.rrd".into()), Target::Viewer("rerun+http://127.0.0.1:9876/proxy".into())] {
-            let err = RerunSink::open(target, &[]).err().expect("no rerun in this build");
+        for target in [
+            Target::File("out.rrd".into()),
+            Target::Viewer("rerun+http://127.0.0.1:9876/proxy".into()),
+        ] {
+            let err = RerunSink::open(target, &[])
+                .err()
+                .expect("no rerun in this build");
             assert!(err.to_string().contains("--features rerun"), "{err}");
         }
     }

@@ -39,7 +39,14 @@ pub mod paths {
     /// Parent of one `Scalars` entity per stage (milliseconds).
     pub const TIMINGS: &str = "timings";
     /// The stages under [`TIMINGS`], in logging order.
-    pub const STAGES: [&str; 6] = ["preprocess", "prior", "decoder", "inverse", "resize", "latency"];
+    pub const STAGES: [&str; 6] = [
+        "preprocess",
+        "prior",
+        "decoder",
+        "inverse",
+        "resize",
+        "latency",
+    ];
 }
 
 /// The timeline of the pipeline's sequence numbers.
@@ -97,7 +104,10 @@ pub struct RerunSink {
 }
 
 fn rerun_error(target: &Target, msg: impl std::fmt::Display) -> Error {
-    Error::Rerun { target: target.to_string(), msg: msg.to_string() }
+    Error::Rerun {
+        target: target.to_string(),
+        msg: msg.to_string(),
+    }
 }
 
 impl RerunSink {
@@ -107,7 +117,9 @@ impl RerunSink {
         let builder = RecordingStreamBuilder::new(APPLICATION_ID);
         let (rec, grpc) = match &target {
             Target::File(path) => {
-                let rec = builder.save(path).map_err(|e| rerun_error(&target, format!("cannot create the recording: {e}")))?;
+                let rec = builder.save(path).map_err(|e| {
+                    rerun_error(&target, format!("cannot create the recording: {e}"))
+                })?;
                 (rec, None)
             }
             Target::Viewer(url) => {
@@ -125,22 +137,40 @@ impl RerunSink {
                 (rec, Some(grpc))
             }
         };
-        let mut descriptions: Vec<(u16, &str, rerun::Rgba32)> = Vec::with_capacity(classes.len() + 1);
+        let mut descriptions: Vec<(u16, &str, rerun::Rgba32)> =
+            Vec::with_capacity(classes.len() + 1);
         for c in classes {
-            let id = u16::try_from(c.id)
-                .map_err(|_| rerun_error(&target, format!("class {} has id {}, beyond what a class map holds", c.name, c.id)))?;
+            let id = u16::try_from(c.id).map_err(|_| {
+                rerun_error(
+                    &target,
+                    format!(
+                        "class {} has id {}, beyond what a class map holds",
+                        c.name, c.id
+                    ),
+                )
+            })?;
             let [r, g, b] = c.color;
             descriptions.push((id, c.name.as_str(), rerun::Rgba32::from_rgb(r, g, b)));
         }
         if !classes.iter().any(|c| c.id == u32::from(UNSEEN)) {
-            descriptions.push((u16::from(UNSEEN), "unseen", rerun::Rgba32::from_rgb(0, 0, 0)));
+            descriptions.push((
+                u16::from(UNSEEN),
+                "unseen",
+                rerun::Rgba32::from_rgb(0, 0, 0),
+            ));
         }
         rec.log_static(paths::CAMERA, &rerun::AnnotationContext::new(descriptions))
             .map_err(|e| rerun_error(&target, e))?;
-        let timing_paths = paths::STAGES.iter().map(|s| EntityPath::from(format!("{}/{s}", paths::TIMINGS))).collect();
+        let timing_paths = paths::STAGES
+            .iter()
+            .map(|s| EntityPath::from(format!("{}/{s}", paths::TIMINGS)))
+            .collect();
         Ok(Self {
             rec,
-            report: RerunReport { target: target.to_string(), ..RerunReport::default() },
+            report: RerunReport {
+                target: target.to_string(),
+                ..RerunReport::default()
+            },
             target,
             grpc,
             epoch: (Instant::now(), SystemTime::now()),
@@ -153,11 +183,15 @@ impl RerunSink {
     }
 
     fn link(&self) -> Link {
-        let Some(grpc) = &self.grpc else { return Link::Open };
+        let Some(grpc) = &self.grpc else {
+            return Link::Open;
+        };
         match grpc.status() {
             GrpcSinkConnectionState::Connected => Link::Open,
             GrpcSinkConnectionState::Connecting { .. } => Link::Waiting,
-            GrpcSinkConnectionState::Disconnected(Ok(())) => Link::Lost("the viewer closed the connection".into()),
+            GrpcSinkConnectionState::Disconnected(Ok(())) => {
+                Link::Lost("the viewer closed the connection".into())
+            }
             GrpcSinkConnectionState::Disconnected(Err(e)) => Link::Lost(e.to_string()),
         }
     }
@@ -185,7 +219,10 @@ impl RerunSink {
             }
             Link::Lost(why) => {
                 if self.report.problem.is_none() {
-                    log::error!("rerun: lost the viewer at {}: {why}; the stream goes on without it", self.target);
+                    log::error!(
+                        "rerun: lost the viewer at {}: {why}; the stream goes on without it",
+                        self.target
+                    );
                     self.report.problem = Some(why);
                 }
                 self.report.skipped += 1;
@@ -196,24 +233,43 @@ impl RerunSink {
             self.connected_once = true;
             log::info!("rerun: connected to the viewer at {}", self.target);
         }
-        self.rec.set_time_sequence(FRAME_TIMELINE, i64::try_from(mask.seq).unwrap_or(i64::MAX));
-        let nanos = self.wall_clock(mask.captured_at).duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-        self.rec.set_timestamp_nanos_since_epoch(CAPTURE_TIMELINE, i64::try_from(nanos).unwrap_or(i64::MAX));
+        self.rec
+            .set_time_sequence(FRAME_TIMELINE, i64::try_from(mask.seq).unwrap_or(i64::MAX));
+        let nanos = self
+            .wall_clock(mask.captured_at)
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        self.rec.set_timestamp_nanos_since_epoch(
+            CAPTURE_TIMELINE,
+            i64::try_from(nanos).unwrap_or(i64::MAX),
+        );
         // The recording owns what it is given until its batcher has written it (a fraction of a
         // second), so the pool's buffers are copied rather than lent: lending them would keep
         // them out of reuse and make the pipeline allocate instead.
         if let Some(frame) = &mask.frame {
-            let image = rerun::Image::from_rgb24(frame.as_raw().clone(), [frame.width(), frame.height()]);
-            self.rec.log(self.image_path.clone(), &image).map_err(|e| rerun_error(&self.target, e))?;
+            let image =
+                rerun::Image::from_rgb24(frame.as_raw().clone(), [frame.width(), frame.height()]);
+            self.rec
+                .log(self.image_path.clone(), &image)
+                .map_err(|e| rerun_error(&self.target, e))?;
         }
         let (w, h) = mask.classes.dimensions();
         let classes = rerun::SegmentationImage::new(
             mask.classes.as_raw().clone(),
             rerun::datatypes::ImageFormat::segmentation([w, h], rerun::ChannelDatatype::U8),
         );
-        self.rec.log(self.classes_path.clone(), &classes).map_err(|e| rerun_error(&self.target, e))?;
+        self.rec
+            .log(self.classes_path.clone(), &classes)
+            .map_err(|e| rerun_error(&self.target, e))?;
         let t = &mask.timings;
-        let values = [t.preprocess, t.prior, t.decoder, t.inverse, t.resize, mask.latency];
+        let values = [
+            t.preprocess,
+            t.prior,
+            t.decoder,
+            t.inverse,
+            t.resize,
+            mask.latency,
+        ];
         for (path, d) in self.timing_paths.iter().zip(values) {
             self.rec
                 .log(path.clone(), &rerun::Scalars::single(d.as_secs_f64() * 1e3))
@@ -245,14 +301,23 @@ impl RerunSink {
                 drop(frames);
                 self.finish()
             })
-            .map_err(|e| Error::Pipeline { msg: format!("cannot start the rerun logger thread: {e}") })?;
+            .map_err(|e| Error::Pipeline {
+                msg: format!("cannot start the rerun logger thread: {e}"),
+            })?;
         Ok(RerunThread { handle })
     }
 
     /// Flushes what is queued (waiting at most a few seconds for a viewer) and closes the
     /// recording.
     pub fn finish(self) -> RerunReport {
-        let Self { rec, target, grpc, connected_once, mut report, .. } = self;
+        let Self {
+            rec,
+            target,
+            grpc,
+            connected_once,
+            mut report,
+            ..
+        } = self;
         if grpc.is_some() && !connected_once {
             log::warn!("rerun: no viewer connected at {target}; nothing was sent");
         } else if let Err(e) = rec.flush_with_timeout(FLUSH_TIMEOUT) {
@@ -285,14 +350,27 @@ mod tests {
 
     #[test]
     fn a_viewer_url_that_is_not_a_proxy_url_is_refused_with_an_example() {
-        let err = RerunSink::open(Target::Viewer("127.0.0.1:9876".into()), &[]).err().expect("refused");
-        assert!(err.to_string().contains("rerun+http://127.0.0.1:9876/proxy"), "{err}");
+        let err = RerunSink::open(Target::Viewer("127.0.0.1:9876".into()), &[])
+            .err()
+            .expect("refused");
+        assert!(
+            err.to_string()
+                .contains("rerun+http://127.0.0.1:9876/proxy"),
+            "{err}"
+        );
     }
 
     #[test]
     fn a_file_in_a_missing_directory_is_an_error_naming_it() {
-        let path = std::env::temp_dir().join(format!("gss-no-such-dir-{}", std::process::id())).join("x.rrd");
-        let err = RerunSink::open(Target::File(path.clone()), &[]).err().expect("refused");
-        assert!(err.to_string().contains(&path.display().to_string()), "{err}");
+        let path = std::env::temp_dir()
+            .join(format!("gss-no-such-dir-{}", std::process::id()))
+            .join("x.rrd");
+        let err = RerunSink::open(Target::File(path.clone()), &[])
+            .err()
+            .expect("refused");
+        assert!(
+            err.to_string().contains(&path.display().to_string()),
+            "{err}"
+        );
     }
 }

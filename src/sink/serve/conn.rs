@@ -27,7 +27,8 @@ pub(super) type Acceptor = tokio_rustls::TlsAcceptor;
 pub(super) type Acceptor = std::convert::Infallible;
 
 /// What a client over the cap gets, before its connection is closed.
-const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 54\r\n\
+const BUSY: &[u8] =
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 54\r\n\
 Retry-After: 5\r\nConnection: close\r\nX-Content-Type-Options: nosniff\r\n\r\n\
 the live view has as many viewers as it serves; retry\n";
 
@@ -101,7 +102,9 @@ pub(super) async fn serve<S, F>(
                 connections.spawn(async move {
                     // The handshake is bounded like the headers that follow it.
                     match tokio::time::timeout(limits.header_timeout, acceptor.accept(tcp)).await {
-                        Ok(Ok(stream)) => serve_io(stream, builder, handle, limits.write_timeout).await,
+                        Ok(Ok(stream)) => {
+                            serve_io(stream, builder, handle, limits.write_timeout).await
+                        }
                         Ok(Err(e)) => log::debug!("live view: a TLS handshake failed: {e}"),
                         Err(_) => log::debug!("live view: a TLS handshake timed out"),
                     }
@@ -114,7 +117,10 @@ pub(super) async fn serve<S, F>(
     // Open streams end once the stop flag is set; what has not finished within the grace period
     // is aborted with the set.
     drop(listener);
-    let _ = tokio::time::timeout(grace, async { while connections.join_next().await.is_some() {} }).await;
+    let _ = tokio::time::timeout(grace, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
 }
 
 fn set_send_buffer(tcp: &TcpStream, bytes: libc::c_int) {
@@ -130,7 +136,10 @@ fn set_send_buffer(tcp: &TcpStream, bytes: libc::c_int) {
         )
     };
     if done != 0 {
-        log::debug!("live view: cannot set a connection's send buffer: {}", io::Error::last_os_error());
+        log::debug!(
+            "live view: cannot set a connection's send buffer: {}",
+            io::Error::last_os_error()
+        );
     }
 }
 
@@ -142,7 +151,10 @@ where
     F: Future<Output = Result<axum::response::Response, std::convert::Infallible>> + Send + 'static,
 {
     let io = TokioIo::new(WriteTimeout::new(io, write_timeout));
-    if let Err(e) = builder.serve_connection(io, hyper::service::service_fn(handle)).await {
+    if let Err(e) = builder
+        .serve_connection(io, hyper::service::service_fn(handle))
+        .await
+    {
         log::debug!("live view: a connection ended: {e}");
     }
 }
@@ -166,7 +178,12 @@ pub(super) struct WriteTimeout<T> {
 
 impl<T> WriteTimeout<T> {
     pub(super) fn new(inner: T, timeout: Duration) -> Self {
-        Self { inner, timeout, deadline: Box::pin(sleep(timeout)), waiting: false }
+        Self {
+            inner,
+            timeout,
+            deadline: Box::pin(sleep(timeout)),
+            waiting: false,
+        }
     }
 
     /// Called when a write is pending: starts the clock on the first, fails once it has run out.
@@ -177,12 +194,19 @@ impl<T> WriteTimeout<T> {
             self.deadline.as_mut().reset(at);
         }
         match self.deadline.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "the client stopped reading"))),
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client stopped reading",
+            ))),
             Poll::Pending => Poll::Pending,
         }
     }
 
-    fn track<R>(&mut self, cx: &mut Context<'_>, result: Poll<io::Result<R>>) -> Poll<io::Result<R>> {
+    fn track<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        result: Poll<io::Result<R>>,
+    ) -> Poll<io::Result<R>> {
         match result {
             Poll::Pending => self.pending(cx),
             ready => {
@@ -194,18 +218,30 @@ impl<T> WriteTimeout<T> {
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for WriteTimeout<T> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_read(cx, buf)
     }
 }
 
 impl<T: AsyncWrite + Unpin> AsyncWrite for WriteTimeout<T> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         let result = Pin::new(&mut self.inner).poll_write(cx, buf);
         self.track(cx, result)
     }
 
-    fn poll_write_vectored(mut self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
         let result = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
         self.track(cx, result)
     }
@@ -231,7 +267,10 @@ mod tests {
 
     #[test]
     fn a_write_the_peer_never_reads_fails_after_the_timeout() {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         runtime.block_on(async {
             // A duplex pipe with a small buffer whose other end never reads.
             let (a, _b) = tokio::io::duplex(64);
@@ -242,7 +281,10 @@ mod tests {
                 if let Err(e) = writer.write_all(&chunk).await {
                     break e;
                 }
-                assert!(started.elapsed() < Duration::from_secs(10), "the write never timed out");
+                assert!(
+                    started.elapsed() < Duration::from_secs(10),
+                    "the write never timed out"
+                );
             };
             assert_eq!(err.kind(), io::ErrorKind::TimedOut);
             assert!(started.elapsed() >= Duration::from_millis(200));
@@ -251,12 +293,17 @@ mod tests {
 
     #[test]
     fn writes_that_progress_never_time_out() {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         runtime.block_on(async {
             let (a, mut b) = tokio::io::duplex(64);
             let reader = tokio::spawn(async move {
                 let mut sink = Vec::new();
-                tokio::io::AsyncReadExt::read_to_end(&mut b, &mut sink).await.map(|_| sink.len())
+                tokio::io::AsyncReadExt::read_to_end(&mut b, &mut sink)
+                    .await
+                    .map(|_| sink.len())
             });
             let mut writer = WriteTimeout::new(a, Duration::from_millis(50));
             for _ in 0..200 {

@@ -18,7 +18,10 @@ pub struct LiveView {
 impl LiveView {
     /// Always an error in this build: the live view needs the `serve` feature.
     pub fn start(_addr: &str, _options: ServeOptions, _frames: Subscription) -> Result<LiveView> {
-        Err(Error::Serve { msg: REBUILD.into(), source: None })
+        Err(Error::Serve {
+            msg: REBUILD.into(),
+            source: None,
+        })
     }
 
     /// The address the server listens on (never called: no live view exists in this build).

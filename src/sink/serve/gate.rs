@@ -24,9 +24,12 @@ impl Gate {
     /// `script`: the page's one inline script, allowed by its hash and nothing else.
     pub(super) fn new(access: &Access, script: &str) -> Self {
         let token = access.credentials.as_ref().map(|c| {
-            base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", c.user, c.password)).into_bytes()
+            base64::engine::general_purpose::STANDARD
+                .encode(format!("{}:{}", c.user, c.password))
+                .into_bytes()
         });
-        let hash = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(script.as_bytes()));
+        let hash =
+            base64::engine::general_purpose::STANDARD.encode(Sha256::digest(script.as_bytes()));
         let csp = format!(
             "default-src 'none'; img-src 'self'; connect-src 'self'; script-src 'sha256-{hash}'; \
              style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
@@ -35,7 +38,8 @@ impl Gate {
             token,
             hosts: access.hosts.iter().map(|h| normalise(h)).collect(),
             // Base64 and ASCII only: always a valid header value.
-            csp: HeaderValue::from_str(&csp).unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'")),
+            csp: HeaderValue::from_str(&csp)
+                .unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'")),
         }
     }
 
@@ -53,16 +57,26 @@ impl Gate {
         // HTTP/1.0 clients may send no Host; every browser does, and a browser is what DNS
         // rebinding needs.
         if let Some(token) = &self.token {
-            let given = headers.get(header::AUTHORIZATION).map(|v| v.as_bytes()).unwrap_or(b"");
+            let given = headers
+                .get(header::AUTHORIZATION)
+                .map(|v| v.as_bytes())
+                .unwrap_or(b"");
             let ok = match given.split_at_checked(6) {
-                Some((scheme, rest)) if scheme.eq_ignore_ascii_case(b"basic ") => bool::from(rest.trim_ascii().ct_eq(token)),
+                Some((scheme, rest)) if scheme.eq_ignore_ascii_case(b"basic ") => {
+                    bool::from(rest.trim_ascii().ct_eq(token))
+                }
                 _ => false,
             };
             if !ok {
-                let mut response = (StatusCode::UNAUTHORIZED, "credentials required: user name and password\n").into_response();
-                response
-                    .headers_mut()
-                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"gss live view\", charset=\"UTF-8\""));
+                let mut response = (
+                    StatusCode::UNAUTHORIZED,
+                    "credentials required: user name and password\n",
+                )
+                    .into_response();
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"gss live view\", charset=\"UTF-8\""),
+                );
                 return Some(response);
             }
         }
@@ -73,7 +87,11 @@ impl Gate {
         let name = match host.strip_prefix('[') {
             // [v6] or [v6]:port
             Some(rest) => match rest.split_once(']') {
-                Some((v6, port)) if port.is_empty() || port.strip_prefix(':').is_some_and(is_port) => v6,
+                Some((v6, port))
+                    if port.is_empty() || port.strip_prefix(':').is_some_and(is_port) =>
+                {
+                    v6
+                }
                 _ => return false,
             },
             None => match host.rsplit_once(':') {
@@ -91,11 +109,20 @@ impl Gate {
 
     /// Adds the headers every response carries.
     pub(super) fn secure(&self, headers: &mut HeaderMap) {
-        headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-        headers.insert("cross-origin-resource-policy", HeaderValue::from_static("same-origin"));
+        headers.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        headers.insert(
+            "cross-origin-resource-policy",
+            HeaderValue::from_static("same-origin"),
+        );
         headers.insert(header::CONTENT_SECURITY_POLICY, self.csp.clone());
         headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-        headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+        headers.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        );
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
 }
@@ -122,17 +149,37 @@ mod tests {
     }
 
     fn status(gate: &Gate, pairs: &[(&'static str, &str)]) -> u16 {
-        gate.refusal(&headers(pairs)).map_or(200, |r| r.status().as_u16())
+        gate.refusal(&headers(pairs))
+            .map_or(200, |r| r.status().as_u16())
     }
 
     #[test]
     fn hosts_are_ip_literals_localhost_or_named() {
-        let access = Access { hosts: vec!["Robot.local.".into()], ..Access::default() };
+        let access = Access {
+            hosts: vec!["Robot.local.".into()],
+            ..Access::default()
+        };
         let gate = Gate::new(&access, "");
-        for ok in ["127.0.0.1:8080", "localhost:8080", "LOCALHOST", "192.168.1.7", "[::1]:80", "[fe80::1]", "robot.local:8080", "robot.local."] {
+        for ok in [
+            "127.0.0.1:8080",
+            "localhost:8080",
+            "LOCALHOST",
+            "192.168.1.7",
+            "[::1]:80",
+            "[fe80::1]",
+            "robot.local:8080",
+            "robot.local.",
+        ] {
             assert_eq!(status(&gate, &[("host", ok)]), 200, "{ok}");
         }
-        for refused in ["evil.example:8080", "evil.example", "localhost.evil.example", "127.0.0.1:x", "[::1", "robot.local:99999999"] {
+        for refused in [
+            "evil.example:8080",
+            "evil.example",
+            "localhost.evil.example",
+            "127.0.0.1:x",
+            "[::1",
+            "robot.local:99999999",
+        ] {
             assert_eq!(status(&gate, &[("host", refused)]), 421, "{refused}");
         }
         assert_eq!(status(&gate, &[]), 200, "no Host (HTTP/1.0)");
@@ -140,20 +187,59 @@ mod tests {
 
     #[test]
     fn credentials_are_required_when_set() {
-        let access = Access { credentials: Some(Credentials::parse("robot:s3cret").unwrap()), ..Access::default() };
+        let access = Access {
+            credentials: Some(Credentials::parse("robot:s3cret").unwrap()),
+            ..Access::default()
+        };
         let gate = Gate::new(&access, "");
-        let good = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("robot:s3cret"));
-        let wrong = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("robot:s3cres"));
-        assert_eq!(status(&gate, &[("host", "localhost"), ("authorization", &good)]), 200);
-        assert_eq!(status(&gate, &[("host", "localhost"), ("authorization", &good.replace("Basic", "basic"))]), 200);
+        let good = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode("robot:s3cret")
+        );
+        let wrong = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode("robot:s3cres")
+        );
+        assert_eq!(
+            status(&gate, &[("host", "localhost"), ("authorization", &good)]),
+            200
+        );
+        assert_eq!(
+            status(
+                &gate,
+                &[
+                    ("host", "localhost"),
+                    ("authorization", &good.replace("Basic", "basic"))
+                ]
+            ),
+            200
+        );
         assert_eq!(status(&gate, &[("host", "localhost")]), 401);
-        assert_eq!(status(&gate, &[("host", "localhost"), ("authorization", &wrong)]), 401);
-        assert_eq!(status(&gate, &[("host", "localhost"), ("authorization", "Bearer x")]), 401);
-        assert_eq!(status(&gate, &[("host", "localhost"), ("authorization", "Basi")]), 401);
+        assert_eq!(
+            status(&gate, &[("host", "localhost"), ("authorization", &wrong)]),
+            401
+        );
+        assert_eq!(
+            status(
+                &gate,
+                &[("host", "localhost"), ("authorization", "Bearer x")]
+            ),
+            401
+        );
+        assert_eq!(
+            status(&gate, &[("host", "localhost"), ("authorization", "Basi")]),
+            401
+        );
         let refused = gate.refusal(&headers(&[])).unwrap();
-        assert!(refused.headers()[header::WWW_AUTHENTICATE].to_str().unwrap().starts_with("Basic realm="));
+        assert!(refused.headers()[header::WWW_AUTHENTICATE]
+            .to_str()
+            .unwrap()
+            .starts_with("Basic realm="));
         // The Host check comes first: a rebinding page learns nothing about the credentials.
-        assert_eq!(status(&gate, &[("host", "evil.example"), ("authorization", &good)]), 421);
+        assert_eq!(
+            status(&gate, &[("host", "evil.example"), ("authorization", &good)]),
+            421
+        );
     }
 
     #[test]
@@ -165,7 +251,10 @@ mod tests {
         assert_eq!(h["cross-origin-resource-policy"], "same-origin");
         let csp = h["content-security-policy"].to_str().unwrap();
         let hash = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(b"tick();"));
-        assert!(csp.contains("frame-ancestors 'none'") && csp.contains(&format!("'sha256-{hash}'")), "{csp}");
+        assert!(
+            csp.contains("frame-ancestors 'none'") && csp.contains(&format!("'sha256-{hash}'")),
+            "{csp}"
+        );
         assert_eq!(h["cache-control"], "no-store");
     }
 }

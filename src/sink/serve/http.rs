@@ -35,11 +35,11 @@ use std::time::Instant;
 
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
-use hyper::body::Incoming;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use bytes::Bytes;
+use hyper::body::Incoming;
 use image::codecs::jpeg::JpegEncoder;
 use image::{ExtendedColorType, RgbImage};
 use tokio::sync::watch;
@@ -117,7 +117,10 @@ impl LiveView {
                 })
             }
         };
-        let bind_error = |source| Error::ServeBind { addr: addr.to_string(), source };
+        let bind_error = |source| Error::ServeBind {
+            addr: addr.to_string(),
+            source,
+        };
         let listener = std::net::TcpListener::bind(socket).map_err(bind_error)?;
         listener.set_nonblocking(true).map_err(bind_error)?;
         let local = listener.local_addr().map_err(bind_error)?;
@@ -125,20 +128,29 @@ impl LiveView {
             .enable_io()
             .enable_time()
             .build()
-            .map_err(|e| Error::Serve { msg: "cannot start its runtime".into(), source: Some(e) })?;
+            .map_err(|e| Error::Serve {
+                msg: "cannot start its runtime".into(),
+                source: Some(e),
+            })?;
 
         let (latest_tx, latest) = watch::channel(None);
         let stop = Arc::new(watch::channel(false).0);
         let shared = Arc::new(Shared {
             page: Bytes::from(page(&options)),
             names: options.classes.iter().map(|c| c.name.clone()).collect(),
-            live: Mutex::new(Live { shares: vec![0.0; options.classes.len() + 1], ..Live::default() }),
+            live: Mutex::new(Live {
+                shares: vec![0.0; options.classes.len() + 1],
+                ..Live::default()
+            }),
             latest,
             stop: stop.clone(),
             viewers: AtomicUsize::new(0),
             started: Instant::now(),
         });
-        let spawn_error = |e| Error::Serve { msg: "cannot start its thread".into(), source: Some(e) };
+        let spawn_error = |e| Error::Serve {
+            msg: "cannot start its thread".into(),
+            source: Some(e),
+        };
 
         let app = Router::new()
             .route("/", get(index))
@@ -210,7 +222,12 @@ impl LiveView {
                 return Err(spawn_error(e));
             }
         };
-        Ok(LiveView { addr: local, stop, encode: Some(encode), http: Some(http) })
+        Ok(LiveView {
+            addr: local,
+            stop,
+            encode: Some(encode),
+            http: Some(http),
+        })
     }
 
     /// The address the server listens on (the port the OS chose for port 0).
@@ -223,7 +240,10 @@ impl LiveView {
         if let Some(encode) = self.encode.take() {
             if encode.join().is_err() {
                 self.stop.send_replace(true);
-                return Err(Error::Serve { msg: "its encoder thread panicked".into(), source: None });
+                return Err(Error::Serve {
+                    msg: "its encoder thread panicked".into(),
+                    source: None,
+                });
             }
         }
         self.join_http()
@@ -232,8 +252,14 @@ impl LiveView {
     fn join_http(&mut self) -> Result<()> {
         match self.http.take().map(JoinHandle::join) {
             None | Some(Ok(Ok(()))) => Ok(()),
-            Some(Ok(Err(e))) => Err(Error::Serve { msg: "the server failed".into(), source: Some(e) }),
-            Some(Err(_)) => Err(Error::Serve { msg: "its server thread panicked".into(), source: None }),
+            Some(Ok(Err(e))) => Err(Error::Serve {
+                msg: "the server failed".into(),
+                source: Some(e),
+            }),
+            Some(Err(_)) => Err(Error::Serve {
+                msg: "its server thread panicked".into(),
+                source: None,
+            }),
         }
     }
 }
@@ -278,7 +304,15 @@ impl AsRef<[u8]> for Part {
 impl PartEncoder {
     fn new(colors: Vec<[u8; 3]>, quality: u8, view: View) -> Self {
         // Parts alive at once: the slot's, and one or two per viewer still being written.
-        Self { colors, quality, view, overlay: RgbImage::new(0, 0), jpeg: Vec::new(), parts: BufferPool::new(8), counts: Box::new([0; 256]) }
+        Self {
+            colors,
+            quality,
+            view,
+            overlay: RgbImage::new(0, 0),
+            jpeg: Vec::new(),
+            parts: BufferPool::new(8),
+            counts: Box::new([0; 256]),
+        }
     }
 
     fn counts(&self) -> &[u64; 256] {
@@ -296,25 +330,42 @@ impl PartEncoder {
     fn encode(&mut self, mask: &MaskFrame) -> Result<Bytes> {
         let classes = &mask.classes;
         match &mask.frame {
-            Some(frame) if self.view == View::Overlay && frame.dimensions() == classes.dimensions() => {
+            Some(frame)
+                if self.view == View::Overlay && frame.dimensions() == classes.dimensions() =>
+            {
                 blend_into(frame, classes, &self.colors, &mut self.overlay)
             }
-            _ => paint(classes.as_raw(), classes.dimensions(), &self.colors, &mut self.overlay),
+            _ => paint(
+                classes.as_raw(),
+                classes.dimensions(),
+                &self.colors,
+                &mut self.overlay,
+            ),
         }
         self.jpeg.clear();
         let (w, h) = self.overlay.dimensions();
         JpegEncoder::new_with_quality(&mut self.jpeg, self.quality)
             .encode(self.overlay.as_raw(), w, h, ExtendedColorType::Rgb8)
-            .map_err(|e| Error::Serve { msg: format!("cannot encode a {w}x{h} overlay as JPEG: {e}"), source: None })?;
+            .map_err(|e| Error::Serve {
+                msg: format!("cannot encode a {w}x{h} overlay as JPEG: {e}"),
+                source: None,
+            })?;
         let jpeg = &self.jpeg;
         let part = self.parts.fill(|buf| {
             buf.clear();
-            write!(buf, "--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n", jpeg.len())?;
+            write!(
+                buf,
+                "--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
+                jpeg.len()
+            )?;
             buf.extend_from_slice(jpeg);
             buf.extend_from_slice(b"\r\n");
             Ok::<_, std::io::Error>(())
         });
-        let part = part.map_err(|e| Error::Serve { msg: "cannot frame a part".into(), source: Some(e) })?;
+        let part = part.map_err(|e| Error::Serve {
+            msg: "cannot frame a part".into(),
+            source: Some(e),
+        })?;
         Ok(Bytes::from_owner(Part(part)))
     }
 }
@@ -340,20 +391,24 @@ impl Shared {
         if live.recent.len() == RECENT {
             live.recent.pop_front();
         }
-        live.recent.push_back((Instant::now(), mask.latency.as_secs_f64() * 1e3));
+        live.recent
+            .push_back((Instant::now(), mask.latency.as_secs_f64() * 1e3));
         let pixels = (mask.classes.as_raw().len() as f64).max(1.0);
         let known = live.shares.len() - 1;
         for (share, &n) in live.shares.iter_mut().zip(counts.iter()) {
             *share = n as f64 / pixels;
         }
-        live.shares[known] = counts.get(known..).map_or(0, |c| c.iter().sum::<u64>()) as f64 / pixels;
+        live.shares[known] =
+            counts.get(known..).map_or(0, |c| c.iter().sum::<u64>()) as f64 / pixels;
     }
 
     fn stats_json(&self) -> serde_json::Value {
         let live = self.live.lock().unwrap_or_else(|p| p.into_inner());
         let n = live.recent.len();
         let fps = match (live.recent.front(), live.recent.back()) {
-            (Some(first), Some(last)) if n > 1 && last.0 > first.0 => Some((n - 1) as f64 / (last.0 - first.0).as_secs_f64()),
+            (Some(first), Some(last)) if n > 1 && last.0 > first.0 => {
+                Some((n - 1) as f64 / (last.0 - first.0).as_secs_f64())
+            }
             _ => None,
         };
         let mut latencies: Vec<f64> = live.recent.iter().map(|r| r.1).collect();
@@ -365,7 +420,9 @@ impl Shared {
             .iter()
             .zip(&live.shares)
             .enumerate()
-            .map(|(id, (name, share))| serde_json::json!({ "id": id, "name": name, "share": share }))
+            .map(
+                |(id, (name, share))| serde_json::json!({ "id": id, "name": name, "share": share }),
+            )
             .collect();
         serde_json::json!({
             "frames": live.frames,
@@ -386,11 +443,22 @@ impl Shared {
 
 fn json_response(value: &serde_json::Value) -> Response {
     let body = serde_json::to_vec(value).unwrap_or_default();
-    ([(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "no-store")], body).into_response()
+    (
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 async fn index(State(shared): State<Arc<Shared>>) -> Response {
-    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], shared.page.clone()).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        shared.page.clone(),
+    )
+        .into_response()
 }
 
 async fn stats(State(shared): State<Arc<Shared>>) -> Response {
@@ -399,7 +467,11 @@ async fn stats(State(shared): State<Arc<Shared>>) -> Response {
 
 async fn health(State(shared): State<Arc<Shared>>) -> Response {
     let frames = shared.live.lock().unwrap_or_else(|p| p.into_inner()).frames;
-    let status = if *shared.stop.borrow() { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
+    let status = if *shared.stop.borrow() {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
     let body = serde_json::json!({
         "status": if status == StatusCode::OK { "streaming" } else { "stopping" },
         "frames": frames,
@@ -430,22 +502,25 @@ async fn mjpeg(State(shared): State<Arc<Shared>>) -> Response {
     latest.mark_changed();
     let stop = shared.stop.subscribe();
     let viewer = Viewer::new(shared);
-    let parts = futures_util::stream::unfold((latest, stop, viewer), |(mut latest, mut stop, viewer)| async move {
-        loop {
-            tokio::select! {
-                changed = latest.changed() => changed.ok()?,
-                () = stopped(stop.clone()) => return None,
+    let parts = futures_util::stream::unfold(
+        (latest, stop, viewer),
+        |(mut latest, mut stop, viewer)| async move {
+            loop {
+                tokio::select! {
+                    changed = latest.changed() => changed.ok()?,
+                    () = stopped(stop.clone()) => return None,
+                }
+                let part = latest.borrow_and_update().clone();
+                if let Some(part) = part {
+                    return Some((Ok::<_, Infallible>(part), (latest, stop, viewer)));
+                }
+                // Not stopped yet; wait for the first frame.
+                if *stop.borrow_and_update() {
+                    return None;
+                }
             }
-            let part = latest.borrow_and_update().clone();
-            if let Some(part) = part {
-                return Some((Ok::<_, Infallible>(part), (latest, stop, viewer)));
-            }
-            // Not stopped yet; wait for the first frame.
-            if *stop.borrow_and_update() {
-                return None;
-            }
-        }
-    });
+        },
+    );
     let content_type = format!("multipart/x-mixed-replace; boundary={BOUNDARY}");
     let mut response = axum::body::Body::from_stream(parts).into_response();
     let headers = response.headers_mut();
@@ -536,8 +611,16 @@ mod tests {
     #[test]
     fn the_page_escapes_class_names_and_lists_every_class() {
         let classes = vec![
-            ClassInfo { id: 0, name: "road".into(), color: [1, 2, 3] },
-            ClassInfo { id: 1, name: "<b>&".into(), color: [4, 5, 6] },
+            ClassInfo {
+                id: 0,
+                name: "road".into(),
+                color: [1, 2, 3],
+            },
+            ClassInfo {
+                id: 1,
+                name: "<b>&".into(),
+                color: [4, 5, 6],
+            },
         ];
         let options = ServeOptions {
             title: "t".into(),
@@ -550,11 +633,23 @@ mod tests {
             tls: None,
         };
         let html = page(&options);
-        assert!(html.contains(">road<") && html.contains("rgb(1,2,3)") && html.contains("rgb(4,5,6)"));
-        assert!(html.contains("&lt;b&gt;&amp;") && !html.contains("<b>&"), "{html}");
+        assert!(
+            html.contains(">road<") && html.contains("rgb(1,2,3)") && html.contains("rgb(4,5,6)")
+        );
+        assert!(
+            html.contains("&lt;b&gt;&amp;") && !html.contains("<b>&"),
+            "{html}"
+        );
         // The Content-Security-Policy allows the script by the hash of exactly this text.
-        assert!(html.contains(&format!("<script>{SCRIPT}</script>")), "{html}");
-        assert_eq!(html.matches("<script").count(), 1, "one script, the hashed one");
+        assert!(
+            html.contains(&format!("<script>{SCRIPT}</script>")),
+            "{html}"
+        );
+        assert_eq!(
+            html.matches("<script").count(),
+            1,
+            "one script, the hashed one"
+        );
     }
 
     #[test]

@@ -58,22 +58,34 @@ pub struct Credentials {
 impl Credentials {
     /// `USER:PASSWORD` (the password may contain `:`); neither part may be empty.
     pub fn parse(text: &str) -> Result<Self> {
-        let invalid = |msg: &str| Error::InvalidOption { option: "--serve-auth", msg: msg.into() };
-        let (user, password) = text.split_once(':').ok_or_else(|| invalid("expected USER:PASSWORD"))?;
+        let invalid = |msg: &str| Error::InvalidOption {
+            option: "--serve-auth",
+            msg: msg.into(),
+        };
+        let (user, password) = text
+            .split_once(':')
+            .ok_or_else(|| invalid("expected USER:PASSWORD"))?;
         if user.is_empty() || password.is_empty() {
             return Err(invalid("expected USER:PASSWORD with neither part empty"));
         }
         if text.chars().any(char::is_control) {
-            return Err(invalid("control characters (a line break?) in USER:PASSWORD"));
+            return Err(invalid(
+                "control characters (a line break?) in USER:PASSWORD",
+            ));
         }
-        Ok(Self { user: user.into(), password: password.into() })
+        Ok(Self {
+            user: user.into(),
+            password: password.into(),
+        })
     }
 }
 
 impl std::fmt::Debug for Credentials {
     // Never the password, not even in a debug log.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials").field("user", &self.user).finish_non_exhaustive()
+        f.debug_struct("Credentials")
+            .field("user", &self.user)
+            .finish_non_exhaustive()
     }
 }
 
@@ -106,7 +118,11 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_clients: 16, header_timeout: Duration::from_secs(10), write_timeout: Duration::from_secs(10) }
+        Self {
+            max_clients: 16,
+            header_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(10),
+        }
     }
 }
 
@@ -185,11 +201,23 @@ mod tests {
 
     #[test]
     fn a_port_alone_listens_on_loopback_and_an_address_is_taken_whole() {
-        assert_eq!(listen_address("8080").unwrap(), "127.0.0.1:8080".parse().unwrap());
-        assert_eq!(listen_address("0.0.0.0:80").unwrap(), "0.0.0.0:80".parse().unwrap());
-        assert_eq!(listen_address("[::1]:9").unwrap(), "[::1]:9".parse().unwrap());
+        assert_eq!(
+            listen_address("8080").unwrap(),
+            "127.0.0.1:8080".parse().unwrap()
+        );
+        assert_eq!(
+            listen_address("0.0.0.0:80").unwrap(),
+            "0.0.0.0:80".parse().unwrap()
+        );
+        assert_eq!(
+            listen_address("[::1]:9").unwrap(),
+            "[::1]:9".parse().unwrap()
+        );
         let err = listen_address("localhost").unwrap_err().to_string();
-        assert!(err.contains("--serve") && err.contains("ADDR:PORT"), "{err}");
+        assert!(
+            err.contains("--serve") && err.contains("ADDR:PORT"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -197,11 +225,22 @@ mod tests {
         let open = Access::default();
         assert!(check_exposure("127.0.0.1:1".parse().unwrap(), &open).is_ok());
         assert!(check_exposure("[::1]:1".parse().unwrap(), &open).is_ok());
-        let err = check_exposure("0.0.0.0:1".parse().unwrap(), &open).unwrap_err().to_string();
-        assert!(err.contains("--serve-auth") && err.contains("--serve-insecure"), "{err}");
-        let with = Access { credentials: Some(Credentials::parse("a:b").unwrap()), ..Access::default() };
+        let err = check_exposure("0.0.0.0:1".parse().unwrap(), &open)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--serve-auth") && err.contains("--serve-insecure"),
+            "{err}"
+        );
+        let with = Access {
+            credentials: Some(Credentials::parse("a:b").unwrap()),
+            ..Access::default()
+        };
         assert!(check_exposure("0.0.0.0:1".parse().unwrap(), &with).is_ok());
-        let insecure = Access { open: true, ..Access::default() };
+        let insecure = Access {
+            open: true,
+            ..Access::default()
+        };
         assert!(check_exposure("192.168.1.2:1".parse().unwrap(), &insecure).is_ok());
     }
 

@@ -2,10 +2,10 @@
 //! to get a build that can (the wire format and ROS 2 encoding still build: [`crate::sink::wire`],
 //! [`crate::sink::ros2`]).
 
-pub use crate::sink::wire::SinkStats;
-use crate::sink::wire::ZenohSinkOptions;
 use crate::model::ModelPackage;
 use crate::pipeline::{Pipeline, Subscription};
+pub use crate::sink::wire::SinkStats;
+use crate::sink::wire::ZenohSinkOptions;
 use crate::{Error, Result};
 
 const REBUILD: &str = "this gss was built without the zenoh feature; rebuild with --features zenoh";
@@ -18,12 +18,22 @@ pub struct ZenohSink {
 impl ZenohSink {
     /// Always an error in this build: publishing over zenoh needs the `zenoh` feature.
     pub fn start(_pipeline: &mut Pipeline, _options: &ZenohSinkOptions) -> Result<ZenohSink> {
-        Err(Error::Zenoh { what: "--zenoh/--ros2".into(), msg: REBUILD.into() })
+        Err(Error::Zenoh {
+            what: "--zenoh/--ros2".into(),
+            msg: REBUILD.into(),
+        })
     }
 
     /// Always an error in this build, as [`ZenohSink::start`].
-    pub fn start_with(_package: &ModelPackage, _frames: Subscription, _options: &ZenohSinkOptions) -> Result<ZenohSink> {
-        Err(Error::Zenoh { what: "--zenoh/--ros2".into(), msg: REBUILD.into() })
+    pub fn start_with(
+        _package: &ModelPackage,
+        _frames: Subscription,
+        _options: &ZenohSinkOptions,
+    ) -> Result<ZenohSink> {
+        Err(Error::Zenoh {
+            what: "--zenoh/--ros2".into(),
+            msg: REBUILD.into(),
+        })
     }
 
     /// The session's zenoh id (never called: no sink exists in this build).

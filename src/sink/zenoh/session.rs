@@ -14,18 +14,21 @@ use zenoh::bytes::ZBytes;
 use zenoh::qos::CongestionControl;
 use zenoh::Wait;
 
-use crate::sink::ros2::{self, NodeId, Qos};
-use crate::sink::wire::{self, Ros2Options, SessionOptions, ZenohSinkOptions};
-pub use crate::sink::wire::SinkStats;
 use crate::model::ModelPackage;
 use crate::pipeline::{MaskFrame, Pipeline, Policy, Subscription};
+use crate::sink::ros2::{self, NodeId, Qos};
+pub use crate::sink::wire::SinkStats;
+use crate::sink::wire::{self, Ros2Options, SessionOptions, ZenohSinkOptions};
 use crate::{Error, Result};
 
 /// Frames the sink's own queue holds before it drops the oldest.
 const QUEUE: usize = 2;
 
 fn zenoh_error(what: impl Into<String>, e: impl std::fmt::Display) -> Error {
-    Error::Zenoh { what: what.into(), msg: e.to_string() }
+    Error::Zenoh {
+        what: what.into(),
+        msg: e.to_string(),
+    }
 }
 
 /// Opens a zenoh session: the config file if any, then peer (or client) mode and the given
@@ -35,19 +38,31 @@ fn zenoh_error(what: impl Into<String>, e: impl std::fmt::Display) -> Error {
 pub fn open_session(options: &SessionOptions) -> Result<zenoh::Session> {
     let (mut config, file) = match &options.config_file {
         Some(path) => {
-            let config = zenoh::Config::from_file(path).map_err(|e| zenoh_error(format!("config {}", path.display()), e))?;
+            let config = zenoh::Config::from_file(path)
+                .map_err(|e| zenoh_error(format!("config {}", path.display()), e))?;
             (config, chosen_in_file(path)?)
         }
         None => (zenoh::Config::default(), serde_json::Value::Null),
     };
     let set = |config: &mut zenoh::Config, key: &str, value: String| {
-        config.insert_json5(key, &value).map_err(|e| zenoh_error(format!("config {key} = {value}"), e))
+        config
+            .insert_json5(key, &value)
+            .map_err(|e| zenoh_error(format!("config {key} = {value}"), e))
     };
-    set(&mut config, "mode", if options.client { "\"client\"".into() } else { "\"peer\"".into() })?;
+    set(
+        &mut config,
+        "mode",
+        if options.client {
+            "\"client\"".into()
+        } else {
+            "\"peer\"".into()
+        },
+    )?;
     if file.pointer("/scouting/multicast/enabled") != Some(&serde_json::Value::Bool(true)) {
         set(&mut config, "scouting/multicast/enabled", "false".into())?;
     }
-    let list = |endpoints: &[String]| serde_json::to_string(endpoints).unwrap_or_else(|_| "[]".into());
+    let list =
+        |endpoints: &[String]| serde_json::to_string(endpoints).unwrap_or_else(|_| "[]".into());
     if !options.connect.is_empty() {
         set(&mut config, "connect/endpoints", list(&options.connect))?;
     }
@@ -60,7 +75,12 @@ pub fn open_session(options: &SessionOptions) -> Result<zenoh::Session> {
     if let Some(listen) = listen {
         set(&mut config, "listen/endpoints", list(&listen))?;
     }
-    zenoh::open(config).wait().map_err(|e| zenoh_error("opening the session (check --zenoh-connect/--zenoh-listen)", e))
+    zenoh::open(config).wait().map_err(|e| {
+        zenoh_error(
+            "opening the session (check --zenoh-connect/--zenoh-listen)",
+            e,
+        )
+    })
 }
 
 /// What a zenoh config file itself sets, parsed the way zenoh picks its format (by extension:
@@ -124,9 +144,16 @@ impl ZenohSink {
     }
 
     /// [`ZenohSink::start`] on a subscription made by the caller.
-    pub fn start_with(package: &ModelPackage, frames: Subscription, options: &ZenohSinkOptions) -> Result<ZenohSink> {
+    pub fn start_with(
+        package: &ModelPackage,
+        frames: Subscription,
+        options: &ZenohSinkOptions,
+    ) -> Result<ZenohSink> {
         if options.key.is_none() && options.ros2.is_none() {
-            return Err(Error::InvalidOption { option: "zenoh", msg: "nothing to publish: give a key (--zenoh) or a ROS 2 topic (--ros2)".into() });
+            return Err(Error::InvalidOption {
+                option: "zenoh",
+                msg: "nothing to publish: give a key (--zenoh) or a ROS 2 topic (--ros2)".into(),
+            });
         }
         let session = open_session(&options.session)?;
         let zid = session.zid().to_string();
@@ -147,7 +174,11 @@ impl ZenohSink {
                 for frame in frames.iter() {
                     let ok = masks.as_mut().is_none_or(|m| m.publish(&frame))
                         & ros.as_mut().is_none_or(|r| r.publish(&frame, &colors));
-                    if ok { stats.published += 1 } else { stats.failed += 1 }
+                    if ok {
+                        stats.published += 1
+                    } else {
+                        stats.failed += 1
+                    }
                 }
                 drop((masks, ros));
                 if let Err(e) = session.close().wait() {
@@ -166,7 +197,10 @@ impl ZenohSink {
 
     /// Waits until the pipeline has stopped and every frame was handed over.
     pub fn join(self) -> Result<SinkStats> {
-        self.thread.join().map_err(|_| Error::StagePanicked { stage: "zenoh sink".into(), msg: "the publisher thread panicked".into() })
+        self.thread.join().map_err(|_| Error::StagePanicked {
+            stage: "zenoh sink".into(),
+            msg: "the publisher thread panicked".into(),
+        })
     }
 }
 
@@ -182,7 +216,12 @@ struct MaskOutput {
 }
 
 impl MaskOutput {
-    fn declare(session: &zenoh::Session, key: &str, package: &ModelPackage, zid: &str) -> Result<Self> {
+    fn declare(
+        session: &zenoh::Session,
+        key: &str,
+        package: &ModelPackage,
+        zid: &str,
+    ) -> Result<Self> {
         let publisher = session
             .declare_publisher(key.to_string())
             .congestion_control(CongestionControl::Drop)
@@ -207,19 +246,39 @@ impl MaskOutput {
             })
             .wait()
             .map_err(|e| zenoh_error(format!("declaring the queryable on {meta_key:?}"), e))?;
-        Ok(MaskOutput { publisher, _meta: queryable, payload: Recycled::new(), attachment: Recycled::new(), json: String::new(), zid: zid.to_string() })
+        Ok(MaskOutput {
+            publisher,
+            _meta: queryable,
+            payload: Recycled::new(),
+            attachment: Recycled::new(),
+            json: String::new(),
+            zid: zid.to_string(),
+        })
     }
 
     fn publish(&mut self, frame: &MaskFrame) -> bool {
         let classes = &frame.classes;
         let payload = self.payload.fill(|buf| {
             buf.reserve(wire::HEADER_LEN + classes.as_raw().len());
-            wire::write_header(buf, classes.width(), classes.height(), frame.seq, frame.source_index);
+            wire::write_header(
+                buf,
+                classes.width(),
+                classes.height(),
+                frame.seq,
+                frame.source_index,
+            );
             buf.extend_from_slice(classes.as_raw());
         });
-        wire::frame_metadata(&mut self.json, frame, wire::capture_unix_ns(frame), &self.zid);
+        wire::frame_metadata(
+            &mut self.json,
+            frame,
+            wire::capture_unix_ns(frame),
+            &self.zid,
+        );
         let json = &self.json;
-        let attachment = self.attachment.fill(|buf| buf.extend_from_slice(json.as_bytes()));
+        let attachment = self
+            .attachment
+            .fill(|buf| buf.extend_from_slice(json.as_bytes()));
         match self.publisher.put(payload).attachment(attachment).wait() {
             Ok(()) => true,
             Err(e) => {
@@ -240,9 +299,25 @@ struct RosTopic {
 }
 
 impl RosTopic {
-    fn declare(session: &zenoh::Session, node: &NodeId, entity_id: u64, topic: &str) -> Result<Self> {
-        let key = ros2::topic_keyexpr(node.domain_id, topic, ros2::IMAGE_TYPE_NAME, ros2::IMAGE_TYPE_HASH);
-        let token_key = node.publisher_token(entity_id, topic, ros2::IMAGE_TYPE_NAME, ros2::IMAGE_TYPE_HASH, Qos::SENSOR_DATA);
+    fn declare(
+        session: &zenoh::Session,
+        node: &NodeId,
+        entity_id: u64,
+        topic: &str,
+    ) -> Result<Self> {
+        let key = ros2::topic_keyexpr(
+            node.domain_id,
+            topic,
+            ros2::IMAGE_TYPE_NAME,
+            ros2::IMAGE_TYPE_HASH,
+        );
+        let token_key = node.publisher_token(
+            entity_id,
+            topic,
+            ros2::IMAGE_TYPE_NAME,
+            ros2::IMAGE_TYPE_HASH,
+            Qos::SENSOR_DATA,
+        );
         let publisher = session
             .declare_publisher(key.clone())
             .congestion_control(CongestionControl::Drop)
@@ -253,14 +328,22 @@ impl RosTopic {
             .declare_token(token_key.clone())
             .wait()
             .map_err(|e| zenoh_error(format!("declaring the liveliness token {token_key:?}"), e))?;
-        Ok(RosTopic { publisher, _token: token, gid: ros2::gid_for(&token_key), payload: Recycled::new(), attachment: Recycled::new() })
+        Ok(RosTopic {
+            publisher,
+            _token: token,
+            gid: ros2::gid_for(&token_key),
+            payload: Recycled::new(),
+            attachment: Recycled::new(),
+        })
     }
 
     fn publish(&mut self, image: &ros2::Image, sequence_number: i64) -> bool {
         let payload = self.payload.fill(|buf| ros2::encode_image(buf, image));
         let stamp = i64::try_from(image.stamp_unix_ns).unwrap_or(i64::MAX);
         let gid = self.gid;
-        let attachment = self.attachment.fill(|buf| ros2::write_attachment(buf, sequence_number, stamp, &gid));
+        let attachment = self
+            .attachment
+            .fill(|buf| ros2::write_attachment(buf, sequence_number, stamp, &gid));
         match self.publisher.put(payload).attachment(attachment).wait() {
             Ok(()) => true,
             Err(e) => {
@@ -284,22 +367,55 @@ struct RosOutput {
 }
 
 impl RosOutput {
-    fn declare(session: &zenoh::Session, zid: &str, options: &Ros2Options, _package: &ModelPackage) -> Result<Self> {
-        ros2::validate_topic(&options.topic).map_err(|msg| Error::InvalidOption { option: "--ros2", msg: format!("{}: {msg}", options.topic) })?;
-        let node = NodeId { domain_id: options.domain_id, session_id: zid, node_id: 0, namespace: "/", name: &options.node_name };
+    fn declare(
+        session: &zenoh::Session,
+        zid: &str,
+        options: &Ros2Options,
+        _package: &ModelPackage,
+    ) -> Result<Self> {
+        ros2::validate_topic(&options.topic).map_err(|msg| Error::InvalidOption {
+            option: "--ros2",
+            msg: format!("{}: {msg}", options.topic),
+        })?;
+        let node = NodeId {
+            domain_id: options.domain_id,
+            session_id: zid,
+            node_id: 0,
+            namespace: "/",
+            name: &options.node_name,
+        };
         let node_token = session
             .liveliness()
             .declare_token(node.node_token())
             .wait()
-            .map_err(|e| zenoh_error(format!("declaring the node's liveliness token {:?}", node.node_token()), e))?;
+            .map_err(|e| {
+                zenoh_error(
+                    format!(
+                        "declaring the node's liveliness token {:?}",
+                        node.node_token()
+                    ),
+                    e,
+                )
+            })?;
         let classes = RosTopic::declare(session, &node, 1, &options.topic)?;
         let overlay = if options.overlay {
             let topic = format!("{}/overlay", options.topic);
-            Some((RosTopic::declare(session, &node, 2, &topic)?, topic, RgbImage::new(0, 0)))
+            Some((
+                RosTopic::declare(session, &node, 2, &topic)?,
+                topic,
+                RgbImage::new(0, 0),
+            ))
         } else {
             None
         };
-        Ok(RosOutput { options: options.clone(), classes, overlay, _node: node_token, sequence_number: 0, warned_no_frame: false })
+        Ok(RosOutput {
+            options: options.clone(),
+            classes,
+            overlay,
+            _node: node_token,
+            sequence_number: 0,
+            warned_no_frame: false,
+        })
     }
 
     fn publish(&mut self, frame: &MaskFrame, colors: &[[u8; 3]]) -> bool {
@@ -320,7 +436,12 @@ impl RosOutput {
             match &frame.frame {
                 Some(rgb) => {
                     crate::sink::blend_into(rgb, classes, colors, overlay);
-                    let image = ros2::Image { encoding: "rgb8", step: overlay.width() * 3, data: overlay.as_raw(), ..image };
+                    let image = ros2::Image {
+                        encoding: "rgb8",
+                        step: overlay.width() * 3,
+                        data: overlay.as_raw(),
+                        ..image
+                    };
                     ok &= topic.publish(&image, self.sequence_number);
                 }
                 None if !self.warned_no_frame => {

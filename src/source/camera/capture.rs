@@ -2,11 +2,13 @@
 //! [`choose_format`], mmap streaming, decoding each buffer into a pooled image, and reopening a
 //! camera that disappears.
 
-use crate::source::negotiate::{choose_format, ChosenFormat, FormatOffer, Interval, SizeOffer};
-use crate::source::frame_decoder::FrameDecoder;
-use crate::source::pixfmt::bad_buffer;
 use crate::pixel_format::{FourCc, FrameLayout, PixelFormat};
-use crate::source::{CameraOptions, DeviceInfo, DeviceSpec, Frame, FrameSource, StopSignal, STOP_POLL};
+use crate::source::frame_decoder::FrameDecoder;
+use crate::source::negotiate::{choose_format, ChosenFormat, FormatOffer, Interval, SizeOffer};
+use crate::source::pixfmt::bad_buffer;
+use crate::source::{
+    CameraOptions, DeviceInfo, DeviceSpec, Frame, FrameSource, StopSignal, STOP_POLL,
+};
 use crate::{Error, Result};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -58,10 +60,16 @@ impl Camera {
         let path = DeviceSpec::parse(spec).path();
         options.buffers = options.buffers.clamp(2, 32);
         // v4l stores the poll timeout as i32 milliseconds and panics beyond that.
-        options.frame_timeout = options.frame_timeout.clamp(Duration::from_millis(200), Duration::from_secs(600));
+        options.frame_timeout = options
+            .frame_timeout
+            .clamp(Duration::from_millis(200), Duration::from_secs(600));
         let label = path.display().to_string();
         let (live, card, chosen) = open_live(&path, &label, &options)?;
-        let name = if card.is_empty() { label } else { format!("{label} ({card})") };
+        let name = if card.is_empty() {
+            label
+        } else {
+            format!("{label} ({card})")
+        };
         log::info!("{name}: {}", describe_chosen(&chosen, &live));
         Ok(Camera {
             path,
@@ -87,7 +95,10 @@ impl Camera {
         }
         let delay = self.options.backoff.next_delay();
         self.next_attempt = Instant::now() + delay;
-        Error::SourceLost { source_name: self.name.clone(), msg: format!("{why}; reopening in {}", fmt_delay(delay)) }
+        Error::SourceLost {
+            source_name: self.name.clone(),
+            msg: format!("{why}; reopening in {}", fmt_delay(delay)),
+        }
     }
 
     /// Waits for the next reopen slot and tries once. Ok(false): stopped while waiting.
@@ -100,7 +111,11 @@ impl Camera {
         let label = self.path.display().to_string();
         match open_live(&self.path, &label, &self.options) {
             Ok((live, _, chosen)) => {
-                log::info!("{}: back after {attempt} attempt(s): {}", self.name, describe_chosen(&chosen, &live));
+                log::info!(
+                    "{}: back after {attempt} attempt(s): {}",
+                    self.name,
+                    describe_chosen(&chosen, &live)
+                );
                 self.options.backoff.reset();
                 self.live = Some(live);
                 Ok(true)
@@ -114,7 +129,10 @@ impl Camera {
                 };
                 Err(Error::SourceLost {
                     source_name: self.name.clone(),
-                    msg: format!("reopen attempt {attempt} failed: {detail}; next in {}", fmt_delay(delay)),
+                    msg: format!(
+                        "reopen attempt {attempt} failed: {detail}; next in {}",
+                        fmt_delay(delay)
+                    ),
                 })
             }
         }
@@ -122,8 +140,18 @@ impl Camera {
 
     /// Reads and decodes one frame from the live stream.
     fn read(&mut self) -> Result<Option<Frame>> {
-        let Camera { live, name, options, decoder, stop, index, .. } = self;
-        let Some(live) = live.as_mut() else { return Err(lost_msg("not open")) };
+        let Camera {
+            live,
+            name,
+            options,
+            decoder,
+            stop,
+            index,
+            ..
+        } = self;
+        let Some(live) = live.as_mut() else {
+            return Err(lost_msg("not open"));
+        };
         if live.started {
             // The other buffers are still queued, so polling before `next` tells us a frame is
             // ready while letting us look at the stop signal every STOP_POLL.
@@ -132,9 +160,16 @@ impl Camera {
                 if stop.is_stopped() {
                     return Ok(None);
                 }
-                match live.device.handle().poll(POLLIN, STOP_POLL.as_millis() as i32) {
+                match live
+                    .device
+                    .handle()
+                    .poll(POLLIN, STOP_POLL.as_millis() as i32)
+                {
                     Ok(0) if Instant::now() >= deadline => {
-                        return Err(lost_msg(&format!("no frame for {}", fmt_delay(options.frame_timeout))))
+                        return Err(lost_msg(&format!(
+                            "no frame for {}",
+                            fmt_delay(options.frame_timeout)
+                        )))
                     }
                     Ok(0) => continue,
                     Ok(_) => break,
@@ -146,7 +181,10 @@ impl Camera {
         let (buf, meta) = match CaptureStream::next(&mut live.stream) {
             Ok(got) => got,
             Err(e) if e.kind() == io::ErrorKind::TimedOut => {
-                return Err(lost_msg(&format!("no frame for {}", fmt_delay(options.frame_timeout))))
+                return Err(lost_msg(&format!(
+                    "no frame for {}",
+                    fmt_delay(options.frame_timeout)
+                )))
             }
             Err(e) => return Err(lost_msg(&format!("read: {e}"))),
         };
@@ -160,15 +198,25 @@ impl Camera {
             reason: Box::new(reason),
         };
         if meta.flags.contains(BufferFlags::ERROR) {
-            return Err(corrupt(bad_buffer(live.format, "the driver flagged the buffer as damaged")));
+            return Err(corrupt(bad_buffer(
+                live.format,
+                "the driver flagged the buffer as damaged",
+            )));
         }
         // Some drivers leave bytesused at 0 for fixed-size formats.
         let used = match meta.bytesused as usize {
             0 => buf.len(),
             n => n.min(buf.len()),
         };
-        let image = decoder.decode_pooled(live.format, &buf[..used], live.layout).map_err(corrupt)?;
-        Ok(Some(Frame { index: this_index, captured_at, image, origin: None }))
+        let image = decoder
+            .decode_pooled(live.format, &buf[..used], live.layout)
+            .map_err(corrupt)?;
+        Ok(Some(Frame {
+            index: this_index,
+            captured_at,
+            image,
+            origin: None,
+        }))
     }
 
     /// Images made outside the decoder's pool because every pooled one was still held downstream.
@@ -180,7 +228,10 @@ impl Camera {
 /// A loss seen while reading; `next_frame` turns it into the SourceLost it returns, with the
 /// source name and the reopen delay.
 fn lost_msg(msg: &str) -> Error {
-    Error::SourceLost { source_name: String::new(), msg: msg.to_string() }
+    Error::SourceLost {
+        source_name: String::new(),
+        msg: msg.to_string(),
+    }
 }
 
 impl FrameSource for Camera {
@@ -227,7 +278,9 @@ impl Drop for Camera {
 /// ENODEV, so we stop first ourselves and, in that rare case, leak the buffers rather than
 /// take the process down.
 fn close(live: Live, name: &str) {
-    let Live { mut stream, device, .. } = live;
+    let Live {
+        mut stream, device, ..
+    } = live;
     match stream.stop() {
         Ok(()) => drop(stream),
         Err(e) if e.raw_os_error() == Some(ENODEV) => drop(stream),
@@ -248,8 +301,14 @@ fn fmt_delay(d: Duration) -> String {
 }
 
 fn describe_chosen(chosen: &ChosenFormat, live: &Live) -> String {
-    let rate = chosen.interval.map(|i| format!(" at {:.2} fps", i.fps())).unwrap_or_default();
-    format!("streaming {} {}x{}{rate}", live.format, live.layout.width, live.layout.height)
+    let rate = chosen
+        .interval
+        .map(|i| format!(" at {:.2} fps", i.fps()))
+        .unwrap_or_default();
+    format!(
+        "streaming {} {}x{}{rate}",
+        live.format, live.layout.width, live.layout.height
+    )
 }
 
 /// Why opening failed, with what to do about the common cases.
@@ -260,15 +319,29 @@ fn open_error(label: &str, e: &io::Error) -> Error {
         _ if e.raw_os_error() == Some(16) => "busy: another program is using the camera",
         _ => "",
     };
-    let msg = if hint.is_empty() { e.to_string() } else { format!("{e} ({hint})") };
-    Error::SourceOpen { source_name: label.to_string(), msg }
+    let msg = if hint.is_empty() {
+        e.to_string()
+    } else {
+        format!("{e} ({hint})")
+    };
+    Error::SourceOpen {
+        source_name: label.to_string(),
+        msg,
+    }
 }
 
 /// Opens, checks, negotiates and maps buffers; returns the card name too.
-fn open_live(path: &Path, label: &str, options: &CameraOptions) -> Result<(Live, String, ChosenFormat)> {
+fn open_live(
+    path: &Path,
+    label: &str,
+    options: &CameraOptions,
+) -> Result<(Live, String, ChosenFormat)> {
     let device = Device::with_path(path).map_err(|e| open_error(label, &e))?;
     let caps = device.query_caps().map_err(|e| open_error(label, &e))?;
-    let open_err = |msg: String| Error::SourceOpen { source_name: label.to_string(), msg };
+    let open_err = |msg: String| Error::SourceOpen {
+        source_name: label.to_string(),
+        msg,
+    };
     if !caps.capabilities.contains(CapFlags::VIDEO_CAPTURE) {
         return Err(open_err(format!(
             "{} ({}) is not a video capture node (cameras often add a metadata node next to the real one; try the other /dev/video*)",
@@ -276,15 +349,28 @@ fn open_live(path: &Path, label: &str, options: &CameraOptions) -> Result<(Live,
         )));
     }
     if !caps.capabilities.contains(CapFlags::STREAMING) {
-        return Err(open_err("the driver does not support streaming I/O, which gss uses".into()));
+        return Err(open_err(
+            "the driver does not support streaming I/O, which gss uses".into(),
+        ));
     }
-    let offers = query_offers(&device).map_err(|e| open_err(format!("cannot list formats: {e}")))?;
+    let offers =
+        query_offers(&device).map_err(|e| open_err(format!("cannot list formats: {e}")))?;
     let chosen = choose_format(label, &offers, &options.request)?;
-    let format_err = |msg: String| Error::SourceFormat { source_name: label.to_string(), msg };
-    let wanted = Format::new(chosen.width, chosen.height, FourCC::new(&chosen.format.fourcc().0));
-    let actual = device
-        .set_format(&wanted)
-        .map_err(|e| format_err(format!("setting {} {}x{}: {e}", chosen.format, chosen.width, chosen.height)))?;
+    let format_err = |msg: String| Error::SourceFormat {
+        source_name: label.to_string(),
+        msg,
+    };
+    let wanted = Format::new(
+        chosen.width,
+        chosen.height,
+        FourCC::new(&chosen.format.fourcc().0),
+    );
+    let actual = device.set_format(&wanted).map_err(|e| {
+        format_err(format!(
+            "setting {} {}x{}: {e}",
+            chosen.format, chosen.width, chosen.height
+        ))
+    })?;
     let Some(format) = PixelFormat::from_fourcc(FourCc(actual.fourcc.repr)) else {
         return Err(format_err(format!(
             "asked for {}, the driver switched to {}",
@@ -301,17 +387,40 @@ fn open_live(path: &Path, label: &str, options: &CameraOptions) -> Result<(Live,
             actual.height
         );
     }
-    if let Some(Interval { numerator, denominator }) = chosen.interval {
+    if let Some(Interval {
+        numerator,
+        denominator,
+    }) = chosen.interval
+    {
         // Not every driver can set the rate; the stream still works at the device's own rate.
         if let Err(e) = device.set_params(&Parameters::new(Fraction::new(numerator, denominator))) {
             log::warn!("{label}: cannot set the frame rate: {e}");
         }
     }
     let mut stream = MmapStream::with_buffers(&device, Type::VideoCapture, options.buffers)
-        .map_err(|e| open_err(format!("cannot map {} capture buffers: {e}", options.buffers)))?;
+        .map_err(|e| {
+            open_err(format!(
+                "cannot map {} capture buffers: {e}",
+                options.buffers
+            ))
+        })?;
     stream.set_timeout(options.frame_timeout);
-    let layout = FrameLayout { width: actual.width, height: actual.height, stride: actual.stride };
-    Ok((Live { stream, device, format, layout, started: false }, caps.card, chosen))
+    let layout = FrameLayout {
+        width: actual.width,
+        height: actual.height,
+        stride: actual.stride,
+    };
+    Ok((
+        Live {
+            stream,
+            device,
+            format,
+            layout,
+            started: false,
+        },
+        caps.card,
+        chosen,
+    ))
 }
 
 /// Everything the node offers for capture, in the chooser's terms.
@@ -324,12 +433,24 @@ fn query_offers(device: &Device) -> io::Result<Vec<FormatOffer>> {
             for (width, height) in sample_sizes(&size.size) {
                 let intervals = device
                     .enum_frameintervals(desc.fourcc, width, height)
-                    .map(|list| list.iter().flat_map(|i| sample_intervals(&i.interval)).collect())
+                    .map(|list| {
+                        list.iter()
+                            .flat_map(|i| sample_intervals(&i.interval))
+                            .collect()
+                    })
                     .unwrap_or_default();
-                sizes.push(SizeOffer { width, height, intervals });
+                sizes.push(SizeOffer {
+                    width,
+                    height,
+                    intervals,
+                });
             }
         }
-        offers.push(FormatOffer { fourcc: FourCc(desc.fourcc.repr), description: desc.description.clone(), sizes });
+        offers.push(FormatOffer {
+            fourcc: FourCc(desc.fourcc.repr),
+            description: desc.description.clone(),
+            sizes,
+        });
     }
     Ok(offers)
 }
@@ -355,8 +476,12 @@ fn sample_sizes(size: &FrameSizeEnum) -> Vec<(u32, u32)> {
                 })
                 .collect();
             for k in (0..=n).step_by(stride).chain([n]) {
-                let w = s.min_width.saturating_add((k.min(n_w) as u32).saturating_mul(steps_w));
-                let h = s.min_height.saturating_add((k.min(n_h) as u32).saturating_mul(steps_h));
+                let w = s
+                    .min_width
+                    .saturating_add((k.min(n_w) as u32).saturating_mul(steps_w));
+                let h = s
+                    .min_height
+                    .saturating_add((k.min(n_h) as u32).saturating_mul(steps_h));
                 if !out.contains(&(w, h)) {
                     out.push((w, h));
                 }
@@ -367,7 +492,10 @@ fn sample_sizes(size: &FrameSizeEnum) -> Vec<(u32, u32)> {
 }
 
 fn sample_intervals(interval: &FrameIntervalEnum) -> Vec<Interval> {
-    let to = |f: &Fraction| Interval { numerator: f.numerator, denominator: f.denominator };
+    let to = |f: &Fraction| Interval {
+        numerator: f.numerator,
+        denominator: f.denominator,
+    };
     match interval {
         FrameIntervalEnum::Discrete(f) => vec![to(f)],
         // Both ends: the fastest and the slowest rate the device allows.
@@ -390,7 +518,10 @@ pub fn list_devices() -> Result<Vec<DeviceInfo>> {
         Err(_) => Vec::new(),
     };
     nodes.sort();
-    Ok(nodes.into_iter().map(|(_, path)| describe_node(path)).collect())
+    Ok(nodes
+        .into_iter()
+        .map(|(_, path)| describe_node(path))
+        .collect())
 }
 
 fn describe_node(path: PathBuf) -> DeviceInfo {
@@ -447,11 +578,15 @@ mod tests {
 
     #[test]
     fn opening_a_missing_device_is_a_clear_fatal_error() {
-        let err = Camera::open("/dev/video-gss-test-missing", CameraOptions::default()).err().unwrap();
+        let err = Camera::open("/dev/video-gss-test-missing", CameraOptions::default())
+            .err()
+            .unwrap();
         assert!(matches!(err, Error::SourceOpen { .. }), "{err}");
         assert!(!err.is_recoverable());
         assert!(err.to_string().contains("gss devices"), "{err}");
-        let err = Camera::open("/dev/null", CameraOptions::default()).err().unwrap();
+        let err = Camera::open("/dev/null", CameraOptions::default())
+            .err()
+            .unwrap();
         assert!(matches!(err, Error::SourceOpen { .. }), "{err}");
     }
 
@@ -469,7 +604,13 @@ mod tests {
         assert!(sizes.len() <= STEPWISE_SAMPLES + 6, "{sizes:?}");
         assert!(sizes.contains(&(640, 480)) && sizes.contains(&(1920, 1080)));
         assert!(sizes.contains(&(16, 16)));
-        assert_eq!(sample_sizes(&FrameSizeEnum::Discrete(Discrete { width: 8, height: 4 })), vec![(8, 4)]);
+        assert_eq!(
+            sample_sizes(&FrameSizeEnum::Discrete(Discrete {
+                width: 8,
+                height: 4
+            })),
+            vec![(8, 4)]
+        );
         let zero_step = FrameSizeEnum::Stepwise(Stepwise {
             min_width: 10,
             max_width: 10,

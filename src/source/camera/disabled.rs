@@ -15,7 +15,10 @@ pub struct Camera {
 impl Camera {
     /// Always an error in this build: cameras need the `v4l` feature.
     pub fn open(spec: &str, _options: CameraOptions) -> Result<Camera> {
-        Err(Error::SourceOpen { source_name: spec.to_string(), msg: REBUILD.into() })
+        Err(Error::SourceOpen {
+            source_name: spec.to_string(),
+            msg: REBUILD.into(),
+        })
     }
 
     /// The format, size and row stride in use (never called: no camera exists in this build).
@@ -40,7 +43,10 @@ impl FrameSource for Camera {
 
 /// Always an error in this build: listing cameras needs the `v4l` feature.
 pub fn list_devices() -> Result<Vec<DeviceInfo>> {
-    Err(Error::SourceOpen { source_name: "cameras".into(), msg: REBUILD.into() })
+    Err(Error::SourceOpen {
+        source_name: "cameras".into(),
+        msg: REBUILD.into(),
+    })
 }
 
 #[cfg(test)]

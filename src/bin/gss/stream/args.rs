@@ -42,7 +42,7 @@ pub struct Args {
     pub(super) lossless: bool,
     /// pipelined: prior and decoder on their own threads, overlapping consecutive frames;
     /// sequential: both on one thread with all the cores; auto: pipelined from 4 cores up
-    /// (on 2 cores sequential measured faster, see README)
+    /// (on 2 cores sequential measured faster: `cargo bench --bench stream` compares them)
     #[arg(long, value_enum, default_value_t = ModeArg::Auto)]
     pub(super) mode: ModeArg,
     /// What to write to --out per frame. Default: overlays for files and the bundled clip,

@@ -397,7 +397,10 @@ fn blocked_argmax_gather_and_transpose() {
 
     // tokens → embedding rows → NCHW by a transpose (as a 2-D one, and as the NHWC → NCHW
     // the decoders export, which is the blocked layout already) → 3×3 conv.
-    for (in_shape, perm) in [(vec![6, 4], vec![1, 0]), (vec![1, 2, 3, 4], vec![0, 3, 1, 2])] {
+    for (in_shape, perm) in [
+        (vec![6, 4], vec![1, 0]),
+        (vec![1, 2, 3, 4], vec![0, 3, 1, 2]),
+    ] {
         let table = noise(6 * 4, 4);
         let tokens: Vec<f32> = [0u32, 5, 2, 2, 1, 3]
             .iter()
@@ -480,7 +483,11 @@ fn depth_to_space_ref(x: &[f32], c: usize, r: usize, h: usize, w: usize, crd: bo
         for oy in 0..h * r {
             for ox in 0..w * r {
                 let (dy, dx) = (oy % r, ox % r);
-                let ch = if crd { (k * r + dy) * r + dx } else { (dy * r + dx) * c + k };
+                let ch = if crd {
+                    (k * r + dy) * r + dx
+                } else {
+                    (dy * r + dx) * c + k
+                };
                 y[(k * h * r + oy) * w * r + ox] = x[(ch * h + oy / r) * w + ox / r];
             }
         }
@@ -510,30 +517,50 @@ fn depth_to_space_from_the_blocked_layout() {
         d2s.iter_mut().for_each(|v| *v = v.max(0.0));
         // The residual: DepthToSpace of the same conv, without the ReLU (a second value).
         let mut with_res = d2s.clone();
-        with_res.iter_mut().zip(&depth_to_space_ref(&ya, c, r, h, w, crd)).for_each(|(v, e)| *v += e);
+        with_res
+            .iter_mut()
+            .zip(&depth_to_space_ref(&ya, c, r, h, w, crd))
+            .for_each(|(v, e)| *v += e);
         let permute = |input: usize, output: usize, post: Vec<Post>| Step {
             nodes: vec!["d2s".into()],
-            kernel: Kernel::Permute { in_shape: in_shape.clone(), perm: perm.clone() },
+            kernel: Kernel::Permute {
+                in_shape: in_shape.clone(),
+                perm: perm.clone(),
+            },
             input,
             output,
             post,
         };
         let conv_a = Step {
             nodes: vec!["a".into()],
-            kernel: Kernel::Conv { geo: a.clone(), weights: Arc::new(wa.clone()), bias: Arc::new(ba.clone()) },
+            kernel: Kernel::Conv {
+                geo: a.clone(),
+                weights: Arc::new(wa.clone()),
+                bias: Arc::new(ba.clone()),
+            },
             input: 0,
             output: 1,
             post: vec![],
         };
         let graph = Graph {
-            values: vec![value(3 * h * w), value(a.c_out * h * w), value(c * oh * ow), value(c * oh * ow), value(4 * oh * ow)],
+            values: vec![
+                value(3 * h * w),
+                value(a.c_out * h * w),
+                value(c * oh * ow),
+                value(c * oh * ow),
+                value(4 * oh * ow),
+            ],
             steps: vec![
                 conv_a.clone(),
                 permute(1, 2, vec![]),
                 permute(1, 3, vec![Post::Max(0.0), Post::AddValue(2)]),
                 Step {
                     nodes: vec!["b".into()],
-                    kernel: Kernel::Conv { geo: b.clone(), weights: Arc::new(wb.clone()), bias: Arc::new(bb.clone()) },
+                    kernel: Kernel::Conv {
+                        geo: b.clone(),
+                        weights: Arc::new(wb.clone()),
+                        bias: Arc::new(bb.clone()),
+                    },
                     input: 3,
                     output: 4,
                     post: vec![],
@@ -544,14 +571,23 @@ fn depth_to_space_from_the_blocked_layout() {
         };
         let kernels = Program::new(&graph, Path::new("t")).unwrap().kernels();
         assert!(
-            kernels.iter().all(|(_, k)| !k.contains("transpose") && !k.contains("to plain")),
+            kernels
+                .iter()
+                .all(|(_, k)| !k.contains("transpose") && !k.contains("to plain")),
             "DepthToSpace stays blocked: {kernels:?}"
         );
         let want = reference(&shape_of(&b), &with_res, &wb, &bb);
         let what = format!("c {c}, r {r}, crd {crd}");
         assert_close(&run(&graph, &x, None), &want, &what);
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
-        assert_close(&run(&graph, &x, Some(&pool)), &want, &format!("{what}, 2 threads"));
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        assert_close(
+            &run(&graph, &x, Some(&pool)),
+            &want,
+            &format!("{what}, 2 threads"),
+        );
 
         // As the graph's output: written plain, with its post chain.
         let graph = Graph {
@@ -561,14 +597,34 @@ fn depth_to_space_from_the_blocked_layout() {
             output: 2,
         };
         let kernels = Program::new(&graph, Path::new("t")).unwrap().kernels();
-        assert!(kernels.iter().any(|(_, k)| k.contains("depth-to-space (to plain)")), "{kernels:?}");
-        assert_close(&run(&graph, &x, Some(&pool)), &d2s, &format!("{what}, as the output"));
+        assert!(
+            kernels
+                .iter()
+                .any(|(_, k)| k.contains("depth-to-space (to plain)")),
+            "{kernels:?}"
+        );
+        assert_close(
+            &run(&graph, &x, Some(&pool)),
+            &d2s,
+            &format!("{what}, as the output"),
+        );
     }
 }
 
 /// An inverted-residual block (expand 1×1 + ReLU6 → depthwise + ReLU6 → project 1×1
-/// [+ the block's input]) as a graph, and its reference output.
-fn block_graph(c: usize, h: usize, w: usize, mid: usize, out: usize, stride: usize, expand: bool, seed: u32) -> (Graph, Vec<f32>, Vec<f32>) {
+/// [+ the block's input]) as a graph, and its reference output. The arguments are the block's
+/// own hyper-parameters, named at every call site as in the paper's tables.
+#[allow(clippy::too_many_arguments)]
+fn block_graph(
+    c: usize,
+    h: usize,
+    w: usize,
+    mid: usize,
+    out: usize,
+    stride: usize,
+    expand: bool,
+    seed: u32,
+) -> (Graph, Vec<f32>, Vec<f32>) {
     let clip = || vec![Post::Max(0.0), Post::Min(6.0)];
     let x = noise(c * h * w, seed);
     let dw_in = if expand { mid } else { c };
@@ -580,7 +636,11 @@ fn block_graph(c: usize, h: usize, w: usize, mid: usize, out: usize, stride: usi
     let (wp, bp) = (noise(out * dw_in, seed + 5), noise(out, seed + 6));
     let conv = |g: &ConvGeo, wt: &[f32], b: &[f32], input, output, post| Step {
         nodes: vec![format!("conv{output}")],
-        kernel: Kernel::Conv { geo: g.clone(), weights: Arc::new(wt.to_vec()), bias: Arc::new(b.to_vec()) },
+        kernel: Kernel::Conv {
+            geo: g.clone(),
+            weights: Arc::new(wt.to_vec()),
+            bias: Arc::new(b.to_vec()),
+        },
         input,
         output,
         post,
@@ -592,25 +652,54 @@ fn block_graph(c: usize, h: usize, w: usize, mid: usize, out: usize, stride: usi
     if expand {
         steps.push(conv(&e, &we, &be, 0, 1, clip()));
         values.push(value(dw_in * h * w));
-        t = reference(&shape_of(&e), &t, &we, &be).iter().map(|v| v.clamp(0.0, 6.0)).collect();
+        t = reference(&shape_of(&e), &t, &we, &be)
+            .iter()
+            .map(|v| v.clamp(0.0, 6.0))
+            .collect();
     }
     let a = values.len() - 1;
     steps.push(conv(&d, &wd, &bd, a, a + 1, clip()));
     values.push(value(dw_in * d.oh * d.ow));
-    t = reference(&shape_of(&d), &t, &wd, &bd).iter().map(|v| v.clamp(0.0, 6.0)).collect();
-    steps.push(conv(&p, &wp, &bp, a + 1, a + 2, if residual { vec![Post::AddValue(0)] } else { vec![] }));
+    t = reference(&shape_of(&d), &t, &wd, &bd)
+        .iter()
+        .map(|v| v.clamp(0.0, 6.0))
+        .collect();
+    steps.push(conv(
+        &p,
+        &wp,
+        &bp,
+        a + 1,
+        a + 2,
+        if residual {
+            vec![Post::AddValue(0)]
+        } else {
+            vec![]
+        },
+    ));
     values.push(value(out * d.oh * d.ow));
     let mut want = reference(&shape_of(&p), &t, &wp, &bp);
     if residual {
         want.iter_mut().zip(&x).for_each(|(v, r)| *v += r);
     }
     let output = values.len() - 1;
-    (Graph { values, steps, input: 0, output }, x, want)
+    (
+        Graph {
+            values,
+            steps,
+            input: 0,
+            output,
+        },
+        x,
+        want,
+    )
 }
 
 #[test]
 fn inverted_residual_blocks_run_as_one_kernel() {
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
     // (channels, h, w, expanded, out, stride, expand): MobileNetV2's shapes shrunk, odd planes,
     // channel counts off the lane count, one-row and one-pixel planes.
     for (i, &(c, h, w, mid, out, stride, expand)) in [
@@ -628,13 +717,20 @@ fn inverted_residual_blocks_run_as_one_kernel() {
         let (graph, x, want) = block_graph(c, h, w, mid, out, stride, expand, 10 * i as u32);
         let kernels = Program::new(&graph, Path::new("t")).unwrap().kernels();
         assert_eq!(
-            kernels.iter().filter(|(_, k)| k.starts_with("gss block")).count(),
+            kernels
+                .iter()
+                .filter(|(_, k)| k.starts_with("gss block"))
+                .count(),
             1,
             "one fused block: {kernels:?}"
         );
         let what = format!("block {c}→{mid}→{out} on {h}×{w}, stride {stride}, expand {expand}");
         assert_close(&run(&graph, &x, None), &want, &what);
-        assert_close(&run(&graph, &x, Some(&pool)), &want, &format!("{what}, 2 threads"));
+        assert_close(
+            &run(&graph, &x, Some(&pool)),
+            &want,
+            &format!("{what}, 2 threads"),
+        );
     }
     // An expansion read elsewhere too is kept as a kernel of its own (the depthwise conv and
     // the projection still fuse).
@@ -649,6 +745,14 @@ fn inverted_residual_blocks_run_as_one_kernel() {
     });
     graph.output = graph.values.len() - 2;
     let p = Program::new(&graph, Path::new("t")).unwrap();
-    assert!(!p.kernels().iter().any(|(_, k)| k.contains("expand")), "{:?}", p.kernels());
-    assert_close(&run(&graph, &x, None), &want, "block with its expansion read twice");
+    assert!(
+        !p.kernels().iter().any(|(_, k)| k.contains("expand")),
+        "{:?}",
+        p.kernels()
+    );
+    assert_close(
+        &run(&graph, &x, None),
+        &want,
+        "block with its expansion read twice",
+    );
 }
