@@ -240,6 +240,16 @@ pub struct WgpuBackend {
     windows: std::collections::HashMap<[usize; 2], Window>,
 }
 
+/// Little-endian f32s read back from the device, into a caller's buffer.
+fn f32s_into(bytes: &[u8], out: &mut Vec<f32>) {
+    out.clear();
+    out.extend(
+        bytes
+            .chunks_exact(4)
+            .map(|w| f32::from_le_bytes([w[0], w[1], w[2], w[3]])),
+    );
+}
+
 fn not_built(stage: &'static str) -> Error {
     Error::Usage {
         stage,
@@ -423,13 +433,7 @@ impl WgpuBackend {
             staging.size(),
         );
         let mut host = std::mem::take(&mut self.logits_host);
-        let read = self.submit_and_read("prior", enc, &staging, |b| {
-            host.clear();
-            host.extend(
-                b.chunks_exact(4)
-                    .map(|w| f32::from_le_bytes([w[0], w[1], w[2], w[3]])),
-            );
-        });
+        let read = self.submit_and_read("prior", enc, &staging, |b| f32s_into(b, &mut host));
         self.logits_host = host;
         read
     }
@@ -541,11 +545,7 @@ impl Backend for WgpuBackend {
             bytes,
         );
         self.submit_and_read("decoder", enc, &self.maskige_staging, |b| {
-            maskige.clear();
-            maskige.extend(
-                b.chunks_exact(4)
-                    .map(|w| f32::from_le_bytes([w[0], w[1], w[2], w[3]])),
-            );
+            f32s_into(b, maskige)
         })
     }
 
@@ -634,13 +634,7 @@ impl Backend for WgpuBackend {
             0,
             (len * 4) as u64,
         );
-        self.submit_and_read("decoder", enc, &staging, |b| {
-            maskige.clear();
-            maskige.extend(
-                b.chunks_exact(4)
-                    .map(|w| f32::from_le_bytes([w[0], w[1], w[2], w[3]])),
-            );
-        })
+        self.submit_and_read("decoder", enc, &staging, |b| f32s_into(b, maskige))
     }
 
     /// Both graphs in one submission; the token grid never leaves the device and `tokens` is
@@ -678,11 +672,7 @@ impl Backend for WgpuBackend {
         );
         tokens.clear();
         self.submit_and_read("decoder", enc, &self.maskige_staging, |b| {
-            maskige.clear();
-            maskige.extend(
-                b.chunks_exact(4)
-                    .map(|w| f32::from_le_bytes([w[0], w[1], w[2], w[3]])),
-            );
+            f32s_into(b, maskige)
         })?;
         Ok(GraphTimes {
             prior: start.elapsed(),
