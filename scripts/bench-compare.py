@@ -171,7 +171,8 @@ def main() -> None:
         default=[ROOT / "models/gss-edge-street8", ROOT / "models/gss-edge-street8-dense"],
         help="packages to compare, the first one first (default: the bundled, then the dense one)",
     )
-    ap.add_argument("--binary", type=Path, default=ROOT / "target/release/gss")
+    target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+    ap.add_argument("--binary", type=Path, default=target / "release/gss")
     ap.add_argument(
         "--threads", default=f"1,{os.cpu_count() or 1}", help="comma-separated thread counts"
     )
