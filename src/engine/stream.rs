@@ -164,9 +164,10 @@ fn tile_reuse(
     }))
 }
 
-/// Refuses a package whose stated halo is smaller than its decoder's reach: one token changed
-/// in the middle of a random grid must change no pixel farther than `halo` cells away, or
-/// reused tiles would differ from a full decode.
+/// Refuses a package whose stated halo is smaller than its decoder's reach: a wrong halo would
+/// give wrong masks without any error, so it is probed before the first frame. One token changed
+/// in the middle of a random grid must change no pixel farther than `halo` cells away, or reused
+/// tiles would differ from a full decode.
 fn check_halo(
     inner: &mut dyn Backend,
     package: &ModelPackage,

@@ -79,9 +79,6 @@ pub struct CpuBackend {
     threads: usize,
 }
 
-/// Token reuse trusts `decoder.halo`, and a halo smaller than the graph's reach would give wrong
-/// masks without any error, so it is probed before the first frame: one token changed in the
-/// middle of a random grid must change no pixel farther than `halo` cells away.
 impl CpuBackend {
     /// Loads and optimises the package's graphs (fp32, or the named variant) to run on every
     /// core, checking that their inputs and outputs are the ones model.json describes.
