@@ -41,7 +41,6 @@ struct TileReuse {
 /// A backend with the stream features `options` asked for.
 pub struct StreamBackend {
     inner: Box<dyn Backend>,
-    name: String,
     grid: [usize; 2],
     codes: usize,
     upsample: usize,
@@ -105,7 +104,6 @@ pub fn wrap(
         return Ok(inner);
     }
     Ok(Box::new(StreamBackend {
-        name: inner.name().to_string(),
         inner,
         grid: m.prior.grid,
         codes: m.prior.codebook_size,
@@ -267,7 +265,7 @@ impl StreamBackend {
 
 impl Backend for StreamBackend {
     fn name(&self) -> &str {
-        &self.name
+        self.inner.name()
     }
 
     fn run_prior(&mut self, image: &[f32], tokens: &mut Vec<i64>) -> Result<()> {

@@ -211,8 +211,8 @@ pub(super) fn open_device() -> Result<(wgpu::AdapterInfo, wgpu::Device, wgpu::Qu
 /// A decoder planned for a window of the token grid (token reuse).
 struct Window {
     program: Program,
+    /// Sized to the window's maskige, which is what is read back.
     staging: wgpu::Buffer,
-    maskige_len: usize,
 }
 
 pub struct WgpuBackend {
@@ -226,7 +226,6 @@ pub struct WgpuBackend {
     maskige_staging: wgpu::Buffer,
     image_len: usize,
     token_count: usize,
-    maskige_len: usize,
     codebook: usize,
     upload: Vec<u32>,
     /// Some(codes) when the prior was built to end with its token logits (a stream feature
@@ -376,7 +375,6 @@ impl WgpuBackend {
             maskige_staging,
             image_len: 3 * m.input.height * m.input.width,
             token_count,
-            maskige_len,
             codebook,
             upload: Vec::with_capacity(token_count),
             logits,
@@ -423,17 +421,10 @@ impl WgpuBackend {
         Self::check_len("prior", "the image", image.len(), self.image_len)?;
         self.queue
             .write_buffer(self.prior()?.input_buffer(), 0, bytemuck::cast_slice(image));
-        let mut enc = self.encoder();
-        self.prior()?.record(&mut enc, "prior");
-        enc.copy_buffer_to_buffer(
-            self.prior()?.output_buffer(),
-            0,
-            &staging,
-            0,
-            staging.size(),
-        );
         let mut host = std::mem::take(&mut self.logits_host);
-        let read = self.submit_and_read("prior", enc, &staging, |b| f32s_into(b, &mut host));
+        let read = self.run_programs("prior", &[self.prior()?], &staging, |b| {
+            f32s_into(b, &mut host)
+        });
         self.logits_host = host;
         read
     }
@@ -448,15 +439,23 @@ impl WgpuBackend {
         Ok(())
     }
 
-    /// Submits one command buffer that ends by copying `src` into `staging`, waits, and hands
-    /// the mapped bytes to `read`.
-    fn submit_and_read(
+    /// Records `programs` in order into one command buffer that ends by copying the last one's
+    /// output into `staging` (sized to what is read back), submits it, waits, and hands the
+    /// mapped bytes to `read`.
+    fn run_programs(
         &self,
         stage: &'static str,
-        encoder: wgpu::CommandEncoder,
+        programs: &[&Program],
         staging: &wgpu::Buffer,
         read: impl FnOnce(&[u8]),
     ) -> Result<()> {
+        let mut encoder = self.encoder();
+        for program in programs {
+            program.record(&mut encoder, stage);
+        }
+        if let Some(last) = programs.last() {
+            encoder.copy_buffer_to_buffer(last.output_buffer(), 0, staging, 0, staging.size());
+        }
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         self.queue.submit([encoder.finish()]);
         let (tx, rx) = mpsc::channel();
@@ -511,17 +510,7 @@ impl Backend for WgpuBackend {
         Self::check_len("prior", "the image", image.len(), self.image_len)?;
         self.queue
             .write_buffer(self.prior()?.input_buffer(), 0, bytemuck::cast_slice(image));
-        let mut enc = self.encoder();
-        self.prior()?.record(&mut enc, "prior");
-        let bytes = (self.token_count * 4) as u64;
-        enc.copy_buffer_to_buffer(
-            self.prior()?.output_buffer(),
-            0,
-            &self.tokens_staging,
-            0,
-            bytes,
-        );
-        self.submit_and_read("prior", enc, &self.tokens_staging, |b| {
+        self.run_programs("prior", &[self.prior()?], &self.tokens_staging, |b| {
             tokens.clear();
             tokens.extend(
                 b.chunks_exact(4)
@@ -534,17 +523,7 @@ impl Backend for WgpuBackend {
         Self::check_len("decoder", "the token grid", tokens.len(), self.token_count)?;
         let input = self.decoder()?.input_buffer().clone();
         self.upload_tokens(tokens, &input)?;
-        let mut enc = self.encoder();
-        self.decoder()?.record(&mut enc, "decoder");
-        let bytes = (self.maskige_len * 4) as u64;
-        enc.copy_buffer_to_buffer(
-            self.decoder()?.output_buffer(),
-            0,
-            &self.maskige_staging,
-            0,
-            bytes,
-        );
-        self.submit_and_read("decoder", enc, &self.maskige_staging, |b| {
+        self.run_programs("decoder", &[self.decoder()?], &self.maskige_staging, |b| {
             f32s_into(b, maskige)
         })
     }
@@ -591,14 +570,7 @@ impl Backend for WgpuBackend {
                     "building a {h}×{w} decoder window failed: {e}"
                 )));
             }
-            self.windows.insert(
-                [h, w],
-                Window {
-                    program,
-                    staging,
-                    maskige_len,
-                },
-            );
+            self.windows.insert([h, w], Window { program, staging });
         }
         Ok(())
     }
@@ -609,12 +581,8 @@ impl Backend for WgpuBackend {
         shape: [usize; 2],
         maskige: &mut Vec<f32>,
     ) -> Result<()> {
-        let (input, staging, len) = match self.windows.get(&shape) {
-            Some(w) => (
-                w.program.input_buffer().clone(),
-                w.staging.clone(),
-                w.maskige_len,
-            ),
+        let input = match self.windows.get(&shape) {
+            Some(w) => w.program.input_buffer().clone(),
             None => {
                 return Err(Error::Usage {
                     stage: "decoder",
@@ -624,17 +592,10 @@ impl Backend for WgpuBackend {
         };
         Self::check_len("decoder", "the window", tokens.len(), shape[0] * shape[1])?;
         self.upload_tokens(tokens, &input)?;
-        let mut enc = self.encoder();
         let window = &self.windows[&shape];
-        window.program.record(&mut enc, "decoder window");
-        enc.copy_buffer_to_buffer(
-            window.program.output_buffer(),
-            0,
-            &staging,
-            0,
-            (len * 4) as u64,
-        );
-        self.submit_and_read("decoder", enc, &staging, |b| f32s_into(b, maskige))
+        self.run_programs("decoder", &[&window.program], &window.staging, |b| {
+            f32s_into(b, maskige)
+        })
     }
 
     /// Both graphs in one submission; the token grid never leaves the device and `tokens` is
@@ -659,19 +620,9 @@ impl Backend for WgpuBackend {
         Self::check_len("prior", "the image", image.len(), self.image_len)?;
         self.queue
             .write_buffer(self.prior()?.input_buffer(), 0, bytemuck::cast_slice(image));
-        let mut enc = self.encoder();
-        self.prior()?.record(&mut enc, "prior");
-        self.decoder()?.record(&mut enc, "decoder");
-        let bytes = (self.maskige_len * 4) as u64;
-        enc.copy_buffer_to_buffer(
-            self.decoder()?.output_buffer(),
-            0,
-            &self.maskige_staging,
-            0,
-            bytes,
-        );
         tokens.clear();
-        self.submit_and_read("decoder", enc, &self.maskige_staging, |b| {
+        let programs = [self.prior()?, self.decoder()?];
+        self.run_programs("decoder", &programs, &self.maskige_staging, |b| {
             f32s_into(b, maskige)
         })?;
         Ok(GraphTimes {
