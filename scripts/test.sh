@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the project on a fresh machine: installs what is missing (Debian packages the
 # optional features need, the Python venv), checks the style (rustfmt, ruff), runs the Rust tests
-# with every feature under clippy (examples and benches built too), the Python tests, and the
-# builds without optional features.
+# with every feature under clippy (examples and benches built too), the Python tests (gss_convert,
+# and the gss Python package from its wheel), and the builds without optional features.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -28,8 +28,8 @@ if command -v rustup >/dev/null; then
     rustup component add rustfmt clippy >/dev/null 2>&1 || true
 fi
 cargo fmt --all --check
-convert/.venv/bin/ruff check convert examples scripts
-convert/.venv/bin/ruff format --check convert examples scripts
+convert/.venv/bin/ruff check convert examples scripts python
+convert/.venv/bin/ruff format --check convert examples scripts python
 
 # Clippy lints every target of the workspace (library, binaries, tests, examples, benches) inside
 # the test build itself: clippy-driver compiles the workspace's own crates as rustc would and
@@ -44,6 +44,16 @@ cargo test --all-features
 # The pytests that talk to a real gss (test_rerun.py reads back its recording, test_zenoh.py
 # subscribes to its stream) use the binary `cargo test --all-features` built above.
 GSS_BIN="${CARGO_TARGET_DIR:-$root/target}/debug/gss" convert/.venv/bin/python -m pytest convert/tests -q
+
+# The Python package (python/): maturin builds its wheel in the same target directory and dev
+# profile as the tests above (the clippy wrapper lints its crate too), the wheel is installed into
+# a fresh virtual environment, and its tests run from the repository root, so `import gss` is the
+# installed package, never the python/gss/ sources. They compare with the same `gss` binary.
+wheel=$(bash scripts/python-wheel.sh dev "${CARGO_TARGET_DIR:-$root/target}/wheels")
+rm -rf python/.venv-test
+"${PYTHON:-python3}" -m venv python/.venv-test
+python/.venv-test/bin/python -m pip install --quiet "$wheel[test]"
+GSS_BIN="${CARGO_TARGET_DIR:-$root/target}/debug/gss" python/.venv-test/bin/python -m pytest python/tests -q -p no:cacheprovider
 
 # Without optional features each optional part is its `disabled.rs` twin: the library's tests
 # run in that build too (each twin's test checks that it names the feature to enable), and the

@@ -147,6 +147,11 @@ pub enum Error {
     #[error("{option}: {msg}")]
     InvalidOption { option: &'static str, msg: String },
 
+    /// A frame handed over in the caller's memory ([`crate::frame_path::ImageView`]) whose
+    /// buffer does not hold the size it claims.
+    #[error("frame: {msg}")]
+    BadFrame { msg: String },
+
     #[error("{addr}: cannot listen for the live view: {source}; choose another ADDR:PORT (port 0 picks a free one)")]
     ServeBind {
         addr: String,

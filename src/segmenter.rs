@@ -4,7 +4,7 @@ use image::{GrayImage, RgbImage};
 
 use crate::engine::{cpu::CpuBackend, create_backend, Backend, BackendOptions, Graphs};
 use crate::error::Result;
-use crate::frame_path::{Fit, FramePath, StageTimings};
+use crate::frame_path::{Fit, FramePath, ImageView, StageTimings};
 use crate::model::ModelPackage;
 
 /// Segments frames with one model; every buffer is reused from frame to frame.
@@ -88,6 +88,14 @@ impl Segmenter {
     /// the frame size changes), so a stream allocates no output per frame.
     pub fn segment_into(&mut self, image: &RgbImage, out: &mut GrayImage) -> Result<()> {
         self.timings = self.path.segment_into(image, out)?;
+        Ok(())
+    }
+
+    /// [`segment_into`](Segmenter::segment_into) for a frame in the caller's memory (a numpy
+    /// array, a camera buffer; rows may be padded, channels BGR), read in place: no copy of the
+    /// frame is made.
+    pub fn segment_view_into(&mut self, image: ImageView, out: &mut GrayImage) -> Result<()> {
+        self.timings = self.path.segment_view_into(image, out)?;
         Ok(())
     }
 }

@@ -14,10 +14,11 @@ fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
         let name = name.to_string_lossy();
         if path.is_dir() {
             // Build outputs, virtual environments and git's own files are not the project's text.
-            if !matches!(
+            let skipped = matches!(
                 name.as_ref(),
-                "target" | ".git" | ".venv" | "node_modules" | "__pycache__" | "data" | "out"
-            ) {
+                "target" | ".git" | "node_modules" | "__pycache__" | "data" | "out"
+            );
+            if !skipped && !name.starts_with(".venv") {
                 files_under(&path, out);
             }
         } else {
@@ -82,4 +83,35 @@ fn the_library_does_not_use_the_command_lines_crates() {
         offenders.is_empty(),
         "the library uses the CLI's crates: {offenders:#?}"
     );
+}
+
+/// The Python wheel carries the bundled model through links in python/gss/models/ (maturin packs
+/// what they point at): one per file of the package, so a file added to the package cannot be
+/// left out of the wheel.
+#[test]
+fn the_python_package_links_every_file_of_the_bundled_model() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let model = root.join("models/gss-edge-street8");
+    let links = root.join("python/gss/models/gss-edge-street8");
+    let names = |dir: &Path| -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(names(&links), names(&model));
+    for name in names(&links) {
+        let link = links.join(&name);
+        let target = std::fs::read_link(&link)
+            .unwrap_or_else(|e| panic!("{}: not a link ({e})", link.display()));
+        assert_eq!(
+            std::fs::canonicalize(links.join(&target)).unwrap(),
+            std::fs::canonicalize(model.join(&name)).unwrap(),
+            "{}",
+            link.display()
+        );
+    }
 }

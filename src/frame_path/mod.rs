@@ -13,6 +13,7 @@
 pub mod geometry;
 pub mod postprocess;
 pub mod preprocess;
+pub mod view;
 
 use std::time::{Duration, Instant};
 
@@ -22,6 +23,7 @@ pub use crate::model::Fit;
 pub use geometry::UNSEEN;
 pub use postprocess::Postprocess;
 pub use preprocess::Preprocess;
+pub use view::{ChannelOrder, ImageView};
 
 use crate::engine::{Backend, Graphs};
 use crate::error::{Error, Result};
@@ -129,6 +131,16 @@ impl FramePath {
     /// The whole path in one backend call: class map at the image's own size into `out`
     /// (reallocated only when the frame size changes).
     pub fn segment_into(&mut self, image: &RgbImage, out: &mut GrayImage) -> Result<StageTimings> {
+        self.segment_view_into(image.into(), out)
+    }
+
+    /// [`segment_into`](FramePath::segment_into) for a frame in the caller's memory, read in
+    /// place.
+    pub fn segment_view_into(
+        &mut self,
+        image: ImageView,
+        out: &mut GrayImage,
+    ) -> Result<StageTimings> {
         let (pre, post) = match (&mut self.pre, &mut self.post) {
             (Some(pre), Some(post)) => (pre, post),
             _ => return Err(not_built("segment_into", "both graphs")),

@@ -1,9 +1,9 @@
 //! Frame → the prior's input: the fit's bilinear sampling and `(x − mean)/std` in one pass into
-//! NCHW f32, in a buffer reused from frame to frame.
-
-use image::RgbImage;
+//! NCHW f32, in a buffer reused from frame to frame. Frames are read through an [`ImageView`], in
+//! the caller's memory and channel order.
 
 use super::geometry::{fit_axes, AxisMap};
+use super::view::{ChannelOrder, ImageView};
 use crate::model::Fit;
 use crate::model::Manifest;
 
@@ -41,7 +41,8 @@ impl Preprocess {
     }
 
     /// The normalised input for `image`, valid until the next call.
-    pub fn run(&mut self, image: &RgbImage) -> &[f32] {
+    pub fn run<'a>(&mut self, image: impl Into<ImageView<'a>>) -> &[f32] {
+        let image = &image.into();
         if image.dimensions() == self.size {
             normalize_into(image, self.mean, self.std, &mut self.input);
             return &self.input;
@@ -64,19 +65,37 @@ impl Preprocess {
 /// f32, into the caller's buffer (3 × `ys.len()` × `xs.len()`): no intermediate image. Padding
 /// (outside the maps' `inside` ranges) is written as 0, the mean colour.
 pub fn resize_normalize_into(
-    image: &RgbImage,
+    image: &ImageView,
     xs: &AxisMap,
     ys: &AxisMap,
     mean: [f32; 3],
     std: [f32; 3],
     out: &mut [f32],
 ) {
-    gss_kernels::dispatch!(resize_normalize_portable(image, xs, ys, mean, std, out))
+    // The channel order is a constant in each copy, so BGR frames cost no more than RGB ones.
+    match image.order() {
+        ChannelOrder::Rgb => gss_kernels::dispatch!(resize_normalize_portable::<false>(
+            image, xs, ys, mean, std, out
+        )),
+        ChannelOrder::Bgr => gss_kernels::dispatch!(resize_normalize_portable::<true>(
+            image, xs, ys, mean, std, out
+        )),
+    }
+}
+
+/// Input channel of output channel `c`.
+#[inline(always)]
+fn channel<const BGR: bool>(c: usize) -> usize {
+    if BGR {
+        2 - c
+    } else {
+        c
+    }
 }
 
 #[inline(always)]
-fn resize_normalize_portable(
-    image: &RgbImage,
+fn resize_normalize_portable<const BGR: bool>(
+    image: &ImageView,
     xs: &AxisMap,
     ys: &AxisMap,
     mean: [f32; 3],
@@ -86,8 +105,6 @@ fn resize_normalize_portable(
     let (ow, oh) = (xs.len(), ys.len());
     let plane = ow * oh;
     debug_assert_eq!(out.len(), 3 * plane);
-    let src = image.as_raw();
-    let stride = image.width() as usize * 3;
     let inv = std.map(|s| 1.0 / s);
     for y in 0..oh {
         if !ys.inside.contains(&y) {
@@ -96,8 +113,8 @@ fn resize_normalize_portable(
             }
             continue;
         }
-        let top = &src[ys.first[y] as usize * stride..][..stride];
-        let bottom = &src[ys.second[y] as usize * stride..][..stride];
+        let top = image.row(ys.first[y] as usize);
+        let bottom = image.row(ys.second[y] as usize);
         let wy = ys.weight[y];
         for c in 0..3 {
             let row = &mut out[c * plane + y * ow..][..ow];
@@ -111,26 +128,43 @@ fn resize_normalize_portable(
                 xs.weight[x],
             );
             for c in 0..3 {
-                let t = top[a + c] as f32 + (top[b + c] as f32 - top[a + c] as f32) * wx;
-                let u = bottom[a + c] as f32 + (bottom[b + c] as f32 - bottom[a + c] as f32) * wx;
+                let (a, b) = (a + channel::<BGR>(c), b + channel::<BGR>(c));
+                let t = top[a] as f32 + (top[b] as f32 - top[a] as f32) * wx;
+                let u = bottom[a] as f32 + (bottom[b] as f32 - bottom[a] as f32) * wx;
                 out[c * plane + y * ow + x] = (t + (u - t) * wy - mean[c]) * inv[c];
             }
         }
     }
 }
 
-/// HWC u8 RGB → NCHW f32, `(x − mean)/std` per channel, into the caller's buffer.
-pub fn normalize_into(image: &RgbImage, mean: [f32; 3], std: [f32; 3], out: &mut [f32]) {
-    gss_kernels::dispatch!(normalize_portable(image, mean, std, out))
+/// HWC u8 → NCHW f32 RGB, `(x − mean)/std` per channel, into the caller's buffer.
+pub fn normalize_into(image: &ImageView, mean: [f32; 3], std: [f32; 3], out: &mut [f32]) {
+    match image.order() {
+        ChannelOrder::Rgb => {
+            gss_kernels::dispatch!(normalize_portable::<false>(image, mean, std, out))
+        }
+        ChannelOrder::Bgr => {
+            gss_kernels::dispatch!(normalize_portable::<true>(image, mean, std, out))
+        }
+    }
 }
 
 #[inline(always)]
-fn normalize_portable(image: &RgbImage, mean: [f32; 3], std: [f32; 3], out: &mut [f32]) {
-    let plane = (image.width() * image.height()) as usize;
+fn normalize_portable<const BGR: bool>(
+    image: &ImageView,
+    mean: [f32; 3],
+    std: [f32; 3],
+    out: &mut [f32],
+) {
+    let (w, h) = (image.width() as usize, image.height() as usize);
+    let plane = w * h;
     let inv = std.map(|s| 1.0 / s);
-    for (i, px) in image.as_raw().chunks_exact(3).enumerate() {
-        for c in 0..3 {
-            out[c * plane + i] = (px[c] as f32 - mean[c]) * inv[c];
+    for y in 0..h {
+        for (x, px) in image.row(y).chunks_exact(3).enumerate() {
+            let i = y * w + x;
+            for c in 0..3 {
+                out[c * plane + i] = (px[channel::<BGR>(c)] as f32 - mean[c]) * inv[c];
+            }
         }
     }
 }
@@ -139,6 +173,7 @@ fn normalize_portable(image: &RgbImage, mean: [f32; 3], std: [f32; 3], out: &mut
 mod tests {
     use super::super::geometry::fit_axes;
     use super::*;
+    use image::RgbImage;
 
     /// The module-doc formula for one output value, in f64, pixel by pixel; None for padding.
     fn reference(
@@ -193,7 +228,7 @@ mod tests {
                     AxisMap::new(ih as usize, oh, ay),
                 );
                 let mut out = vec![f32::NAN; 3 * ow * oh];
-                resize_normalize_into(&image, &xs, &ys, mean, std, &mut out);
+                resize_normalize_into(&(&image).into(), &xs, &ys, mean, std, &mut out);
                 for c in 0..3 {
                     for y in 0..oh {
                         for x in 0..ow {
@@ -212,12 +247,40 @@ mod tests {
     }
 
     #[test]
+    fn a_padded_bgr_view_gives_the_input_of_its_rgb_image() {
+        let image = noise_image(37, 23);
+        // The same pixels as BGR, each row followed by 5 bytes of padding.
+        let stride = 37 * 3 + 5;
+        let mut bgr = vec![0xAAu8; stride * 23];
+        for (y, row) in image.as_raw().chunks_exact(37 * 3).enumerate() {
+            for (x, px) in row.chunks_exact(3).enumerate() {
+                bgr[y * stride + 3 * x..][..3].copy_from_slice(&[px[2], px[1], px[0]]);
+            }
+        }
+        let view = ImageView::new(&bgr, 37, 23, stride, ChannelOrder::Bgr).unwrap();
+        let (mean, std) = ([120.0, 110.0, 100.0], [60.0, 55.0, 50.0]);
+        // The model's own size (plain normalisation) and another (sampling).
+        for (ow, oh) in [(37, 23), (16, 8)] {
+            let mut pre = Preprocess {
+                size: (ow, oh),
+                mean,
+                std,
+                fit: Fit::Letterbox,
+                input: vec![0.0; 3 * (ow * oh) as usize],
+                maps: None,
+            };
+            let want = pre.run(&image).to_vec();
+            assert_eq!(pre.run(view), &want[..], "{ow}x{oh}");
+        }
+    }
+
+    #[test]
     fn halving_averages_each_two_by_two_block() {
         let image = noise_image(8, 4);
         let (ax, ay) = fit_axes(Fit::Stretch, (8, 4), (4, 2));
         let (xs, ys) = (AxisMap::new(8, 4, ax), AxisMap::new(4, 2, ay));
         let mut out = vec![0f32; 3 * 4 * 2];
-        resize_normalize_into(&image, &xs, &ys, [0.0; 3], [1.0; 3], &mut out);
+        resize_normalize_into(&(&image).into(), &xs, &ys, [0.0; 3], [1.0; 3], &mut out);
         let p = |x: u32, y: u32, c: usize| image.get_pixel(x, y)[c] as f32;
         for (x, y) in [(0u32, 0u32), (3, 1)] {
             let want = (p(2 * x, 2 * y, 1)

@@ -317,6 +317,30 @@ impl ModelPackage {
         self.at_input_size(height, width)
     }
 
+    /// The package and the fit to run `frame_size` frames with under `fit` (the package's own
+    /// choice when None): [`Fit::Native`] reopens the package at the frame's aspect ratio
+    /// ([`at_native_size`](ModelPackage::at_native_size)), or stretches when the frame size is
+    /// not known yet.
+    pub fn fitted(self, fit: Option<Fit>, frame_size: Option<(u32, u32)>) -> Result<(Self, Fit)> {
+        let fit = fit.unwrap_or(self.manifest.input.fit);
+        if fit != Fit::Native {
+            return Ok((self, fit));
+        }
+        let Some((w, h)) = frame_size else {
+            return Ok((self, Fit::Stretch));
+        };
+        let native = self.at_native_size(w, h)?;
+        let input = &native.manifest.input;
+        log::info!(
+            "fit native: {w}x{h} frames run at {}x{} (exported at {}x{})",
+            input.width,
+            input.height,
+            self.manifest.input.width,
+            self.manifest.input.height
+        );
+        Ok((native, Fit::Native))
+    }
+
     /// (prior, decoder) file paths of the fp32 graphs or of a named variant.
     pub fn graph_files(&self, variant: Option<&str>) -> Result<(PathBuf, PathBuf)> {
         match variant {

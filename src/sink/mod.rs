@@ -15,4 +15,4 @@ pub mod stats;
 pub mod wire;
 pub mod zenoh;
 
-pub use overlay::blend_into;
+pub use overlay::{blend_into, blend_view_into};

@@ -6,7 +6,7 @@
 //! ([`Camera`], behind the `v4l` cargo feature) with what they need that does not depend on a
 //! device: pixel-format conversions ([`pixfmt`]), JPEG checks and MJPG repair ([`jpeg`]),
 //! format negotiation ([`negotiate`]), and the reopen policy for cameras that drop out
-//! ([`Backoff`]).
+//! ([`Backoff`]); and frames the application pushes in itself ([`PushSource`]).
 //! It does not own pacing of the pipeline, frame dropping or segmentation: a source only
 //! produces frames in order, as fast as it may (or at the rate it was asked to replay at).
 
@@ -18,6 +18,7 @@ pub mod frame_decoder;
 pub mod jpeg;
 pub mod negotiate;
 pub mod pixfmt;
+pub mod push;
 
 pub mod camera;
 
@@ -31,6 +32,7 @@ pub use frame_decoder::{FrameDecoder, FRAME_POOL_CAPACITY};
 pub use negotiate::{
     choose_format, describe_offers, ChosenFormat, FormatOffer, FormatRequest, Interval, SizeOffer,
 };
+pub use push::{push_source, PushSource, Pusher};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -40,7 +42,8 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone)]
 pub struct Frame {
     /// Position in the source (0, 1, 2, ...), not the pipeline's sequence number. Files count
-    /// every file they try, corrupt ones included, so a replayed clip keeps its numbering.
+    /// every file they try, corrupt ones included, so a replayed clip keeps its numbering; a
+    /// [`PushSource`]'s frames carry the label the application pushed them with.
     pub index: u64,
     pub captured_at: Instant,
     /// Shared so that the pipeline, an overlay subscriber and the source's own [`BufferPool`]

@@ -154,23 +154,7 @@ impl RunConfig {
         package: ModelPackage,
         frame_size: Option<(u32, u32)>,
     ) -> Result<(ModelPackage, Fit)> {
-        let fit = self.fit.unwrap_or(package.manifest.input.fit);
-        if fit != Fit::Native {
-            return Ok((package, fit));
-        }
-        let Some((w, h)) = frame_size else {
-            return Ok((package, Fit::Stretch));
-        };
-        let native = package.at_native_size(w, h).context("--fit native")?;
-        let input = &native.manifest.input;
-        log::info!(
-            "fit native: {w}x{h} frames run at {}x{} (exported at {}x{})",
-            input.width,
-            input.height,
-            package.manifest.input.width,
-            package.manifest.input.height
-        );
-        Ok((native, Fit::Native))
+        package.fitted(self.fit, frame_size).context("--fit native")
     }
 
     /// Total threads in effect, for reports.
