@@ -59,9 +59,11 @@ GSS_BIN="${CARGO_TARGET_DIR:-$root/target}/debug/gss" python/.venv-test/bin/pyth
 # run in that build too (each twin's test checks that it names the feature to enable), and the
 # default binary (the command line alone) builds and says how to get a camera. Both use the
 # default features, so they share one build of the dependencies; the library without `cli` is
-# the same code (tests/repository.rs checks that it names none of the CLI's crates).
-cargo test --lib
-cargo build --bin gss
+# the same code (tests/repository.rs checks that it names none of the CLI's crates). Naming
+# gss-python (which has no test target) puts the Python extension's dependencies into the feature
+# resolution, so these builds reuse the wheel's dependencies instead of compiling them again.
+cargo test --lib -p gss -p gss-python
+cargo build --bin gss -p gss -p gss-python
 said=$("${CARGO_TARGET_DIR:-$root/target}/debug/gss" stream --camera 0 --max-frames 1 2>&1 || true)
 if ! grep -q -- "--features v4l" <<<"$said"; then
     echo "the default gss does not say how to get camera support; it said: $said" >&2
