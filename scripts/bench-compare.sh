@@ -7,5 +7,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 bash scripts/setup-python.sh >/dev/null
-cargo build --release --quiet --bin gss
+# The same build as scripts/bench-python.sh's (gss-python in the feature resolution), so one
+# release build serves both.
+PYO3_BUILD_EXTENSION_MODULE=1 cargo build --release --quiet --bin gss -p gss -p gss-python
 exec convert/.venv/bin/python scripts/bench-compare.py "$@"

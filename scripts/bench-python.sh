@@ -7,7 +7,9 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 target="${CARGO_TARGET_DIR:-$root/target}"
-cargo build --release --quiet --bin gss
+# With gss-python in the feature resolution the binary and the wheel share every dependency
+# (scripts/test.sh does the same for the debug build).
+PYO3_BUILD_EXTENSION_MODULE=1 cargo build --release --quiet --bin gss -p gss -p gss-python
 wheel=$(bash scripts/python-wheel.sh release "$target/wheels-release")
 venv=python/.venv-bench
 if [[ ! -x "$venv/bin/python" ]]; then

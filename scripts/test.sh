@@ -61,7 +61,10 @@ GSS_BIN="${CARGO_TARGET_DIR:-$root/target}/debug/gss" python/.venv-test/bin/pyth
 # default features, so they share one build of the dependencies; the library without `cli` is
 # the same code (tests/repository.rs checks that it names none of the CLI's crates). Naming
 # gss-python (which has no test target) puts the Python extension's dependencies into the feature
-# resolution, so these builds reuse the wheel's dependencies instead of compiling them again.
+# resolution, so these builds reuse the wheel's dependencies instead of compiling them again
+# (cargo still builds its library: as maturin does, PYO3_BUILD_EXTENSION_MODULE keeps pyo3 from
+# linking libpython, which an extension module must not).
+export PYO3_BUILD_EXTENSION_MODULE=1
 cargo test --lib -p gss -p gss-python
 cargo build --bin gss -p gss -p gss-python
 said=$("${CARGO_TARGET_DIR:-$root/target}/debug/gss" stream --camera 0 --max-frames 1 2>&1 || true)

@@ -116,7 +116,10 @@ impl Segmenter {
                     *state = State::Ready(Box::new(build(settings, (**package).clone(), size)?));
                 }
                 let State::Ready(seg) = &mut *state else {
-                    unreachable!("made ready above");
+                    return Err(gss::Error::Usage {
+                        stage: "segmenter",
+                        msg: "the model was not planned for the frame".into(),
+                    });
                 };
                 // SAFETY: `_guard` keeps the array borrowed until this call returns.
                 let view = unsafe { raw.view(order) }?;
