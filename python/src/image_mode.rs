@@ -9,10 +9,11 @@ use gss::engine::{create_backend, Graphs};
 use gss::{Fit, ModelPackage, StageTimings};
 use image::GrayImage;
 use pyo3::prelude::*;
+use pyo3::PyClassInitializer;
 
 use crate::errors::{to_py, IntoPy};
 use crate::frame::{borrow_frame, classes_to_py, parse_order};
-use crate::options::{class_infos, ClassInfo, Settings};
+use crate::options::{ModelInfo, Settings};
 use crate::result::{confidence_to_py, SegmentResult};
 
 enum State {
@@ -29,10 +30,9 @@ enum State {
 /// `variant` a variant the manifest lists ("int8"); `fit` "stretch", "crop", "letterbox" or
 /// "native" (None: the package's choice); `confidence` whether results carry the prior's
 /// confidence grid (None: when the package's prior gives token logits).
-#[pyclass(module = "gss", frozen)]
+#[pyclass(module = "gss", frozen, extends = ModelInfo)]
 pub struct Segmenter {
     settings: Settings,
-    classes: Vec<ClassInfo>,
     input_size: (usize, usize),
     state: Mutex<State>,
 }
@@ -72,7 +72,7 @@ impl Segmenter {
         fit: Option<&str>,
         kernels: &str,
         confidence: Option<bool>,
-    ) -> PyResult<Self> {
+    ) -> PyResult<PyClassInitializer<Self>> {
         let settings = Settings::parse(model, threads, backend, variant, fit, kernels, confidence)?;
         let state = py
             .detach(|| -> gss::Result<State> {
@@ -87,12 +87,13 @@ impl Segmenter {
             State::Ready(seg) => seg.package(),
             State::Waiting(package) => package,
         };
-        Ok(Self {
-            classes: class_infos(package),
+        let info = ModelInfo::new(package);
+        let segmenter = Self {
             input_size: (package.manifest.input.width, package.manifest.input.height),
             settings,
             state: Mutex::new(state),
-        })
+        };
+        Ok(PyClassInitializer::from(info).add_subclass(segmenter))
     }
 
     /// Segments `frame` (H×W×3 uint8, any size; `channel_order="BGR"` for OpenCV's frames).
@@ -150,18 +151,6 @@ impl Segmenter {
         })
     }
 
-    /// The package's classes: id, name and display colour.
-    #[getter]
-    fn classes(&self) -> Vec<ClassInfo> {
-        self.classes.clone()
-    }
-
-    /// Display colour of each class, (R, G, B), indexed by class id: what `gss.overlay` takes.
-    #[getter]
-    fn colors(&self) -> Vec<(u8, u8, u8)> {
-        self.classes.iter().map(|c| c.color).collect()
-    }
-
     /// The package directory.
     #[getter]
     fn model(&self) -> String {
@@ -195,12 +184,12 @@ impl Segmenter {
         }
     }
 
-    fn __repr__(&self) -> String {
+    fn __repr__(slf: PyRef<'_, Self>) -> String {
         format!(
             "Segmenter(model={:?}, backend={:?}, classes={})",
-            self.model(),
-            self.backend().unwrap_or_else(|| "(first frame)".into()),
-            self.classes.len()
+            slf.model(),
+            slf.backend().unwrap_or_else(|| "(first frame)".into()),
+            slf.as_super().len()
         )
     }
 }

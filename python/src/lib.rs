@@ -33,6 +33,7 @@ fn _gss(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<result::SegmentResult>()?;
     m.add_class::<result::Timings>()?;
     m.add_class::<options::ClassInfo>()?;
+    m.add_class::<options::ModelInfo>()?;
     m.add_function(wrap_pyfunction!(stream::stream, m)?)?;
     m.add_function(wrap_pyfunction!(frame::overlay, m)?)?;
     m.add_function(wrap_pyfunction!(configure, m)?)?;

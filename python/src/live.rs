@@ -17,10 +17,11 @@ use gss::Pipeline;
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
+use pyo3::PyClassInitializer;
 
 use crate::errors::{to_py, GssError, IntoPy};
 use crate::frame::{borrow_frame, parse_order};
-use crate::options::{class_infos, ClassInfo, Settings};
+use crate::options::{ModelInfo, Settings};
 use crate::result::from_mask;
 
 /// How the two graphs share the threads: `mode` as `gss stream --mode` takes it, and the
@@ -55,12 +56,12 @@ pub fn start(
     policy: Policy,
     keep_frames: bool,
     source: impl gss::FrameSource + 'static,
-) -> PyResult<(Pipeline, Subscription, Vec<ClassInfo>, [usize; 2])> {
+) -> PyResult<(Pipeline, Subscription, ModelInfo, [usize; 2])> {
     let (mode, stage_threads) = plan(mode, settings.threads)?;
     let start = || -> gss::Result<_> {
         let (package, fit) = settings.open()?.fitted(settings.fit, frame_size)?;
         let options = settings.backend_options(&package, stage_threads);
-        let classes = class_infos(&package);
+        let info = ModelInfo::new(&package);
         let grid = package.manifest.prior.grid;
         let pipeline_options = PipelineOptions {
             policy,
@@ -77,7 +78,7 @@ pub fn start(
         let capacity = if policy == Policy::RealTime { 1 } else { 4 };
         let subscription = pipeline.subscribe(capacity, policy);
         pipeline.run(source)?;
-        Ok((pipeline, subscription, classes, grid))
+        Ok((pipeline, subscription, info, grid))
     };
     start().map_err(to_py)
 }
@@ -168,10 +169,9 @@ pub fn _close_all(py: Python<'_>) {
 /// one before (4 cores or more, the default there) or "sequential"; `frame_size` (width,
 /// height) plans `fit="native"` for the camera's frames. The other keywords are
 /// `Segmenter`'s. Use it as a context manager, or call `close()`.
-#[pyclass(module = "gss", frozen)]
+#[pyclass(module = "gss", frozen, extends = ModelInfo)]
 pub struct LiveSegmenter {
     shared: Arc<Shared>,
-    classes: Vec<ClassInfo>,
 }
 
 #[pymethods]
@@ -191,7 +191,7 @@ impl LiveSegmenter {
         confidence: Option<bool>,
         mode: &str,
         frame_size: Option<(u32, u32)>,
-    ) -> PyResult<Self> {
+    ) -> PyResult<PyClassInitializer<Self>> {
         if !callback.bind(py).is_callable() {
             return Err(PyTypeError::new_err(format!(
                 "callback: expected a callable taking one result; got {}",
@@ -200,7 +200,7 @@ impl LiveSegmenter {
         }
         let settings = Settings::parse(model, threads, backend, variant, fit, kernels, confidence)?;
         let (pusher, source) = push_source("Python frames", 1);
-        let (pipeline, subscription, classes, grid) =
+        let (pipeline, subscription, info, grid) =
             py.detach(|| start(&settings, mode, frame_size, Policy::RealTime, false, source))?;
         let counts = Arc::new(CallbackCounts::default());
         let thread_counts = counts.clone();
@@ -240,7 +240,7 @@ impl LiveSegmenter {
             open.retain(|w| w.strong_count() > 0);
             open.push(Arc::downgrade(&shared));
         }
-        Ok(Self { shared, classes })
+        Ok(PyClassInitializer::from(info).add_subclass(Self { shared }))
     }
 
     /// Hands `frame` (H×W×3 uint8) to the stream under `timestamp_ns` (any integer label ≥ 0:
@@ -319,18 +319,6 @@ impl LiveSegmenter {
             shared.counts.errors.load(Ordering::Relaxed),
         )?;
         Ok(dict)
-    }
-
-    /// The package's classes: id, name and display colour.
-    #[getter]
-    fn classes(&self) -> Vec<ClassInfo> {
-        self.classes.clone()
-    }
-
-    /// Display colour of each class, (R, G, B), indexed by class id.
-    #[getter]
-    fn colors(&self) -> Vec<(u8, u8, u8)> {
-        self.classes.iter().map(|c| c.color).collect()
     }
 
     /// Whether the gss threads are still running.

@@ -150,6 +150,40 @@ impl ClassInfo {
     }
 }
 
+/// What every segmenter (`Segmenter`, `LiveSegmenter`, `Stream`) tells of its package: the
+/// classes and their display colours. The base class of the three.
+#[pyclass(module = "gss", subclass, frozen)]
+pub struct ModelInfo {
+    classes: Vec<ClassInfo>,
+}
+
+impl ModelInfo {
+    pub fn new(package: &ModelPackage) -> Self {
+        Self {
+            classes: class_infos(package),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.classes.len()
+    }
+}
+
+#[pymethods]
+impl ModelInfo {
+    /// The package's classes: id, name and display colour.
+    #[getter]
+    fn classes(&self) -> Vec<ClassInfo> {
+        self.classes.clone()
+    }
+
+    /// Display colour of each class, (R, G, B), indexed by class id: what `gss.overlay` takes.
+    #[getter]
+    fn colors(&self) -> Vec<(u8, u8, u8)> {
+        self.classes.iter().map(|c| c.color).collect()
+    }
+}
+
 pub fn class_infos(package: &ModelPackage) -> Vec<ClassInfo> {
     package
         .manifest

@@ -12,10 +12,11 @@ use gss::Pipeline;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
+use pyo3::PyClassInitializer;
 
 use crate::errors::{to_py, IntoPy};
 use crate::live::start;
-use crate::options::{ClassInfo, Settings};
+use crate::options::{ModelInfo, Settings};
 use crate::result::{from_mask, SegmentResult};
 
 struct Running {
@@ -24,10 +25,9 @@ struct Running {
 }
 
 /// Results of `gss.stream(...)`, in source order; also a context manager.
-#[pyclass(module = "gss", frozen)]
+#[pyclass(module = "gss", frozen, extends = ModelInfo)]
 pub struct Stream {
     running: Mutex<Running>,
-    classes: Vec<ClassInfo>,
     grid: [usize; 2],
     /// The last counters of a finished stream.
     last: Mutex<gss::pipeline::Stats>,
@@ -57,7 +57,7 @@ pub fn stream(
     kernels: &str,
     confidence: Option<bool>,
     mode: &str,
-) -> PyResult<Stream> {
+) -> PyResult<Py<Stream>> {
     let settings = Settings::parse(model, threads, backend, variant, fit, kernels, confidence)?;
     let files = if Path::new(source).is_dir() {
         ImageFiles::from_dir(source)
@@ -81,17 +81,17 @@ pub fn stream(
     } else {
         Policy::RealTime
     };
-    let (pipeline, subscription, classes, grid) =
+    let (pipeline, subscription, info, grid) =
         py.detach(|| start(&settings, mode, frame_size, policy, frames, files))?;
-    Ok(Stream {
+    let stream = Stream {
         running: Mutex::new(Running {
             pipeline: Some(pipeline),
             subscription: Some(subscription),
         }),
-        classes,
         grid,
         last: Mutex::default(),
-    })
+    };
+    Py::new(py, PyClassInitializer::from(info).add_subclass(stream))
 }
 
 impl Stream {
@@ -151,18 +151,6 @@ impl Stream {
         dict.set_item("failed", stats.failed)?;
         dict.set_item("published", stats.published)?;
         Ok(dict)
-    }
-
-    /// The package's classes: id, name and display colour.
-    #[getter]
-    fn classes(&self) -> Vec<ClassInfo> {
-        self.classes.clone()
-    }
-
-    /// Display colour of each class, (R, G, B), indexed by class id.
-    #[getter]
-    fn colors(&self) -> Vec<(u8, u8, u8)> {
-        self.classes.iter().map(|c| c.color).collect()
     }
 
     /// Stops the stream early and ends its threads; raises the error that stopped it, if one
