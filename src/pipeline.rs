@@ -60,6 +60,30 @@ pub enum Mode {
     Sequential,
 }
 
+impl Mode {
+    /// The layout for a stream on `threads` threads (None: every core): pipelined from 4
+    /// threads up, where each graph still gets two; below that the two graphs would only take
+    /// cores from each other.
+    pub fn auto(threads: Option<usize>) -> Mode {
+        if threads.unwrap_or_else(crate::engine::cpu::available_threads) >= 4 {
+            Mode::Pipelined
+        } else {
+            Mode::Sequential
+        }
+    }
+
+    /// Threads each inference stage's backend gets (0: every core): `threads` when asked for,
+    /// else every core for the one stage of a sequential stream and half of them for each stage
+    /// of a pipelined one.
+    pub fn stage_threads(self, threads: Option<usize>) -> usize {
+        match (threads, self) {
+            (Some(n), _) => n,
+            (None, Mode::Sequential) => 0,
+            (None, Mode::Pipelined) => (crate::engine::cpu::available_threads() / 2).max(1),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct PipelineOptions {
     pub policy: Policy,

@@ -139,7 +139,7 @@ impl Segmenter {
             classes: classes_to_py(py, out.classes)?,
             confidence: out
                 .confidence
-                .map(|c| confidence_to_py(py, &c, out.grid))
+                .map(|c| confidence_to_py(py, c, out.grid))
                 .transpose()?,
             timings: out.timings.into(),
             timestamp_ns: None,

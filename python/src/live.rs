@@ -9,79 +9,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::thread::JoinHandle;
 
-use gss::engine::cpu::available_threads;
-use gss::engine::create_backend;
-use gss::pipeline::{Mode, PipelineOptions, Policy, Stats, Subscription};
+use gss::pipeline::{Policy, Stats};
 use gss::source::{push_source, Pusher};
 use gss::Pipeline;
-use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use pyo3::PyClassInitializer;
 
-use crate::errors::{to_py, GssError, IntoPy};
+use crate::errors::{GssError, IntoPy};
 use crate::frame::{borrow_frame, parse_order};
-use crate::options::{ModelInfo, Settings};
+use crate::options::{start_pipeline, ModelInfo, Settings};
 use crate::result::from_mask;
-
-/// How the two graphs share the threads: `mode` as `gss stream --mode` takes it, and the
-/// threads each inference stage gets.
-pub fn plan(mode: &str, threads: Option<usize>) -> PyResult<(Mode, usize)> {
-    let in_effect = threads.unwrap_or_else(available_threads);
-    let mode = match mode {
-        "pipelined" => Mode::Pipelined,
-        "sequential" => Mode::Sequential,
-        "auto" if in_effect >= 4 => Mode::Pipelined,
-        "auto" => Mode::Sequential,
-        other => {
-            return Err(PyValueError::new_err(format!(
-                "mode: unknown mode {other:?}; expected \"auto\", \"pipelined\" or \"sequential\""
-            )))
-        }
-    };
-    // Each stage of a pipelined stream gets half the cores unless told otherwise.
-    let stage_threads = match (threads, mode) {
-        (Some(n), _) => n,
-        (None, Mode::Sequential) => 0,
-        (None, Mode::Pipelined) => (in_effect / 2).max(1),
-    };
-    Ok((mode, stage_threads))
-}
-
-/// A pipeline for `settings`, started on `source`, with one subscription.
-pub fn start(
-    settings: &Settings,
-    mode: &str,
-    frame_size: Option<(u32, u32)>,
-    policy: Policy,
-    keep_frames: bool,
-    source: impl gss::FrameSource + 'static,
-) -> PyResult<(Pipeline, Subscription, ModelInfo, [usize; 2])> {
-    let (mode, stage_threads) = plan(mode, settings.threads)?;
-    let start = || -> gss::Result<_> {
-        let (package, fit) = settings.open()?.fitted(settings.fit, frame_size)?;
-        let options = settings.backend_options(&package, stage_threads);
-        let info = ModelInfo::new(&package);
-        let grid = package.manifest.prior.grid;
-        let pipeline_options = PipelineOptions {
-            policy,
-            mode,
-            queue_depth: 1,
-            keep_frames,
-            fit: Some(fit),
-        };
-        let mut pipeline = Pipeline::new(package, pipeline_options, |package, graphs| {
-            create_backend(package, &options, graphs)
-        })?;
-        // Real time: the callback gets the newest result; lossless: the iterator takes results at
-        // its own pace and the pipeline waits for it.
-        let capacity = if policy == Policy::RealTime { 1 } else { 4 };
-        let subscription = pipeline.subscribe(capacity, policy);
-        pipeline.run(source)?;
-        Ok((pipeline, subscription, info, grid))
-    };
-    start().map_err(to_py)
-}
 
 #[derive(Default)]
 struct CallbackCounts {
@@ -137,6 +76,24 @@ impl Shared {
             running.last = stats.clone();
         }
         joined.map(|_| ()).py_err()
+    }
+}
+
+impl Shared {
+    /// The pipeline's counters: as they stand while it runs, its last ones once joined.
+    fn stats(&self) -> Stats {
+        let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        match &running.pipeline {
+            Some(pipeline) => pipeline.stats(),
+            None => running.last.clone(),
+        }
+    }
+
+    /// Frames dropped waiting to enter the stream, inside it, and waiting for the callback.
+    fn drops(&self) -> (u64, u64, u64) {
+        let stats = self.stats();
+        let at_callback = stats.subscribers.iter().map(|s| s.dropped).sum();
+        (self.pusher.dropped(), stats.dropped(), at_callback)
     }
 }
 
@@ -200,8 +157,9 @@ impl LiveSegmenter {
         }
         let settings = Settings::parse(model, threads, backend, variant, fit, kernels, confidence)?;
         let (pusher, source) = push_source("Python frames", 1);
-        let (pipeline, subscription, info, grid) =
-            py.detach(|| start(&settings, mode, frame_size, Policy::RealTime, false, source))?;
+        let (pipeline, subscription, info, grid) = py.detach(|| {
+            start_pipeline(&settings, mode, frame_size, Policy::RealTime, false, source)
+        })?;
         let counts = Arc::new(CallbackCounts::default());
         let thread_counts = counts.clone();
         let callback = std::thread::Builder::new()
@@ -282,12 +240,9 @@ impl LiveSegmenter {
 
     /// Frames dropped so far, wherever they were dropped (see `stats`).
     #[getter]
-    fn dropped(&self, py: Python<'_>) -> PyResult<u64> {
-        let stats = self.stats(py)?;
-        match stats.get_item("dropped")? {
-            Some(dropped) => dropped.extract(),
-            None => Ok(0),
-        }
+    fn dropped(&self) -> u64 {
+        let (at_push, in_stream, at_callback) = self.shared.drops();
+        at_push + in_stream + at_callback
     }
 
     /// Counters: `pushed`; frames dropped waiting to enter the stream (`dropped_at_push`),
@@ -296,16 +251,8 @@ impl LiveSegmenter {
     #[getter]
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let shared = &self.shared;
-        let stats = {
-            let running = shared.running.lock().unwrap_or_else(|p| p.into_inner());
-            match &running.pipeline {
-                Some(pipeline) => pipeline.stats(),
-                None => running.last.clone(),
-            }
-        };
-        let at_push = shared.pusher.dropped();
-        let in_stream = stats.dropped();
-        let at_callback: u64 = stats.subscribers.iter().map(|s| s.dropped).sum();
+        let stats = shared.stats();
+        let (at_push, in_stream, at_callback) = shared.drops();
         let dict = PyDict::new(py);
         dict.set_item("pushed", shared.pusher.pushed())?;
         dict.set_item("dropped", at_push + in_stream + at_callback)?;

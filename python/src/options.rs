@@ -1,14 +1,16 @@
 //! The keywords every mode's constructor shares (`model`, `threads`, `backend`, `variant`,
-//! `fit`, `kernels`, `confidence`), checked once and turned into the library's options, and
-//! where the model is when none is named: the package inside the wheel.
+//! `fit`, `kernels`, `confidence`), checked once and turned into the library's options (a
+//! backend's, or a started pipeline's for the live and stream modes), and where the model is
+//! when none is named: the package inside the wheel.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use gss::engine::reuse::Reuse;
-use gss::engine::{BackendKind, BackendOptions, Kernels};
+use gss::engine::{create_backend, BackendKind, BackendOptions, Kernels};
 use gss::locate::{first_existing, Candidate};
-use gss::{Fit, ModelPackage};
+use gss::pipeline::{Mode, PipelineOptions, Policy, Subscription};
+use gss::{Fit, ModelPackage, Pipeline};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
@@ -128,6 +130,51 @@ impl Settings {
     pub fn model_dir(&self) -> &Path {
         &self.model_dir
     }
+}
+
+/// A pipeline for `settings`, started on `source`, with one subscription: the live mode's and
+/// the stream mode's. `mode` is `gss stream --mode`'s: "auto", "pipelined" or "sequential".
+pub fn start_pipeline(
+    settings: &Settings,
+    mode: &str,
+    frame_size: Option<(u32, u32)>,
+    policy: Policy,
+    keep_frames: bool,
+    source: impl gss::FrameSource + 'static,
+) -> PyResult<(Pipeline, Subscription, ModelInfo, [usize; 2])> {
+    let mode = match mode {
+        "pipelined" => Mode::Pipelined,
+        "sequential" => Mode::Sequential,
+        "auto" => Mode::auto(settings.threads),
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "mode: unknown mode {other:?}; expected \"auto\", \"pipelined\" or \"sequential\""
+            )))
+        }
+    };
+    let start = || -> gss::Result<_> {
+        let (package, fit) = settings.open()?.fitted(settings.fit, frame_size)?;
+        let options = settings.backend_options(&package, mode.stage_threads(settings.threads));
+        let info = ModelInfo::new(&package);
+        let grid = package.manifest.prior.grid;
+        let pipeline_options = PipelineOptions {
+            policy,
+            mode,
+            queue_depth: 1,
+            keep_frames,
+            fit: Some(fit),
+        };
+        let mut pipeline = Pipeline::new(package, pipeline_options, |package, graphs| {
+            create_backend(package, &options, graphs)
+        })?;
+        // Real time: the callback gets the newest result; lossless: the iterator takes results at
+        // its own pace and the pipeline waits for it.
+        let capacity = if policy == Policy::RealTime { 1 } else { 4 };
+        let subscription = pipeline.subscribe(capacity, policy);
+        pipeline.run(source)?;
+        Ok((pipeline, subscription, info, grid))
+    };
+    start().map_err(to_py)
 }
 
 /// One class of a package, as its manifest names it.

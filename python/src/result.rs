@@ -106,13 +106,13 @@ impl SegmentResult {
     }
 }
 
-/// The confidence grid as an h×w array.
+/// The confidence grid as an h×w array that takes over `values`.
 pub fn confidence_to_py(
     py: Python<'_>,
-    values: &[f32],
+    values: Vec<f32>,
     grid: [usize; 2],
 ) -> PyResult<Py<PyArray2<f32>>> {
-    let array = Array2::from_shape_vec((grid[0], grid[1]), values.to_vec())
+    let array = Array2::from_shape_vec((grid[0], grid[1]), values)
         .map_err(|e| PyValueError::new_err(format!("confidence grid: {e}")))?;
     Ok(PyArray2::from_owned_array(py, array).unbind())
 }
@@ -138,7 +138,7 @@ pub fn from_mask(
     let confidence = mask
         .confidence
         .as_ref()
-        .map(|c| confidence_to_py(py, c, grid))
+        .map(|c| confidence_to_py(py, c.to_vec(), grid))
         .transpose()?;
     Ok(SegmentResult {
         classes,

@@ -15,8 +15,7 @@ use pyo3::types::PyDict;
 use pyo3::PyClassInitializer;
 
 use crate::errors::{to_py, IntoPy};
-use crate::live::start;
-use crate::options::{ModelInfo, Settings};
+use crate::options::{start_pipeline, ModelInfo, Settings};
 use crate::result::{from_mask, SegmentResult};
 
 struct Running {
@@ -82,7 +81,7 @@ pub fn stream(
         Policy::RealTime
     };
     let (pipeline, subscription, info, grid) =
-        py.detach(|| start(&settings, mode, frame_size, policy, frames, files))?;
+        py.detach(|| start_pipeline(&settings, mode, frame_size, policy, frames, files))?;
     let stream = Stream {
         running: Mutex::new(Running {
             pipeline: Some(pipeline),

@@ -68,15 +68,9 @@ impl Plan {
         let mode = match args.mode {
             ModeArg::Pipelined => Mode::Pipelined,
             ModeArg::Sequential => Mode::Sequential,
-            ModeArg::Auto if config.threads_in_effect() >= 4 => Mode::Pipelined,
-            ModeArg::Auto => Mode::Sequential,
+            ModeArg::Auto => Mode::auto(config.threads),
         };
-        // Each stage of a pipelined stream gets half the cores unless told otherwise.
-        let stage_threads = match (config.threads, mode) {
-            (Some(n), _) => n,
-            (None, Mode::Sequential) => 0,
-            (None, Mode::Pipelined) => (config.threads_in_effect() / 2).max(1),
-        };
+        let stage_threads = mode.stage_threads(config.threads);
         Plan {
             policy,
             mode,
